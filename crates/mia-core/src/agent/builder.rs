@@ -1,0 +1,218 @@
+//! [`AgentBuilder`]: required seams as arguments, optional ones as setters, checked by `build`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{Agent, AgentConfig, Inner, RetryPolicy};
+use crate::allocator::{Allocator, EvenSplit};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::events::{EventSink, StoreSink};
+use crate::llm::LlmProvider;
+use crate::memory::MemoryStore;
+use crate::policy::{
+    ConsentRule, ContentPolicies, ContentPolicy, PermissiveSendPolicy, SendPolicies, SendPolicy,
+};
+use crate::store::Store;
+use crate::transport::Transport;
+
+/// Builds an [`Agent`]. Start with [`Agent::builder`].
+///
+/// A send policy is required: either a real one ([`send_policy`](Self::send_policy), such as
+/// `mia_safety::SendGuard`) or, for tests and demos only, the documented
+/// [`permissive_send_policy`](Self::permissive_send_policy). The same holds for the content
+/// policy. The consent rule runs before either and cannot be turned off.
+#[must_use]
+pub struct AgentBuilder {
+    llm: Arc<dyn LlmProvider>,
+    transport: Arc<dyn Transport>,
+    store: Option<Arc<dyn Store>>,
+    content: Option<Arc<dyn ContentPolicy>>,
+    send: Option<Arc<dyn SendPolicy>>,
+    allocator: Option<Arc<dyn Allocator>>,
+    sink: Option<Arc<dyn EventSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    seed: Option<u64>,
+    config: AgentConfig,
+}
+
+impl AgentBuilder {
+    pub(super) fn new(llm: Arc<dyn LlmProvider>, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            llm,
+            transport,
+            store: None,
+            content: None,
+            send: None,
+            allocator: None,
+            sink: None,
+            clock: None,
+            seed: None,
+            config: AgentConfig::default(),
+        }
+    }
+
+    /// Where everything is kept. Default: a fresh [`MemoryStore`].
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A store already shared with other parts of the host.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The content policy every generated or edited text passes.
+    pub fn content_policy(mut self, policy: impl ContentPolicy + 'static) -> Self {
+        self.content = Some(Arc::new(policy));
+        self
+    }
+
+    /// The send policy every send passes, after the built-in consent rule.
+    pub fn send_policy(mut self, policy: impl SendPolicy + 'static) -> Self {
+        self.send = Some(Arc::new(policy));
+        self
+    }
+
+    /// For tests and demos only: no send rules beyond consent, and no content rules. Consent is
+    /// still checked on every send.
+    pub fn permissive_policies(mut self) -> Self {
+        self.send = Some(Arc::new(PermissiveSendPolicy));
+        self.content = Some(Arc::new(ContentPolicies::new()));
+        self
+    }
+
+    /// Picks variants. Default: [`EvenSplit`].
+    pub fn allocator(mut self, allocator: impl Allocator + 'static) -> Self {
+        self.allocator = Some(Arc::new(allocator));
+        self
+    }
+
+    /// Receives events. Default: a [`StoreSink`] over the store.
+    pub fn event_sink(mut self, sink: impl EventSink + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// A sink already shared with other parts of the host (an analytics collector it reads).
+    pub fn shared_event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Wall time. Default: [`SystemClock`]; use [`SimClock`](crate::SimClock) for dry-runs.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Seeds the agent's randomness (retry jitter, campaign ids) for reproducible runs.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// This worker's name in leases. Default: `"worker-1"`.
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.config.worker_id = id.into();
+        self
+    }
+
+    /// How long a claim on a job lasts before another worker may take it. Default: 60 s.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config.lease = lease;
+        self
+    }
+
+    /// Retries of transient transport failures. Default: [`RetryPolicy::default`].
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.config.retry = retry;
+        self
+    }
+
+    /// The privacy notice version recorded with consents granted through `/start`.
+    pub fn notice_version(mut self, version: impl Into<String>) -> Self {
+        self.config.notice_version = version.into();
+        self
+    }
+
+    /// The reply sent once after a STOP.
+    pub fn stop_confirmation(mut self, text: impl Into<String>) -> Self {
+        self.config.stop_confirmation = text.into();
+        self
+    }
+
+    /// Checks the configuration and builds the agent.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no send or content policy was given, or a setting is out of range.
+    pub fn build(self) -> Result<Agent> {
+        let send = self.send.ok_or_else(|| {
+            Error::Config(
+                "no send policy: add one with .send_policy(..) (e.g. mia_safety::SendGuard), \
+                 or call .permissive_policies() in tests"
+                    .into(),
+            )
+        })?;
+        let content = self.content.ok_or_else(|| {
+            Error::Config(
+                "no content policy: add one with .content_policy(..) (e.g. \
+                 mia_safety::ContentGuard), or call .permissive_policies() in tests"
+                    .into(),
+            )
+        })?;
+        let c = &self.config;
+        if c.lease < Duration::from_secs(1) {
+            return Err(Error::Config("lease must be at least one second".into()));
+        }
+        if c.retry.max_attempts == 0 {
+            return Err(Error::Config(
+                "retry.max_attempts must be at least 1".into(),
+            ));
+        }
+        if c.retry.base_delay.is_zero() || c.retry.max_delay < c.retry.base_delay {
+            return Err(Error::Config(
+                "retry delays must be positive and max_delay >= base_delay".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&c.retry.jitter) {
+            return Err(Error::Config("retry.jitter must be within 0..=1".into()));
+        }
+        if c.worker_id.trim().is_empty() {
+            return Err(Error::Config("worker_id must not be empty".into()));
+        }
+        if c.claim_batch == 0 {
+            return Err(Error::Config("claim_batch must be at least 1".into()));
+        }
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let sink = self
+            .sink
+            .unwrap_or_else(|| Arc::new(StoreSink::new(Arc::clone(&store))));
+        let mut sends = SendPolicies::new().with(ConsentRule::default());
+        sends.push_arc(send);
+        let rng = match self.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::seed_from_u64(rand::random()),
+        };
+        Ok(Agent {
+            inner: Arc::new(Inner {
+                llm: self.llm,
+                transport: self.transport,
+                store,
+                content,
+                sends,
+                allocator: self.allocator.unwrap_or_else(|| Arc::new(EvenSplit)),
+                sink,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                config: self.config,
+                rng: Mutex::new(rng),
+                next_send: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+}

@@ -1,0 +1,372 @@
+//! Campaign creation: the LLM writes copy as structured output, the content policy checks every
+//! variant, escalations wait for a human.
+
+use serde_json::json;
+use tracing::Instrument;
+
+use super::Agent;
+use crate::campaign::{Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
+use crate::error::{Error, Result};
+use crate::ids::{CampaignId, ReviewId, VariantId, hex_digest};
+use crate::llm::{Completion, CompletionRequest, Message, ToolChoice, ToolSpec};
+use crate::policy::{ContentContext, ContentPolicy, Decision};
+use crate::store::{JobState, ReviewItem, ReviewState, ReviewSubject};
+
+/// The tool the model must call with the variants (structured output).
+pub(crate) const VARIANTS_TOOL: &str = "submit_variants";
+/// The spec travels in the prompt between these tags, as JSON.
+pub(crate) const SPEC_OPEN: &str = "<campaign_spec>";
+pub(crate) const SPEC_CLOSE: &str = "</campaign_spec>";
+
+const SYSTEM: &str = "You write short, honest Telegram messages for a business, sent only to \
+people who asked to hear from it. No false urgency, no guarantees of results, no health or \
+financial claims, no personal data. Every message ends with how to opt out \
+(\"Reply STOP to unsubscribe.\"). Submit the variants with the submit_variants tool.";
+
+pub(crate) fn variants_request(spec: &CampaignSpec) -> Result<CompletionRequest> {
+    let spec_json = serde_json::to_string(spec)
+        .map_err(|e| Error::invalid(format!("campaign spec cannot be serialised: {e}")))?;
+    let n = spec.variant_count;
+    Ok(CompletionRequest {
+        model: None,
+        system: Some(SYSTEM.into()),
+        messages: vec![Message::user(format!(
+            "Write {n} clearly different message variants in language {lang} for this \
+             campaign.\n{SPEC_OPEN}{spec_json}{SPEC_CLOSE}",
+            lang = spec.language
+        ))],
+        tools: vec![ToolSpec {
+            name: VARIANTS_TOOL.into(),
+            description: "Submit the message variants for the campaign.".into(),
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "variants": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": n,
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "text": { "type": "string", "maxLength": 4096 },
+                                "rationale": { "type": "string" }
+                            },
+                            "required": ["text"]
+                        }
+                    }
+                },
+                "required": ["variants"]
+            }),
+        }],
+        tool_choice: ToolChoice::Tool {
+            name: VARIANTS_TOOL.into(),
+        },
+        max_tokens: 1024,
+        temperature: Some(0.7),
+    })
+}
+
+/// The texts from the model's tool call: trimmed, non-empty, distinct, at most `max`.
+pub(crate) fn parse_variants(completion: &Completion, max: usize) -> Result<Vec<String>> {
+    let bad = |why: &str| Error::Llm {
+        message: format!("the model's variants are unusable: {why}"),
+        retryable: false,
+        source: None,
+    };
+    let input = completion
+        .tool_input(VARIANTS_TOOL)
+        .ok_or_else(|| bad("it did not call submit_variants"))?;
+    let items = input["variants"]
+        .as_array()
+        .ok_or_else(|| bad("`variants` is not an array"))?;
+    let mut texts: Vec<String> = Vec::new();
+    for item in items {
+        let text = item["text"].as_str().unwrap_or_default().trim();
+        if !text.is_empty() && !texts.iter().any(|t| t == text) {
+            texts.push(text.to_owned());
+        }
+    }
+    texts.truncate(max);
+    if texts.is_empty() {
+        return Err(bad("no non-empty text"));
+    }
+    Ok(texts)
+}
+
+fn variant_id(index: usize) -> VariantId {
+    // 1..=8 variants: A..H.
+    VariantId::new(char::from(b'A' + (index % 26) as u8).to_string())
+}
+
+fn review_id(campaign: &CampaignId, subject: &str) -> ReviewId {
+    ReviewId::new(format!(
+        "rev_{}",
+        &hex_digest(&[campaign.as_str().as_bytes(), subject.as_bytes()])[..16]
+    ))
+}
+
+impl Agent {
+    /// Creates a campaign: asks the LLM for copy, runs the content policy on every variant, and
+    /// queues escalations for review. Returns the campaign `approved` when at least one variant
+    /// passed and none waits for review, `in_review` while a reviewer must decide, or `aborted`
+    /// when the policy denied every variant.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad spec; an LLM or store error (the campaign then stays in
+    /// `generating` with the error recorded, and can be aborted).
+    pub async fn create_campaign(&self, spec: CampaignSpec) -> Result<Campaign> {
+        spec.validate()?;
+        let now = self.now();
+        let mut campaign = Campaign::draft(CampaignId::new(self.random_id("cmp")), spec, now);
+        self.inner.store.insert_campaign(&campaign).await?;
+        let span = tracing::info_span!("mia.campaign", campaign = %campaign.id, variants = tracing::field::Empty);
+        async {
+            campaign.transition(CampaignState::Generating, self.now())?;
+            self.inner.store.update_campaign(&campaign).await?;
+
+            let request = variants_request(&campaign.spec)?;
+            let llm_span = tracing::info_span!(
+                "mia.llm",
+                provider = self.inner.llm.name(),
+                input_tokens = tracing::field::Empty,
+                output_tokens = tracing::field::Empty,
+            );
+            let completion = match self.inner.llm.complete(&request).instrument(llm_span.clone()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    campaign.state_reason = Some(format!("generation failed: {e}"));
+                    self.inner.store.update_campaign(&campaign).await?;
+                    return Err(e);
+                }
+            };
+            llm_span.record("input_tokens", completion.usage.input_tokens);
+            llm_span.record("output_tokens", completion.usage.output_tokens);
+            let texts = parse_variants(&completion, usize::from(campaign.spec.variant_count))?;
+            tracing::Span::current().record("variants", texts.len());
+
+            let mut reviews = Vec::new();
+            let ctx = ContentContext {
+                campaign: Some(&campaign.id),
+                language: &campaign.spec.language,
+            };
+            let mut variants = Vec::with_capacity(texts.len());
+            for (i, text) in texts.into_iter().enumerate() {
+                let id = variant_id(i);
+                let verdict = self.inner.content.check(&text, &ctx);
+                let status = match verdict.decision {
+                    Decision::Allow => VariantStatus::Approved,
+                    Decision::Deny => VariantStatus::Rejected,
+                    // A deferral makes no sense for text; a human looks at it.
+                    Decision::Escalate | Decision::Defer { .. } => {
+                        reviews.push(ReviewItem {
+                            id: review_id(&campaign.id, &format!("variant:{id}")),
+                            campaign: campaign.id.clone(),
+                            subject: ReviewSubject::Variant { variant: id.clone() },
+                            text: text.clone(),
+                            trace: verdict.trace.clone(),
+                            state: ReviewState::Pending,
+                            reviewer: None,
+                            note: None,
+                            created_at: self.now(),
+                            resolved_at: None,
+                        });
+                        VariantStatus::InReview
+                    }
+                };
+                tracing::info!(variant = %id, decision = ?verdict.decision, rule = verdict.deciding_rule(), "mia.policy content");
+                variants.push(Variant {
+                    id,
+                    text,
+                    status,
+                    trace: verdict.trace,
+                });
+            }
+            campaign.variants = variants;
+            campaign.transition(CampaignState::InReview, self.now())?;
+            self.inner.store.insert_reviews(&reviews).await?;
+            settle_review(&mut campaign, self.now());
+            self.inner.store.update_campaign(&campaign).await?;
+            Ok(campaign)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Items waiting for a reviewer, oldest first.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> {
+        self.inner.store.pending_reviews().await
+    }
+
+    /// Approves an item as it is.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::InvalidInput`] if it was already decided.
+    pub async fn approve_review(&self, id: &ReviewId, reviewer: &str) -> Result<Campaign> {
+        self.resolve(id, reviewer, ReviewState::Approved, None)
+            .await
+    }
+
+    /// Approves an item with new text. The new text must pass the content policy outright.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the edit does not pass the content policy (with the rule), or
+    /// the item is not a variant, or was already decided.
+    pub async fn edit_review(&self, id: &ReviewId, reviewer: &str, text: &str) -> Result<Campaign> {
+        let state = ReviewState::Edited {
+            text: text.trim().to_owned(),
+        };
+        self.resolve(id, reviewer, state, None).await
+    }
+
+    /// Rejects an item.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::InvalidInput`] if it was already decided.
+    pub async fn reject_review(
+        &self,
+        id: &ReviewId,
+        reviewer: &str,
+        note: &str,
+    ) -> Result<Campaign> {
+        self.resolve(id, reviewer, ReviewState::Rejected, Some(note.to_owned()))
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        id: &ReviewId,
+        reviewer: &str,
+        decision: ReviewState,
+        note: Option<String>,
+    ) -> Result<Campaign> {
+        if reviewer.trim().is_empty() {
+            return Err(Error::invalid("reviewer must be named"));
+        }
+        let mut item = self
+            .inner
+            .store
+            .review(id)
+            .await?
+            .ok_or_else(|| Error::not_found("review", id))?;
+        if item.state != ReviewState::Pending {
+            return Err(Error::invalid(format!("review {id} was already decided")));
+        }
+        let mut campaign = self.campaign(&item.campaign).await?;
+        let now = self.now();
+        match &item.subject {
+            ReviewSubject::Variant { variant } => {
+                let new_text = match &decision {
+                    ReviewState::Edited { text } => {
+                        let ctx = ContentContext {
+                            campaign: Some(&campaign.id),
+                            language: &campaign.spec.language,
+                        };
+                        let verdict = self.inner.content.check(text, &ctx);
+                        if !verdict.is_allow() {
+                            return Err(Error::invalid(format!(
+                                "the edited text does not pass the content policy ({})",
+                                verdict.deciding_rule().unwrap_or("unknown rule")
+                            )));
+                        }
+                        Some((text.clone(), verdict.trace))
+                    }
+                    _ => None,
+                };
+                let v = campaign
+                    .variants
+                    .iter_mut()
+                    .find(|v| &v.id == variant)
+                    .ok_or_else(|| Error::not_found("variant", variant))?;
+                v.status = if decision == ReviewState::Rejected {
+                    VariantStatus::Rejected
+                } else {
+                    VariantStatus::Approved
+                };
+                if let Some((text, trace)) = new_text {
+                    v.text = text;
+                    v.trace = trace;
+                }
+                settle_review(&mut campaign, now);
+            }
+            ReviewSubject::Send { job } => {
+                if matches!(decision, ReviewState::Edited { .. }) {
+                    return Err(Error::invalid(
+                        "a held send can be approved or rejected, not edited",
+                    ));
+                }
+                let held = self.inner.store.job(job).await?;
+                if held.is_some_and(|j| j.state == JobState::Held) {
+                    self.inner
+                        .store
+                        .release_held(job, decision == ReviewState::Approved, now)
+                        .await?;
+                }
+            }
+        }
+        item.state = decision;
+        item.reviewer = Some(reviewer.to_owned());
+        item.note = note;
+        item.resolved_at = Some(now);
+        self.inner.store.resolve_review(&item, &campaign).await?;
+        Ok(campaign)
+    }
+}
+
+/// Moves a campaign in review on once no variant waits: approved if any variant passed,
+/// aborted if none did.
+fn settle_review(campaign: &mut Campaign, now: jiff::Timestamp) {
+    if campaign.state != CampaignState::InReview
+        || campaign
+            .variants
+            .iter()
+            .any(|v| v.status == VariantStatus::InReview)
+    {
+        return;
+    }
+    let result = if campaign.approved_variants().next().is_some() {
+        campaign.transition(CampaignState::Approved, now)
+    } else {
+        campaign.state_reason = Some("every variant was rejected".into());
+        campaign.transition(CampaignState::Aborted, now)
+    };
+    // Both edges leave in_review, which we just checked.
+    debug_assert!(result.is_ok());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ContentBlock, StopReason, Usage};
+
+    fn completion(input: serde_json::Value) -> Completion {
+        Completion {
+            model: "m".into(),
+            content: vec![ContentBlock::ToolUse {
+                id: "t".into(),
+                name: VARIANTS_TOOL.into(),
+                input,
+            }],
+            stop_reason: StopReason::ToolUse,
+            usage: Usage::default(),
+            cost_micro_usd: 0,
+        }
+    }
+
+    #[test]
+    fn variants_are_trimmed_deduplicated_and_capped() {
+        let c = completion(json!({"variants": [
+            {"text": " one "}, {"text": "one"}, {"text": ""}, {"text": "two"}, {"text": "three"}
+        ]}));
+        assert_eq!(parse_variants(&c, 2).unwrap(), vec!["one", "two"]);
+    }
+
+    #[test]
+    fn unusable_output_is_an_error_not_a_panic() {
+        assert!(parse_variants(&completion(json!({"variants": "x"})), 2).is_err());
+        assert!(parse_variants(&completion(json!({"variants": []})), 2).is_err());
+        assert!(parse_variants(&completion(json!(null)), 2).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! Inbound: `/start` grants consent with evidence, STOP withdraws it at once, everything else
+//! becomes events attributed to the message it follows.
+
+use super::Agent;
+use super::worker::RunStats;
+use crate::allocator::Reward;
+use crate::consent::{ConsentRecord, Evidence, Purpose};
+use crate::contact::Contact;
+use crate::error::Result;
+use crate::event::{Event, EventKind};
+use crate::ids::{ContactId, EventId, IdempotencyKey};
+use crate::message::{OutboundMessage, SendOutcome};
+use crate::policy::{SendContext, SendKind, SendPolicy};
+use crate::store::Job;
+use crate::transport::{InboundEvent, InboundKind};
+
+/// Words that, sent alone, mean "stop messaging me" (compared case-insensitively, trimmed).
+const STOP_WORDS: &[&str] = &[
+    "stop",
+    "/stop",
+    "stopall",
+    "unsubscribe",
+    "/unsubscribe",
+    "cancel",
+    "end",
+    "quit",
+    "opt out",
+    "optout",
+    "стоп",
+    "отписаться",
+    "abmelden",
+    "baja",
+    "arrêt",
+    "arret",
+    "parar",
+];
+
+/// Whether `text` is a request to stop messages.
+pub fn is_stop_request(text: &str) -> bool {
+    let t = text.trim().trim_end_matches(['.', '!']).to_lowercase();
+    STOP_WORDS.contains(&t.as_str())
+}
+
+impl Agent {
+    /// Takes pending inbound events from the transport and handles them.
+    ///
+    /// # Errors
+    /// A transport, store or sink error.
+    pub async fn poll_inbound(&self) -> Result<RunStats> {
+        let events = self.inner.transport.receive().await?;
+        self.handle_inbound(&events).await
+    }
+
+    /// Handles inbound events: `/start [purpose]` grants consent (for `marketing` unless the
+    /// payload names another purpose) with the update as evidence; STOP and its synonyms
+    /// withdraw every purpose, cancel queued jobs in the same transaction, and send one
+    /// confirmation; reads, clicks, replies and conversions become events attributed to the
+    /// campaign and variant of the message they follow. Text from contacts is data, never an
+    /// instruction to the agent.
+    ///
+    /// # Errors
+    /// A store or sink error.
+    pub async fn handle_inbound(&self, events: &[InboundEvent]) -> Result<RunStats> {
+        let mut stats = RunStats::default();
+        for event in events {
+            stats.inbound += 1;
+            let contact = self.inner.store.contact_by_peer(&event.peer).await?;
+            match (&event.kind, contact) {
+                (InboundKind::Command { name, payload }, contact) if name == "start" => {
+                    self.opt_in(event, payload, contact).await?;
+                }
+                (InboundKind::Command { name, .. }, Some(contact)) if is_stop_request(name) => {
+                    self.stop(event, &contact).await?;
+                }
+                (InboundKind::Text { text, .. }, Some(contact)) if is_stop_request(text) => {
+                    self.stop(event, &contact).await?;
+                }
+                (InboundKind::Text { reply_to, .. }, Some(contact)) => {
+                    let job = match reply_to {
+                        Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
+                        None => None,
+                    };
+                    self.record_inbound(event, &contact.id, job.as_ref(), EventKind::Replied)
+                        .await?;
+                }
+                (InboundKind::Delivered { message_id }, Some(c)) => {
+                    self.attributed(event, &c.id, *message_id, EventKind::Delivered)
+                        .await?;
+                }
+                (InboundKind::Read { message_id }, Some(c)) => {
+                    self.attributed(event, &c.id, *message_id, EventKind::Read)
+                        .await?;
+                }
+                (InboundKind::Clicked { message_id }, Some(c)) => {
+                    self.attributed(event, &c.id, *message_id, EventKind::Clicked)
+                        .await?;
+                }
+                (
+                    InboundKind::Converted {
+                        message_id,
+                        value_minor,
+                    },
+                    Some(c),
+                ) => {
+                    let kind = EventKind::Converted {
+                        value_minor: *value_minor,
+                    };
+                    if let Some(job) = self.attributed(event, &c.id, *message_id, kind).await?
+                        && let Some(variant) = job.variant
+                    {
+                        self.inner.allocator.observe(&Reward {
+                            campaign: job.campaign,
+                            contact: c.id.clone(),
+                            variant,
+                            value: *value_minor as f64,
+                        });
+                    }
+                }
+                (InboundKind::Blocked, Some(c)) => {
+                    self.record_inbound(event, &c.id, None, EventKind::Blocked)
+                        .await?;
+                }
+                (_, None) => {
+                    tracing::debug!(update = %event.id, "inbound event from an unknown chat ignored");
+                }
+                (InboundKind::Command { .. }, Some(_)) => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn attributed(
+        &self,
+        event: &InboundEvent,
+        contact: &ContactId,
+        message_id: i64,
+        kind: EventKind,
+    ) -> Result<Option<Job>> {
+        let job = self.inner.store.job_by_message(contact, message_id).await?;
+        self.record_inbound(event, contact, job.as_ref(), kind)
+            .await?;
+        Ok(job)
+    }
+
+    async fn record_inbound(
+        &self,
+        event: &InboundEvent,
+        contact: &ContactId,
+        job: Option<&Job>,
+        kind: EventKind,
+    ) -> Result<()> {
+        let e = Event {
+            id: EventId::derived(&event.id, kind.name()),
+            at: event.at,
+            contact: contact.clone(),
+            campaign: job.map(|j| j.campaign.clone()),
+            variant: job.and_then(|j| j.variant.clone()),
+            kind,
+        };
+        self.inner.sink.record(std::slice::from_ref(&e)).await
+    }
+
+    async fn opt_in(
+        &self,
+        event: &InboundEvent,
+        payload: &str,
+        contact: Option<Contact>,
+    ) -> Result<()> {
+        let contact = match contact {
+            Some(c) => c,
+            None => {
+                // Someone who writes to us first becomes a contact; they asked to hear from us.
+                let c = Contact::new(
+                    format!("tg:{}", event.peer.id),
+                    event.peer,
+                    &self.inner.config.default_time_zone,
+                    event.at,
+                )?;
+                self.inner
+                    .store
+                    .upsert_contacts(std::slice::from_ref(&c))
+                    .await?;
+                c
+            }
+        };
+        let purpose = match payload.trim() {
+            "" => Purpose::marketing(),
+            p => Purpose::new(p),
+        };
+        let record = ConsentRecord::grant(
+            contact.id.clone(),
+            purpose,
+            Evidence::new(
+                "telegram_start",
+                format!("update={} payload={payload}", event.id),
+            ),
+            self.inner.config.notice_version.clone(),
+            event.at,
+        );
+        self.inner
+            .store
+            .append_consent(std::slice::from_ref(&record))
+            .await?;
+        self.record_inbound(event, &contact.id, None, EventKind::OptedIn)
+            .await
+    }
+
+    async fn stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
+        let evidence = Evidence::new("stop_keyword", format!("update={}", event.id));
+        let cancelled = self.opt_out(&contact.id, evidence).await?;
+        tracing::info!(cancelled, "mia.inbound stop");
+        self.record_inbound(event, &contact.id, None, EventKind::OptedOut)
+            .await?;
+        self.confirm_stop(event, contact).await
+    }
+
+    /// One confirmation, through the send policy like every send. Its key derives from the
+    /// update id, so a redelivered STOP does not confirm twice.
+    async fn confirm_stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
+        let now = self.now();
+        let history = self.inner.store.consent_history(&contact.id).await?;
+        let purpose = Purpose::new("service");
+        let verdict = self.inner.sends.check(&SendContext {
+            contact,
+            kind: SendKind::ServiceReply {
+                in_response_to: event.at.min(now),
+            },
+            purpose: &purpose,
+            consent_history: &history,
+            recent_sends: &[],
+            campaign: None,
+            now,
+        });
+        if !verdict.is_allow() {
+            tracing::info!(
+                rule = verdict.deciding_rule(),
+                "mia.policy stop confirmation not sent"
+            );
+            return Ok(());
+        }
+        let message = OutboundMessage {
+            key: IdempotencyKey::new(format!("stop:{}", event.id)),
+            campaign: None,
+            contact: contact.id.clone(),
+            peer: contact.peer,
+            variant: None,
+            text: self.inner.config.stop_confirmation.clone(),
+            silent: true,
+        };
+        match self.inner.transport.send(&message).await {
+            Ok(SendOutcome::Sent { .. }) => {}
+            Ok(other) => {
+                tracing::info!(outcome = ?other, "mia.send stop confirmation not delivered")
+            }
+            // The withdrawal already holds; a lost confirmation must not undo or block it.
+            Err(e) => tracing::warn!(error = %e, "mia.send stop confirmation failed"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_words_match_alone_not_inside_sentences() {
+        for t in [
+            "STOP",
+            " stop ",
+            "Stop!",
+            "/stop",
+            "Unsubscribe",
+            "СТОП",
+            "opt out",
+        ] {
+            assert!(is_stop_request(t), "{t}");
+        }
+        for t in ["don't stop", "stopwatch", "when does the sale end?", ""] {
+            assert!(!is_stop_request(t), "{t}");
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The [`Agent`]: the orchestrator that takes a campaign from spec to copy to guard to outbox to
+//! transport to events.
+
+mod builder;
+pub(crate) mod generate;
+mod inbound;
+pub use inbound::is_stop_request;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::RngExt;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+pub use builder::AgentBuilder;
+pub use worker::RunStats;
+
+use crate::allocator::Allocator;
+use crate::campaign::{Audience, Campaign, CampaignState};
+use crate::clock::Clock;
+use crate::consent::{ConsentRecord, ConsentStatus, Evidence, consent_state};
+use crate::contact::Contact;
+use crate::error::{Error, Result};
+use crate::events::EventSink;
+use crate::ids::{CampaignId, ContactId, IdempotencyKey};
+use crate::llm::LlmProvider;
+use crate::policy::{ContentPolicy, SendPolicies};
+use crate::store::{NewJob, Store};
+use crate::transport::Transport;
+
+/// Retries of transient transport failures: exponential backoff with jitter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts before a job goes to the dead letter queue (counting rate-limit waits).
+    pub max_attempts: u32,
+    /// The first delay.
+    pub base_delay: Duration,
+    /// The longest delay.
+    pub max_delay: Duration,
+    /// Up to this fraction of each delay is taken off at random (0..=1), so workers that failed
+    /// together do not retry together.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
+            jitter: 0.25,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (0-based), given a uniform draw `u` in [0, 1).
+    pub fn delay(&self, attempt: u32, u: f64) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(30));
+        let full = self.base_delay.saturating_mul(factor).min(self.max_delay);
+        full.mul_f64(1.0 - self.jitter * u.clamp(0.0, 1.0))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct AgentConfig {
+    pub(crate) worker_id: String,
+    pub(crate) lease: Duration,
+    pub(crate) claim_batch: usize,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) notice_version: String,
+    pub(crate) stop_confirmation: String,
+    pub(crate) default_time_zone: String,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: "worker-1".into(),
+            lease: Duration::from_secs(60),
+            claim_batch: 64,
+            retry: RetryPolicy::default(),
+            notice_version: "1".into(),
+            stop_confirmation: "You are unsubscribed and will get no more messages from us. \
+                                Send /start to subscribe again."
+                .into(),
+            default_time_zone: "UTC".into(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) llm: Arc<dyn LlmProvider>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) content: Arc<dyn ContentPolicy>,
+    pub(crate) sends: SendPolicies,
+    pub(crate) allocator: Arc<dyn Allocator>,
+    pub(crate) sink: Arc<dyn EventSink>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: AgentConfig,
+    pub(crate) rng: Mutex<StdRng>,
+    /// When the pacer lets the next send go (tokio time, so virtual in simulations).
+    pub(crate) next_send: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+/// What scheduling a campaign did with its audience.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSummary {
+    /// Jobs queued for contacts with valid consent.
+    pub queued: u64,
+    /// Contacts with no consent record for the purpose.
+    pub no_consent: u64,
+    /// Contacts whose latest record is a withdrawal.
+    pub withdrawn: u64,
+    /// Contacts whose grant has expired.
+    pub expired: u64,
+}
+
+/// A consent-first marketing agent. Cheap to clone; clones share everything.
+///
+/// ```
+/// # use mia_core::*;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// # struct Nowhere;
+/// # #[async_trait::async_trait] impl Transport for Nowhere {
+/// #   fn name(&self) -> &str { "nowhere" }
+/// #   async fn send(&self, _: &OutboundMessage) -> Result<SendOutcome> {
+/// #     Ok(SendOutcome::Sent { message_id: 1, duplicate: false }) } }
+/// let agent = Agent::builder(TemplateProvider::new(), Nowhere)
+///     .permissive_policies() // tests only: use mia_safety's guards in production
+///     .build()?;
+/// let campaign = agent.create_campaign(CampaignSpec::new("Spring", "green tea", "20% off")).await?;
+/// assert_eq!(campaign.state, CampaignState::Approved);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Agent {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("llm", &self.inner.llm.name())
+            .field("transport", &self.inner.transport.name())
+            .field("worker_id", &self.inner.config.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Starts building an agent from its two required seams.
+    pub fn builder(
+        llm: impl LlmProvider + 'static,
+        transport: impl Transport + 'static,
+    ) -> AgentBuilder {
+        AgentBuilder::new(Arc::new(llm), Arc::new(transport))
+    }
+
+    /// Like [`builder`](Self::builder), with seams the host already shares.
+    pub fn builder_shared(
+        llm: Arc<dyn LlmProvider>,
+        transport: Arc<dyn Transport>,
+    ) -> AgentBuilder {
+        AgentBuilder::new(llm, transport)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Now, by the agent's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn random_unit(&self) -> f64 {
+        self.inner
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .random::<f64>()
+    }
+
+    fn random_id(&self, prefix: &str) -> String {
+        let n: u64 = self
+            .inner
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .random();
+        format!("{prefix}_{n:016x}")
+    }
+
+    /// Adds or replaces contacts. Knowing a contact never allows a message; consent does.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn import_contacts(&self, contacts: &[Contact]) -> Result<()> {
+        self.inner.store.upsert_contacts(contacts).await
+    }
+
+    /// Appends consent records. Withdrawals among them go through
+    /// [`withdraw_consent`](crate::ConsentStore::withdraw_consent), so they cancel queued jobs at
+    /// once.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn record_consent(&self, records: &[ConsentRecord]) -> Result<()> {
+        let (withdrawals, grants): (Vec<_>, Vec<_>) = records
+            .iter()
+            .cloned()
+            .partition(|r| r.status == ConsentStatus::Withdrawn);
+        if !grants.is_empty() {
+            self.inner.store.append_consent(&grants).await?;
+        }
+        for w in &withdrawals {
+            self.inner.store.withdraw_consent(w).await?;
+        }
+        Ok(())
+    }
+
+    /// Withdraws every purpose the contact has granted and cancels their queued jobs, in one
+    /// transaction per purpose. Returns how many jobs were cancelled.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn opt_out(&self, contact: &ContactId, evidence: Evidence) -> Result<u64> {
+        let now = self.now();
+        let history = self.inner.store.consent_history(contact).await?;
+        let mut purposes: Vec<_> = history.iter().map(|r| r.purpose.clone()).collect();
+        purposes.sort();
+        purposes.dedup();
+        let mut cancelled = 0;
+        for purpose in purposes {
+            if consent_state(&history, &purpose, now) == crate::ConsentState::Valid {
+                let record =
+                    ConsentRecord::withdraw(contact.clone(), purpose, evidence.clone(), now);
+                cancelled += self.inner.store.withdraw_consent(&record).await?;
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// A campaign by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or a store error.
+    pub async fn campaign(&self, id: &CampaignId) -> Result<Campaign> {
+        self.inner
+            .store
+            .campaign(id)
+            .await?
+            .ok_or_else(|| Error::not_found("campaign", id))
+    }
+
+    async fn set_state(
+        &self,
+        id: &CampaignId,
+        to: CampaignState,
+        reason: Option<String>,
+    ) -> Result<Campaign> {
+        let mut campaign = self.campaign(id).await?;
+        campaign.transition(to, self.now())?;
+        campaign.state_reason = reason;
+        self.inner.store.update_campaign(&campaign).await?;
+        tracing::info!(campaign = %id, state = %to, "mia.campaign state");
+        Ok(campaign)
+    }
+
+    /// Queues one job per audience member: a job to send for contacts with valid consent for
+    /// the campaign's purpose, and a skipped record (with the reason) for the rest, so every
+    /// contact is accounted for. The campaign moves to `scheduled` in the same transaction.
+    /// Scheduling is idempotent: a job key that exists is left alone.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is approved; a store error.
+    pub async fn schedule(
+        &self,
+        id: &CampaignId,
+        start_at: Option<Timestamp>,
+    ) -> Result<ScheduleSummary> {
+        let now = self.now();
+        let mut campaign = self.campaign(id).await?;
+        campaign.transition(CampaignState::Scheduled, now)?;
+        let purpose = campaign.spec.purpose.clone();
+        let audience: Vec<ContactId> = match &campaign.spec.audience {
+            Audience::AllContacts => self
+                .inner
+                .store
+                .contacts()
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect(),
+            Audience::Contacts(ids) => {
+                let mut ids = ids.clone();
+                ids.sort();
+                ids.dedup();
+                ids
+            }
+        };
+        let mut histories: std::collections::HashMap<ContactId, Vec<ConsentRecord>> =
+            std::collections::HashMap::new();
+        for record in self.inner.store.consents_for_purpose(&purpose).await? {
+            histories
+                .entry(record.contact.clone())
+                .or_default()
+                .push(record);
+        }
+        let due_at = start_at.unwrap_or(now);
+        let mut summary = ScheduleSummary::default();
+        let mut jobs = Vec::with_capacity(audience.len());
+        for contact in audience {
+            let history = histories.get(&contact).map(Vec::as_slice).unwrap_or(&[]);
+            let state = consent_state(history, &purpose, now);
+            let skipped = match state {
+                crate::ConsentState::Valid => {
+                    summary.queued += 1;
+                    None
+                }
+                crate::ConsentState::Missing => {
+                    summary.no_consent += 1;
+                    Some(state.reason().to_owned())
+                }
+                crate::ConsentState::Withdrawn => {
+                    summary.withdrawn += 1;
+                    Some(state.reason().to_owned())
+                }
+                crate::ConsentState::Expired => {
+                    summary.expired += 1;
+                    Some(state.reason().to_owned())
+                }
+            };
+            jobs.push(NewJob {
+                key: IdempotencyKey::for_job(id, &contact, 0),
+                contact,
+                purpose: purpose.clone(),
+                step: 0,
+                due_at,
+                skipped,
+            });
+        }
+        self.inner.store.schedule(&campaign, &jobs).await?;
+        tracing::info!(campaign = %id, queued = summary.queued, "mia.campaign scheduled");
+        Ok(summary)
+    }
+
+    /// Lets workers send a scheduled campaign.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is scheduled; a store error.
+    pub async fn start(&self, id: &CampaignId) -> Result<Campaign> {
+        self.set_state(id, CampaignState::Running, None).await
+    }
+
+    /// Holds a running campaign; workers stop claiming its jobs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is running; a store error.
+    pub async fn pause(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
+        self.set_state(id, CampaignState::Paused, Some(reason.into()))
+            .await
+    }
+
+    /// Resumes a paused campaign.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is paused; a store error.
+    pub async fn resume(&self, id: &CampaignId) -> Result<Campaign> {
+        self.set_state(id, CampaignState::Running, None).await
+    }
+
+    /// Stops a campaign for good and cancels its open jobs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] for a finished campaign; a store error.
+    pub async fn abort(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
+        let campaign = self
+            .set_state(id, CampaignState::Aborted, Some(reason.into()))
+            .await?;
+        self.inner
+            .store
+            .cancel_campaign_jobs(id, self.now())
+            .await?;
+        Ok(campaign)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_only_shortens() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(0, 0.0), Duration::from_secs(2));
+        assert_eq!(p.delay(3, 0.0), Duration::from_secs(16));
+        assert_eq!(p.delay(40, 0.0), Duration::from_secs(600));
+        assert_eq!(p.delay(0, 1.0), Duration::from_millis(1500));
+        assert!(p.delay(2, 0.5) < p.delay(2, 0.0));
+    }
+}

@@ -1,0 +1,473 @@
+//! The send loop: claim due jobs, pick a variant, pass the send policy, send, record.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use super::Agent;
+use crate::allocator::AssignmentRequest;
+use crate::campaign::{Campaign, CampaignState};
+use crate::clock::sleep_until;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
+use crate::ids::{CampaignId, EventId, ReviewId, VariantId};
+use crate::message::{FailureReason, OutboundMessage, SendOutcome};
+use crate::policy::{Decision, SendContext, SendKind, SendPolicy};
+use crate::store::{Job, JobUpdate, ReviewItem, ReviewState, ReviewSubject};
+
+/// What a run of the worker did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Messages Telegram accepted.
+    pub sent: u64,
+    /// Sends the policy refused, by rule.
+    pub skipped: std::collections::BTreeMap<String, u64>,
+    /// Sends the policy deferred, by rule (a job deferred twice counts twice).
+    pub deferred: std::collections::BTreeMap<String, u64>,
+    /// Sends the transport asked to retry later (rate limits) or that failed transiently.
+    pub retried: u64,
+    /// Jobs moved to the dead letter queue.
+    pub dead_lettered: u64,
+    /// Jobs held for a reviewer.
+    pub held: u64,
+    /// Inbound events handled.
+    pub inbound: u64,
+    /// Campaigns paused by a spam signal.
+    pub paused_for_spam: u64,
+}
+
+impl RunStats {
+    fn merge(&mut self, other: RunStats) {
+        self.sent += other.sent;
+        for (k, v) in other.skipped {
+            *self.skipped.entry(k).or_default() += v;
+        }
+        for (k, v) in other.deferred {
+            *self.deferred.entry(k).or_default() += v;
+        }
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+        self.held += other.held;
+        self.inbound += other.inbound;
+        self.paused_for_spam += other.paused_for_spam;
+    }
+
+    /// Jobs that reached a final state or were parked (sent, skipped, dead letter, held).
+    pub fn finished(&self) -> u64 {
+        self.sent + self.skipped.values().sum::<u64>() + self.dead_lettered + self.held
+    }
+}
+
+fn add(now: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+impl Agent {
+    /// Handles inbound events and sends every due job once. Returns what it did; an empty
+    /// result means nothing was due.
+    ///
+    /// # Errors
+    /// A store or sink error; jobs already updated stay updated, the rest are reclaimed when
+    /// their lease expires.
+    pub async fn run_once(&self) -> Result<RunStats> {
+        let mut stats = self.poll_inbound().await?;
+        let now = self.now();
+        let lease = SignedDuration::try_from(self.inner.config.lease)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let jobs = self
+            .inner
+            .store
+            .claim(
+                &self.inner.config.worker_id,
+                now,
+                lease,
+                self.inner.config.claim_batch,
+            )
+            .await?;
+        let mut campaigns: HashMap<CampaignId, Campaign> = HashMap::new();
+        for job in jobs {
+            if !campaigns.contains_key(&job.campaign) {
+                let c = self.campaign(&job.campaign).await?;
+                campaigns.insert(c.id.clone(), c);
+            }
+            let Some(campaign) = campaigns.get(&job.campaign) else {
+                continue;
+            };
+            if campaign.state != CampaignState::Running {
+                // Paused by a spam signal earlier in this batch: leave the job for later.
+                let update = JobUpdate::Retry {
+                    due_at: job.due_at,
+                    count_attempt: false,
+                    reason: "campaign_paused".into(),
+                };
+                self.update(&job, &update).await?;
+                continue;
+            }
+            let span = tracing::info_span!(
+                "mia.send",
+                campaign = %job.campaign,
+                job = %job.key,
+                decision = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            );
+            let one = self.process(campaign, &job).instrument(span).await;
+            match one {
+                Ok(s) => {
+                    if s.paused_for_spam > 0
+                        && let Some(c) = campaigns.get_mut(&job.campaign)
+                    {
+                        c.state = CampaignState::Paused;
+                    }
+                    stats.merge(s);
+                }
+                // Another worker took the job over (or STOP cancelled it): not ours any more.
+                Err(Error::LeaseLost(key)) => tracing::debug!(job = %key, "lease lost"),
+                Err(e) => return Err(e),
+            }
+        }
+        self.complete_finished(campaigns.keys()).await?;
+        Ok(stats)
+    }
+
+    /// Runs the worker until no job of a running campaign is open: sleeps (in the clock's time,
+    /// so virtually under a simulated clock) until the next job is due or the next inbound event
+    /// arrives, handles STOPs as they come, and completes campaigns whose jobs are all final.
+    ///
+    /// # Errors
+    /// As [`run_once`](Self::run_once).
+    pub async fn run_until_idle(&self) -> Result<RunStats> {
+        self.run_until_idle_with(|_| {}).await
+    }
+
+    /// [`run_until_idle`](Self::run_until_idle), calling `progress` with the totals so far after
+    /// every batch.
+    ///
+    /// # Errors
+    /// As [`run_once`](Self::run_once).
+    pub async fn run_until_idle_with(
+        &self,
+        mut progress: impl FnMut(&RunStats),
+    ) -> Result<RunStats> {
+        let mut total = RunStats::default();
+        loop {
+            let stats = self.run_once().await?;
+            let did_something = stats != RunStats::default();
+            total.merge(stats);
+            if did_something {
+                progress(&total);
+                continue;
+            }
+            let Some(next_due) = self.inner.store.next_due().await? else {
+                let running: Vec<CampaignId> = self
+                    .inner
+                    .store
+                    .campaigns()
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.state == CampaignState::Running)
+                    .map(|c| c.id)
+                    .collect();
+                self.complete_finished(running.iter()).await?;
+                progress(&total);
+                return Ok(total);
+            };
+            let mut wake = next_due;
+            if let Some(d) = self.inner.transport.next_inbound_in() {
+                wake = wake.min(add(self.now(), d));
+            }
+            // Never spin: sleep at least a millisecond of (virtual) time.
+            wake = wake.max(add(self.now(), Duration::from_millis(1)));
+            sleep_until(self.inner.clock.as_ref(), wake).await;
+        }
+    }
+
+    /// Handles inbound events until the clock reads `until` (for example, to collect reads
+    /// and conversions for a day after the last send). Sends nothing but STOP confirmations.
+    ///
+    /// # Errors
+    /// A transport, store or sink error.
+    pub async fn process_inbound_until(&self, until: Timestamp) -> Result<RunStats> {
+        let mut total = RunStats::default();
+        loop {
+            total.merge(self.poll_inbound().await?);
+            let now = self.now();
+            if now >= until {
+                return Ok(total);
+            }
+            let wake = match self.inner.transport.next_inbound_in() {
+                Some(d) => add(now, d).min(until),
+                None => until,
+            };
+            sleep_until(
+                self.inner.clock.as_ref(),
+                wake.max(add(now, Duration::from_millis(1))),
+            )
+            .await;
+        }
+    }
+
+    async fn complete_finished<'a>(
+        &self,
+        campaigns: impl Iterator<Item = &'a CampaignId>,
+    ) -> Result<()> {
+        for id in campaigns {
+            let counts = self.inner.store.job_counts(id).await?;
+            if counts.open() == 0 {
+                let mut c = self.campaign(id).await?;
+                if c.state == CampaignState::Running {
+                    c.transition(CampaignState::Completed, self.now())?;
+                    self.inner.store.update_campaign(&c).await?;
+                    tracing::info!(campaign = %id, sent = counts.sent, "mia.campaign completed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn update(&self, job: &Job, update: &JobUpdate) -> Result<()> {
+        self.inner
+            .store
+            .update_job(&job.key, job.claim_token, update, self.now())
+            .await
+    }
+
+    async fn emit(&self, job: &Job, variant: Option<&VariantId>, kind: EventKind) -> Result<()> {
+        let event = Event {
+            id: EventId::derived(job.key.as_str(), kind.name()),
+            at: self.now(),
+            contact: job.contact.clone(),
+            campaign: Some(job.campaign.clone()),
+            variant: variant.cloned(),
+            kind,
+        };
+        self.inner.sink.record(std::slice::from_ref(&event)).await
+    }
+
+    async fn process(&self, campaign: &Campaign, job: &Job) -> Result<RunStats> {
+        let mut stats = RunStats::default();
+        let store = &self.inner.store;
+        let Some(contact) = store.contact(&job.contact).await? else {
+            self.update(
+                job,
+                &JobUpdate::DeadLetter {
+                    reason: "unknown_contact".into(),
+                },
+            )
+            .await?;
+            stats.dead_lettered += 1;
+            return Ok(stats);
+        };
+        let now = self.now();
+        let history = store.consent_history(&contact.id).await?;
+        let week_ago = now
+            .checked_sub(SignedDuration::from_hours(24 * 7))
+            .unwrap_or(now);
+        let recent = store.sends_since(&contact.id, week_ago).await?;
+        let verdict = self.inner.sends.check(&SendContext {
+            contact: &contact,
+            kind: SendKind::Campaign,
+            purpose: &job.purpose,
+            consent_history: &history,
+            recent_sends: &recent,
+            campaign: Some(&campaign.id),
+            now,
+        });
+        let rule = verdict.deciding_rule().unwrap_or("policy").to_owned();
+        tracing::Span::current().record("decision", tracing::field::debug(&verdict.decision));
+        match verdict.decision {
+            Decision::Allow => {}
+            Decision::Deny => {
+                self.update(job, &JobUpdate::Skipped { rule: rule.clone() })
+                    .await?;
+                self.emit(job, None, EventKind::Skipped { rule: rule.clone() })
+                    .await?;
+                *stats.skipped.entry(rule).or_default() += 1;
+                return Ok(stats);
+            }
+            Decision::Defer { until } => {
+                let update = JobUpdate::Retry {
+                    due_at: until.max(now),
+                    count_attempt: false,
+                    reason: rule.clone(),
+                };
+                self.update(job, &update).await?;
+                *stats.deferred.entry(rule).or_default() += 1;
+                return Ok(stats);
+            }
+            Decision::Escalate => {
+                self.update(job, &JobUpdate::Held { rule: rule.clone() })
+                    .await?;
+                let item = ReviewItem {
+                    id: ReviewId::new(format!("rev_send_{}", &job.key.as_str()[..16])),
+                    campaign: campaign.id.clone(),
+                    subject: ReviewSubject::Send {
+                        job: job.key.clone(),
+                    },
+                    text: String::new(),
+                    trace: verdict.trace,
+                    state: ReviewState::Pending,
+                    reviewer: None,
+                    note: None,
+                    created_at: now,
+                    resolved_at: None,
+                };
+                store.insert_reviews(std::slice::from_ref(&item)).await?;
+                stats.held += 1;
+                return Ok(stats);
+            }
+        }
+
+        // Sticky: a variant recorded by an earlier attempt wins, if it is still approved.
+        let approved: Vec<VariantId> = campaign.approved_variants().map(|v| v.id.clone()).collect();
+        let (variant, propensity) = match &job.variant {
+            Some(v) if approved.contains(v) => (v.clone(), job.propensity.unwrap_or(1.0)),
+            _ => {
+                let a = self.inner.allocator.assign(&AssignmentRequest {
+                    campaign: &campaign.id,
+                    contact: &contact.id,
+                    variants: &approved,
+                })?;
+                (a.variant, a.propensity)
+            }
+        };
+        let Some(text) = campaign.variant(&variant).map(|v| v.text.clone()) else {
+            return Err(Error::invalid(format!(
+                "allocator chose unknown variant {variant}"
+            )));
+        };
+        store
+            .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
+            .await?;
+        self.pace().await;
+        let message = OutboundMessage {
+            key: job.key.clone(),
+            campaign: Some(campaign.id.clone()),
+            contact: contact.id.clone(),
+            peer: contact.peer,
+            variant: Some(variant.clone()),
+            text,
+            silent: false,
+        };
+        let outcome = self.inner.transport.send(&message).await;
+        let now = self.now();
+        match outcome {
+            Ok(SendOutcome::Sent { message_id, .. }) => {
+                tracing::Span::current().record("outcome", "sent");
+                self.update(job, &JobUpdate::Sent { message_id }).await?;
+                self.emit(job, Some(&variant), EventKind::Sent).await?;
+                stats.sent += 1;
+            }
+            Ok(SendOutcome::RetryAfter { after, reason }) => {
+                tracing::Span::current().record("outcome", "retry_after");
+                stats.retried += 1;
+                if job.attempts + 1 >= self.inner.config.retry.max_attempts {
+                    let reason = format!("out of attempts ({reason})");
+                    self.dead_letter(job, &variant, reason, &mut stats).await?;
+                } else {
+                    let update = JobUpdate::Retry {
+                        due_at: add(now, after),
+                        count_attempt: true,
+                        reason,
+                    };
+                    self.update(job, &update).await?;
+                }
+            }
+            Ok(SendOutcome::Failed(FailureReason::SpamLimited)) => {
+                // Invariant: a spam signal pauses the campaign; the traffic is never moved to
+                // another account. The job waits, unsent, until a human resumes.
+                tracing::Span::current().record("outcome", "spam_limited");
+                tracing::warn!(campaign = %campaign.id, "Telegram limited the account for spam; pausing the campaign");
+                let update = JobUpdate::Retry {
+                    due_at: now,
+                    count_attempt: false,
+                    reason: "spam_limited".into(),
+                };
+                self.update(job, &update).await?;
+                let mut c = self.campaign(&campaign.id).await?;
+                if c.state == CampaignState::Running {
+                    c.transition(CampaignState::Paused, now)?;
+                    c.state_reason =
+                        Some("Telegram limited the sending account (PEER_FLOOD)".into());
+                    store.update_campaign(&c).await?;
+                }
+                stats.paused_for_spam += 1;
+            }
+            Ok(SendOutcome::Failed(reason)) => {
+                tracing::Span::current().record("outcome", reason.code());
+                if reason == FailureReason::Blocked {
+                    self.emit(job, Some(&variant), EventKind::Blocked).await?;
+                }
+                self.dead_letter(job, &variant, reason.code().to_owned(), &mut stats)
+                    .await?;
+            }
+            Err(e)
+                if e.is_retryable() && job.attempts + 1 < self.inner.config.retry.max_attempts =>
+            {
+                tracing::Span::current().record("outcome", "transient_error");
+                let delay = self
+                    .inner
+                    .config
+                    .retry
+                    .delay(job.attempts, self.random_unit());
+                let update = JobUpdate::Retry {
+                    due_at: add(now, delay),
+                    count_attempt: true,
+                    reason: format!("transport: {e}"),
+                };
+                self.update(job, &update).await?;
+                stats.retried += 1;
+            }
+            Err(e) => {
+                tracing::Span::current().record("outcome", "error");
+                self.dead_letter(job, &variant, format!("transport: {e}"), &mut stats)
+                    .await?;
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn dead_letter(
+        &self,
+        job: &Job,
+        variant: &VariantId,
+        reason: String,
+        stats: &mut RunStats,
+    ) -> Result<()> {
+        self.update(
+            job,
+            &JobUpdate::DeadLetter {
+                reason: reason.clone(),
+            },
+        )
+        .await?;
+        self.emit(job, Some(variant), EventKind::Failed { reason })
+            .await?;
+        stats.dead_lettered += 1;
+        Ok(())
+    }
+
+    /// Keeps sends under the transport's messages-per-second, in tokio time.
+    async fn pace(&self) {
+        let Some(rate) = self.inner.transport.capabilities().messages_per_second else {
+            return;
+        };
+        if !(rate.is_finite() && rate > 0.0) {
+            return;
+        }
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let mut next = self.inner.next_send.lock().await;
+        let now = tokio::time::Instant::now();
+        let at = next.map_or(now, |n| n.max(now));
+        *next = Some(at + gap);
+        drop(next);
+        if at > now {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+}

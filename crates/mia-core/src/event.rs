@@ -1,0 +1,79 @@
+//! Events: the facts analytics and experiments learn from.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CampaignId, ContactId, EventId, VariantId};
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EventKind {
+    /// Telegram accepted the message.
+    Sent,
+    /// The message reached the recipient's device.
+    Delivered,
+    /// The recipient read it.
+    Read,
+    /// The recipient followed a link in it.
+    Clicked,
+    /// The recipient replied.
+    Replied,
+    /// The recipient bought; `value_minor` is in the campaign currency's minor units (cents).
+    Converted {
+        /// The order value in minor units.
+        value_minor: i64,
+    },
+    /// The contact granted consent (`/start` with evidence).
+    OptedIn,
+    /// The contact withdrew consent (STOP).
+    OptedOut,
+    /// The contact blocked the sender.
+    Blocked,
+    /// The send failed for good.
+    Failed {
+        /// Why, as [`FailureReason::code`](crate::FailureReason::code).
+        reason: String,
+    },
+    /// The send policy refused the send.
+    Skipped {
+        /// The rule that decided.
+        rule: String,
+    },
+}
+
+impl EventKind {
+    /// A stable name (`"sent"`, `"converted"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Sent => "sent",
+            EventKind::Delivered => "delivered",
+            EventKind::Read => "read",
+            EventKind::Clicked => "clicked",
+            EventKind::Replied => "replied",
+            EventKind::Converted { .. } => "converted",
+            EventKind::OptedIn => "opted_in",
+            EventKind::OptedOut => "opted_out",
+            EventKind::Blocked => "blocked",
+            EventKind::Failed { .. } => "failed",
+            EventKind::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+/// One fact about one contact, at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Stores and sinks deduplicate on this id.
+    pub id: EventId,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who.
+    pub contact: ContactId,
+    /// In which campaign, if any.
+    pub campaign: Option<CampaignId>,
+    /// After which variant, if any.
+    pub variant: Option<VariantId>,
+    /// What.
+    pub kind: EventKind,
+}

@@ -1,0 +1,55 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod agent;
+mod allocator;
+mod campaign;
+mod clock;
+mod consent;
+mod contact;
+mod error;
+mod event;
+mod events;
+mod ids;
+mod llm;
+mod memory;
+mod message;
+mod policy;
+mod store;
+mod template;
+mod transport;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use agent::{Agent, AgentBuilder, RetryPolicy, RunStats, ScheduleSummary};
+pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
+pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
+pub use clock::{Clock, SimClock, SystemClock, sleep_until};
+pub use consent::{
+    ConsentRecord, ConsentState, ConsentStatus, Evidence, LawfulBasis, Purpose, consent_state,
+    current_consent,
+};
+pub use contact::{Contact, PeerKind, TelegramPeer};
+pub use error::{BoxError, Error, Result};
+pub use event::{Event, EventKind};
+pub use events::{EventSink, StoreSink};
+pub use ids::{CampaignId, ContactId, EventId, IdempotencyKey, ReviewId, VariantId};
+pub use llm::{
+    Completion, CompletionRequest, ContentBlock, LlmProvider, Message, Role, StopReason,
+    ToolChoice, ToolSpec, Usage,
+};
+pub use memory::MemoryStore;
+pub use message::{FailureReason, OutboundMessage, SendOutcome};
+pub use policy::{
+    ConsentRule, ContentContext, ContentPolicies, ContentPolicy, Decision, PermissiveSendPolicy,
+    RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
+};
+pub use store::{
+    CampaignStore, ConsentStore, ContactStore, EventStore, Job, JobCounts, JobState, JobUpdate,
+    NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore, ReviewSubject, Store,
+};
+pub use template::TemplateProvider;
+pub use transport::{Capabilities, ChatAdmin, InboundEvent, InboundKind, Transport};
+
+pub use agent::is_stop_request;

@@ -1,0 +1,538 @@
+//! An in-memory [`Store`](crate::Store): fast, complete, and gone when the process ends.
+//! For tests, benches and short dry-runs; it passes the same conformance suite as SQLite.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::campaign::{Campaign, CampaignState};
+use crate::consent::{ConsentRecord, Purpose};
+use crate::contact::{Contact, TelegramPeer};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::ids::{CampaignId, ContactId, EventId, IdempotencyKey, ReviewId, VariantId};
+use crate::store::{
+    CampaignStore, ConsentStore, ContactStore, EventStore, Job, JobCounts, JobState, JobUpdate,
+    NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
+};
+
+#[derive(Default)]
+struct Inner {
+    contacts: BTreeMap<ContactId, Contact>,
+    peers: HashMap<TelegramPeer, ContactId>,
+    consents: Vec<ConsentRecord>,
+    campaigns: BTreeMap<CampaignId, Campaign>,
+    campaign_order: Vec<CampaignId>,
+    jobs: BTreeMap<IdempotencyKey, Job>,
+    events: Vec<Event>,
+    event_ids: HashSet<EventId>,
+    reviews: BTreeMap<ReviewId, ReviewItem>,
+    review_order: Vec<ReviewId>,
+}
+
+/// Everything in one mutex-guarded map set. Each method is one critical section, which makes
+/// the multi-record operations atomic.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the maps consistent (every method validates
+        // before it mutates), so a poisoned lock is still safe to use.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn held_by(job: &Job, token: u64) -> Result<()> {
+    if job.state == JobState::Claimed && job.claim_token == token {
+        Ok(())
+    } else {
+        Err(Error::LeaseLost(job.key.to_string()))
+    }
+}
+
+#[async_trait]
+impl ContactStore for MemoryStore {
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()> {
+        let mut inner = self.lock();
+        for c in contacts {
+            if let Some(old) = inner.contacts.insert(c.id.clone(), c.clone()) {
+                inner.peers.remove(&old.peer);
+            }
+            inner.peers.insert(c.peer, c.id.clone());
+        }
+        Ok(())
+    }
+
+    async fn contact(&self, id: &ContactId) -> Result<Option<Contact>> {
+        Ok(self.lock().contacts.get(id).cloned())
+    }
+
+    async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>> {
+        let inner = self.lock();
+        Ok(inner
+            .peers
+            .get(peer)
+            .and_then(|id| inner.contacts.get(id))
+            .cloned())
+    }
+
+    async fn contacts(&self) -> Result<Vec<Contact>> {
+        Ok(self.lock().contacts.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn append_consent(&self, records: &[ConsentRecord]) -> Result<()> {
+        self.lock().consents.extend_from_slice(records);
+        Ok(())
+    }
+
+    async fn consent_history(&self, contact: &ContactId) -> Result<Vec<ConsentRecord>> {
+        Ok(self
+            .lock()
+            .consents
+            .iter()
+            .filter(|r| &r.contact == contact)
+            .cloned()
+            .collect())
+    }
+
+    async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>> {
+        Ok(self
+            .lock()
+            .consents
+            .iter()
+            .filter(|r| &r.purpose == purpose)
+            .cloned()
+            .collect())
+    }
+
+    async fn withdraw_consent(&self, record: &ConsentRecord) -> Result<u64> {
+        let mut inner = self.lock();
+        inner.consents.push(record.clone());
+        let mut cancelled = 0;
+        for job in inner.jobs.values_mut() {
+            if job.contact == record.contact
+                && job.purpose == record.purpose
+                && !job.state.is_final()
+            {
+                job.state = JobState::Cancelled;
+                job.outcome = Some("withdrawn".into());
+                job.lease_until = None;
+                job.updated_at = record.recorded_at;
+                cancelled += 1;
+            }
+        }
+        Ok(cancelled)
+    }
+}
+
+#[async_trait]
+impl CampaignStore for MemoryStore {
+    async fn insert_campaign(&self, campaign: &Campaign) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.campaigns.contains_key(&campaign.id) {
+            return Err(Error::invalid(format!(
+                "campaign {} already exists",
+                campaign.id
+            )));
+        }
+        inner
+            .campaigns
+            .insert(campaign.id.clone(), campaign.clone());
+        inner.campaign_order.push(campaign.id.clone());
+        Ok(())
+    }
+
+    async fn update_campaign(&self, campaign: &Campaign) -> Result<()> {
+        let mut inner = self.lock();
+        match inner.campaigns.get_mut(&campaign.id) {
+            Some(slot) => {
+                *slot = campaign.clone();
+                Ok(())
+            }
+            None => Err(Error::not_found("campaign", &campaign.id)),
+        }
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>> {
+        Ok(self.lock().campaigns.get(id).cloned())
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>> {
+        let inner = self.lock();
+        Ok(inner
+            .campaign_order
+            .iter()
+            .filter_map(|id| inner.campaigns.get(id).cloned())
+            .collect())
+    }
+}
+
+fn running(inner: &Inner, campaign: &CampaignId) -> bool {
+    inner
+        .campaigns
+        .get(campaign)
+        .is_some_and(|c| c.state == CampaignState::Running)
+}
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
+    async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64> {
+        let mut inner = self.lock();
+        if !inner.campaigns.contains_key(&campaign.id) {
+            return Err(Error::not_found("campaign", &campaign.id));
+        }
+        inner
+            .campaigns
+            .insert(campaign.id.clone(), campaign.clone());
+        let mut inserted = 0;
+        for new in jobs {
+            if inner.jobs.contains_key(&new.key) {
+                continue;
+            }
+            let (state, outcome) = match &new.skipped {
+                Some(reason) => (JobState::Skipped, Some(reason.clone())),
+                None => (JobState::Pending, None),
+            };
+            inner.jobs.insert(
+                new.key.clone(),
+                Job {
+                    key: new.key.clone(),
+                    campaign: campaign.id.clone(),
+                    contact: new.contact.clone(),
+                    purpose: new.purpose.clone(),
+                    step: new.step,
+                    state,
+                    due_at: new.due_at,
+                    attempts: 0,
+                    claim_token: 0,
+                    lease_until: None,
+                    worker: None,
+                    variant: None,
+                    propensity: None,
+                    message_id: None,
+                    outcome,
+                    updated_at: campaign.updated_at,
+                },
+            );
+            inserted += 1;
+        }
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        let mut inner = self.lock();
+        let mut due: Vec<(Timestamp, IdempotencyKey)> = inner
+            .jobs
+            .values()
+            .filter(|j| running(&inner, &j.campaign))
+            .filter_map(|j| match j.state {
+                JobState::Pending if j.due_at <= now => Some((j.due_at, j.key.clone())),
+                JobState::Claimed if j.lease_until.is_some_and(|l| l <= now) => {
+                    Some((j.due_at, j.key.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let lease_until = now
+            .checked_add(lease)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, key) in due {
+            if let Some(job) = inner.jobs.get_mut(&key) {
+                job.state = JobState::Claimed;
+                job.claim_token += 1;
+                job.lease_until = Some(lease_until);
+                job.worker = Some(worker.to_owned());
+                job.updated_at = now;
+                claimed.push(job.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        variant: &VariantId,
+        propensity: f64,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get_mut(key)
+            .ok_or_else(|| Error::not_found("job", key))?;
+        held_by(job, claim_token)?;
+        if job.variant.is_none() {
+            job.variant = Some(variant.clone());
+            job.propensity = Some(propensity);
+        }
+        job.updated_at = now;
+        Ok(())
+    }
+
+    async fn update_job(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        update: &JobUpdate,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get_mut(key)
+            .ok_or_else(|| Error::not_found("job", key))?;
+        held_by(job, claim_token)?;
+        job.lease_until = None;
+        job.updated_at = now;
+        match update {
+            JobUpdate::Sent { message_id } => {
+                job.state = JobState::Sent;
+                job.message_id = Some(*message_id);
+                job.outcome = None;
+            }
+            JobUpdate::Skipped { rule } => {
+                job.state = JobState::Skipped;
+                job.outcome = Some(rule.clone());
+            }
+            JobUpdate::Retry {
+                due_at,
+                count_attempt,
+                reason,
+            } => {
+                job.state = JobState::Pending;
+                job.due_at = *due_at;
+                job.attempts += u32::from(*count_attempt);
+                job.outcome = Some(reason.clone());
+            }
+            JobUpdate::Held { rule } => {
+                job.state = JobState::Held;
+                job.outcome = Some(rule.clone());
+            }
+            JobUpdate::DeadLetter { reason } => {
+                job.state = JobState::DeadLetter;
+                job.outcome = Some(reason.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_held(
+        &self,
+        key: &IdempotencyKey,
+        approve: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get_mut(key)
+            .filter(|j| j.state == JobState::Held)
+            .ok_or_else(|| Error::not_found("held job", key))?;
+        if approve {
+            job.state = JobState::Pending;
+            job.due_at = now;
+        } else {
+            job.state = JobState::Skipped;
+            job.outcome = Some("rejected_by_reviewer".into());
+        }
+        job.updated_at = now;
+        Ok(())
+    }
+
+    async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>> {
+        Ok(self.lock().jobs.get(key).cloned())
+    }
+
+    async fn jobs(&self, campaign: &CampaignId) -> Result<Vec<Job>> {
+        Ok(self
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| &j.campaign == campaign)
+            .cloned()
+            .collect())
+    }
+
+    async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> {
+        let mut counts = JobCounts::default();
+        for job in self
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| &j.campaign == campaign)
+        {
+            counts.add(job.state, 1);
+        }
+        Ok(counts)
+    }
+
+    async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> {
+        Ok(self
+            .lock()
+            .jobs
+            .values()
+            .find(|j| &j.contact == contact && j.message_id == Some(message_id))
+            .cloned())
+    }
+
+    async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> {
+        let mut sends: Vec<Timestamp> = self
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| &j.contact == contact && j.state == JobState::Sent && j.updated_at >= since)
+            .map(|j| j.updated_at)
+            .collect();
+        sends.sort_by(|a, b| b.cmp(a));
+        Ok(sends)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let inner = self.lock();
+        Ok(inner
+            .jobs
+            .values()
+            .filter(|j| running(&inner, &j.campaign))
+            .filter_map(|j| match j.state {
+                JobState::Pending => Some(j.due_at),
+                JobState::Claimed => j.lease_until,
+                _ => None,
+            })
+            .min())
+    }
+
+    async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut n = 0;
+        for job in inner.jobs.values_mut() {
+            if &job.campaign == campaign && !job.state.is_final() {
+                job.state = JobState::Cancelled;
+                job.outcome = Some("campaign_aborted".into());
+                job.lease_until = None;
+                job.updated_at = now;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn by_time(events: &mut [Event]) {
+    events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append_events(&self, events: &[Event]) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut new = 0;
+        for e in events {
+            if inner.event_ids.insert(e.id.clone()) {
+                inner.events.push(e.clone());
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
+    async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>> {
+        let mut out: Vec<Event> = self
+            .lock()
+            .events
+            .iter()
+            .filter(|e| e.campaign.as_ref() == Some(campaign))
+            .cloned()
+            .collect();
+        by_time(&mut out);
+        Ok(out)
+    }
+
+    async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> {
+        let mut out: Vec<Event> = self
+            .lock()
+            .events
+            .iter()
+            .filter(|e| &e.contact == contact)
+            .cloned()
+            .collect();
+        by_time(&mut out);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ReviewStore for MemoryStore {
+    async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()> {
+        let mut inner = self.lock();
+        for item in items {
+            if inner
+                .reviews
+                .insert(item.id.clone(), item.clone())
+                .is_none()
+            {
+                inner.review_order.push(item.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        let mut inner = self.lock();
+        if !inner.reviews.contains_key(&item.id) {
+            return Err(Error::not_found("review", &item.id));
+        }
+        if !inner.campaigns.contains_key(&campaign.id) {
+            return Err(Error::not_found("campaign", &campaign.id));
+        }
+        inner.reviews.insert(item.id.clone(), item.clone());
+        inner
+            .campaigns
+            .insert(campaign.id.clone(), campaign.clone());
+        Ok(())
+    }
+
+    async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> {
+        Ok(self.lock().reviews.get(id).cloned())
+    }
+
+    async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> {
+        let inner = self.lock();
+        Ok(inner
+            .review_order
+            .iter()
+            .filter_map(|id| inner.reviews.get(id))
+            .filter(|r| r.state == ReviewState::Pending)
+            .cloned()
+            .collect())
+    }
+}

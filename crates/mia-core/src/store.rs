@@ -1,0 +1,552 @@
+//! The store seams: one narrow trait per aggregate. A backend type implements all of them and
+//! so is a [`Store`].
+//!
+//! Operations that must be atomic across aggregates are single methods here, so every backend
+//! makes them one transaction: scheduling a campaign writes its state and its jobs together;
+//! withdrawing consent appends the record and cancels the contact's queued jobs together.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::Campaign;
+use crate::consent::{ConsentRecord, Purpose};
+use crate::contact::{Contact, TelegramPeer};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::ids::{CampaignId, ContactId, IdempotencyKey, ReviewId, VariantId};
+use crate::policy::RuleHit;
+
+/// Where an outbox job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its due time and a worker.
+    Pending,
+    /// A worker holds a lease on it.
+    Claimed,
+    /// Waiting for a human reviewer (the send policy escalated).
+    Held,
+    /// Sent (final).
+    Sent,
+    /// Not sent because a rule said no, at scheduling or at send time (final).
+    Skipped,
+    /// Dead letter: failed for good or out of attempts (final).
+    DeadLetter,
+    /// Cancelled by a withdrawal or an aborted campaign (final).
+    Cancelled,
+}
+
+impl JobState {
+    /// The state's stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Claimed => "claimed",
+            JobState::Held => "held",
+            JobState::Sent => "sent",
+            JobState::Skipped => "skipped",
+            JobState::DeadLetter => "dead_letter",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a name written by [`as_str`](Self::as_str).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an unknown name.
+    pub fn parse(name: &str) -> Result<Self> {
+        use JobState::*;
+        [Pending, Claimed, Held, Sent, Skipped, DeadLetter, Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| Error::invalid(format!("unknown job state {name:?}")))
+    }
+
+    /// Whether the job is finished for good.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Sent | JobState::Skipped | JobState::DeadLetter | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job to put in the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    /// `hash(campaign, contact, step)`; inserting a key that exists does nothing.
+    pub key: IdempotencyKey,
+    /// The recipient.
+    pub contact: ContactId,
+    /// The consent purpose the job serves.
+    pub purpose: Purpose,
+    /// The step of the campaign.
+    pub step: u32,
+    /// Not before.
+    pub due_at: Timestamp,
+    /// `None` for a job to send; `Some(reason)` to record a contact skipped at scheduling time
+    /// (`"no_consent"`, `"withdrawn"`), so every audience member is accounted for.
+    pub skipped: Option<String>,
+}
+
+/// One recipient and step of a campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its idempotency key, which is also its id.
+    pub key: IdempotencyKey,
+    /// Its campaign.
+    pub campaign: CampaignId,
+    /// The recipient.
+    pub contact: ContactId,
+    /// The consent purpose.
+    pub purpose: Purpose,
+    /// The step.
+    pub step: u32,
+    /// Where it stands.
+    pub state: JobState,
+    /// Not before.
+    pub due_at: Timestamp,
+    /// How many transport attempts failed transiently or were told to wait.
+    pub attempts: u32,
+    /// Bumped by every claim; a worker's writes must carry the token it claimed with.
+    pub claim_token: u64,
+    /// Until when the current claim holds.
+    pub lease_until: Option<Timestamp>,
+    /// Who holds the claim.
+    pub worker: Option<String>,
+    /// The variant chosen (sticky once recorded).
+    pub variant: Option<VariantId>,
+    /// The probability the allocator gave that variant.
+    pub propensity: Option<f64>,
+    /// Telegram's message id once sent.
+    pub message_id: Option<i64>,
+    /// The rule or failure reason behind the last non-send (`"quiet_hours"`, `"blocked"`).
+    pub outcome: Option<String>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// What a worker did with a claimed job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobUpdate {
+    /// Telegram accepted it.
+    Sent {
+        /// Telegram's message id.
+        message_id: i64,
+    },
+    /// A rule said no.
+    Skipped {
+        /// The rule.
+        rule: String,
+    },
+    /// Try again at `due_at`.
+    Retry {
+        /// When.
+        due_at: Timestamp,
+        /// Whether this counts as a failed attempt (a policy deferral does not).
+        count_attempt: bool,
+        /// Why (`"quiet_hours"`, `"flood_wait"`).
+        reason: String,
+    },
+    /// Wait for a reviewer.
+    Held {
+        /// The rule that escalated.
+        rule: String,
+    },
+    /// Give up: dead letter.
+    DeadLetter {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counts of a campaign's jobs by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Pending.
+    pub pending: u64,
+    /// Claimed.
+    pub claimed: u64,
+    /// Held for review.
+    pub held: u64,
+    /// Sent.
+    pub sent: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Dead letters.
+    pub dead_letter: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+}
+
+impl JobCounts {
+    /// Adds one job in `state`.
+    pub fn add(&mut self, state: JobState, n: u64) {
+        let slot = match state {
+            JobState::Pending => &mut self.pending,
+            JobState::Claimed => &mut self.claimed,
+            JobState::Held => &mut self.held,
+            JobState::Sent => &mut self.sent,
+            JobState::Skipped => &mut self.skipped,
+            JobState::DeadLetter => &mut self.dead_letter,
+            JobState::Cancelled => &mut self.cancelled,
+        };
+        *slot += n;
+    }
+
+    /// Jobs not yet final.
+    pub fn open(&self) -> u64 {
+        self.pending + self.claimed + self.held
+    }
+
+    /// All jobs.
+    pub fn total(&self) -> u64 {
+        self.open() + self.sent + self.skipped + self.dead_letter + self.cancelled
+    }
+}
+
+/// What a reviewer is asked to look at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ReviewSubject {
+    /// A copy variant the content policy escalated.
+    Variant {
+        /// Which one.
+        variant: VariantId,
+    },
+    /// One send the send policy escalated.
+    Send {
+        /// The job.
+        job: IdempotencyKey,
+    },
+}
+
+/// A reviewer's decision, or none yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ReviewState {
+    /// Waiting.
+    Pending,
+    /// Approved as it is.
+    Approved,
+    /// Approved with new text (which passed the content policy).
+    Edited {
+        /// The new text.
+        text: String,
+    },
+    /// Rejected.
+    Rejected,
+}
+
+/// An item in the human review queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    /// Its id.
+    pub id: ReviewId,
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// What to review.
+    pub subject: ReviewSubject,
+    /// The text in question.
+    pub text: String,
+    /// The rules that fired.
+    pub trace: Vec<RuleHit>,
+    /// The decision.
+    pub state: ReviewState,
+    /// Who decided.
+    pub reviewer: Option<String>,
+    /// The reviewer's note.
+    pub note: Option<String>,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// When it was decided.
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// Contacts.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Inserts or replaces contacts by id.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()>;
+    /// One contact.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn contact(&self, id: &ContactId) -> Result<Option<Contact>>;
+    /// The contact behind a Telegram chat.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>>;
+    /// Every contact, ordered by id.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn contacts(&self) -> Result<Vec<Contact>>;
+}
+
+/// The consent ledger (append-only).
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// Appends records.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn append_consent(&self, records: &[ConsentRecord]) -> Result<()>;
+    /// A contact's history, in insertion order.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn consent_history(&self, contact: &ContactId) -> Result<Vec<ConsentRecord>>;
+    /// Every record for `purpose`, in insertion order.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>>;
+    /// Appends a withdrawal and, in the same transaction, cancels the contact's open jobs
+    /// (pending, claimed, held) for that purpose. Returns how many jobs were cancelled.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn withdraw_consent(&self, record: &ConsentRecord) -> Result<u64>;
+}
+
+/// Campaigns.
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Inserts a new campaign.
+    ///
+    /// # Errors
+    /// A store error, or [`Error::InvalidInput`] if the id exists.
+    async fn insert_campaign(&self, campaign: &Campaign) -> Result<()>;
+    /// Saves a campaign's spec, variants and state.
+    ///
+    /// # Errors
+    /// A store error, or [`Error::NotFound`].
+    async fn update_campaign(&self, campaign: &Campaign) -> Result<()>;
+    /// One campaign.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>>;
+    /// Every campaign, oldest first.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaigns(&self) -> Result<Vec<Campaign>>;
+}
+
+/// The durable outbox.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Saves `campaign` (now running) and inserts its jobs in one transaction; keys that exist
+    /// are left alone, so scheduling twice is harmless. Returns how many jobs were inserted.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64>;
+    /// Claims up to `limit` jobs of running campaigns that are due at `now` (pending, or claimed
+    /// with an expired lease), earliest first, leasing them to `worker` for `lease`.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn claim(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<Job>>;
+    /// Records the variant chosen for a claimed job, right before the transport call. Keeps an
+    /// earlier choice (assignments are sticky).
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim or the job was
+    /// cancelled meanwhile: the caller must not send.
+    async fn record_attempt(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        variant: &VariantId,
+        propensity: f64,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Finishes or reschedules a claimed job.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim.
+    async fn update_job(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        update: &JobUpdate,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Moves a held job back to pending (approved) or to skipped (rejected).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the job is not held.
+    async fn release_held(&self, key: &IdempotencyKey, approve: bool, now: Timestamp)
+    -> Result<()>;
+    /// One job.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>>;
+    /// A campaign's jobs, ordered by key.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn jobs(&self, campaign: &CampaignId) -> Result<Vec<Job>>;
+    /// Counts of a campaign's jobs by state.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
+    /// The sent job that produced Telegram message `message_id` for `contact`.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>>;
+    /// When `contact` was sent campaign messages at or after `since`, newest first.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>>;
+    /// The earliest time a job of a running campaign becomes claimable (its due time, or its
+    /// lease expiry), if any job is open.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn next_due(&self) -> Result<Option<Timestamp>>;
+    /// Cancels every open job of a campaign (when it is aborted). Returns how many.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64>;
+}
+
+/// Events (deduplicated by id).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends events whose ids are new; returns how many were new.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn append_events(&self, events: &[Event]) -> Result<u64>;
+    /// A campaign's events, by time then id.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>>;
+    /// A contact's events, by time then id.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>>;
+}
+
+/// The human review queue.
+#[async_trait]
+pub trait ReviewStore: Send + Sync {
+    /// Queues items.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()>;
+    /// Saves a decided item and the campaign it changed, in one transaction.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()>;
+    /// One item.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>>;
+    /// Items still waiting, oldest first.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn pending_reviews(&self) -> Result<Vec<ReviewItem>>;
+}
+
+/// A backend that stores everything mia keeps.
+pub trait Store:
+    ContactStore + ConsentStore + CampaignStore + OutboxStore + EventStore + ReviewStore
+{
+}
+
+impl<T> Store for T where
+    T: ContactStore + ConsentStore + CampaignStore + OutboxStore + EventStore + ReviewStore
+{
+}
+
+macro_rules! forward_store {
+    ($($wrapper:ident),*) => {$(
+        #[async_trait]
+        impl<S: ContactStore + ?Sized> ContactStore for $wrapper<S> {
+            async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()> { (**self).upsert_contacts(contacts).await }
+            async fn contact(&self, id: &ContactId) -> Result<Option<Contact>> { (**self).contact(id).await }
+            async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>> { (**self).contact_by_peer(peer).await }
+            async fn contacts(&self) -> Result<Vec<Contact>> { (**self).contacts().await }
+        }
+        #[async_trait]
+        impl<S: ConsentStore + ?Sized> ConsentStore for $wrapper<S> {
+            async fn append_consent(&self, records: &[ConsentRecord]) -> Result<()> { (**self).append_consent(records).await }
+            async fn consent_history(&self, contact: &ContactId) -> Result<Vec<ConsentRecord>> { (**self).consent_history(contact).await }
+            async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>> { (**self).consents_for_purpose(purpose).await }
+            async fn withdraw_consent(&self, record: &ConsentRecord) -> Result<u64> { (**self).withdraw_consent(record).await }
+        }
+        #[async_trait]
+        impl<S: CampaignStore + ?Sized> CampaignStore for $wrapper<S> {
+            async fn insert_campaign(&self, campaign: &Campaign) -> Result<()> { (**self).insert_campaign(campaign).await }
+            async fn update_campaign(&self, campaign: &Campaign) -> Result<()> { (**self).update_campaign(campaign).await }
+            async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>> { (**self).campaign(id).await }
+            async fn campaigns(&self) -> Result<Vec<Campaign>> { (**self).campaigns().await }
+        }
+        #[async_trait]
+        impl<S: OutboxStore + ?Sized> OutboxStore for $wrapper<S> {
+            async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64> { (**self).schedule(campaign, jobs).await }
+            async fn claim(&self, worker: &str, now: Timestamp, lease: SignedDuration, limit: usize) -> Result<Vec<Job>> { (**self).claim(worker, now, lease, limit).await }
+            async fn record_attempt(&self, key: &IdempotencyKey, claim_token: u64, variant: &VariantId, propensity: f64, now: Timestamp) -> Result<()> { (**self).record_attempt(key, claim_token, variant, propensity, now).await }
+            async fn update_job(&self, key: &IdempotencyKey, claim_token: u64, update: &JobUpdate, now: Timestamp) -> Result<()> { (**self).update_job(key, claim_token, update, now).await }
+            async fn release_held(&self, key: &IdempotencyKey, approve: bool, now: Timestamp) -> Result<()> { (**self).release_held(key, approve, now).await }
+            async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>> { (**self).job(key).await }
+            async fn jobs(&self, campaign: &CampaignId) -> Result<Vec<Job>> { (**self).jobs(campaign).await }
+            async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> { (**self).job_counts(campaign).await }
+            async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> { (**self).job_by_message(contact, message_id).await }
+            async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> { (**self).sends_since(contact, since).await }
+            async fn next_due(&self) -> Result<Option<Timestamp>> { (**self).next_due().await }
+            async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }
+        }
+        #[async_trait]
+        impl<S: EventStore + ?Sized> EventStore for $wrapper<S> {
+            async fn append_events(&self, events: &[Event]) -> Result<u64> { (**self).append_events(events).await }
+            async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>> { (**self).campaign_events(campaign).await }
+            async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> { (**self).contact_events(contact).await }
+        }
+        #[async_trait]
+        impl<S: ReviewStore + ?Sized> ReviewStore for $wrapper<S> {
+            async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()> { (**self).insert_reviews(items).await }
+            async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> { (**self).resolve_review(item, campaign).await }
+            async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> { (**self).review(id).await }
+            async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> { (**self).pending_reviews().await }
+        }
+    )*};
+}
+
+forward_store!(Arc, Box);

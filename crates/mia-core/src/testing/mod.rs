@@ -1,0 +1,523 @@
+//! Test support that ships with the SDK: the store conformance suite.
+//!
+//! Every [`Store`] implementation, the real ones included, must pass
+//! [`store_conformance`]. Call it from a test with a fresh, empty store:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! mia_core::testing::store_conformance(&mia_core::MemoryStore::new()).await;
+//! # }
+//! ```
+//!
+//! The checks panic with a message naming the broken rule, like any assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::{
+    Campaign, CampaignId, CampaignSpec, CampaignState, ConsentRecord, Contact, ContactId, Error,
+    Event, EventId, EventKind, Evidence, IdempotencyKey, JobState, JobUpdate, NewJob, Purpose,
+    ReviewId, ReviewItem, ReviewState, ReviewSubject, Store, TelegramPeer, VariantId,
+};
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn contact(i: i64) -> Contact {
+    Contact::new(
+        format!("c{i}"),
+        TelegramPeer::user(1000 + i),
+        "Europe/Berlin",
+        t(0),
+    )
+    .unwrap()
+    .with_locale("de-DE")
+    .with_attribute("plan", serde_json::json!("pro"))
+}
+
+fn running_campaign(id: &str) -> Campaign {
+    let mut c = Campaign::draft(CampaignId::new(id), CampaignSpec::new("n", "p", "o"), t(0));
+    for s in [
+        CampaignState::Generating,
+        CampaignState::InReview,
+        CampaignState::Approved,
+        CampaignState::Scheduled,
+        CampaignState::Running,
+    ] {
+        c.transition(s, t(0)).unwrap();
+    }
+    c
+}
+
+fn job(campaign: &str, contact: &str, due: i64) -> NewJob {
+    NewJob {
+        key: IdempotencyKey::for_job(&CampaignId::new(campaign), &ContactId::new(contact), 0),
+        contact: ContactId::new(contact),
+        purpose: Purpose::marketing(),
+        step: 0,
+        due_at: t(due),
+        skipped: None,
+    }
+}
+
+/// Runs every conformance check against `store`, which must start empty.
+pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
+    contacts(store).await;
+    consent_ledger(store).await;
+    campaigns(store).await;
+    outbox(store).await;
+    withdrawal_cancels_jobs(store).await;
+    events(store).await;
+    reviews(store).await;
+}
+
+async fn contacts<S: Store + ?Sized>(store: &S) {
+    store
+        .upsert_contacts(&[contact(1), contact(2)])
+        .await
+        .unwrap();
+    let got = store.contact(&ContactId::new("c1")).await.unwrap();
+    assert_eq!(
+        got,
+        Some(contact(1)),
+        "a contact reads back exactly as written"
+    );
+    let by_peer = store
+        .contact_by_peer(&TelegramPeer::user(1002))
+        .await
+        .unwrap();
+    assert_eq!(by_peer.map(|c| c.id), Some(ContactId::new("c2")));
+    let moved = Contact {
+        peer: TelegramPeer::user(5000),
+        ..contact(2)
+    };
+    store.upsert_contacts(&[moved]).await.unwrap();
+    assert!(
+        store
+            .contact_by_peer(&TelegramPeer::user(1002))
+            .await
+            .unwrap()
+            .is_none(),
+        "upsert replaces the peer mapping"
+    );
+    let all = store.contacts().await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c1", "c2"]
+    );
+    assert!(
+        store
+            .contact(&ContactId::new("nobody"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn consent_ledger<S: Store + ?Sized>(store: &S) {
+    let ev = Evidence::new("telegram_start", "update=1");
+    let mut grant = ConsentRecord::grant("c1", Purpose::marketing(), ev.clone(), "v2", t(10));
+    grant.expires_at = Some(t(1_000_000));
+    let other = ConsentRecord::grant("c1", Purpose::new("updates"), ev.clone(), "v2", t(11));
+    store
+        .append_consent(&[grant.clone(), other.clone()])
+        .await
+        .unwrap();
+    let history = store.consent_history(&ContactId::new("c1")).await.unwrap();
+    assert_eq!(
+        history,
+        vec![grant.clone(), other],
+        "history keeps every field, in order"
+    );
+    let marketing = store
+        .consents_for_purpose(&Purpose::marketing())
+        .await
+        .unwrap();
+    assert_eq!(marketing, vec![grant]);
+}
+
+async fn campaigns<S: Store + ?Sized>(store: &S) {
+    let draft = Campaign::draft(
+        CampaignId::new("k1"),
+        CampaignSpec::new("n", "p", "o"),
+        t(0),
+    );
+    store.insert_campaign(&draft).await.unwrap();
+    assert!(
+        store.insert_campaign(&draft).await.is_err(),
+        "inserting an existing campaign id fails"
+    );
+    let mut changed = draft.clone();
+    changed.transition(CampaignState::Generating, t(1)).unwrap();
+    store.update_campaign(&changed).await.unwrap();
+    assert_eq!(store.campaign(&draft.id).await.unwrap(), Some(changed));
+    let missing = Campaign::draft(
+        CampaignId::new("nope"),
+        CampaignSpec::new("n", "p", "o"),
+        t(0),
+    );
+    assert!(matches!(
+        store.update_campaign(&missing).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(store.campaigns().await.unwrap().len(), 1);
+}
+
+async fn outbox<S: Store + ?Sized>(store: &S) {
+    let mut campaign = running_campaign("k2");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    let mut skipped = job("k2", "c3", 0);
+    skipped.skipped = Some("no_consent".into());
+    let jobs = vec![job("k2", "c1", 0), job("k2", "c2", 5), skipped];
+    assert_eq!(store.schedule(&campaign, &jobs).await.unwrap(), 3);
+    assert_eq!(
+        store.campaign(&campaign.id).await.unwrap().unwrap().state,
+        CampaignState::Running,
+        "schedule saves the campaign with its jobs"
+    );
+    assert_eq!(
+        store.schedule(&campaign, &jobs).await.unwrap(),
+        0,
+        "scheduling twice is harmless"
+    );
+
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!((counts.pending, counts.skipped, counts.total()), (2, 1, 3));
+    assert_eq!(store.next_due().await.unwrap(), Some(t(0)));
+
+    let lease = SignedDuration::from_secs(30);
+    let first = store.claim("w1", t(1), lease, 10).await.unwrap();
+    assert_eq!(first.len(), 1, "only due jobs are claimed");
+    let a = &first[0];
+    assert_eq!(a.state, JobState::Claimed);
+    assert_eq!(a.worker.as_deref(), Some("w1"));
+    assert!(
+        store.claim("w2", t(2), lease, 10).await.unwrap().is_empty(),
+        "a leased job is not claimed twice"
+    );
+
+    // The lease expires; another worker takes over and the first one's writes are refused.
+    let stolen = store.claim("w2", t(40), lease, 10).await.unwrap();
+    assert_eq!(stolen.len(), 2, "an expired lease and the now-due job");
+    let b = stolen.iter().find(|j| j.key == a.key).unwrap();
+    assert!(b.claim_token > a.claim_token);
+    let v = VariantId::new("A");
+    assert!(matches!(
+        store
+            .record_attempt(&a.key, a.claim_token, &v, 0.5, t(41))
+            .await,
+        Err(Error::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store
+            .update_job(
+                &a.key,
+                a.claim_token,
+                &JobUpdate::Sent { message_id: 1 },
+                t(41)
+            )
+            .await,
+        Err(Error::LeaseLost(_))
+    ));
+    store
+        .record_attempt(&b.key, b.claim_token, &v, 0.5, t(41))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&b.key, b.claim_token, &VariantId::new("B"), 0.5, t(41))
+        .await
+        .unwrap();
+    store
+        .update_job(
+            &b.key,
+            b.claim_token,
+            &JobUpdate::Sent { message_id: 77 },
+            t(42),
+        )
+        .await
+        .unwrap();
+    let sent = store.job(&b.key).await.unwrap().unwrap();
+    assert_eq!(sent.state, JobState::Sent);
+    assert_eq!(sent.variant, Some(v), "the first recorded variant sticks");
+    assert_eq!(sent.propensity, Some(0.5));
+    assert_eq!(sent.message_id, Some(77));
+    let found = store.job_by_message(&sent.contact, 77).await.unwrap();
+    assert_eq!(found.map(|j| j.key), Some(sent.key.clone()));
+    assert_eq!(
+        store.sends_since(&sent.contact, t(0)).await.unwrap(),
+        vec![t(42)]
+    );
+    assert!(
+        store
+            .sends_since(&sent.contact, t(43))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Retry with an attempt counted, then dead letter.
+    let c = stolen.iter().find(|j| j.key != a.key).unwrap();
+    let retry = JobUpdate::Retry {
+        due_at: t(100),
+        count_attempt: true,
+        reason: "flood_wait".into(),
+    };
+    store
+        .update_job(&c.key, c.claim_token, &retry, t(42))
+        .await
+        .unwrap();
+    let waiting = store.job(&c.key).await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.state, waiting.attempts, waiting.due_at),
+        (JobState::Pending, 1, t(100))
+    );
+    assert_eq!(waiting.outcome.as_deref(), Some("flood_wait"));
+    assert_eq!(store.next_due().await.unwrap(), Some(t(100)));
+    assert!(
+        store
+            .claim("w1", t(99), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Paused campaigns are not claimed.
+    let mut paused = campaign.clone();
+    paused.state = CampaignState::Paused;
+    store.update_campaign(&paused).await.unwrap();
+    assert!(
+        store
+            .claim("w1", t(100), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+    store.update_campaign(&campaign).await.unwrap();
+
+    let c = store
+        .claim("w1", t(100), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .update_job(
+            &c.key,
+            c.claim_token,
+            &JobUpdate::Held {
+                rule: "review".into(),
+            },
+            t(101),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        None,
+        "held jobs are not due"
+    );
+    store.release_held(&c.key, true, t(102)).await.unwrap();
+    assert!(
+        store.release_held(&c.key, true, t(102)).await.is_err(),
+        "only held jobs are released"
+    );
+    let c = store
+        .claim("w1", t(102), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let dead = JobUpdate::DeadLetter {
+        reason: "blocked".into(),
+    };
+    store
+        .update_job(&c.key, c.claim_token, &dead, t(103))
+        .await
+        .unwrap();
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(
+        (
+            counts.sent,
+            counts.dead_letter,
+            counts.skipped,
+            counts.open()
+        ),
+        (1, 1, 1, 0)
+    );
+    let keys: Vec<_> = store
+        .jobs(&campaign.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.key)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "jobs come ordered by key");
+}
+
+async fn withdrawal_cancels_jobs<S: Store + ?Sized>(store: &S) {
+    let mut campaign = running_campaign("k3");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    store
+        .schedule(&campaign, &[job("k3", "c1", 0), job("k3", "c2", 0)])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim("w1", t(1), SignedDuration::from_secs(30), 1)
+        .await
+        .unwrap();
+    let stop = ConsentRecord::withdraw(
+        claimed[0].contact.clone(),
+        Purpose::marketing(),
+        Evidence::new("stop_keyword", "update=9"),
+        t(2),
+    );
+    assert_eq!(
+        store.withdraw_consent(&stop).await.unwrap(),
+        1,
+        "the claimed job is cancelled"
+    );
+    assert!(
+        store
+            .consent_history(&claimed[0].contact)
+            .await
+            .unwrap()
+            .contains(&stop),
+        "the withdrawal is in the ledger"
+    );
+    let job = store.job(&claimed[0].key).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert!(
+        matches!(
+            store
+                .record_attempt(
+                    &job.key,
+                    claimed[0].claim_token,
+                    &VariantId::new("A"),
+                    1.0,
+                    t(3)
+                )
+                .await,
+            Err(Error::LeaseLost(_))
+        ),
+        "a worker holding a cancelled job must not send it"
+    );
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&campaign.id, t(4))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().cancelled, 2);
+}
+
+async fn events<S: Store + ?Sized>(store: &S) {
+    let e = |id: &str, at: i64, kind: EventKind| Event {
+        id: EventId::new(id),
+        at: t(at),
+        contact: ContactId::new("c1"),
+        campaign: Some(CampaignId::new("k2")),
+        variant: Some(VariantId::new("A")),
+        kind,
+    };
+    let batch = vec![
+        e("e2", 5, EventKind::Converted { value_minor: 1999 }),
+        e("e1", 1, EventKind::Sent),
+        e(
+            "e3",
+            5,
+            EventKind::Failed {
+                reason: "blocked".into(),
+            },
+        ),
+    ];
+    assert_eq!(store.append_events(&batch).await.unwrap(), 3);
+    assert_eq!(
+        store.append_events(&batch[..1]).await.unwrap(),
+        0,
+        "ids dedupe"
+    );
+    let got = store.campaign_events(&CampaignId::new("k2")).await.unwrap();
+    let ids: Vec<_> = got.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2", "e3"], "ordered by time then id");
+    assert_eq!(got[1].kind, EventKind::Converted { value_minor: 1999 });
+    assert_eq!(
+        store
+            .contact_events(&ContactId::new("c1"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        store
+            .campaign_events(&CampaignId::new("none"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn reviews<S: Store + ?Sized>(store: &S) {
+    let item = ReviewItem {
+        id: ReviewId::new("r1"),
+        campaign: CampaignId::new("k1"),
+        subject: ReviewSubject::Variant {
+            variant: VariantId::new("B"),
+        },
+        text: "Guaranteed results!".into(),
+        trace: vec![],
+        state: ReviewState::Pending,
+        reviewer: None,
+        note: None,
+        created_at: t(1),
+        resolved_at: None,
+    };
+    store
+        .insert_reviews(std::slice::from_ref(&item))
+        .await
+        .unwrap();
+    assert_eq!(store.pending_reviews().await.unwrap(), vec![item.clone()]);
+    let mut campaign = store
+        .campaign(&CampaignId::new("k1"))
+        .await
+        .unwrap()
+        .unwrap();
+    campaign.state_reason = Some("reviewed".into());
+    let decided = ReviewItem {
+        state: ReviewState::Edited {
+            text: "Good results.".into(),
+        },
+        reviewer: Some("ana".into()),
+        resolved_at: Some(t(2)),
+        ..item
+    };
+    store.resolve_review(&decided, &campaign).await.unwrap();
+    assert!(store.pending_reviews().await.unwrap().is_empty());
+    assert_eq!(store.review(&decided.id).await.unwrap(), Some(decided));
+    assert_eq!(
+        store
+            .campaign(&campaign.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state_reason
+            .as_deref(),
+        Some("reviewed"),
+        "resolve_review saves the campaign too"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_store_conforms() {
+        super::store_conformance(&crate::MemoryStore::new()).await;
+    }
+}
