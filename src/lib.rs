@@ -1,1 +1,25 @@
-//! x
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use mia_core::*;
+
+/// Experiments: the deterministic splitter (feature `experiments`).
+#[cfg(feature = "experiments")]
+pub use mia_experiments as experiments;
+
+/// Analytics: the event collector and campaign reports (feature `analytics`).
+#[cfg(feature = "analytics")]
+pub use mia_analytics as analytics;
+
+/// Content and send guards (feature `safety`).
+#[cfg(feature = "safety")]
+pub use mia_safety as safety;
+
+/// Durable stores through sqlx (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub use mia_store as store;
+
+/// Telegram transports: the simulated Telegram (feature `telegram`).
+#[cfg(feature = "telegram")]
+pub use mia_telegram as telegram;

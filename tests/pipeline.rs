@@ -1,1 +1,406 @@
+//! The pipeline end to end on embedded defaults: consent, STOP, retries, dead letters, spam
+//! pauses, crash recovery, and reports that account for everyone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use mia::analytics::{CampaignReport, Collector};
+use mia::telegram::{Scripted, SimConfig, SimTelegram};
+use mia::*;
+
+fn noon() -> Timestamp {
+    "2026-12-01T12:00:00Z".parse().unwrap()
+}
+
+struct World {
+    agent: Agent,
+    telegram: SimTelegram,
+    store: Arc<dyn Store>,
+    consented: BTreeSet<ContactId>,
+    everyone: Vec<Contact>,
+}
+
+fn sim_config(seed: u64) -> SimConfig {
+    SimConfig {
+        deactivated_share: 0.0,
+        blocked_share: 0.0,
+        ..SimConfig::seeded(seed)
+    }
+}
+
+/// `n` contacts in UTC; every other one has marketing consent.
+async fn world(
+    n: i64,
+    store: Arc<dyn Store>,
+    clock: Arc<SimClock>,
+    telegram: SimTelegram,
+) -> World {
+    let sink: Arc<dyn EventSink> = Arc::new(Collector::new(store.clone()));
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .shared_store(store.clone())
+        .shared_event_sink(sink)
+        .permissive_policies()
+        .clock(clock.clone())
+        .seed(7)
+        .build()
+        .unwrap();
+    let everyone: Vec<Contact> = (0..n)
+        .map(|i| {
+            Contact::new(format!("u{i:04}"), TelegramPeer::user(i + 1), "UTC", noon()).unwrap()
+        })
+        .collect();
+    agent.import_contacts(&everyone).await.unwrap();
+    let mut consented = BTreeSet::new();
+    let mut grants = Vec::new();
+    for c in everyone.iter().step_by(2) {
+        consented.insert(c.id.clone());
+        let ev = Evidence::new("telegram_start", format!("test {}", c.id));
+        grants.push(ConsentRecord::grant(
+            c.id.clone(),
+            Purpose::marketing(),
+            ev,
+            "v1",
+            noon() - SignedDuration::from_hours(1),
+        ));
+    }
+    agent.record_consent(&grants).await.unwrap();
+    World {
+        agent,
+        telegram,
+        store,
+        consented,
+        everyone,
+    }
+}
+
+async fn memory_world(n: i64) -> (World, Arc<SimClock>) {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let telegram = SimTelegram::new(sim_config(1), clock.clone()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    (world(n, store, clock.clone(), telegram).await, clock)
+}
+
+async fn launch(agent: &Agent) -> Campaign {
+    let mut spec = CampaignSpec::new("Spring", "green tea", "20% off this week");
+    spec.call_to_action_url = Some("https://shop.example/tea".into());
+    let campaign = agent.create_campaign(spec).await.unwrap();
+    assert_eq!(campaign.state, CampaignState::Approved);
+    agent.schedule(&campaign.id, None).await.unwrap();
+    agent.start(&campaign.id).await.unwrap()
+}
+
+/// Campaign posts per peer, from the simulator's own log.
+fn campaign_posts(tg: &SimTelegram) -> BTreeMap<i64, usize> {
+    let mut out = BTreeMap::new();
+    for m in tg.sent_log().iter().filter(|m| m.campaign.is_some()) {
+        *out.entry(m.peer.id).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_consented_contacts_get_a_message_and_stop_works_mid_campaign() {
+    let (w, clock) = memory_world(400).await;
+    let campaign = launch(&w.agent).await;
+
+    // Ten consented contacts whose jobs come last send STOP one second in, mid-campaign.
+    let jobs = w.store.jobs(&campaign.id).await.unwrap();
+    let mut queued: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Pending)
+        .collect();
+    queued.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+    let stoppers: Vec<&Contact> = queued[queued.len() - 10..]
+        .iter()
+        .map(|j| w.everyone.iter().find(|c| c.id == j.contact).unwrap())
+        .collect();
+    for c in &stoppers {
+        w.telegram.push_inbound(
+            c.peer,
+            InboundKind::Text {
+                text: "STOP".into(),
+                reply_to: None,
+            },
+            clock.now() + SignedDuration::from_secs(1),
+        );
+    }
+    w.agent.run_until_idle().await.unwrap();
+
+    let posts = campaign_posts(&w.telegram);
+    for c in &w.everyone {
+        let got = posts.get(&c.peer.id).copied().unwrap_or(0);
+        let stopped = stoppers.iter().any(|s| s.id == c.id);
+        let expected = usize::from(w.consented.contains(&c.id) && !stopped);
+        assert_eq!(got, expected, "contact {} (stopped: {stopped})", c.id);
+    }
+    // Each STOP got exactly one confirmation, a service reply outside any campaign.
+    let confirmations = w
+        .telegram
+        .sent_log()
+        .into_iter()
+        .filter(|m| m.campaign.is_none())
+        .count();
+    assert_eq!(confirmations, 10);
+    let report = CampaignReport::build(w.store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    assert_eq!(report.cancelled.get("withdrawn"), Some(&10));
+    assert_eq!(report.skipped.get("no_consent"), Some(&200));
+    assert_eq!(report.sent, 190);
+    assert!(report.accounts_for_everyone());
+    assert_eq!(
+        w.store.campaign(&campaign.id).await.unwrap().unwrap().state,
+        CampaignState::Completed
+    );
+    // The withdrawal is in the ledger with its evidence.
+    let history = w.store.consent_history(&stoppers[0].id).await.unwrap();
+    assert_eq!(history.last().unwrap().status, ConsentStatus::Withdrawn);
+    assert_eq!(history.last().unwrap().evidence.method, "stop_keyword");
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_grants_consent_with_evidence_and_later_campaigns_reach_them() {
+    let (w, clock) = memory_world(4).await;
+    // u0001 never consented; they press /start.
+    let newcomer = w.everyone[1].clone();
+    assert!(!w.consented.contains(&newcomer.id));
+    w.telegram.push_inbound(
+        newcomer.peer,
+        InboundKind::Command {
+            name: "start".into(),
+            payload: String::new(),
+        },
+        clock.now(),
+    );
+    w.agent.poll_inbound().await.unwrap();
+    let history = w.store.consent_history(&newcomer.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].evidence.method, "telegram_start");
+    assert!(history[0].evidence.reference.contains("update=sim-"));
+    // A stranger pressing /start becomes a contact with consent.
+    w.telegram.push_inbound(
+        TelegramPeer::user(999),
+        InboundKind::Command {
+            name: "start".into(),
+            payload: "marketing".into(),
+        },
+        clock.now(),
+    );
+    w.agent.poll_inbound().await.unwrap();
+    let stranger = w
+        .store
+        .contact_by_peer(&TelegramPeer::user(999))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let campaign = launch(&w.agent).await;
+    w.agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(posts.get(&newcomer.peer.id), Some(&1));
+    assert_eq!(posts.get(&999), Some(&1));
+    let report = CampaignReport::build(w.store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    assert_eq!((report.audience, report.sent), (5, 4));
+    assert!(w.store.consent_history(&stranger.id).await.unwrap().len() == 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_and_permanent_failures_are_dead_letters() {
+    let (w, clock) = memory_world(6).await;
+    let slow = w.everyone[0].clone(); // consented
+    let gone = w.everyone[2].clone(); // consented
+    let flaky = w.everyone[4].clone(); // consented
+    let wait = Duration::from_secs(90);
+    w.telegram.script(
+        slow.peer,
+        [Scripted::Outcome(SendOutcome::RetryAfter {
+            after: wait,
+            reason: "FLOOD_WAIT_90".into(),
+        })],
+    );
+    w.telegram.script(
+        gone.peer,
+        [Scripted::Outcome(SendOutcome::Failed(
+            FailureReason::Deactivated,
+        ))],
+    );
+    w.telegram
+        .script(flaky.peer, [Scripted::Outage, Scripted::Outage]);
+    let started = clock.now();
+    let campaign = launch(&w.agent).await;
+    let stats = w.agent.run_until_idle().await.unwrap();
+
+    let log = w.telegram.sent_log();
+    let slow_post = log.iter().find(|m| m.peer == slow.peer).unwrap();
+    assert!(
+        slow_post.at >= started + SignedDuration::from_secs(90),
+        "sent at {} before the retry-after",
+        slow_post.at
+    );
+    assert!(log.iter().all(|m| m.peer != gone.peer));
+    assert!(
+        log.iter().any(|m| m.peer == flaky.peer),
+        "two outages, then delivered"
+    );
+    assert_eq!(stats.retried, 3);
+
+    let job = w
+        .store
+        .job(&IdempotencyKey::for_job(&campaign.id, &gone.id, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::DeadLetter);
+    assert_eq!(job.outcome.as_deref(), Some("deactivated"));
+    let events = w.store.contact_events(&gone.id).await.unwrap();
+    assert!(events.iter().any(|e| e.kind
+        == EventKind::Failed {
+            reason: "deactivated".into()
+        }));
+    let report = CampaignReport::build(w.store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    assert_eq!(report.failed.get("deactivated"), Some(&1));
+    assert_eq!(report.sent, 2);
+    assert!(report.accounts_for_everyone());
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_of_attempts_goes_to_the_dead_letter_queue() {
+    let (w, _) = memory_world(2).await;
+    let c = w.everyone[0].clone();
+    w.telegram
+        .script(c.peer, std::iter::repeat_n(Scripted::Outage, 20));
+    let campaign = launch(&w.agent).await;
+    w.agent.run_until_idle().await.unwrap();
+    let job = w
+        .store
+        .job(&IdempotencyKey::for_job(&campaign.id, &c.id, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::DeadLetter);
+    assert_eq!(job.attempts, RetryPolicy::default().max_attempts - 1);
+    assert!(job.outcome.unwrap().contains("simulated transient failure"));
+    assert!(w.telegram.sent_log().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spam_signal_pauses_the_campaign_and_nothing_moves_elsewhere() {
+    let (w, _) = memory_world(40).await;
+    let first = w.everyone[0].clone();
+    w.telegram.script(
+        first.peer,
+        [Scripted::Outcome(SendOutcome::Failed(
+            FailureReason::SpamLimited,
+        ))],
+    );
+    let campaign = launch(&w.agent).await;
+    let stats = w.agent.run_until_idle().await.unwrap();
+    assert_eq!(stats.paused_for_spam, 1);
+    let c = w.store.campaign(&campaign.id).await.unwrap().unwrap();
+    assert_eq!(c.state, CampaignState::Paused);
+    assert!(c.state_reason.unwrap().contains("PEER_FLOOD"));
+    let counts = w.store.job_counts(&campaign.id).await.unwrap();
+    assert!(counts.pending > 0, "the rest waits for a human");
+    let sent_before = w.telegram.sent_log().len();
+    // A human resumes; the rest goes out, each exactly once.
+    w.agent.resume(&campaign.id).await.unwrap();
+    w.agent.run_until_idle().await.unwrap();
+    assert!(w.telegram.sent_log().len() > sent_before);
+    assert!(campaign_posts(&w.telegram).values().all(|n| *n == 1));
+    assert_eq!(campaign_posts(&w.telegram).len(), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_between_send_and_outbox_update_neither_loses_nor_doubles() {
+    let (w, clock) = memory_world(100).await;
+    let campaign = launch(&w.agent).await;
+    // A worker that will "crash": it claims jobs, posts some, and dies before recording them.
+    let doomed = w
+        .store
+        .claim("doomed", clock.now(), SignedDuration::from_secs(60), 20)
+        .await
+        .unwrap();
+    assert_eq!(doomed.len(), 20);
+    for job in &doomed[..12] {
+        let contact = w.store.contact(&job.contact).await.unwrap().unwrap();
+        let message = OutboundMessage {
+            key: job.key.clone(),
+            campaign: Some(campaign.id.clone()),
+            contact: contact.id.clone(),
+            peer: contact.peer,
+            variant: Some(VariantId::new("A")),
+            text: "posted by the worker that crashed".into(),
+            silent: false,
+        };
+        assert!(matches!(
+            w.telegram.send(&message).await.unwrap(),
+            SendOutcome::Sent { .. }
+        ));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    // A fresh agent on the same store picks everything up once the leases expire.
+    let again = Agent::builder(TemplateProvider::new(), w.telegram.clone())
+        .shared_store(w.store.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .worker_id("worker-2")
+        .build()
+        .unwrap();
+    drop(w.agent);
+    again.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(posts.len(), 50, "every consented contact");
+    assert!(posts.values().all(|n| *n == 1), "nobody twice");
+    let report = CampaignReport::build(w.store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 50);
+    assert_eq!(report.open, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reactions_become_attributed_events() {
+    let (w, clock) = memory_world(200).await;
+    let campaign = launch(&w.agent).await;
+    w.agent.run_until_idle().await.unwrap();
+    w.agent
+        .process_inbound_until(clock.now() + SignedDuration::from_hours(72))
+        .await
+        .unwrap();
+    let report = CampaignReport::build(w.store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    let total =
+        |f: fn(&analytics::VariantReport) -> u64| report.variants.values().map(f).sum::<u64>();
+    assert_eq!(total(|v| v.sent), 100);
+    let delivered = total(|v| v.delivered);
+    let read = total(|v| v.read);
+    assert!(delivered >= 90 && delivered <= 100, "delivered {delivered}");
+    assert!(read > 40 && read < delivered, "read {read}");
+    assert!(total(|v| v.clicked) < read);
+    let events = w.store.campaign_events(&campaign.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.kind.name() == "read")
+            .all(|e| e.variant.is_some())
+    );
+}
+
+#[tokio::test]
+async fn an_agent_without_a_send_policy_does_not_build() {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let tg = SimTelegram::new(SimConfig::default(), clock).unwrap();
+    let err = Agent::builder(TemplateProvider::new(), tg)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)));
+    assert!(err.to_string().contains("send policy"));
+}

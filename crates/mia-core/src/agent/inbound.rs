@@ -70,10 +70,15 @@ impl Agent {
                     self.opt_in(event, payload, contact).await?;
                 }
                 (InboundKind::Command { name, .. }, Some(contact)) if is_stop_request(name) => {
-                    self.stop(event, &contact).await?;
+                    self.stop(event, &contact, None).await?;
                 }
-                (InboundKind::Text { text, .. }, Some(contact)) if is_stop_request(text) => {
-                    self.stop(event, &contact).await?;
+                (InboundKind::Text { text, reply_to }, Some(contact)) if is_stop_request(text) => {
+                    // A STOP quoting one of our messages is attributed to its campaign.
+                    let job = match reply_to {
+                        Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
+                        None => None,
+                    };
+                    self.stop(event, &contact, job.as_ref()).await?;
                 }
                 (InboundKind::Text { reply_to, .. }, Some(contact)) => {
                     let job = match reply_to {
@@ -205,11 +210,11 @@ impl Agent {
             .await
     }
 
-    async fn stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
+    async fn stop(&self, event: &InboundEvent, contact: &Contact, job: Option<&Job>) -> Result<()> {
         let evidence = Evidence::new("stop_keyword", format!("update={}", event.id));
         let cancelled = self.opt_out(&contact.id, evidence).await?;
         tracing::info!(cancelled, "mia.inbound stop");
-        self.record_inbound(event, &contact.id, None, EventKind::OptedOut)
+        self.record_inbound(event, &contact.id, job, EventKind::OptedOut)
             .await?;
         self.confirm_stop(event, contact).await
     }
@@ -247,14 +252,25 @@ impl Agent {
             text: self.inner.config.stop_confirmation.clone(),
             silent: true,
         };
-        match self.inner.transport.send(&message).await {
-            Ok(SendOutcome::Sent { .. }) => {}
-            Ok(other) => {
-                tracing::info!(outcome = ?other, "mia.send stop confirmation not delivered")
+        // Rate limits apply to confirmations too: pace, and wait out a retry-after a few
+        // times rather than drop the one message the contact is owed.
+        for _ in 0..3 {
+            self.pace().await;
+            match self.inner.transport.send(&message).await {
+                Ok(SendOutcome::Sent { .. }) => return Ok(()),
+                Ok(SendOutcome::RetryAfter { after, .. }) => tokio::time::sleep(after).await,
+                Ok(other) => {
+                    tracing::info!(outcome = ?other, "mia.send stop confirmation not delivered");
+                    return Ok(());
+                }
+                // The withdrawal already holds; a lost confirmation must not undo or block it.
+                Err(e) => {
+                    tracing::warn!(error = %e, "mia.send stop confirmation failed");
+                    return Ok(());
+                }
             }
-            // The withdrawal already holds; a lost confirmation must not undo or block it.
-            Err(e) => tracing::warn!(error = %e, "mia.send stop confirmation failed"),
         }
+        tracing::warn!("mia.send stop confirmation gave up after repeated rate limits");
         Ok(())
     }
 }

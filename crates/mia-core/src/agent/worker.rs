@@ -453,7 +453,7 @@ impl Agent {
     }
 
     /// Keeps sends under the transport's messages-per-second, in tokio time.
-    async fn pace(&self) {
+    pub(crate) async fn pace(&self) {
         let Some(rate) = self.inner.transport.capabilities().messages_per_second else {
             return;
         };

@@ -1,0 +1,199 @@
+//! `mia dry-run`: the whole pipeline on embedded defaults, in virtual time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::{SignedDuration, Timestamp};
+use mia::analytics::{CampaignReport, Collector};
+use mia::experiments::Splitter;
+use mia::safety::{ContentGuard, SendGuard};
+use mia::store::SqliteStore;
+use mia::telegram::{Behaviour, SimConfig, SimTelegram};
+use mia::{
+    Agent, Audience, CampaignSpec, Clock, ContactId, Error, EventSink, Result, RunStats,
+    ScheduleSummary, SimClock, Store, TemplateProvider, VariantId,
+};
+use serde::Serialize;
+
+use crate::DryRunArgs;
+use crate::audience;
+use crate::output;
+
+/// Everything `dry-run` reports, also written as JSON.
+#[derive(Debug, Serialize)]
+pub(crate) struct DryRunReport {
+    pub(crate) seed: u64,
+    pub(crate) contacts: u32,
+    pub(crate) database: String,
+    pub(crate) virtual_start: Timestamp,
+    pub(crate) last_send: Option<Timestamp>,
+    pub(crate) virtual_end: Timestamp,
+    pub(crate) virtual_duration_secs: i64,
+    pub(crate) warm_up: CampaignReport,
+    pub(crate) scheduling: ScheduleSummary,
+    pub(crate) run: RunStats,
+    pub(crate) rate_limited_by_telegram: u64,
+    pub(crate) campaign: CampaignReport,
+}
+
+pub(crate) fn run(args: &DryRunArgs) -> Result<()> {
+    // Virtual time: tokio's clock is paused and jumps ahead whenever every task waits, so a
+    // day of quiet hours passes in an instant and the same seed gives the same run.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the runtime: {e}")))?;
+    let started = Instant::now();
+    let report = runtime.block_on(simulate(args))?;
+    let real = started.elapsed();
+    write_json(&args.json, &report)?;
+    output::print(&report, real, &args.json);
+    Ok(())
+}
+
+fn write_json(path: &Path, report: &DryRunReport) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::invalid(format!("report is not serialisable: {e}")))?;
+    std::fs::write(path, json)
+        .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))
+}
+
+fn fresh_database(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::invalid(format!(
+                    "cannot replace {}: {e}",
+                    Path::new(&p).display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Wires the agent: SQLite store, collector, guards, splitter, simulated Telegram.
+pub(crate) async fn build_agent(
+    store: Arc<dyn Store>,
+    clock: Arc<SimClock>,
+    seed: u64,
+) -> Result<(Agent, SimTelegram)> {
+    let mut sim = SimConfig::seeded(seed);
+    // Variant B is truly better, so the A/B test has something to find.
+    sim.per_variant.insert(VariantId::new("A"), Behaviour::default());
+    sim.per_variant.insert(
+        VariantId::new("B"),
+        Behaviour {
+            clicked: 0.16,
+            ..Behaviour::default()
+        },
+    );
+    let telegram = SimTelegram::new(sim, clock.clone())?;
+    let collector: Arc<dyn EventSink> = Arc::new(Collector::new(store.clone()));
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .shared_store(store)
+        .shared_event_sink(collector)
+        .content_policy(ContentGuard::builder().allow_domain("shop.example").build()?)
+        .send_policy(SendGuard::builder().build()?)
+        .allocator(Splitter::new().with_salt(format!("dry-run-{seed}")))
+        .clock(clock)
+        .seed(seed)
+        .build()?;
+    Ok((agent, telegram))
+}
+
+async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
+    fresh_database(&args.db)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&args.db).await?);
+    let clock = Arc::new(SimClock::starting_at(args.start));
+    let (agent, telegram) = build_agent(store.clone(), clock.clone(), args.seed).await?;
+
+    let people = audience::generate(args.contacts, args.seed, args.start)?;
+    agent.import_contacts(&people.contacts).await?;
+    agent.record_consent(&people.consents).await?;
+
+    // A small newsletter went out first, so frequency caps have something to cap.
+    let subscribers: Vec<ContactId> = people
+        .contacts
+        .iter()
+        .step_by(25)
+        .map(|c| c.id.clone())
+        .collect();
+    let mut newsletter = CampaignSpec::new("Weekly newsletter", "our new arrivals", "a first look at the winter collection");
+    newsletter.variant_count = 1;
+    newsletter.call_to_action_url = Some("https://shop.example/new".into());
+    newsletter.audience = Audience::Contacts(subscribers);
+    let warm_up = launch(&agent, newsletter).await?;
+    agent.run_until_idle().await?;
+
+    let mut spec = CampaignSpec::new("Winter sale", "the winter collection", "25% off everything until Sunday");
+    spec.call_to_action_url = Some("https://shop.example/sale".into());
+    let campaign = agent.create_campaign(spec).await?;
+    let scheduling = agent.schedule(&campaign.id, None).await?;
+    agent.start(&campaign.id).await?;
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(scheduling.queued)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} sending [{bar:40}] {pos}/{len} {msg}")
+            .map_err(|e| Error::Config(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    let run_clock = clock.clone();
+    let run = agent
+        .run_until_idle_with(|stats| {
+            bar.set_position(stats.finished());
+            bar.set_message(format!("virtual {}", run_clock.now().strftime("%a %H:%M UTC")));
+        })
+        .await?;
+    bar.finish_and_clear();
+
+    let jobs = store.jobs(&campaign.id).await?;
+    let last_send = jobs
+        .iter()
+        .filter(|j| j.state == mia::JobState::Sent)
+        .map(|j| j.updated_at)
+        .max();
+    let attribution = SignedDuration::from_hours(i64::from(args.attribution_hours));
+    let collect_until = last_send.unwrap_or_else(|| clock.now()) + attribution;
+    let mut run = run;
+    let after = agent.process_inbound_until(collect_until).await?;
+    run.inbound += after.inbound;
+
+    let virtual_end = clock.now();
+    Ok(DryRunReport {
+        seed: args.seed,
+        contacts: args.contacts,
+        database: args.db.display().to_string(),
+        virtual_start: args.start,
+        last_send,
+        virtual_end,
+        virtual_duration_secs: virtual_end.duration_since(args.start).as_secs(),
+        warm_up: CampaignReport::build(store.as_ref(), &warm_up).await?,
+        scheduling,
+        run,
+        rate_limited_by_telegram: telegram.rate_limited_count(),
+        campaign: CampaignReport::build(store.as_ref(), &campaign.id).await?,
+    })
+}
+
+async fn launch(agent: &Agent, spec: CampaignSpec) -> Result<mia::CampaignId> {
+    let campaign = agent.create_campaign(spec).await?;
+    agent.schedule(&campaign.id, None).await?;
+    agent.start(&campaign.id).await?;
+    Ok(campaign.id)
+}

@@ -1,0 +1,522 @@
+//! A simulated Telegram with virtual time, seeded: rate limits answered with retry-after like
+//! the real service, idempotent sends, and simulated people who read, click, buy, reply, send
+//! STOP or block, according to a [`Behaviour`] per variant.
+//!
+//! Time comes from the [`Clock`] it is given (share the agent's
+//! [`SimClock`](mia_core::SimClock) so that both live in the same virtual time).
+
+mod config;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use mia_core::{
+    CampaignId, Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent,
+    InboundKind, OutboundMessage, PeerKind, SendOutcome, TelegramPeer, Transport, VariantId,
+};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub use config::{Behaviour, SimConfig, SimLimits};
+
+use crate::error::TelegramError;
+
+/// A message as the simulated Telegram recorded it: its own log, the ground truth for tests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SentMessage {
+    /// Telegram's message id.
+    pub message_id: i64,
+    /// The idempotency key it was sent with.
+    pub key: IdempotencyKey,
+    /// The campaign, if the sender said (`None` for service replies such as STOP confirmations).
+    pub campaign: Option<CampaignId>,
+    /// The chat.
+    pub peer: TelegramPeer,
+    /// The text (after edits).
+    pub text: String,
+    /// The variant, if the sender said.
+    pub variant: Option<VariantId>,
+    /// When Telegram accepted it.
+    pub at: Timestamp,
+    /// Whether it was deleted.
+    pub deleted: bool,
+    /// Whether it is pinned.
+    pub pinned: bool,
+}
+
+/// A scripted answer for the next send to a chat, for tests of failure handling.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scripted {
+    /// Answer with this outcome (without posting, unless it is `Sent`).
+    Outcome(SendOutcome),
+    /// Fail as a dropped connection would (a retryable transport error).
+    Outage,
+}
+
+#[derive(Default)]
+struct State {
+    next_message_id: i64,
+    next_update_id: u64,
+    by_key: HashMap<IdempotencyKey, i64>,
+    log: Vec<SentMessage>,
+    index: HashMap<(i64, i64), usize>,
+    global_window: VecDeque<Timestamp>,
+    chat_last: HashMap<i64, Timestamp>,
+    group_window: HashMap<i64, VecDeque<Timestamp>>,
+    inbound: BinaryHeap<Reverse<(Timestamp, u64)>>,
+    pending: HashMap<u64, InboundEvent>,
+    blocked: HashMap<i64, bool>,
+    scripted: HashMap<i64, VecDeque<Scripted>>,
+    rate_limited: u64,
+}
+
+/// The simulated Telegram. Cheap to clone; clones share one simulated world.
+#[derive(Clone)]
+pub struct SimTelegram {
+    config: Arc<SimConfig>,
+    clock: Arc<dyn Clock>,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for SimTelegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimTelegram")
+            .field("seed", &self.config.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn stable_hash(parts: &[&[u8]]) -> u64 {
+    // FNV-1a: stable across platforms and releases, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.iter().chain(&[0xff]) {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn exp_delay(rng: &mut StdRng, mean: Duration) -> SignedDuration {
+    // Inverse-CDF sampling; 1 - u is in (0, 1] so ln is finite.
+    let u: f64 = rng.random();
+    let secs = -mean.as_secs_f64() * (1.0 - u).ln();
+    SignedDuration::from_secs_f64(secs.min(30.0 * 86_400.0)).max(SignedDuration::from_secs(1))
+}
+
+fn ceil_secs(d: SignedDuration) -> Duration {
+    // Telegram's retry_after is whole seconds, at least one.
+    let secs = d.as_secs_f64().ceil().max(1.0);
+    Duration::from_secs_f64(secs)
+}
+
+impl SimTelegram {
+    /// A simulated Telegram living in `clock`'s time.
+    ///
+    /// # Errors
+    /// [`TelegramError::Config`] for an invalid configuration.
+    pub fn new(config: SimConfig, clock: Arc<dyn Clock>) -> Result<Self, TelegramError> {
+        config.validate()?;
+        Ok(Self {
+            config: Arc::new(config),
+            clock,
+            state: Arc::new(Mutex::new(State {
+                next_message_id: 1,
+                next_update_id: 1,
+                ..State::default()
+            })),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every mutation below is complete before anything can panic, so poison is harmless.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every message posted, in order, including deleted ones.
+    pub fn sent_log(&self) -> Vec<SentMessage> {
+        self.lock().log.clone()
+    }
+
+    /// How many sends were answered with a retry-after because of a rate limit.
+    pub fn rate_limited_count(&self) -> u64 {
+        self.lock().rate_limited
+    }
+
+    /// Queues answers for the next sends to `peer`, consumed one per send.
+    pub fn script(&self, peer: TelegramPeer, answers: impl IntoIterator<Item = Scripted>) {
+        self.lock()
+            .scripted
+            .entry(peer.id)
+            .or_default()
+            .extend(answers);
+    }
+
+    /// Makes a simulated person do something at `at` (write `/start`, STOP, a reply...).
+    pub fn push_inbound(&self, peer: TelegramPeer, kind: InboundKind, at: Timestamp) {
+        let mut state = self.lock();
+        Self::schedule(&mut state, peer, kind, at);
+    }
+
+    /// A person writes text to the bot now. `/command payload` becomes a command.
+    pub fn user_writes(&self, peer: TelegramPeer, text: &str) {
+        let kind = match text.strip_prefix('/') {
+            Some(cmd) => {
+                let (name, payload) = cmd.split_once(' ').unwrap_or((cmd, ""));
+                InboundKind::Command {
+                    name: name.to_lowercase(),
+                    payload: payload.trim().to_owned(),
+                }
+            }
+            None => InboundKind::Text {
+                text: text.to_owned(),
+                reply_to: None,
+            },
+        };
+        self.push_inbound(peer, kind, self.clock.now());
+    }
+
+    fn schedule(state: &mut State, peer: TelegramPeer, kind: InboundKind, at: Timestamp) {
+        let update = state.next_update_id;
+        state.next_update_id += 1;
+        state.pending.insert(
+            update,
+            InboundEvent {
+                id: format!("sim-{update}"),
+                at,
+                peer,
+                kind,
+            },
+        );
+        state.inbound.push(Reverse((at, update)));
+    }
+
+    /// Whether the chat is gone or blocked us, drawn once per chat from the seed.
+    fn chat_fate(&self, peer: TelegramPeer) -> Option<FailureReason> {
+        let mut rng = StdRng::seed_from_u64(stable_hash(&[
+            &self.config.seed.to_be_bytes(),
+            b"chat",
+            &peer.id.to_be_bytes(),
+        ]));
+        let u: f64 = rng.random();
+        if u < self.config.deactivated_share {
+            Some(FailureReason::Deactivated)
+        } else if u < self.config.deactivated_share + self.config.blocked_share {
+            Some(FailureReason::Blocked)
+        } else {
+            None
+        }
+    }
+
+    /// The wait a send at `now` to `peer` needs to respect the limits, if any.
+    fn over_limit(
+        &self,
+        state: &mut State,
+        peer: TelegramPeer,
+        now: Timestamp,
+    ) -> Option<SignedDuration> {
+        let limits = &self.config.limits;
+        let second = SignedDuration::from_secs(1);
+        while state
+            .global_window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= second)
+        {
+            state.global_window.pop_front();
+        }
+        let mut wait = SignedDuration::ZERO;
+        if state.global_window.len() >= limits.global_per_second as usize
+            && let Some(oldest) = state.global_window.front()
+        {
+            wait = wait.max(second - now.duration_since(*oldest));
+        }
+        match peer.kind {
+            PeerKind::User => {
+                let gap = SignedDuration::try_from(limits.per_chat_interval).unwrap_or(second);
+                if let Some(last) = state.chat_last.get(&peer.id) {
+                    let since = now.duration_since(*last);
+                    if since < gap {
+                        wait = wait.max(gap - since);
+                    }
+                }
+            }
+            PeerKind::Group | PeerKind::Channel => {
+                let minute = SignedDuration::from_mins(1);
+                let window = state.group_window.entry(peer.id).or_default();
+                while window
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= minute)
+                {
+                    window.pop_front();
+                }
+                if window.len() >= limits.group_per_minute as usize
+                    && let Some(oldest) = window.front()
+                {
+                    wait = wait.max(minute - now.duration_since(*oldest));
+                }
+            }
+        }
+        (wait > SignedDuration::ZERO).then_some(wait)
+    }
+
+    /// Plans what the recipient of a new message will do, from a generator seeded by the key.
+    fn plan_reactions(
+        &self,
+        state: &mut State,
+        message: &OutboundMessage,
+        message_id: i64,
+        now: Timestamp,
+    ) {
+        if message.campaign.is_none() {
+            return;
+        }
+        let b = self.config.behaviour_for(message.variant.as_ref());
+        let mut rng = StdRng::seed_from_u64(stable_hash(&[
+            &self.config.seed.to_be_bytes(),
+            message.key.as_str().as_bytes(),
+        ]));
+        let peer = message.peer;
+        if !rng.random_bool(b.delivered) {
+            return;
+        }
+        let delivered_at = now + SignedDuration::from_secs(rng.random_range(1..=20));
+        Self::schedule(
+            state,
+            peer,
+            InboundKind::Delivered { message_id },
+            delivered_at,
+        );
+        if !rng.random_bool(b.read) {
+            return;
+        }
+        let read_at = delivered_at + exp_delay(&mut rng, b.mean_time_to_read);
+        Self::schedule(state, peer, InboundKind::Read { message_id }, read_at);
+        let act_at = read_at + exp_delay(&mut rng, b.mean_time_to_act);
+        if rng.random_bool(b.stop) {
+            Self::schedule(
+                state,
+                peer,
+                InboundKind::Text {
+                    text: "STOP".into(),
+                    reply_to: Some(message_id),
+                },
+                act_at,
+            );
+            return;
+        }
+        if rng.random_bool(b.block) {
+            Self::schedule(state, peer, InboundKind::Blocked, act_at);
+            state.blocked.insert(peer.id, true);
+            return;
+        }
+        if rng.random_bool(b.replied) {
+            let text = "Is this available in my size?".to_owned();
+            Self::schedule(
+                state,
+                peer,
+                InboundKind::Text {
+                    text,
+                    reply_to: Some(message_id),
+                },
+                act_at,
+            );
+        }
+        if rng.random_bool(b.clicked) {
+            Self::schedule(state, peer, InboundKind::Clicked { message_id }, act_at);
+            if rng.random_bool(b.converted) {
+                let (lo, hi) = b.order_value_minor;
+                let value_minor = rng.random_range(lo..=hi);
+                let at = act_at + exp_delay(&mut rng, b.mean_time_to_convert);
+                Self::schedule(
+                    state,
+                    peer,
+                    InboundKind::Converted {
+                        message_id,
+                        value_minor,
+                    },
+                    at,
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for SimTelegram {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            messages_per_second: Some(f64::from(self.config.limits.global_per_second)),
+            max_text_chars: 4096,
+            read_receipts: true,
+        }
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> mia_core::Result<SendOutcome> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        // A resend of a key that was posted is the original message (RANDOM_ID_DUPLICATE).
+        if let Some(id) = state.by_key.get(&message.key) {
+            return Ok(SendOutcome::Sent {
+                message_id: *id,
+                duplicate: true,
+            });
+        }
+        if let Some(next) = state
+            .scripted
+            .get_mut(&message.peer.id)
+            .and_then(VecDeque::pop_front)
+        {
+            match next {
+                Scripted::Outage => return Err(TelegramError::SimulatedOutage.into()),
+                Scripted::Outcome(SendOutcome::Sent { .. }) => {}
+                Scripted::Outcome(other) => return Ok(other),
+            }
+        }
+        let chars = message.text.chars().count();
+        if chars == 0 || chars > 4096 {
+            return Ok(SendOutcome::Failed(FailureReason::InvalidMessage(format!(
+                "MESSAGE_TOO_LONG or empty: {chars} characters"
+            ))));
+        }
+        if let Some(fate) = self.chat_fate(message.peer) {
+            return Ok(SendOutcome::Failed(fate));
+        }
+        if state
+            .blocked
+            .get(&message.peer.id)
+            .copied()
+            .unwrap_or(false)
+        {
+            return Ok(SendOutcome::Failed(FailureReason::Blocked));
+        }
+        if let Some(wait) = self.over_limit(&mut state, message.peer, now) {
+            state.rate_limited += 1;
+            return Ok(SendOutcome::RetryAfter {
+                after: ceil_secs(wait),
+                reason: "Too Many Requests: retry after".into(),
+            });
+        }
+        state.global_window.push_back(now);
+        match message.peer.kind {
+            PeerKind::User => {
+                state.chat_last.insert(message.peer.id, now);
+            }
+            _ => state
+                .group_window
+                .entry(message.peer.id)
+                .or_default()
+                .push_back(now),
+        }
+        let message_id = state.next_message_id;
+        state.next_message_id += 1;
+        state.by_key.insert(message.key.clone(), message_id);
+        let position = state.log.len();
+        state.index.insert((message.peer.id, message_id), position);
+        state.log.push(SentMessage {
+            message_id,
+            key: message.key.clone(),
+            campaign: message.campaign.clone(),
+            peer: message.peer,
+            text: message.text.clone(),
+            variant: message.variant.clone(),
+            at: now,
+            deleted: false,
+            pinned: false,
+        });
+        self.plan_reactions(&mut state, message, message_id, now);
+        Ok(SendOutcome::Sent {
+            message_id,
+            duplicate: false,
+        })
+    }
+
+    async fn receive(&self) -> mia_core::Result<Vec<InboundEvent>> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, update))) = state.inbound.peek().copied() {
+            if at > now {
+                break;
+            }
+            state.inbound.pop();
+            if let Some(event) = state.pending.remove(&update) {
+                due.push(event);
+            }
+        }
+        Ok(due)
+    }
+
+    fn next_inbound_in(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        let state = self.lock();
+        state.inbound.peek().map(|Reverse((at, _))| {
+            Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
+        })
+    }
+}
+
+#[async_trait]
+impl ChatAdmin for SimTelegram {
+    async fn edit_message(
+        &self,
+        peer: TelegramPeer,
+        message_id: i64,
+        text: &str,
+    ) -> mia_core::Result<()> {
+        let mut state = self.lock();
+        let i = live(&state, peer, message_id)?;
+        state.log[i].text = text.to_owned();
+        Ok(())
+    }
+
+    async fn delete_message(&self, peer: TelegramPeer, message_id: i64) -> mia_core::Result<()> {
+        let mut state = self.lock();
+        let i = live(&state, peer, message_id)?;
+        state.log[i].deleted = true;
+        Ok(())
+    }
+
+    async fn pin_message(&self, peer: TelegramPeer, message_id: i64) -> mia_core::Result<()> {
+        let mut state = self.lock();
+        let i = live(&state, peer, message_id)?;
+        state.log[i].pinned = true;
+        Ok(())
+    }
+}
+
+fn live(state: &State, peer: TelegramPeer, message_id: i64) -> mia_core::Result<usize> {
+    state
+        .index
+        .get(&(peer.id, message_id))
+        .copied()
+        .filter(|i| state.log.get(*i).is_some_and(|m| !m.deleted))
+        .ok_or_else(|| {
+            TelegramError::MessageNotFound {
+                chat: peer.id,
+                message_id,
+            }
+            .into()
+        })
+}
+
+/// Per-variant counts from the simulator's own log: what was actually posted.
+pub fn posted_by_variant(log: &[SentMessage]) -> BTreeMap<Option<VariantId>, usize> {
+    let mut out = BTreeMap::new();
+    for m in log {
+        *out.entry(m.variant.clone()).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

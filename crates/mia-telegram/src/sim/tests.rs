@@ -1,0 +1,280 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use mia_core::{CampaignId, ContactId, SimClock};
+
+fn start() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+fn sim(config: SimConfig) -> (SimTelegram, Arc<SimClock>) {
+    let clock = Arc::new(SimClock::starting_at(start()));
+    (SimTelegram::new(config, clock.clone()).unwrap(), clock)
+}
+
+fn quiet_config() -> SimConfig {
+    SimConfig {
+        deactivated_share: 0.0,
+        blocked_share: 0.0,
+        ..SimConfig::seeded(7)
+    }
+}
+
+fn msg(contact: &str, peer: TelegramPeer) -> OutboundMessage {
+    let campaign = CampaignId::new("c");
+    OutboundMessage {
+        key: IdempotencyKey::for_job(&campaign, &ContactId::new(contact), 0),
+        campaign: Some(campaign),
+        contact: ContactId::new(contact),
+        peer,
+        variant: Some(VariantId::new("A")),
+        text: "Hello. Reply STOP to unsubscribe.".into(),
+        silent: false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resent_key_posts_nothing_new() {
+    let (tg, _) = sim(quiet_config());
+    let m = msg("u1", TelegramPeer::user(1));
+    let first = tg.send(&m).await.unwrap();
+    let again = tg.send(&m).await.unwrap();
+    assert_eq!(
+        first,
+        SendOutcome::Sent {
+            message_id: 1,
+            duplicate: false
+        }
+    );
+    assert_eq!(
+        again,
+        SendOutcome::Sent {
+            message_id: 1,
+            duplicate: true
+        }
+    );
+    assert_eq!(tg.sent_log().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn global_limit_answers_retry_after_like_telegram() {
+    let (tg, _) = sim(quiet_config());
+    for i in 0..30 {
+        let out = tg
+            .send(&msg(&format!("u{i}"), TelegramPeer::user(i)))
+            .await
+            .unwrap();
+        assert!(matches!(out, SendOutcome::Sent { .. }), "{i}: {out:?}");
+    }
+    let over = tg.send(&msg("u30", TelegramPeer::user(30))).await.unwrap();
+    assert_eq!(
+        over,
+        SendOutcome::RetryAfter {
+            after: Duration::from_secs(1),
+            reason: "Too Many Requests: retry after".into()
+        }
+    );
+    assert_eq!(tg.rate_limited_count(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(matches!(
+        tg.send(&msg("u30", TelegramPeer::user(30))).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_chat_and_group_limits() {
+    let (tg, _) = sim(quiet_config());
+    let peer = TelegramPeer::user(5);
+    let mut a = msg("a", peer);
+    assert!(matches!(
+        tg.send(&a).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+    a.key = IdempotencyKey::new("second");
+    assert!(matches!(
+        tg.send(&a).await.unwrap(),
+        SendOutcome::RetryAfter { .. }
+    ));
+
+    let group = TelegramPeer::group(-100);
+    for i in 0..20 {
+        let mut g = msg("g", group);
+        g.key = IdempotencyKey::new(format!("g{i}"));
+        assert!(
+            matches!(tg.send(&g).await.unwrap(), SendOutcome::Sent { .. }),
+            "{i}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut g = msg("g", group);
+    g.key = IdempotencyKey::new("g20");
+    match tg.send(&g).await.unwrap() {
+        // 20 sends over 2 s: the first leaves the window 58 s from now.
+        SendOutcome::RetryAfter { after, .. } => assert_eq!(after, Duration::from_secs(58)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reactions_arrive_in_virtual_time_and_are_reproducible() {
+    let behaviour = Behaviour {
+        read: 1.0,
+        clicked: 1.0,
+        converted: 1.0,
+        stop: 0.0,
+        block: 0.0,
+        delivered: 1.0,
+        ..Behaviour::default()
+    };
+    let config = SimConfig {
+        behaviour,
+        ..quiet_config()
+    };
+    let run = |config: SimConfig| async move {
+        let (tg, _) = sim(config);
+        for i in 0..5 {
+            tg.send(&msg(&format!("u{i}"), TelegramPeer::user(i)))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut all = tg.receive().await.unwrap();
+        assert!(
+            all.iter()
+                .all(|e| matches!(e.kind, InboundKind::Delivered { .. })),
+            "only deliveries are due this soon"
+        );
+        while let Some(wait) = tg.next_inbound_in() {
+            tokio::time::sleep(wait).await;
+            all.extend(tg.receive().await.unwrap());
+        }
+        all
+    };
+    let a = run(config.clone()).await;
+    let b = run(config).await;
+    let kinds = |evs: &[InboundEvent], name: &str| {
+        evs.iter()
+            .filter(|e| format!("{:?}", e.kind).starts_with(name))
+            .count()
+    };
+    for k in ["Delivered", "Read", "Clicked", "Converted"] {
+        assert_eq!(kinds(&a, k), 5, "{k}");
+    }
+    assert!(
+        a.windows(2).all(|w| w[0].at <= w[1].at),
+        "events come in time order"
+    );
+    let strip = |v: &[InboundEvent]| {
+        v.iter()
+            .map(|e| (e.at, e.peer, e.kind.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&a), strip(&b), "same seed, same world");
+}
+
+#[tokio::test(start_paused = true)]
+async fn scripted_failures_and_chat_fates() {
+    let (tg, _) = sim(quiet_config());
+    let peer = TelegramPeer::user(9);
+    tg.script(
+        peer,
+        [
+            Scripted::Outage,
+            Scripted::Outcome(SendOutcome::Failed(FailureReason::SpamLimited)),
+        ],
+    );
+    let err = tg.send(&msg("u9", peer)).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(
+        tg.send(&msg("u9", peer)).await.unwrap(),
+        SendOutcome::Failed(FailureReason::SpamLimited)
+    );
+    assert!(matches!(
+        tg.send(&msg("u9", peer)).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+
+    let (all_gone, _) = sim(SimConfig {
+        deactivated_share: 1.0,
+        blocked_share: 0.0,
+        ..SimConfig::seeded(1)
+    });
+    assert_eq!(
+        all_gone
+            .send(&msg("x", TelegramPeer::user(3)))
+            .await
+            .unwrap(),
+        SendOutcome::Failed(FailureReason::Deactivated)
+    );
+    assert!(all_gone.sent_log().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn chat_admin_edits_pins_and_deletes_its_own_messages() {
+    let (tg, _) = sim(quiet_config());
+    let peer = TelegramPeer::user(1);
+    tg.send(&msg("u1", peer)).await.unwrap();
+    tg.edit_message(peer, 1, "Edited").await.unwrap();
+    tg.pin_message(peer, 1).await.unwrap();
+    tg.delete_message(peer, 1).await.unwrap();
+    let log = tg.sent_log();
+    assert_eq!(
+        (log[0].text.as_str(), log[0].pinned, log[0].deleted),
+        ("Edited", true, true)
+    );
+    assert!(matches!(
+        tg.edit_message(peer, 1, "x").await,
+        Err(mia_core::Error::NotFound { .. })
+    ));
+    assert!(
+        tg.pin_message(TelegramPeer::user(2), 1).await.is_err(),
+        "another chat's id"
+    );
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let clock = Arc::new(SimClock::starting_at(start()));
+    let bad = SimConfig {
+        behaviour: Behaviour {
+            read: 1.5,
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    };
+    assert!(
+        SimTelegram::new(bad, clock.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("read")
+    );
+    let bad = SimConfig {
+        deactivated_share: -0.1,
+        ..SimConfig::default()
+    };
+    assert!(SimTelegram::new(bad, clock).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn commands_are_parsed_from_user_text() {
+    let (tg, _) = sim(quiet_config());
+    tg.user_writes(TelegramPeer::user(4), "/start spring_sale");
+    tg.user_writes(TelegramPeer::user(4), "STOP");
+    let got = tg.receive().await.unwrap();
+    assert_eq!(
+        got[0].kind,
+        InboundKind::Command {
+            name: "start".into(),
+            payload: "spring_sale".into()
+        }
+    );
+    assert_eq!(
+        got[1].kind,
+        InboundKind::Text {
+            text: "STOP".into(),
+            reply_to: None
+        }
+    );
+    assert_ne!(got[0].id, got[1].id);
+}
