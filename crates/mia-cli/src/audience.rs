@@ -71,20 +71,42 @@ pub(crate) fn generate(n: u32, seed: u64, now: Timestamp) -> mia::Result<Audienc
             .unwrap_or(ZONES[0]);
         let joined = now - SignedDuration::from_hours(rng.random_range(24..24 * 365));
         let id = format!("c{i:07}");
-        let contact = Contact::new(id.clone(), TelegramPeer::user(10_000_000 + i64::from(i)), zone, joined)?
-            .with_locale(locale)
-            .with_attribute("plan", serde_json::json!(if rng.random_bool(0.2) { "pro" } else { "free" }));
+        let contact = Contact::new(
+            id.clone(),
+            TelegramPeer::user(10_000_000 + i64::from(i)),
+            zone,
+            joined,
+        )?
+        .with_locale(locale)
+        .with_attribute(
+            "plan",
+            serde_json::json!(if rng.random_bool(0.2) { "pro" } else { "free" }),
+        );
         contacts.push(contact);
         let granted_at = joined + SignedDuration::from_mins(rng.random_range(1..60));
-        let evidence = Evidence::new("telegram_start", format!("payload=marketing;sim_update={i}"));
-        let grant = ConsentRecord::grant(id.as_str(), Purpose::marketing(), evidence, "2026-09", granted_at);
+        let evidence = Evidence::new(
+            "telegram_start",
+            format!("payload=marketing;sim_update={i}"),
+        );
+        let grant = ConsentRecord::grant(
+            id.as_str(),
+            Purpose::marketing(),
+            evidence,
+            "2026-09",
+            granted_at,
+        );
         match standing(rng.random()) {
             Standing::Granted => consents.push(grant),
             Standing::Withdrawn => {
                 let at = granted_at + SignedDuration::from_hours(rng.random_range(1..2_000));
                 let stop = Evidence::new("stop_keyword", format!("sim_update={i}-stop"));
                 consents.push(grant);
-                consents.push(ConsentRecord::withdraw(id.as_str(), Purpose::marketing(), stop, at.min(now)));
+                consents.push(ConsentRecord::withdraw(
+                    id.as_str(),
+                    Purpose::marketing(),
+                    stop,
+                    at.min(now),
+                ));
             }
             Standing::Expired => {
                 let mut g = grant;

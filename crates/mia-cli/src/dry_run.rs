@@ -13,7 +13,7 @@ use mia::store::SqliteStore;
 use mia::telegram::{Behaviour, SimConfig, SimTelegram};
 use mia::{
     Agent, Audience, CampaignSpec, Clock, ContactId, Error, EventSink, Result, RunStats,
-    ScheduleSummary, SimClock, Store, TemplateProvider, VariantId,
+    ScheduleSummary, Store, TemplateProvider, VariantId, VirtualClock,
 };
 use serde::Serialize;
 
@@ -39,11 +39,10 @@ pub(crate) struct DryRunReport {
 }
 
 pub(crate) fn run(args: &DryRunArgs) -> Result<()> {
-    // Virtual time: tokio's clock is paused and jumps ahead whenever every task waits, so a
-    // day of quiet hours passes in an instant and the same seed gives the same run.
+    // Virtual time comes from a `VirtualClock`, which moves only when the agent waits, so a day
+    // of quiet hours passes in an instant and the same seed gives the same run.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .start_paused(true)
         .build()
         .map_err(|e| Error::Config(format!("cannot start the runtime: {e}")))?;
     let started = Instant::now();
@@ -86,12 +85,13 @@ fn fresh_database(path: &Path) -> Result<()> {
 /// Wires the agent: SQLite store, collector, guards, splitter, simulated Telegram.
 pub(crate) async fn build_agent(
     store: Arc<dyn Store>,
-    clock: Arc<SimClock>,
+    clock: Arc<VirtualClock>,
     seed: u64,
 ) -> Result<(Agent, SimTelegram)> {
     let mut sim = SimConfig::seeded(seed);
     // Variant B is truly better, so the A/B test has something to find.
-    sim.per_variant.insert(VariantId::new("A"), Behaviour::default());
+    sim.per_variant
+        .insert(VariantId::new("A"), Behaviour::default());
     sim.per_variant.insert(
         VariantId::new("B"),
         Behaviour {
@@ -104,7 +104,11 @@ pub(crate) async fn build_agent(
     let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
         .shared_store(store)
         .shared_event_sink(collector)
-        .content_policy(ContentGuard::builder().allow_domain("shop.example").build()?)
+        .content_policy(
+            ContentGuard::builder()
+                .allow_domain("shop.example")
+                .build()?,
+        )
         .send_policy(SendGuard::builder().build()?)
         .allocator(Splitter::new().with_salt(format!("dry-run-{seed}")))
         .clock(clock)
@@ -116,7 +120,7 @@ pub(crate) async fn build_agent(
 async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
     fresh_database(&args.db)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&args.db).await?);
-    let clock = Arc::new(SimClock::starting_at(args.start));
+    let clock = Arc::new(VirtualClock::starting_at(args.start));
     let (agent, telegram) = build_agent(store.clone(), clock.clone(), args.seed).await?;
 
     let people = audience::generate(args.contacts, args.seed, args.start)?;
@@ -130,14 +134,22 @@ async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
         .step_by(25)
         .map(|c| c.id.clone())
         .collect();
-    let mut newsletter = CampaignSpec::new("Weekly newsletter", "our new arrivals", "a first look at the winter collection");
+    let mut newsletter = CampaignSpec::new(
+        "Weekly newsletter",
+        "our new arrivals",
+        "a first look at the winter collection",
+    );
     newsletter.variant_count = 1;
     newsletter.call_to_action_url = Some("https://shop.example/new".into());
     newsletter.audience = Audience::Contacts(subscribers);
     let warm_up = launch(&agent, newsletter).await?;
     agent.run_until_idle().await?;
 
-    let mut spec = CampaignSpec::new("Winter sale", "the winter collection", "25% off everything until Sunday");
+    let mut spec = CampaignSpec::new(
+        "Winter sale",
+        "the winter collection",
+        "25% off everything until Sunday",
+    );
     spec.call_to_action_url = Some("https://shop.example/sale".into());
     let campaign = agent.create_campaign(spec).await?;
     let scheduling = agent.schedule(&campaign.id, None).await?;
@@ -157,7 +169,10 @@ async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
     let run = agent
         .run_until_idle_with(|stats| {
             bar.set_position(stats.finished());
-            bar.set_message(format!("virtual {}", run_clock.now().strftime("%a %H:%M UTC")));
+            bar.set_message(format!(
+                "virtual {}",
+                run_clock.now().strftime("%a %H:%M UTC")
+            ));
         })
         .await?;
     bar.finish_and_clear();

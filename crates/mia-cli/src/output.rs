@@ -25,7 +25,10 @@ fn duration(secs: i64) -> String {
 #[allow(clippy::print_stdout)]
 pub(crate) fn print(r: &DryRunReport, real: Duration, json: &Path) {
     let c = &r.campaign;
-    println!("mia dry-run: \"{}\" to {} contacts (seed {})", c.name, r.contacts, r.seed);
+    println!(
+        "mia dry-run: \"{}\" to {} contacts (seed {})",
+        c.name, r.contacts, r.seed
+    );
     println!("  database          {}", r.database);
     println!(
         "  virtual time      {} -> {} ({}), last send {}",
@@ -37,8 +40,16 @@ pub(crate) fn print(r: &DryRunReport, real: Duration, json: &Path) {
     println!("  real time         {:.2} s", real.as_secs_f64());
     println!();
     println!("Audience            {:>7}", c.audience);
-    println!("  sent              {:>7}  {}", c.sent, pct(c.sent, c.audience));
-    for (title, map) in [("skipped", &c.skipped), ("cancelled", &c.cancelled), ("failed", &c.failed)] {
+    println!(
+        "  sent              {:>7}  {}",
+        c.sent,
+        pct(c.sent, c.audience)
+    );
+    for (title, map) in [
+        ("skipped", &c.skipped),
+        ("cancelled", &c.cancelled),
+        ("failed", &c.failed),
+    ] {
         for (reason, n) in map {
             println!("  {title:<9} {reason:<19} {n:>5}  {}", pct(*n, c.audience));
         }
@@ -46,7 +57,11 @@ pub(crate) fn print(r: &DryRunReport, real: Duration, json: &Path) {
     if c.open > 0 {
         println!("  still open        {:>7}", c.open);
     }
-    let accounted = if c.accounts_for_everyone() { "yes" } else { "NO" };
+    let accounted = if c.accounts_for_everyone() {
+        "yes"
+    } else {
+        "NO"
+    };
     println!("  every contact accounted for exactly once: {accounted}");
     println!();
     println!("Deferred by the send policy (then sent when allowed):");

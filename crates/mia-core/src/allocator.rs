@@ -84,7 +84,7 @@ impl Allocator for EvenSplit {
         ]);
         // The first 16 hex digits are 64 uniform bits.
         let bits = u64::from_str_radix(&digest[..16], 16).unwrap_or(0);
-        let index = (u128::from(bits) * n as u128 >> 64) as usize;
+        let index = ((u128::from(bits) * n as u128) >> 64) as usize;
         Ok(Assignment {
             variant: request.variants[index].clone(),
             propensity: 1.0 / n as f64,

@@ -25,7 +25,7 @@ pub mod testing;
 pub use agent::{Agent, AgentBuilder, RetryPolicy, RunStats, ScheduleSummary};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
-pub use clock::{Clock, SimClock, SystemClock, sleep_until};
+pub use clock::{Clock, SimClock, Sleep, SystemClock, VirtualClock};
 pub use consent::{
     ConsentRecord, ConsentState, ConsentStatus, Evidence, LawfulBasis, Purpose, consent_state,
     current_consent,

@@ -258,7 +258,10 @@ impl Agent {
             self.pace().await;
             match self.inner.transport.send(&message).await {
                 Ok(SendOutcome::Sent { .. }) => return Ok(()),
-                Ok(SendOutcome::RetryAfter { after, .. }) => tokio::time::sleep(after).await,
+                Ok(SendOutcome::RetryAfter { after, .. }) => {
+                    let until = super::worker::add(self.now(), after);
+                    self.inner.clock.sleep_until(until).await;
+                }
                 Ok(other) => {
                     tracing::info!(outcome = ?other, "mia.send stop confirmation not delivered");
                     return Ok(());

@@ -103,8 +103,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: AgentConfig,
     pub(crate) rng: Mutex<StdRng>,
-    /// When the pacer lets the next send go (tokio time, so virtual in simulations).
-    pub(crate) next_send: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// When the pacer lets the next send go, by the agent's clock.
+    pub(crate) next_send: tokio::sync::Mutex<Option<Timestamp>>,
 }
 
 /// What scheduling a campaign did with its audience.

@@ -10,7 +10,6 @@ use tracing::Instrument;
 use super::Agent;
 use crate::allocator::AssignmentRequest;
 use crate::campaign::{Campaign, CampaignState};
-use crate::clock::sleep_until;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::ids::{CampaignId, EventId, ReviewId, VariantId};
@@ -61,7 +60,7 @@ impl RunStats {
     }
 }
 
-fn add(now: Timestamp, d: Duration) -> Timestamp {
+pub(crate) fn add(now: Timestamp, d: Duration) -> Timestamp {
     SignedDuration::try_from(d)
         .ok()
         .and_then(|d| now.checked_add(d).ok())
@@ -183,7 +182,7 @@ impl Agent {
             }
             // Never spin: sleep at least a millisecond of (virtual) time.
             wake = wake.max(add(self.now(), Duration::from_millis(1)));
-            sleep_until(self.inner.clock.as_ref(), wake).await;
+            self.inner.clock.sleep_until(wake).await;
         }
     }
 
@@ -204,11 +203,10 @@ impl Agent {
                 Some(d) => add(now, d).min(until),
                 None => until,
             };
-            sleep_until(
-                self.inner.clock.as_ref(),
-                wake.max(add(now, Duration::from_millis(1))),
-            )
-            .await;
+            self.inner
+                .clock
+                .sleep_until(wake.max(add(now, Duration::from_millis(1))))
+                .await;
         }
     }
 
@@ -452,7 +450,7 @@ impl Agent {
         Ok(())
     }
 
-    /// Keeps sends under the transport's messages-per-second, in tokio time.
+    /// Keeps sends under the transport's messages-per-second, by the agent's clock.
     pub(crate) async fn pace(&self) {
         let Some(rate) = self.inner.transport.capabilities().messages_per_second else {
             return;
@@ -462,12 +460,12 @@ impl Agent {
         }
         let gap = Duration::from_secs_f64(1.0 / rate);
         let mut next = self.inner.next_send.lock().await;
-        let now = tokio::time::Instant::now();
+        let now = self.now();
         let at = next.map_or(now, |n| n.max(now));
-        *next = Some(at + gap);
+        *next = Some(add(at, gap));
         drop(next);
         if at > now {
-            tokio::time::sleep_until(at).await;
+            self.inner.clock.sleep_until(at).await;
         }
     }
 }
