@@ -107,7 +107,8 @@ impl Error {
         Error::InvalidInput(message.into())
     }
 
-    pub(crate) fn not_found(kind: &'static str, id: impl ToString) -> Self {
+    /// A shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
         Error::NotFound {
             kind,
             id: id.to_string(),

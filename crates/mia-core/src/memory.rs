@@ -70,6 +70,19 @@ fn held_by(job: &Job, token: u64) -> Result<()> {
 impl ContactStore for MemoryStore {
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()> {
         let mut inner = self.lock();
+        // Validate the whole batch first: a peer belongs to one contact.
+        let mut batch: HashMap<TelegramPeer, &ContactId> = HashMap::new();
+        for c in contacts {
+            let owner = batch
+                .insert(c.peer, &c.id)
+                .or_else(|| inner.peers.get(&c.peer));
+            if let Some(owner) = owner.filter(|o| **o != c.id) {
+                return Err(Error::invalid(format!(
+                    "Telegram peer {} belongs to contact {owner}, not {}",
+                    c.peer.id, c.id
+                )));
+            }
+        }
         for c in contacts {
             if let Some(old) = inner.contacts.insert(c.id.clone(), c.clone()) {
                 inner.peers.remove(&old.peer);

@@ -4,6 +4,8 @@
 //! Operations that must be atomic across aggregates are single methods here, so every backend
 //! makes them one transaction: scheduling a campaign writes its state and its jobs together;
 //! withdrawing consent appends the record and cancels the contact's queued jobs together.
+//!
+//! Backends may keep timestamps to the microsecond (SQLite does); nothing in mia needs more.
 
 use std::fmt;
 use std::sync::Arc;
@@ -273,13 +275,14 @@ pub struct ReviewItem {
     pub resolved_at: Option<Timestamp>,
 }
 
-/// Contacts.
+/// Contacts. A Telegram peer belongs to one contact.
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// Inserts or replaces contacts by id.
     ///
     /// # Errors
-    /// A store error; nothing is written then.
+    /// [`Error::InvalidInput`] if the batch would give a peer to two contacts; a store error.
+    /// Nothing is written then.
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()>;
     /// One contact.
     ///

@@ -70,6 +70,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     withdrawal_cancels_jobs(store).await;
     events(store).await;
     reviews(store).await;
+    claim_order_and_rejections(store).await;
 }
 
 async fn contacts<S: Store + ?Sized>(store: &S) {
@@ -100,6 +101,25 @@ async fn contacts<S: Store + ?Sized>(store: &S) {
             .unwrap()
             .is_none(),
         "upsert replaces the peer mapping"
+    );
+    let thief = Contact {
+        peer: TelegramPeer::user(1001),
+        ..contact(9)
+    };
+    assert!(
+        matches!(
+            store.upsert_contacts(&[contact(8), thief]).await,
+            Err(Error::InvalidInput(_))
+        ),
+        "a peer belongs to one contact"
+    );
+    assert!(
+        store
+            .contact(&ContactId::new("c8"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused batch writes nothing"
     );
     let all = store.contacts().await.unwrap();
     assert_eq!(
@@ -511,6 +531,108 @@ async fn reviews<S: Store + ?Sized>(store: &S) {
             .as_deref(),
         Some("reviewed"),
         "resolve_review saves the campaign too"
+    );
+}
+
+async fn claim_order_and_rejections<S: Store + ?Sized>(store: &S) {
+    let mut campaign = running_campaign("k4");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    let jobs: Vec<NewJob> = (0..6)
+        .map(|i| job("k4", &format!("c{i}"), 10 - i))
+        .collect();
+    store.schedule(&campaign, &jobs).await.unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let first = store.claim("w", t(20), lease, 2).await.unwrap();
+    let due: Vec<_> = first.iter().map(|j| j.due_at).collect();
+    assert_eq!(
+        due,
+        vec![t(5), t(6)],
+        "the earliest due jobs come first, up to the limit"
+    );
+    let held = &first[0];
+    store
+        .update_job(
+            &held.key,
+            held.claim_token,
+            &JobUpdate::Held { rule: "r".into() },
+            t(21),
+        )
+        .await
+        .unwrap();
+    store.release_held(&held.key, false, t(22)).await.unwrap();
+    let rejected = store.job(&held.key).await.unwrap().unwrap();
+    assert_eq!(
+        rejected.state,
+        JobState::Skipped,
+        "a rejected held job is skipped"
+    );
+    assert_eq!(rejected.outcome.as_deref(), Some("rejected_by_reviewer"));
+
+    let ghost = running_campaign("never-inserted");
+    assert!(
+        matches!(
+            store.schedule(&ghost, &[]).await,
+            Err(Error::NotFound { .. })
+        ),
+        "scheduling an unknown campaign"
+    );
+    assert!(matches!(
+        store
+            .update_job(
+                &IdempotencyKey::new("nope"),
+                1,
+                &JobUpdate::Sent { message_id: 1 },
+                t(1)
+            )
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // Two sends to one contact come back newest first.
+    let c = first[1].clone();
+    store
+        .update_job(
+            &c.key,
+            c.claim_token,
+            &JobUpdate::Sent { message_id: 5 },
+            t(30),
+        )
+        .await
+        .unwrap();
+    let next = store.claim("w", t(31), lease, 1).await.unwrap().remove(0);
+    let mut again = running_campaign("k5");
+    again.state = CampaignState::Draft;
+    store.insert_campaign(&again).await.unwrap();
+    again.state = CampaignState::Running;
+    store
+        .schedule(&again, &[job("k5", c.contact.as_str(), 0)])
+        .await
+        .unwrap();
+    store
+        .update_job(
+            &next.key,
+            next.claim_token,
+            &JobUpdate::Sent { message_id: 6 },
+            t(32),
+        )
+        .await
+        .unwrap();
+    let k5 = store.claim("w", t(40), lease, 10).await.unwrap();
+    let k5 = k5.iter().find(|j| j.campaign == again.id).unwrap();
+    store
+        .update_job(
+            &k5.key,
+            k5.claim_token,
+            &JobUpdate::Sent { message_id: 7 },
+            t(41),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sends_since(&c.contact, t(0)).await.unwrap(),
+        vec![t(41), t(30)]
     );
 }
 

@@ -1,0 +1,158 @@
+//! [`ContactStore`] for [`SqliteStore`].
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use mia_core::{Contact, ContactId, ContactStore, Error, Result, TelegramPeer};
+use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+
+use super::SqliteStore;
+use super::batch::{Binds, Insert};
+use super::codec::{column, json, micros, name_of, named, timestamp, to_json};
+use crate::error::{Context, StoreError};
+
+/// The columns [`decode`] reads, for `concat!` into queries.
+macro_rules! columns {
+    () => {
+        "id, peer_kind, peer_id, locale, time_zone, attributes, created_at"
+    };
+}
+
+fn decode(row: &SqliteRow) -> Result<Contact, StoreError> {
+    Ok(Contact {
+        id: ContactId::new(column::<String>(row, "id")?),
+        peer: TelegramPeer {
+            kind: named(row, "peer_kind")?,
+            id: column(row, "peer_id")?,
+        },
+        locale: column(row, "locale")?,
+        time_zone: column(row, "time_zone")?,
+        attributes: json(row, "attributes")?,
+        created_at: timestamp(row, "created_at")?,
+    })
+}
+
+/// What [`ContactStore::upsert_contacts`] is doing, for its errors.
+const UPSERTING: &str = "upsert contacts";
+
+const UPSERT: Insert = Insert {
+    head: concat!("INSERT INTO contacts (", columns!(), ")"),
+    row: "(?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (id) DO UPDATE SET \
+           peer_kind = excluded.peer_kind, peer_id = excluded.peer_id, \
+           locale = excluded.locale, time_zone = excluded.time_zone, \
+           attributes = excluded.attributes, created_at = excluded.created_at",
+};
+
+fn bind(query: Binds, c: &Contact) -> Result<Binds, StoreError> {
+    Ok(query
+        .bind(c.id.as_str())
+        .bind(name_of(&c.peer.kind, "peer kind")?)
+        .bind(c.peer.id)
+        .bind(c.locale.as_deref())
+        .bind(c.time_zone.as_str())
+        .bind(to_json(&c.attributes, "contact attributes")?)
+        .bind(micros(c.created_at)))
+}
+
+/// The error for a batch that gave a Telegram peer to two contacts, naming both when it can.
+/// Runs inside the failed batch's transaction (SQLite undid only the failing statement), so
+/// it sees the chunks written before it. `Err` is a store error while looking.
+async fn peer_taken(tx: &mut SqliteConnection, contacts: &[Contact]) -> Result<Error> {
+    let taken = |c: &Contact, other: &str| {
+        Error::invalid(format!(
+            "contact {}: Telegram peer {:?} {} already belongs to contact {other}",
+            c.id, c.peer.kind, c.peer.id
+        ))
+    };
+    for c in contacts {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM contacts WHERE peer_kind = ? AND peer_id = ? AND id <> ?",
+        )
+        .bind(name_of(&c.peer.kind, "peer kind").context(UPSERTING)?)
+        .bind(c.peer.id)
+        .bind(c.id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context(UPSERTING)?;
+        if let Some(other) = owner {
+            return Ok(taken(c, &other));
+        }
+    }
+    let mut owners = HashMap::new();
+    for c in contacts {
+        if let Some(other) = owners.insert(c.peer, &c.id)
+            && other != &c.id
+        {
+            return Ok(taken(c, other.as_str()));
+        }
+    }
+    Ok(Error::invalid(
+        "a Telegram peer in the batch already belongs to another contact",
+    ))
+}
+
+#[async_trait]
+impl ContactStore for SqliteStore {
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await.context(UPSERTING)?;
+        match UPSERT.run(&mut tx, contacts, bind).await {
+            // The id conflict is an update, so a unique violation is the peer index.
+            Err(StoreError::Sqlx(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                let (Ok(err) | Err(err)) = peer_taken(&mut tx, contacts).await;
+                return Err(err);
+            }
+            written => written.context(UPSERTING)?,
+        };
+        tx.commit().await.context(UPSERTING)
+    }
+
+    async fn contact(&self, id: &ContactId) -> Result<Option<Contact>> {
+        const DOING: &str = "read a contact";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM contacts WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| decode(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>> {
+        const DOING: &str = "read a contact by peer";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM contacts WHERE peer_kind = ? AND peer_id = ?"
+        ))
+        .bind(name_of(&peer.kind, "peer kind").context(DOING)?)
+        .bind(peer.id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| decode(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn contacts(&self) -> Result<Vec<Contact>> {
+        const DOING: &str = "read contacts";
+        sqlx::query(concat!("SELECT ", columns!(), " FROM contacts ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .context(DOING)?
+            .iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .context(DOING)
+    }
+}

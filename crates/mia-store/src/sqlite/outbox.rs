@@ -1,0 +1,405 @@
+//! [`OutboxStore`] for [`SqliteStore`]: the durable job queue.
+//!
+//! A claim is one `UPDATE ... WHERE key IN (SELECT ...) RETURNING` statement, which SQLite
+//! runs under the write lock from its first step, so two workers (in one process or two) never
+//! claim the same job. Worker writes are conditional on `state = 'claimed' AND claim_token = ?`,
+//! so a worker whose lease expired cannot overwrite its successor's work.
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use mia_core::{
+    Campaign, CampaignId, ContactId, Error, IdempotencyKey, Job, JobCounts, JobState, JobUpdate,
+    NewJob, OutboxStore, Purpose, Result, VariantId,
+};
+use sqlx::sqlite::SqliteRow;
+
+use super::SqliteStore;
+use super::batch::Insert;
+use super::campaigns;
+use super::codec::{column, from_micros, micros, timestamp, timestamp_opt, unsigned};
+use crate::error::{Context, StoreError};
+
+/// The columns [`decode`] reads, for `concat!` into queries.
+macro_rules! columns {
+    () => {
+        "key, campaign, contact, purpose, step, state, due_at, attempts, claim_token, \
+         lease_until, worker, variant, propensity, message_id, outcome, updated_at"
+    };
+}
+
+fn decode(row: &SqliteRow) -> Result<Job, StoreError> {
+    let state: String = column(row, "state")?;
+    Ok(Job {
+        key: IdempotencyKey::new(column::<String>(row, "key")?),
+        campaign: CampaignId::new(column::<String>(row, "campaign")?),
+        contact: ContactId::new(column::<String>(row, "contact")?),
+        purpose: Purpose::new(column::<String>(row, "purpose")?),
+        step: unsigned(row, "step")?,
+        state: parse_state(&state)?,
+        due_at: timestamp(row, "due_at")?,
+        attempts: unsigned(row, "attempts")?,
+        claim_token: unsigned(row, "claim_token")?,
+        lease_until: timestamp_opt(row, "lease_until")?,
+        worker: column(row, "worker")?,
+        variant: column::<Option<String>>(row, "variant")?.map(VariantId::new),
+        propensity: column(row, "propensity")?,
+        message_id: column(row, "message_id")?,
+        outcome: column(row, "outcome")?,
+        updated_at: timestamp(row, "updated_at")?,
+    })
+}
+
+/// New jobs: no attempts, claims or outcome yet (but the skip reason of a skipped one).
+const INSERT: Insert = Insert {
+    head: concat!("INSERT INTO outbox (", columns!(), ")"),
+    row: "(?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL, NULL, NULL, NULL, ?, ?)",
+    tail: "ON CONFLICT (key) DO NOTHING",
+};
+
+fn parse_state(name: &str) -> Result<JobState, StoreError> {
+    JobState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
+}
+
+/// A claim token as stored. Stored tokens are never negative, so a token too large for SQLite
+/// becomes -1, which matches no job.
+fn token(claim_token: u64) -> i64 {
+    i64::try_from(claim_token).unwrap_or(-1)
+}
+
+/// Rows of `doing`'s query, decoded.
+fn decode_all(rows: &[SqliteRow], doing: &'static str) -> Result<Vec<Job>> {
+    rows.iter()
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .context(doing)
+}
+
+impl SqliteStore {
+    /// Why a conditional write on `key` matched no row: there is no such job, or its claim
+    /// is not `claim_token` any more.
+    async fn lost(&self, key: &IdempotencyKey, doing: &'static str) -> Error {
+        let exists =
+            sqlx::query_scalar::<_, i64>("SELECT EXISTS (SELECT 1 FROM outbox WHERE key = ?)")
+                .bind(key.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .context(doing);
+        match exists {
+            Ok(0) => Error::NotFound {
+                kind: "job",
+                id: key.to_string(),
+            },
+            Ok(_) => Error::LeaseLost(key.to_string()),
+            Err(e) => e,
+        }
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64> {
+        const DOING: &str = "schedule jobs";
+        let mut tx = self.begin_write().await.context(DOING)?;
+        campaigns::save(&mut *tx, campaign, DOING).await?;
+        let inserted = INSERT
+            .run(&mut tx, jobs, |query, new| {
+                // A job skipped at scheduling time keeps its reason as the outcome.
+                let state = match new.skipped {
+                    Some(_) => JobState::Skipped,
+                    None => JobState::Pending,
+                };
+                Ok(query
+                    .bind(new.key.as_str())
+                    .bind(campaign.id.as_str())
+                    .bind(new.contact.as_str())
+                    .bind(new.purpose.as_str())
+                    .bind(i64::from(new.step))
+                    .bind(state.as_str())
+                    .bind(micros(new.due_at))
+                    .bind(new.skipped.as_deref())
+                    .bind(micros(campaign.updated_at)))
+            })
+            .await
+            .context(DOING)?;
+        tx.commit().await.context(DOING)?;
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const DOING: &str = "claim jobs";
+        // Each branch walks the (state, due_at, key) index in order and stops at `limit`, so a
+        // claim costs O(limit), not a sort of every due job.
+        let lease_until = now
+            .checked_add(lease)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let rows = sqlx::query(concat!(
+            "UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
+             lease_until = ?1, worker = ?2, updated_at = ?3 \
+             WHERE key IN (SELECT key FROM (\
+               SELECT * FROM (\
+                 SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+                 WHERE o.state = 'pending' AND o.due_at <= ?3 AND c.state = 'running' \
+                 ORDER BY o.due_at, o.key LIMIT ?4) \
+               UNION ALL \
+               SELECT * FROM (\
+                 SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+                 WHERE o.state = 'claimed' AND o.lease_until <= ?3 AND c.state = 'running' \
+                 ORDER BY o.due_at, o.key LIMIT ?4)) \
+               ORDER BY due_at, key LIMIT ?4) \
+             RETURNING ",
+            columns!()
+        ))
+        .bind(micros(lease_until))
+        .bind(worker)
+        .bind(micros(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        let mut jobs = decode_all(&rows, DOING)?;
+        // RETURNING gives rows in no particular order.
+        jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
+        tracing::debug!(
+            worker,
+            claimed = jobs.len(),
+            "mia-store: claimed outbox jobs"
+        );
+        Ok(jobs)
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        variant: &VariantId,
+        propensity: f64,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "record a send attempt";
+        // Every right-hand side sees the row as it was, so the first variant sticks.
+        let updated = sqlx::query(
+            "UPDATE outbox SET variant = COALESCE(variant, ?1), \
+             propensity = CASE WHEN variant IS NULL THEN ?2 ELSE propensity END, \
+             updated_at = ?3 \
+             WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5",
+        )
+        .bind(variant.as_str())
+        .bind(propensity)
+        .bind(micros(now))
+        .bind(key.as_str())
+        .bind(token(claim_token))
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(self.lost(key, DOING).await);
+        }
+        Ok(())
+    }
+
+    async fn update_job(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        update: &JobUpdate,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "update a job";
+        // (state, message id, outcome, new due time, attempts to add); a NULL keeps the column.
+        let (state, message_id, outcome, due_at, add_attempts) = match update {
+            JobUpdate::Sent { message_id } => (JobState::Sent, Some(*message_id), None, None, 0),
+            JobUpdate::Skipped { rule } => (JobState::Skipped, None, Some(rule), None, 0),
+            JobUpdate::Retry {
+                due_at,
+                count_attempt,
+                reason,
+            } => (
+                JobState::Pending,
+                None,
+                Some(reason),
+                Some(micros(*due_at)),
+                i64::from(*count_attempt),
+            ),
+            JobUpdate::Held { rule } => (JobState::Held, None, Some(rule), None, 0),
+            JobUpdate::DeadLetter { reason } => (JobState::DeadLetter, None, Some(reason), None, 0),
+        };
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = ?1, lease_until = NULL, updated_at = ?2, \
+             message_id = COALESCE(?3, message_id), outcome = ?4, \
+             due_at = COALESCE(?5, due_at), attempts = attempts + ?6 \
+             WHERE key = ?7 AND state = 'claimed' AND claim_token = ?8",
+        )
+        .bind(state.as_str())
+        .bind(micros(now))
+        .bind(message_id)
+        .bind(outcome.map(String::as_str))
+        .bind(due_at)
+        .bind(add_attempts)
+        .bind(key.as_str())
+        .bind(token(claim_token))
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(self.lost(key, DOING).await);
+        }
+        Ok(())
+    }
+
+    async fn release_held(
+        &self,
+        key: &IdempotencyKey,
+        approve: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "release a held job";
+        let query = if approve {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', due_at = ?1, updated_at = ?1 \
+                 WHERE key = ?2 AND state = 'held'",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE outbox SET state = 'skipped', outcome = 'rejected_by_reviewer', \
+                 updated_at = ?1 WHERE key = ?2 AND state = 'held'",
+            )
+        };
+        let updated = query
+            .bind(micros(now))
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await
+            .context(DOING)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::NotFound {
+                kind: "held job",
+                id: key.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>> {
+        const DOING: &str = "read a job";
+        sqlx::query(concat!("SELECT ", columns!(), " FROM outbox WHERE key = ?"))
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context(DOING)?
+            .map(|row| decode(&row))
+            .transpose()
+            .context(DOING)
+    }
+
+    async fn jobs(&self, campaign: &CampaignId) -> Result<Vec<Job>> {
+        const DOING: &str = "read a campaign's jobs";
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE campaign = ? ORDER BY key"
+        ))
+        .bind(campaign.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        decode_all(&rows, DOING)
+    }
+
+    async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> {
+        const DOING: &str = "count a campaign's jobs";
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM outbox WHERE campaign = ? GROUP BY state")
+                .bind(campaign.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .context(DOING)?;
+        let mut counts = JobCounts::default();
+        for (state, n) in rows {
+            // COUNT(*) is never negative.
+            counts.add(parse_state(&state).context(DOING)?, n.unsigned_abs());
+        }
+        Ok(counts)
+    }
+
+    async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> {
+        const DOING: &str = "find a job by message";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE contact = ? AND message_id = ? ORDER BY key LIMIT 1"
+        ))
+        .bind(contact.as_str())
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| decode(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> {
+        const DOING: &str = "read recent sends";
+        let sends: Vec<i64> = sqlx::query_scalar(
+            "SELECT updated_at FROM outbox \
+             WHERE contact = ? AND state = 'sent' AND updated_at >= ? \
+             ORDER BY updated_at DESC",
+        )
+        .bind(contact.as_str())
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        sends
+            .into_iter()
+            .map(|us| from_micros(us, "updated_at"))
+            .collect::<Result<_, _>>()
+            .context(DOING)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        const DOING: &str = "find the next due job";
+        // The earliest pending job comes first in the (state, due_at) index; claimed jobs are
+        // few, so their lease expiries are scanned.
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(t) FROM (\
+               SELECT * FROM (\
+                 SELECT o.due_at AS t FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+                 WHERE o.state = 'pending' AND c.state = 'running' \
+                 ORDER BY o.due_at LIMIT 1) \
+               UNION ALL \
+               SELECT MIN(o.lease_until) FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+               WHERE o.state = 'claimed' AND c.state = 'running')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context(DOING)?;
+        next.map(|us| from_micros(us, "due_at"))
+            .transpose()
+            .context(DOING)
+    }
+
+    async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
+        const DOING: &str = "cancel a campaign's jobs";
+        Ok(sqlx::query(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
+             lease_until = NULL, updated_at = ? \
+             WHERE campaign = ? AND state IN ('pending', 'claimed', 'held')",
+        )
+        .bind(micros(now))
+        .bind(campaign.as_str())
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected())
+    }
+}

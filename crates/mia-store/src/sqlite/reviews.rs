@@ -1,0 +1,141 @@
+//! [`ReviewStore`] for [`SqliteStore`]: the human review queue, in insertion order.
+
+use async_trait::async_trait;
+use mia_core::{
+    Campaign, CampaignId, Error, Result, ReviewId, ReviewItem, ReviewState, ReviewStore,
+};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Executor, Sqlite};
+
+use super::SqliteStore;
+use super::campaigns;
+use super::codec::{column, json, micros, micros_opt, timestamp, timestamp_opt, to_json};
+use crate::error::{Context, StoreError};
+
+/// The columns [`decode`] reads, for `concat!` into queries.
+macro_rules! columns {
+    () => {
+        "id, campaign, subject, text, trace, decision, reviewer, note, created_at, resolved_at"
+    };
+}
+
+fn decode(row: &SqliteRow) -> Result<ReviewItem, StoreError> {
+    Ok(ReviewItem {
+        id: ReviewId::new(column::<String>(row, "id")?),
+        campaign: CampaignId::new(column::<String>(row, "campaign")?),
+        subject: json(row, "subject")?,
+        text: column(row, "text")?,
+        trace: json(row, "trace")?,
+        // `decision` is the whole state with its fields; `state` is only its name, for queries.
+        state: json(row, "decision")?,
+        reviewer: column(row, "reviewer")?,
+        note: column(row, "note")?,
+        created_at: timestamp(row, "created_at")?,
+        resolved_at: timestamp_opt(row, "resolved_at")?,
+    })
+}
+
+/// The name of a review state, as kept in the `state` column.
+fn state_name(state: &ReviewState) -> &'static str {
+    match state {
+        ReviewState::Pending => "pending",
+        ReviewState::Approved => "approved",
+        ReviewState::Edited { .. } => "edited",
+        ReviewState::Rejected => "rejected",
+    }
+}
+
+/// Inserts `item`, or overwrites the item with its id (keeping its place in the queue).
+/// Returns whether a row was written; with `only_existing` it never inserts.
+async fn save_review<'c>(
+    conn: impl Executor<'c, Database = Sqlite>,
+    item: &ReviewItem,
+    only_existing: bool,
+) -> Result<bool, StoreError> {
+    let sql = if only_existing {
+        "UPDATE reviews SET campaign = ?2, subject = ?3, text = ?4, trace = ?5, state = ?6, \
+         decision = ?7, reviewer = ?8, note = ?9, created_at = ?10, resolved_at = ?11 \
+         WHERE id = ?1"
+    } else {
+        concat!(
+            "INSERT INTO reviews (",
+            columns!(),
+            ", state) VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?8, ?9, ?10, ?11, ?6) \
+             ON CONFLICT (id) DO UPDATE SET campaign = ?2, subject = ?3, text = ?4, \
+             trace = ?5, state = ?6, decision = ?7, reviewer = ?8, note = ?9, \
+             created_at = ?10, resolved_at = ?11"
+        )
+    };
+    let written = sqlx::query(sql)
+        .bind(item.id.as_str())
+        .bind(item.campaign.as_str())
+        .bind(to_json(&item.subject, "review subject")?)
+        .bind(item.text.as_str())
+        .bind(to_json(&item.trace, "review trace")?)
+        .bind(state_name(&item.state))
+        .bind(to_json(&item.state, "review state")?)
+        .bind(item.reviewer.as_deref())
+        .bind(item.note.as_deref())
+        .bind(micros(item.created_at))
+        .bind(micros_opt(item.resolved_at))
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(written > 0)
+}
+
+#[async_trait]
+impl ReviewStore for SqliteStore {
+    async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()> {
+        const DOING: &str = "queue reviews";
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await.context(DOING)?;
+        for item in items {
+            save_review(&mut *tx, item, false).await.context(DOING)?;
+        }
+        tx.commit().await.context(DOING)
+    }
+
+    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        const DOING: &str = "resolve a review";
+        let mut tx = self.begin_write().await.context(DOING)?;
+        if !save_review(&mut *tx, item, true).await.context(DOING)? {
+            return Err(Error::NotFound {
+                kind: "review",
+                id: item.id.to_string(),
+            });
+        }
+        campaigns::save(&mut *tx, campaign, DOING).await?;
+        tx.commit().await.context(DOING)
+    }
+
+    async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> {
+        const DOING: &str = "read a review";
+        sqlx::query(concat!("SELECT ", columns!(), " FROM reviews WHERE id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context(DOING)?
+            .map(|row| decode(&row))
+            .transpose()
+            .context(DOING)
+    }
+
+    async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> {
+        const DOING: &str = "read pending reviews";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM reviews WHERE state = 'pending' ORDER BY seq"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?
+        .iter()
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .context(DOING)
+    }
+}

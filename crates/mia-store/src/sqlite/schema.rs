@@ -1,0 +1,160 @@
+//! The schema, as embedded migrations versioned by `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) moves a database from version `n - 1` to `n`. Migrations are only
+//! ever appended: a released one never changes, so every file converges on the same schema.
+
+use sqlx::SqlitePool;
+
+use crate::error::StoreError;
+
+/// Version 1: every aggregate of mia.
+///
+/// Columns that queries filter or sort on are real columns; nested values are JSON text.
+/// Timestamps are INTEGER microseconds since the Unix epoch. `STRICT` makes SQLite refuse a
+/// value of the wrong type instead of storing it.
+const V1: &str = r#"
+CREATE TABLE contacts (
+    id          TEXT PRIMARY KEY NOT NULL,
+    peer_kind   TEXT NOT NULL,
+    peer_id     INTEGER NOT NULL,
+    locale      TEXT,
+    time_zone   TEXT NOT NULL,
+    attributes  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX contacts_by_peer ON contacts (peer_kind, peer_id);
+
+CREATE TABLE consents (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    contact         TEXT NOT NULL,
+    purpose         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    basis           TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    notice_version  TEXT NOT NULL,
+    recorded_at     INTEGER NOT NULL,
+    expires_at      INTEGER
+) STRICT;
+CREATE INDEX consents_by_contact ON consents (contact, seq);
+CREATE INDEX consents_by_purpose ON consents (purpose, seq);
+-- The ledger is evidence: a withdrawal is a new record, never an edit.
+CREATE TRIGGER consents_no_update BEFORE UPDATE ON consents
+BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
+CREATE TRIGGER consents_no_delete BEFORE DELETE ON consents
+BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
+
+CREATE TABLE campaigns (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    spec          TEXT NOT NULL,
+    variants      TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    state_reason  TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE outbox (
+    key          TEXT PRIMARY KEY NOT NULL,
+    campaign     TEXT NOT NULL REFERENCES campaigns (id),
+    contact      TEXT NOT NULL,
+    purpose      TEXT NOT NULL,
+    step         INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    due_at       INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    claim_token  INTEGER NOT NULL,
+    lease_until  INTEGER,
+    worker       TEXT,
+    variant      TEXT,
+    propensity   REAL,
+    message_id   INTEGER,
+    outcome      TEXT,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX outbox_due ON outbox (state, due_at, key);
+CREATE INDEX outbox_by_campaign ON outbox (campaign, key);
+CREATE INDEX outbox_by_contact ON outbox (contact, state);
+CREATE INDEX outbox_by_message ON outbox (contact, message_id);
+
+CREATE TABLE events (
+    id        TEXT PRIMARY KEY NOT NULL,
+    at        INTEGER NOT NULL,
+    contact   TEXT NOT NULL,
+    campaign  TEXT,
+    variant   TEXT,
+    kind      TEXT NOT NULL,
+    payload   TEXT NOT NULL
+) STRICT;
+CREATE INDEX events_by_campaign ON events (campaign, at, id);
+CREATE INDEX events_by_contact ON events (contact, at, id);
+
+CREATE TABLE reviews (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    campaign     TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    trace        TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    decision     TEXT NOT NULL,
+    reviewer     TEXT,
+    note         TEXT,
+    created_at   INTEGER NOT NULL,
+    resolved_at  INTEGER
+) STRICT;
+CREATE INDEX reviews_by_state ON reviews (state, seq);
+
+PRAGMA user_version = 1;
+"#;
+
+/// Every migration, oldest first; each one ends by setting `user_version` to its number.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub(crate) const fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database up to [`latest_version`], each step in its own `BEGIN IMMEDIATE`
+/// transaction so concurrent openers wait for each other instead of racing.
+pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let found = user_version(pool).await?;
+    if found > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: latest_version(),
+        });
+    }
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let version = index as i64 + 1;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Another process may have migrated while this one waited for the write lock.
+        let current: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        if current >= version {
+            continue;
+        }
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tx.commit()
+            .await
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tracing::info!(version, "mia-store: applied schema migration");
+    }
+    Ok(())
+}
+
+/// The schema version of the open database (0 for a new file).
+pub(crate) async fn user_version(pool: &SqlitePool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(pool)
+        .await?)
+}

@@ -1,0 +1,470 @@
+//! `SqliteStore` against the store conformance suite, plus what only a durable store can get
+//! wrong: reopening, damaged rows, several handles on one file, and large batches.
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use jiff::{SignedDuration, Timestamp};
+use mia_core::{
+    Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ConsentRecord, ConsentStore,
+    Contact, ContactId, ContactStore, Error, Event, EventId, EventKind, EventStore, Evidence,
+    IdempotencyKey, JobState, JobUpdate, NewJob, OutboxStore, Purpose, ReviewId, ReviewItem,
+    ReviewState, ReviewStore, ReviewSubject, TelegramPeer, VariantId,
+};
+use mia_store::SqliteStore;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn contact(i: i64) -> Contact {
+    Contact::new(
+        format!("c{i:05}"),
+        TelegramPeer::user(1000 + i),
+        "Europe/Vienna",
+        t(0),
+    )
+    .unwrap()
+    .with_attribute("plan", serde_json::json!({ "tier": "pro", "seats": i }))
+}
+
+/// A campaign that has been inserted as a draft and is about to be scheduled as running.
+async fn running_campaign(store: &SqliteStore, id: &str) -> Campaign {
+    let mut c = Campaign::draft(
+        CampaignId::new(id),
+        CampaignSpec::new("Spring", "tea", "20% off"),
+        t(0),
+    );
+    store.insert_campaign(&c).await.unwrap();
+    for s in [
+        CampaignState::Generating,
+        CampaignState::InReview,
+        CampaignState::Approved,
+        CampaignState::Scheduled,
+        CampaignState::Running,
+    ] {
+        c.transition(s, t(1)).unwrap();
+    }
+    c
+}
+
+fn jobs_for(campaign: &Campaign, contacts: impl Iterator<Item = i64>) -> Vec<NewJob> {
+    contacts
+        .map(|i| {
+            let contact = ContactId::new(format!("c{i:05}"));
+            NewJob {
+                key: IdempotencyKey::for_job(&campaign.id, &contact, 0),
+                contact,
+                purpose: Purpose::marketing(),
+                step: 0,
+                due_at: t(i % 10),
+                skipped: None,
+            }
+        })
+        .collect()
+}
+
+async fn raw_pool(path: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_file_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    // The folder does not exist yet: `open` creates it.
+    let store = SqliteStore::open(dir.path().join("nested/mia.db"))
+        .await
+        .unwrap();
+    mia_core::testing::store_conformance(&store).await;
+}
+
+#[tokio::test]
+async fn an_in_memory_store_conforms() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    assert_eq!(store.path(), None);
+    mia_core::testing::store_conformance(&store).await;
+}
+
+#[tokio::test]
+async fn reopening_a_file_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let version = store.schema_version().await.unwrap();
+    assert!(version >= 1);
+
+    store
+        .upsert_contacts(&[contact(1), contact(2), contact(3)])
+        .await
+        .unwrap();
+    let evidence = Evidence::new("telegram_start", "update=1");
+    for i in 1..=3 {
+        let grant = ConsentRecord::grant(
+            format!("c{i:05}"),
+            Purpose::marketing(),
+            evidence.clone(),
+            "v1",
+            t(i),
+        );
+        store.append_consent(&[grant]).await.unwrap();
+    }
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 1..=3))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_mins(5);
+    let claimed = store.claim("w1", t(10), lease, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    store
+        .record_attempt(
+            &claimed[0].key,
+            claimed[0].claim_token,
+            &VariantId::new("A"),
+            0.5,
+            t(11),
+        )
+        .await
+        .unwrap();
+    store
+        .update_job(
+            &claimed[0].key,
+            claimed[0].claim_token,
+            &JobUpdate::Sent { message_id: 42 },
+            t(12),
+        )
+        .await
+        .unwrap();
+    let stop = ConsentRecord::withdraw("c00003", Purpose::marketing(), evidence, t(13));
+    assert_eq!(store.withdraw_consent(&stop).await.unwrap(), 1);
+    store
+        .append_events(&[Event {
+            id: EventId::new("e1"),
+            at: t(12),
+            contact: claimed[0].contact.clone(),
+            campaign: Some(campaign.id.clone()),
+            variant: Some(VariantId::new("A")),
+            kind: EventKind::Converted { value_minor: 1999 },
+        }])
+        .await
+        .unwrap();
+    let review = ReviewItem {
+        id: ReviewId::new("r1"),
+        campaign: campaign.id.clone(),
+        subject: ReviewSubject::Send {
+            job: claimed[1].key.clone(),
+        },
+        text: "Spring tea, 20% off".into(),
+        trace: vec![],
+        state: ReviewState::Pending,
+        reviewer: None,
+        note: None,
+        created_at: t(14),
+        resolved_at: None,
+    };
+    store
+        .insert_reviews(std::slice::from_ref(&review))
+        .await
+        .unwrap();
+
+    let contacts = store.contacts().await.unwrap();
+    let history = store
+        .consent_history(&ContactId::new("c00003"))
+        .await
+        .unwrap();
+    let jobs = store.jobs(&campaign.id).await.unwrap();
+    let events = store.campaign_events(&campaign.id).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let raw = raw_pool(&path).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let edit = sqlx::query("UPDATE consents SET status = 'granted'")
+        .execute(&raw)
+        .await;
+    assert!(edit.is_err(), "the consent ledger refuses edits");
+    raw.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.path(), Some(path.as_path()));
+    assert!(format!("{store:?}").contains("mia.db"));
+    assert_eq!(store.schema_version().await.unwrap(), version);
+    assert_eq!(store.contacts().await.unwrap(), contacts);
+    assert_eq!(contacts.len(), 3);
+    assert_eq!(
+        store
+            .consent_history(&ContactId::new("c00003"))
+            .await
+            .unwrap(),
+        history
+    );
+    assert_eq!(history.len(), 2, "the grant and the withdrawal");
+    let reopened = store.campaign(&campaign.id).await.unwrap().unwrap();
+    assert_eq!(reopened, campaign);
+    assert_eq!(reopened.state, CampaignState::Running);
+    assert_eq!(store.jobs(&campaign.id).await.unwrap(), jobs);
+    let states: HashSet<JobState> = jobs.iter().map(|j| j.state).collect();
+    assert!(states.contains(&JobState::Sent) && states.contains(&JobState::Claimed));
+    assert_eq!(store.campaign_events(&campaign.id).await.unwrap(), events);
+    assert_eq!(store.pending_reviews().await.unwrap(), vec![review]);
+    assert_eq!(
+        store
+            .job_by_message(&claimed[0].contact, 42)
+            .await
+            .unwrap()
+            .map(|j| j.key),
+        Some(claimed[0].key.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .upsert_contacts(&[contact(1), contact(2)])
+        .await
+        .unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 1..=2))
+        .await
+        .unwrap();
+
+    let raw = raw_pool(&path).await;
+    sqlx::query("UPDATE contacts SET attributes = '{not json' WHERE id = 'c00001'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET state = 'exploded' WHERE contact = 'c00002'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    let err = store
+        .contact(&ContactId::new("c00001"))
+        .await
+        .expect_err("garbage JSON must not decode");
+    assert!(
+        matches!(
+            err,
+            Error::Store {
+                retryable: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("attributes"), "{err}");
+    assert!(store.contacts().await.is_err());
+    // Rows that are fine still read.
+    assert!(
+        store
+            .contact(&ContactId::new("c00002"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let err = store.jobs(&campaign.id).await.unwrap_err();
+    assert!(err.to_string().contains("exploded"), "{err}");
+    assert!(store.job_counts(&campaign.id).await.is_err());
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    let raw = raw_pool(&path).await;
+    sqlx::query("PRAGMA user_version = 999")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(err.to_string().contains("999"), "{err}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_peer_belongs_to_one_contact() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    store.upsert_contacts(&[contact(1)]).await.unwrap();
+
+    // A large batch whose last contact takes c00001's chat: the error names both, and none of
+    // the batch is written.
+    let mut batch: Vec<Contact> = (100..300).map(contact).collect();
+    let mut twin = contact(2);
+    twin.peer = contact(1).peer;
+    batch.push(twin);
+    let err = store.upsert_contacts(&batch).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("c00002") && message.contains("c00001"),
+        "{message}"
+    );
+    assert_eq!(store.contacts().await.unwrap(), vec![contact(1)]);
+
+    // Two new contacts in one statement sharing a chat.
+    let mut pair = vec![contact(5), contact(6)];
+    pair[1].peer = pair[0].peer;
+    let message = store.upsert_contacts(&pair).await.unwrap_err().to_string();
+    assert!(
+        message.contains("c00005") && message.contains("c00006"),
+        "{message}"
+    );
+
+    // Moving a contact to a free chat is an update, not a conflict.
+    let mut moved = contact(1);
+    moved.peer = TelegramPeer::group(-42);
+    store.upsert_contacts(&[moved.clone()]).await.unwrap();
+    assert_eq!(
+        store.contact_by_peer(&moved.peer).await.unwrap(),
+        Some(moved)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_file_never_claim_the_same_job() {
+    const JOBS: i64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let first = SqliteStore::open(&path).await.unwrap();
+    let campaign = running_campaign(&first, "spring").await;
+    first
+        .schedule(&campaign, &jobs_for(&campaign, 0..JOBS))
+        .await
+        .unwrap();
+    let second = SqliteStore::open(&path).await.unwrap();
+
+    let worker = |store: SqliteStore, name: &'static str| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim(name, t(100), SignedDuration::from_hours(1), 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                for job in batch {
+                    assert_eq!(job.worker.as_deref(), Some(name));
+                    store
+                        .update_job(
+                            &job.key,
+                            job.claim_token,
+                            &JobUpdate::Sent { message_id: 1 },
+                            t(101),
+                        )
+                        .await
+                        .unwrap();
+                    mine.push(job.key);
+                }
+            }
+        })
+    };
+    let a = worker(first.clone(), "w1");
+    let b = worker(second.clone(), "w2");
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+    let a_keys: HashSet<_> = a.iter().cloned().collect();
+    let b_keys: HashSet<_> = b.iter().cloned().collect();
+    assert_eq!(a_keys.len(), a.len(), "w1 never got a job twice");
+    assert_eq!(b_keys.len(), b.len(), "w2 never got a job twice");
+    assert!(a_keys.is_disjoint(&b_keys), "no job went to both workers");
+    assert_eq!(a.len() + b.len(), JOBS as usize, "every job was claimed");
+    let counts = second.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(counts.sent, JOBS as u64);
+}
+
+#[tokio::test]
+async fn a_lease_taken_over_through_another_handle_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let first = SqliteStore::open(&path).await.unwrap();
+    let campaign = running_campaign(&first, "spring").await;
+    first
+        .schedule(&campaign, &jobs_for(&campaign, 0..1))
+        .await
+        .unwrap();
+    let second = SqliteStore::open(&path).await.unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let old = first.claim("w1", t(10), lease, 1).await.unwrap().remove(0);
+    let new = second.claim("w2", t(60), lease, 1).await.unwrap().remove(0);
+    assert_eq!(old.key, new.key);
+    let sent = JobUpdate::Sent { message_id: 1 };
+    let err = first
+        .update_job(&old.key, old.claim_token, &sent, t(61))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseLost(_)), "{err:?}");
+    second
+        .update_job(&new.key, new.claim_token, &sent, t(61))
+        .await
+        .unwrap();
+    let missing = IdempotencyKey::new("no-such-job");
+    assert!(matches!(
+        first.update_job(&missing, 1, &sent, t(62)).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn ten_thousand_of_everything_in_one_batch_each() {
+    const N: i64 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("mia.db")).await.unwrap();
+    let contacts: Vec<Contact> = (0..N).map(contact).collect();
+    store.upsert_contacts(&contacts).await.unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    assert_eq!(
+        store
+            .schedule(&campaign, &jobs_for(&campaign, 0..N))
+            .await
+            .unwrap(),
+        N as u64
+    );
+    let events: Vec<Event> = (0..N)
+        .map(|i| Event {
+            id: EventId::new(format!("e{i}")),
+            at: t(i),
+            contact: ContactId::new(format!("c{i:05}")),
+            campaign: Some(campaign.id.clone()),
+            variant: None,
+            kind: EventKind::Delivered,
+        })
+        .collect();
+    assert_eq!(store.append_events(&events).await.unwrap(), N as u64);
+    assert_eq!(store.contacts().await.unwrap().len(), N as usize);
+    assert_eq!(
+        store.job_counts(&campaign.id).await.unwrap().pending,
+        N as u64
+    );
+    assert_eq!(
+        store.campaign_events(&campaign.id).await.unwrap().len(),
+        N as usize
+    );
+    let claimed = store
+        .claim("w1", t(9), SignedDuration::from_mins(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 100);
+    assert!(
+        claimed
+            .windows(2)
+            .all(|w| (w[0].due_at, &w[0].key) <= (w[1].due_at, &w[1].key)),
+        "claims come earliest first"
+    );
+}
