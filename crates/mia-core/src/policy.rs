@@ -320,7 +320,7 @@ impl SendPolicy for ConsentRule {
 }
 
 /// Allows every send the consent rule allows. Only for tests and demos: the builder accepts it
-/// only through [`AgentBuilder::permissive_send_policy`](crate::AgentBuilder::permissive_send_policy).
+/// only through [`AgentBuilder::permissive_policies`](crate::AgentBuilder::permissive_policies).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PermissiveSendPolicy;
 

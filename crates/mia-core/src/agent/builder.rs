@@ -23,7 +23,7 @@ use crate::transport::Transport;
 ///
 /// A send policy is required: either a real one ([`send_policy`](Self::send_policy), such as
 /// `mia_safety::SendGuard`) or, for tests and demos only, the documented
-/// [`permissive_send_policy`](Self::permissive_send_policy). The same holds for the content
+/// [`permissive_policies`](Self::permissive_policies). The same holds for the content
 /// policy. The consent rule runs before either and cannot be turned off.
 #[must_use]
 pub struct AgentBuilder {
