@@ -25,6 +25,8 @@ async fn ready_agent() -> Agent {
             per_chat_interval: std::time::Duration::ZERO,
             group_per_minute: u32::MAX,
         },
+        deactivated_share: 0.0,
+        blocked_share: 0.0,
         ..SimConfig::seeded(1)
     };
     let telegram = SimTelegram::new(config, clock.clone()).unwrap();

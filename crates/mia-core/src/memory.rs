@@ -26,6 +26,7 @@ struct Inner {
     campaigns: BTreeMap<CampaignId, Campaign>,
     campaign_order: Vec<CampaignId>,
     jobs: BTreeMap<IdempotencyKey, Job>,
+    jobs_by_contact: HashMap<ContactId, Vec<IdempotencyKey>>,
     events: Vec<Event>,
     event_ids: HashSet<EventId>,
     reviews: BTreeMap<ReviewId, ReviewItem>,
@@ -141,11 +142,16 @@ impl ConsentStore for MemoryStore {
         let mut inner = self.lock();
         inner.consents.push(record.clone());
         let mut cancelled = 0;
-        for job in inner.jobs.values_mut() {
-            if job.contact == record.contact
-                && job.purpose == record.purpose
-                && !job.state.is_final()
-            {
+        let keys = inner
+            .jobs_by_contact
+            .get(&record.contact)
+            .cloned()
+            .unwrap_or_default();
+        for key in &keys {
+            let Some(job) = inner.jobs.get_mut(key) else {
+                continue;
+            };
+            if job.purpose == record.purpose && !job.state.is_final() {
                 job.state = JobState::Cancelled;
                 job.outcome = Some("withdrawn".into());
                 job.lease_until = None;
@@ -199,6 +205,15 @@ impl CampaignStore for MemoryStore {
     }
 }
 
+fn contact_jobs<'a>(inner: &'a Inner, contact: &ContactId) -> impl Iterator<Item = &'a Job> {
+    inner
+        .jobs_by_contact
+        .get(contact)
+        .into_iter()
+        .flatten()
+        .filter_map(|key| inner.jobs.get(key))
+}
+
 fn running(inner: &Inner, campaign: &CampaignId) -> bool {
     inner
         .campaigns
@@ -225,6 +240,11 @@ impl OutboxStore for MemoryStore {
                 Some(reason) => (JobState::Skipped, Some(reason.clone())),
                 None => (JobState::Pending, None),
             };
+            inner
+                .jobs_by_contact
+                .entry(new.contact.clone())
+                .or_default()
+                .push(new.key.clone());
             inner.jobs.insert(
                 new.key.clone(),
                 Job {
@@ -410,20 +430,16 @@ impl OutboxStore for MemoryStore {
     }
 
     async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> {
-        Ok(self
-            .lock()
-            .jobs
-            .values()
-            .find(|j| &j.contact == contact && j.message_id == Some(message_id))
+        let inner = self.lock();
+        Ok(contact_jobs(&inner, contact)
+            .find(|j| j.message_id == Some(message_id))
             .cloned())
     }
 
     async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> {
-        let mut sends: Vec<Timestamp> = self
-            .lock()
-            .jobs
-            .values()
-            .filter(|j| &j.contact == contact && j.state == JobState::Sent && j.updated_at >= since)
+        let inner = self.lock();
+        let mut sends: Vec<Timestamp> = contact_jobs(&inner, contact)
+            .filter(|j| j.state == JobState::Sent && j.updated_at >= since)
             .map(|j| j.updated_at)
             .collect();
         sends.sort_by(|a, b| b.cmp(a));
