@@ -127,6 +127,11 @@ impl Agent {
                 }
                 // Another worker took the job over (or STOP cancelled it): not ours any more.
                 Err(Error::LeaseLost(key)) => tracing::debug!(job = %key, "lease lost"),
+                // A busy database or a dropped connection: the job's lease runs out and it is
+                // claimed again, so nothing is lost by moving on.
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(job = %job.key, error = %e, "mia.send transient error; the job will be retried");
+                }
                 Err(e) => return Err(e),
             }
         }
