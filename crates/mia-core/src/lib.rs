@@ -46,8 +46,9 @@ pub use policy::{
     RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
 };
 pub use store::{
-    CampaignStore, ConsentStore, ContactStore, EventStore, Job, JobCounts, JobState, JobUpdate,
-    NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore, ReviewSubject, Store,
+    CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job, JobCounts,
+    JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore, ReviewSubject,
+    Store,
 };
 pub use template::TemplateProvider;
 pub use transport::{Capabilities, ChatAdmin, InboundEvent, InboundKind, Transport};

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ids::{CampaignId, ContactId, EventId, IdempotencyKey, ReviewId, VariantId};
 use crate::store::{
-    CampaignStore, ConsentStore, ContactStore, EventStore, Job, JobCounts, JobState, JobUpdate,
-    NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
+    CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job, JobCounts,
+    JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
 };
 
 #[derive(Default)]
@@ -397,6 +397,34 @@ impl OutboxStore for MemoryStore {
         } else {
             job.state = JobState::Skipped;
             job.outcome = Some("rejected_by_reviewer".into());
+        }
+        job.updated_at = now;
+        Ok(())
+    }
+
+    async fn settle_dead_letter(
+        &self,
+        key: &IdempotencyKey,
+        action: DeadLetterAction,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let job = inner
+            .jobs
+            .get_mut(key)
+            .filter(|j| j.state == JobState::DeadLetter)
+            .ok_or_else(|| Error::not_found("dead letter", key))?;
+        match action {
+            DeadLetterAction::Requeue { due_at } => {
+                job.state = JobState::Pending;
+                job.due_at = due_at;
+                job.attempts = 0;
+            }
+            DeadLetterAction::Discard => {
+                job.state = JobState::Cancelled;
+                let reason = job.outcome.take().unwrap_or_default();
+                job.outcome = Some(format!("discarded: {reason}"));
+            }
         }
         job.updated_at = now;
         Ok(())

@@ -172,6 +172,18 @@ pub enum JobUpdate {
     },
 }
 
+/// What an operator does with a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadLetterAction {
+    /// Back to the queue at `due_at`, with its attempts reset. It passes the send policy again.
+    Requeue {
+        /// When it becomes due.
+        due_at: Timestamp,
+    },
+    /// Give up on it for good: it becomes cancelled with outcome `discarded: <reason>`.
+    Discard,
+}
+
 /// Counts of a campaign's jobs by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobCounts {
@@ -404,6 +416,16 @@ pub trait OutboxStore: Send + Sync {
     /// [`Error::NotFound`] if the job is not held.
     async fn release_held(&self, key: &IdempotencyKey, approve: bool, now: Timestamp)
     -> Result<()>;
+    /// Requeues or discards a dead letter.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the job is not a dead letter.
+    async fn settle_dead_letter(
+        &self,
+        key: &IdempotencyKey,
+        action: DeadLetterAction,
+        now: Timestamp,
+    ) -> Result<()>;
     /// One job.
     ///
     /// # Errors
@@ -528,6 +550,7 @@ macro_rules! forward_store {
             async fn record_attempt(&self, key: &IdempotencyKey, claim_token: u64, variant: &VariantId, propensity: f64, now: Timestamp) -> Result<()> { (**self).record_attempt(key, claim_token, variant, propensity, now).await }
             async fn update_job(&self, key: &IdempotencyKey, claim_token: u64, update: &JobUpdate, now: Timestamp) -> Result<()> { (**self).update_job(key, claim_token, update, now).await }
             async fn release_held(&self, key: &IdempotencyKey, approve: bool, now: Timestamp) -> Result<()> { (**self).release_held(key, approve, now).await }
+            async fn settle_dead_letter(&self, key: &IdempotencyKey, action: DeadLetterAction, now: Timestamp) -> Result<()> { (**self).settle_dead_letter(key, action, now).await }
             async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>> { (**self).job(key).await }
             async fn jobs(&self, campaign: &CampaignId) -> Result<Vec<Job>> { (**self).jobs(campaign).await }
             async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> { (**self).job_counts(campaign).await }

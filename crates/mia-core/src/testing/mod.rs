@@ -15,9 +15,10 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::{
-    Campaign, CampaignId, CampaignSpec, CampaignState, ConsentRecord, Contact, ContactId, Error,
-    Event, EventId, EventKind, Evidence, IdempotencyKey, JobState, JobUpdate, NewJob, Purpose,
-    ReviewId, ReviewItem, ReviewState, ReviewSubject, Store, TelegramPeer, VariantId,
+    Campaign, CampaignId, CampaignSpec, CampaignState, ConsentRecord, Contact, ContactId,
+    DeadLetterAction, Error, Event, EventId, EventKind, Evidence, IdempotencyKey, JobState,
+    JobUpdate, NewJob, Purpose, ReviewId, ReviewItem, ReviewState, ReviewSubject, Store,
+    TelegramPeer, VariantId,
 };
 
 fn t(secs: i64) -> Timestamp {
@@ -366,6 +367,42 @@ async fn outbox<S: Store + ?Sized>(store: &S) {
         ),
         (1, 1, 1, 0)
     );
+    // Dead letters can be requeued (attempts reset) or discarded, and nothing else can.
+    assert!(
+        matches!(
+            store
+                .settle_dead_letter(&b.key, DeadLetterAction::Discard, t(104))
+                .await,
+            Err(Error::NotFound { .. })
+        ),
+        "a sent job is not a dead letter"
+    );
+    let requeue = DeadLetterAction::Requeue { due_at: t(200) };
+    store
+        .settle_dead_letter(&c.key, requeue, t(104))
+        .await
+        .unwrap();
+    let back = store.job(&c.key).await.unwrap().unwrap();
+    assert_eq!(
+        (back.state, back.attempts, back.due_at),
+        (JobState::Pending, 0, t(200))
+    );
+    let c = store
+        .claim("w1", t(200), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .update_job(&c.key, c.claim_token, &dead, t(201))
+        .await
+        .unwrap();
+    store
+        .settle_dead_letter(&c.key, DeadLetterAction::Discard, t(202))
+        .await
+        .unwrap();
+    let gone = store.job(&c.key).await.unwrap().unwrap();
+    assert_eq!(gone.state, JobState::Cancelled);
+    assert_eq!(gone.outcome.as_deref(), Some("discarded: blocked"));
     let keys: Vec<_> = store
         .jobs(&campaign.id)
         .await

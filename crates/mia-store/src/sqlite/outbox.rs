@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
-    Campaign, CampaignId, ContactId, Error, IdempotencyKey, Job, JobCounts, JobState, JobUpdate,
-    NewJob, OutboxStore, Purpose, Result, VariantId,
+    Campaign, CampaignId, ContactId, DeadLetterAction, Error, IdempotencyKey, Job, JobCounts,
+    JobState, JobUpdate, NewJob, OutboxStore, Purpose, Result, VariantId,
 };
 use sqlx::sqlite::SqliteRow;
 
@@ -284,6 +284,40 @@ impl OutboxStore for SqliteStore {
                 kind: "held job",
                 id: key.to_string(),
             });
+        }
+        Ok(())
+    }
+
+    async fn settle_dead_letter(
+        &self,
+        key: &IdempotencyKey,
+        action: DeadLetterAction,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "settle a dead letter";
+        let query = match action {
+            DeadLetterAction::Requeue { due_at } => sqlx::query(
+                "UPDATE outbox SET state = 'pending', due_at = ?3, attempts = 0, updated_at = ?1 \
+                 WHERE key = ?2 AND state = 'dead_letter'",
+            )
+            .bind(micros(now))
+            .bind(key.as_str())
+            .bind(micros(due_at)),
+            DeadLetterAction::Discard => sqlx::query(
+                "UPDATE outbox SET state = 'cancelled', \
+                 outcome = 'discarded: ' || coalesce(outcome, ''), updated_at = ?1 \
+                 WHERE key = ?2 AND state = 'dead_letter'",
+            )
+            .bind(micros(now))
+            .bind(key.as_str()),
+        };
+        let updated = query
+            .execute(&self.pool)
+            .await
+            .context(DOING)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("dead letter", key));
         }
         Ok(())
     }
