@@ -15,6 +15,14 @@ pub enum TelegramError {
         /// The message.
         message_id: i64,
     },
+    /// The simulator's journal could not be read or written.
+    #[error("simulator journal {path}: {message}")]
+    Journal {
+        /// The journal file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A failure the simulator was scripted to produce (a dropped connection).
     #[error("simulated transient failure")]
     SimulatedOutage,

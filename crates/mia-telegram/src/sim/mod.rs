@@ -73,6 +73,7 @@ struct State {
     blocked: HashMap<i64, bool>,
     scripted: HashMap<i64, VecDeque<Scripted>>,
     rate_limited: u64,
+    journal: Option<std::fs::File>,
 }
 
 /// The simulated Telegram. Cheap to clone; clones share one simulated world.
@@ -132,6 +133,65 @@ impl SimTelegram {
                 ..State::default()
             })),
         })
+    }
+
+    /// A simulated Telegram whose posts survive the process: every post is appended to the
+    /// journal at `path` (one JSON line each) before `send` returns, and an existing journal is
+    /// loaded first, so a restarted process sees what "Telegram" already has and a resend of
+    /// the same key is recognised. Edits and deletes are not journaled.
+    ///
+    /// A torn last line (the process died inside the write, before `send` returned) is ignored:
+    /// that post never happened as far as the sender could know.
+    ///
+    /// # Errors
+    /// [`TelegramError::Config`] for an invalid configuration; [`TelegramError::Journal`] when
+    /// the journal cannot be read, parsed or opened.
+    pub fn with_journal(
+        config: SimConfig,
+        clock: Arc<dyn Clock>,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Self, TelegramError> {
+        use std::io::Write;
+        let path = path.as_ref();
+        let sim = Self::new(config, clock)?;
+        let journal_error = |e: std::io::Error| TelegramError::Journal {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(journal_error(e)),
+        };
+        let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(journal_error)?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            // Drop the torn tail so the next line starts clean.
+            let keep = complete.len() + usize::from(!complete.is_empty());
+            file.set_len(keep as u64).map_err(journal_error)?;
+            file.flush().map_err(journal_error)?;
+        }
+        {
+            let mut state = sim.lock();
+            for (n, line) in complete.lines().enumerate() {
+                let m: SentMessage =
+                    serde_json::from_str(line).map_err(|e| TelegramError::Journal {
+                        path: path.display().to_string(),
+                        message: format!("line {}: {e}", n + 1),
+                    })?;
+                state.next_message_id = state.next_message_id.max(m.message_id + 1);
+                state.by_key.insert(m.key.clone(), m.message_id);
+                let position = state.log.len();
+                state.index.insert((m.peer.id, m.message_id), position);
+                state.log.push(m);
+            }
+            state.journal = Some(file);
+        }
+        Ok(sim)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -418,11 +478,7 @@ impl Transport for SimTelegram {
                 .push_back(now),
         }
         let message_id = state.next_message_id;
-        state.next_message_id += 1;
-        state.by_key.insert(message.key.clone(), message_id);
-        let position = state.log.len();
-        state.index.insert((message.peer.id, message_id), position);
-        state.log.push(SentMessage {
+        let posted = SentMessage {
             message_id,
             key: message.key.clone(),
             campaign: message.campaign.clone(),
@@ -432,7 +488,27 @@ impl Transport for SimTelegram {
             at: now,
             deleted: false,
             pinned: false,
-        });
+        };
+        if let Some(journal) = state.journal.as_mut() {
+            use std::io::Write;
+            let mut line = serde_json::to_vec(&posted).map_err(|e| TelegramError::Journal {
+                path: "journal".into(),
+                message: e.to_string(),
+            })?;
+            line.push(b'\n');
+            // One write call per line: a killed process leaves at most a torn last line.
+            journal
+                .write_all(&line)
+                .map_err(|e| TelegramError::Journal {
+                    path: "journal".into(),
+                    message: e.to_string(),
+                })?;
+        }
+        state.next_message_id += 1;
+        state.by_key.insert(message.key.clone(), message_id);
+        let position = state.log.len();
+        state.index.insert((message.peer.id, message_id), position);
+        state.log.push(posted);
         self.plan_reactions(&mut state, message, message_id, now);
         Ok(SendOutcome::Sent {
             message_id,

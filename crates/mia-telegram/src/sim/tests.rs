@@ -278,3 +278,55 @@ async fn commands_are_parsed_from_user_text() {
     );
     assert_ne!(got[0].id, got[1].id);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_survives_the_process_and_a_torn_line_is_dropped() {
+    let dir = std::env::temp_dir().join(format!("mia-sim-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("telegram.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let clock: Arc<dyn Clock> = Arc::new(SimClock::starting_at(start()));
+    let first = SimTelegram::with_journal(quiet_config(), clock.clone(), &path).unwrap();
+    let a = msg("a", TelegramPeer::user(1));
+    let b = msg("b", TelegramPeer::user(2));
+    first.send(&a).await.unwrap();
+    first.send(&b).await.unwrap();
+    drop(first);
+    // A process died halfway through writing a third line.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"message_id\":3,\"ke").unwrap();
+    }
+    let second = SimTelegram::with_journal(quiet_config(), clock.clone(), &path).unwrap();
+    assert_eq!(second.sent_log().len(), 2);
+    assert_eq!(
+        second.send(&a).await.unwrap(),
+        SendOutcome::Sent {
+            message_id: 1,
+            duplicate: true
+        },
+        "a resend after the restart is recognised"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c = msg("c", TelegramPeer::user(3));
+    assert_eq!(
+        second.send(&c).await.unwrap(),
+        SendOutcome::Sent {
+            message_id: 3,
+            duplicate: false
+        }
+    );
+    drop(second);
+    let third = SimTelegram::with_journal(quiet_config(), clock, &path).unwrap();
+    let keys: Vec<_> = third.sent_log().into_iter().map(|m| m.message_id).collect();
+    assert_eq!(keys, vec![1, 2, 3]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
