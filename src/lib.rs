@@ -16,6 +16,10 @@ pub use mia_analytics as analytics;
 #[cfg(feature = "safety")]
 pub use mia_safety as safety;
 
+/// Shared rate limits in Redis (feature `redis`).
+#[cfg(feature = "redis")]
+pub use mia_redis as redis;
+
 /// Durable stores through sqlx (feature `sqlite`).
 #[cfg(feature = "sqlite")]
 pub use mia_store as store;

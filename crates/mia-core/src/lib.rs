@@ -15,6 +15,7 @@ mod llm;
 mod memory;
 mod message;
 mod policy;
+mod ratelimit;
 mod store;
 mod template;
 mod transport;
@@ -45,6 +46,7 @@ pub use policy::{
     ConsentRule, ContentContext, ContentPolicies, ContentPolicy, Decision, PermissiveSendPolicy,
     RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
 };
+pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 pub use store::{
     CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job, JobCounts,
     JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore, ReviewSubject,

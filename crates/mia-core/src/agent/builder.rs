@@ -16,6 +16,7 @@ use crate::memory::MemoryStore;
 use crate::policy::{
     ConsentRule, ContentPolicies, ContentPolicy, PermissiveSendPolicy, SendPolicies, SendPolicy,
 };
+use crate::ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 use crate::store::Store;
 use crate::transport::Transport;
 
@@ -35,6 +36,7 @@ pub struct AgentBuilder {
     allocator: Option<Arc<dyn Allocator>>,
     sink: Option<Arc<dyn EventSink>>,
     clock: Option<Arc<dyn Clock>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
     seed: Option<u64>,
     config: AgentConfig,
 }
@@ -50,6 +52,7 @@ impl AgentBuilder {
             allocator: None,
             sink: None,
             clock: None,
+            limiter: None,
             seed: None,
             config: AgentConfig::default(),
         }
@@ -108,6 +111,14 @@ impl AgentBuilder {
     /// Wall time. Default: [`SystemClock`]; use [`SimClock`](crate::SimClock) for dry-runs.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Hands out send slots. Default: a [`LocalRateLimiter`] at the transport's
+    /// `messages_per_second` (none if the transport states no limit). Give every worker of a
+    /// deployment the same shared limiter (Redis) so they respect one Telegram limit together.
+    pub fn rate_limiter(mut self, limiter: impl RateLimiter + 'static) -> Self {
+        self.limiter = Some(Arc::new(limiter));
         self
     }
 
@@ -193,6 +204,13 @@ impl AgentBuilder {
         let sink = self
             .sink
             .unwrap_or_else(|| Arc::new(StoreSink::new(Arc::clone(&store))));
+        let limiter: Option<Arc<dyn RateLimiter>> = match self.limiter {
+            Some(l) => Some(l),
+            None => match self.transport.capabilities().messages_per_second {
+                Some(rate) => Some(Arc::new(LocalRateLimiter::new(Gcra::per_second(rate))?)),
+                None => None,
+            },
+        };
         let mut sends = SendPolicies::new().with(ConsentRule::default());
         sends.push_arc(send);
         let rng = match self.seed {
@@ -211,7 +229,7 @@ impl AgentBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 rng: Mutex::new(rng),
-                next_send: tokio::sync::Mutex::new(None),
+                limiter,
             }),
         })
     }

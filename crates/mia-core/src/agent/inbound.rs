@@ -255,7 +255,7 @@ impl Agent {
         // Rate limits apply to confirmations too: pace, and wait out a retry-after a few
         // times rather than drop the one message the contact is owed.
         for _ in 0..3 {
-            self.pace().await;
+            self.pace().await?;
             match self.inner.transport.send(&message).await {
                 Ok(SendOutcome::Sent { .. }) => return Ok(()),
                 Ok(SendOutcome::RetryAfter { after, .. }) => {

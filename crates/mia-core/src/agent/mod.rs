@@ -103,8 +103,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: AgentConfig,
     pub(crate) rng: Mutex<StdRng>,
-    /// When the pacer lets the next send go, by the agent's clock.
-    pub(crate) next_send: tokio::sync::Mutex<Option<Timestamp>>,
+    /// Send slots, shared with other workers when the limiter is.
+    pub(crate) limiter: Option<Arc<dyn crate::RateLimiter>>,
 }
 
 /// What scheduling a campaign did with its audience.

@@ -347,7 +347,7 @@ impl Agent {
         store
             .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
             .await?;
-        self.pace().await;
+        self.pace().await?;
         let message = OutboundMessage {
             key: job.key.clone(),
             campaign: Some(campaign.id.clone()),
@@ -369,6 +369,7 @@ impl Agent {
             Ok(SendOutcome::RetryAfter { after, reason }) => {
                 tracing::Span::current().record("outcome", "retry_after");
                 stats.retried += 1;
+                self.freeze_sends(add(now, after)).await?;
                 if job.attempts + 1 >= self.inner.config.retry.max_attempts {
                     let reason = format!("out of attempts ({reason})");
                     self.dead_letter(job, &variant, reason, &mut stats).await?;
@@ -455,22 +456,34 @@ impl Agent {
         Ok(())
     }
 
-    /// Keeps sends under the transport's messages-per-second, by the agent's clock.
-    pub(crate) async fn pace(&self) {
-        let Some(rate) = self.inner.transport.capabilities().messages_per_second else {
-            return;
+    /// The limiter key of this agent's sending account.
+    pub(crate) fn limit_key(&self) -> String {
+        format!("send:{}", self.inner.transport.name())
+    }
+
+    /// Waits for a send slot from the rate limiter, by the agent's clock.
+    ///
+    /// # Errors
+    /// When a shared limiter cannot be reached.
+    pub(crate) async fn pace(&self) -> Result<()> {
+        let Some(limiter) = &self.inner.limiter else {
+            return Ok(());
         };
-        if !(rate.is_finite() && rate > 0.0) {
-            return;
+        let key = self.limit_key();
+        loop {
+            let now = self.now();
+            match limiter.try_acquire(&key, now).await? {
+                None => return Ok(()),
+                Some(wait) => self.inner.clock.sleep_until(add(now, wait)).await,
+            }
         }
-        let gap = Duration::from_secs_f64(1.0 / rate);
-        let mut next = self.inner.next_send.lock().await;
-        let now = self.now();
-        let at = next.map_or(now, |n| n.max(now));
-        *next = Some(add(at, gap));
-        drop(next);
-        if at > now {
-            self.inner.clock.sleep_until(at).await;
+    }
+
+    /// Tells every worker sharing the limiter to hold off (Telegram's FloodWait).
+    async fn freeze_sends(&self, until: Timestamp) -> Result<()> {
+        match &self.inner.limiter {
+            Some(limiter) => limiter.freeze(&self.limit_key(), self.now(), until).await,
+            None => Ok(()),
         }
     }
 }
