@@ -631,3 +631,70 @@ async fn a_crash_mid_campaign_on_sqlite_resumes_with_nothing_lost_or_doubled() {
         consented_peers
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn operators_see_status_and_can_requeue_or_discard_dead_letters() {
+    let (w, _) = memory_world(6).await;
+    let (a, b, c) = (
+        w.everyone[0].clone(),
+        w.everyone[2].clone(),
+        w.everyone[4].clone(),
+    );
+    w.telegram.script(
+        b.peer,
+        [Scripted::Outcome(SendOutcome::Failed(
+            FailureReason::Other("PEER_ID_INVALID".into()),
+        ))],
+    );
+    let hour = Duration::from_secs(3600);
+    w.telegram.script(
+        c.peer,
+        [Scripted::Outcome(SendOutcome::RetryAfter {
+            after: hour,
+            reason: "FLOOD_WAIT_3600".into(),
+        })],
+    );
+    let campaign = launch(&w.agent).await;
+    w.agent.run_once().await.unwrap();
+
+    let status = w.agent.status(&campaign.id).await.unwrap();
+    assert_eq!(status.state, CampaignState::Running);
+    assert_eq!(
+        (
+            status.jobs.sent,
+            status.jobs.dead_letter,
+            status.jobs.pending
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(status.dead_letters.get("other"), Some(&1));
+    assert_eq!(status.waiting.get("FLOOD_WAIT_3600"), Some(&1));
+    assert_eq!(status.retrying, 1);
+    assert!(status.progress > 0.6 && status.progress < 1.0);
+
+    let dead = w.agent.dead_letters(&campaign.id).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].contact, b.id);
+    w.agent.requeue_dead_letter(&dead[0].key).await.unwrap();
+    assert!(
+        w.agent.discard_dead_letter(&dead[0].key).await.is_err(),
+        "no longer a dead letter"
+    );
+    w.agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    for p in [a.peer.id, b.peer.id, c.peer.id] {
+        assert_eq!(posts.get(&p), Some(&1));
+    }
+    let status = w.agent.status(&campaign.id).await.unwrap();
+    assert_eq!(
+        (status.state, status.jobs.sent, status.progress),
+        (CampaignState::Completed, 3, 1.0)
+    );
+    // A FloodWait holds every send of the account, not just the one job.
+    let log = w.telegram.sent_log();
+    let b_at = log.iter().find(|m| m.peer == b.peer).unwrap().at;
+    assert!(
+        b_at >= noon() + SignedDuration::from_hours(1),
+        "requeued send waited out the freeze: {b_at}"
+    );
+}

@@ -4,6 +4,7 @@
 mod builder;
 pub(crate) mod generate;
 mod inbound;
+mod status;
 pub use inbound::is_stop_request;
 mod worker;
 
@@ -16,6 +17,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 pub use builder::AgentBuilder;
+pub use status::CampaignStatus;
 pub use worker::RunStats;
 
 use crate::allocator::Allocator;
