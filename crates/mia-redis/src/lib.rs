@@ -5,4 +5,4 @@ mod error;
 mod limiter;
 
 pub use error::RedisError;
-pub use limiter::RedisRateLimiter;
+pub use limiter::{RedisRateLimiter, TimeSource};

@@ -12,10 +12,15 @@ use redis::aio::ConnectionManager;
 use crate::error::RedisError;
 
 /// Takes a slot of KEYS[1] (GCRA theoretical arrival time) unless KEYS[2] (freeze) holds.
-/// ARGV: now µs, interval µs, tolerance µs. Returns 0 when granted, else the wait in µs.
-/// Atomic: Redis runs a script without interleaving other commands.
+/// ARGV: now µs, interval µs, tolerance µs, "server" to use Redis's clock instead of ARGV[1].
+/// Returns 0 when granted, else the wait in µs. Atomic: Redis runs a script without
+/// interleaving other commands.
 const ACQUIRE: &str = r"
 local now = tonumber(ARGV[1])
+if ARGV[4] == 'server' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local interval = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local frozen = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -34,11 +39,15 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return 0
 ";
 
-/// Extends KEYS[1] (freeze, µs since the epoch) to ARGV[1] unless it already runs longer;
-/// ARGV[2] is now, to set the expiry.
+/// Extends KEYS[1] (freeze, µs since the epoch) to now + ARGV[1] µs unless it already runs
+/// longer; ARGV[2] is the caller's now, ARGV[3] "server" to use Redis's clock instead.
 const FREEZE: &str = r"
-local untilv = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
+if ARGV[3] == 'server' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local untilv = now + tonumber(ARGV[1])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if untilv > cur and untilv > now then
   redis.call('SET', KEYS[1], string.format('%d', untilv), 'PX', math.ceil((untilv - now) / 1000) + 1000)
@@ -46,15 +55,34 @@ end
 return 0
 ";
 
+/// Whose clock decides when a slot is free.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The Redis server's clock (`TIME`): workers on machines with skewed clocks still share
+    /// one limit exactly. The default.
+    #[default]
+    Server,
+    /// The `now` the agent passes (its [`Clock`](mia_core::Clock)): for simulations in virtual
+    /// time, where every worker shares one simulated clock.
+    Caller,
+}
+
+impl TimeSource {
+    fn arg(self) -> &'static str {
+        match self {
+            TimeSource::Server => "server",
+            TimeSource::Caller => "caller",
+        }
+    }
+}
+
 /// A GCRA rate limiter in Redis.
-///
-/// Time comes from the caller (the agent's clock), so all workers must use clocks that agree
-/// (the system clock of machines synchronised by NTP, or one shared simulated clock).
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
     prefix: String,
     limit: Gcra,
+    time: TimeSource,
     acquire: Script,
     freeze: Script,
 }
@@ -102,9 +130,19 @@ impl RedisRateLimiter {
             connection,
             prefix: prefix.to_owned(),
             limit,
+            time: TimeSource::default(),
             acquire: Script::new(ACQUIRE),
             freeze: Script::new(FREEZE),
         })
+    }
+}
+
+impl RedisRateLimiter {
+    /// Chooses whose clock decides (default: the server's).
+    #[must_use]
+    pub fn with_time_source(mut self, time: TimeSource) -> Self {
+        self.time = time;
+        self
     }
 }
 
@@ -119,6 +157,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(micros(now))
             .arg(self.limit.interval_micros())
             .arg(self.limit.tolerance_micros())
+            .arg(self.time.arg())
             .invoke_async(&mut connection)
             .await
             .map_err(|source| RedisError::Redis {
@@ -133,8 +172,9 @@ impl RateLimiter for RedisRateLimiter {
         let _: i64 = self
             .freeze
             .key(format!("{}:freeze:{key}", self.prefix))
-            .arg(micros(until))
+            .arg(micros(until).saturating_sub(micros(now)))
             .arg(micros(now))
+            .arg(self.time.arg())
             .invoke_async(&mut connection)
             .await
             .map_err(|source| RedisError::Redis {

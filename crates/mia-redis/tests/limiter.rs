@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use mia_core::{Gcra, RateLimiter};
-use mia_redis::RedisRateLimiter;
+use mia_redis::{RedisRateLimiter, TimeSource};
 use rand::RngExt;
 
 fn url() -> Option<String> {
@@ -32,10 +32,12 @@ async fn two_workers_share_one_limit_of_thirty_per_second() {
     let p = prefix();
     let a = RedisRateLimiter::connect(&url, &p, Gcra::per_second(30.0))
         .await
-        .unwrap();
+        .unwrap()
+        .with_time_source(TimeSource::Caller);
     let b = RedisRateLimiter::connect(&url, &p, Gcra::per_second(30.0))
         .await
-        .unwrap();
+        .unwrap()
+        .with_time_source(TimeSource::Caller);
     let mut granted = 0;
     for ms in 0..1000 {
         let worker = if ms % 2 == 0 { &a } else { &b };
@@ -62,10 +64,12 @@ async fn a_flood_wait_seen_by_one_worker_holds_them_all() {
     let p = prefix();
     let a = RedisRateLimiter::connect(&url, &p, Gcra::per_second(30.0))
         .await
-        .unwrap();
+        .unwrap()
+        .with_time_source(TimeSource::Caller);
     let b = RedisRateLimiter::connect(&url, &p, Gcra::per_second(30.0))
         .await
-        .unwrap();
+        .unwrap()
+        .with_time_source(TimeSource::Caller);
     let now = t(0);
     a.freeze("bot", now, now + jiff::SignedDuration::from_secs(20))
         .await
@@ -95,7 +99,8 @@ async fn concurrent_asks_at_one_instant_get_exactly_the_burst() {
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .with_time_source(TimeSource::Caller);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let l = limiter.clone();
@@ -133,4 +138,31 @@ async fn bad_settings_are_clear_errors_and_the_url_stays_secret() {
         .unwrap();
     let shown = format!("{limiter:?}");
     assert!(!shown.contains("redis://"), "{shown}");
+}
+
+#[tokio::test]
+async fn on_the_server_clock_the_callers_now_does_not_matter() {
+    let Some(url) = url() else { return };
+    let p = prefix();
+    let a = RedisRateLimiter::connect(&url, &p, Gcra::per_second(1.0))
+        .await
+        .unwrap();
+    // Callers with wildly different clocks still share one limit: one slot per second.
+    assert_eq!(a.try_acquire("bot", t(0)).await.unwrap(), None);
+    let wait = a.try_acquire("bot", t(10_000_000)).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w > Duration::from_millis(500)),
+        "{wait:?}"
+    );
+    // A freeze is a duration from the caller's now, applied on the server's clock.
+    a.freeze("frozen", t(0), t(60_000)).await.unwrap();
+    let wait = a
+        .try_acquire("frozen", t(999_999_999))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        wait > Duration::from_secs(58) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
 }
