@@ -326,6 +326,19 @@ impl Agent {
             }
         }
 
+        // A pause or abort from an operator (or another worker's spam signal) takes effect
+        // within one job, not one batch: read the state again right before sending.
+        let current = self.campaign(&campaign.id).await?.state;
+        if current != CampaignState::Running {
+            let update = JobUpdate::Retry {
+                due_at: job.due_at,
+                count_attempt: false,
+                reason: format!("campaign_{current}"),
+            };
+            self.update(job, &update).await?;
+            return Ok(stats);
+        }
+
         // Sticky: a variant recorded by an earlier attempt wins, if it is still approved.
         let approved: Vec<VariantId> = campaign.approved_variants().map(|v| v.id.clone()).collect();
         let (variant, propensity) = match &job.variant {
