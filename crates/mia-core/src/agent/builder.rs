@@ -140,6 +140,13 @@ impl AgentBuilder {
         self
     }
 
+    /// How many jobs a worker claims at once. Default: 64. Keep a batch short enough to send
+    /// well within the lease at the rate limit.
+    pub fn claim_batch(mut self, jobs: usize) -> Self {
+        self.config.claim_batch = jobs;
+        self
+    }
+
     /// Retries of transient transport failures. Default: [`RetryPolicy::default`].
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.config.retry = retry;
