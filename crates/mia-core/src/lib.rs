@@ -14,6 +14,7 @@ mod ids;
 mod llm;
 mod memory;
 mod message;
+mod operator;
 mod policy;
 mod ratelimit;
 mod store;
@@ -23,7 +24,7 @@ mod transport;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use agent::{Agent, AgentBuilder, CampaignStatus, RetryPolicy, RunStats, ScheduleSummary};
+pub use agent::{Agent, AgentBuilder, RetryPolicy, RunStats, ScheduleSummary};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
 pub use clock::{Clock, SimClock, Sleep, SystemClock, VirtualClock};
@@ -42,6 +43,7 @@ pub use llm::{
 };
 pub use memory::MemoryStore;
 pub use message::{FailureReason, OutboundMessage, SendOutcome};
+pub use operator::{CampaignStatus, Operator};
 pub use policy::{
     ConsentRule, ContentContext, ContentPolicies, ContentPolicy, Decision, PermissiveSendPolicy,
     RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,

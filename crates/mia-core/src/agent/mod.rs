@@ -4,7 +4,6 @@
 mod builder;
 pub(crate) mod generate;
 mod inbound;
-mod status;
 pub use inbound::is_stop_request;
 mod worker;
 
@@ -17,7 +16,6 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 pub use builder::AgentBuilder;
-pub use status::CampaignStatus;
 pub use worker::RunStats;
 
 use crate::allocator::Allocator;
@@ -29,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::ids::{CampaignId, ContactId, IdempotencyKey};
 use crate::llm::LlmProvider;
+use crate::operator::{CampaignStatus, Operator};
 use crate::policy::{ContentPolicy, SendPolicies};
 use crate::store::{NewJob, Store};
 use crate::transport::Transport;
@@ -266,18 +265,14 @@ impl Agent {
             .ok_or_else(|| Error::not_found("campaign", id))
     }
 
-    async fn set_state(
-        &self,
-        id: &CampaignId,
-        to: CampaignState,
-        reason: Option<String>,
-    ) -> Result<Campaign> {
-        let mut campaign = self.campaign(id).await?;
-        campaign.transition(to, self.now())?;
-        campaign.state_reason = reason;
-        self.inner.store.update_campaign(&campaign).await?;
-        tracing::info!(campaign = %id, state = %to, "mia.campaign state");
-        Ok(campaign)
+    /// Campaign operations (status, pause, resume, abort, dead letters) over this agent's store
+    /// and clock, with the transport's rate for ETAs.
+    pub fn operator(&self) -> Operator {
+        let op = Operator::new(Arc::clone(&self.inner.store), Arc::clone(&self.inner.clock));
+        match self.inner.transport.capabilities().messages_per_second {
+            Some(rate) => op.with_send_rate(rate),
+            None => op,
+        }
     }
 
     /// Queues one job per audience member: a job to send for contacts with valid consent for
@@ -358,44 +353,68 @@ impl Agent {
         Ok(summary)
     }
 
-    /// Lets workers send a scheduled campaign.
+    /// Lets workers send a scheduled campaign. See [`Operator::start`].
     ///
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is scheduled; a store error.
     pub async fn start(&self, id: &CampaignId) -> Result<Campaign> {
-        self.set_state(id, CampaignState::Running, None).await
+        self.operator().start(id).await
     }
 
-    /// Holds a running campaign; workers stop claiming its jobs.
+    /// Holds a running campaign. See [`Operator::pause`].
     ///
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is running; a store error.
     pub async fn pause(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
-        self.set_state(id, CampaignState::Paused, Some(reason.into()))
-            .await
+        self.operator().pause(id, reason).await
     }
 
-    /// Resumes a paused campaign.
+    /// Resumes a paused campaign. See [`Operator::resume`].
     ///
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is paused; a store error.
     pub async fn resume(&self, id: &CampaignId) -> Result<Campaign> {
-        self.set_state(id, CampaignState::Running, None).await
+        self.operator().resume(id).await
     }
 
-    /// Stops a campaign for good and cancels its open jobs.
+    /// Stops a campaign for good and cancels its open jobs. See [`Operator::abort`].
     ///
     /// # Errors
     /// [`Error::InvalidTransition`] for a finished campaign; a store error.
     pub async fn abort(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
-        let campaign = self
-            .set_state(id, CampaignState::Aborted, Some(reason.into()))
-            .await?;
-        self.inner
-            .store
-            .cancel_campaign_jobs(id, self.now())
-            .await?;
-        Ok(campaign)
+        self.operator().abort(id, reason).await
+    }
+
+    /// The status of a campaign. See [`Operator::status`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or a store error.
+    pub async fn status(&self, id: &CampaignId) -> Result<CampaignStatus> {
+        self.operator().status(id).await
+    }
+
+    /// Dead letters of a campaign. See [`Operator::dead_letters`].
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn dead_letters(&self, id: &CampaignId) -> Result<Vec<crate::Job>> {
+        self.operator().dead_letters(id).await
+    }
+
+    /// Puts a dead letter back in the queue. See [`Operator::requeue_dead_letter`].
+    ///
+    /// # Errors
+    /// As [`Operator::requeue_dead_letter`].
+    pub async fn requeue_dead_letter(&self, key: &IdempotencyKey) -> Result<()> {
+        self.operator().requeue_dead_letter(key).await
+    }
+
+    /// Gives up on a dead letter. See [`Operator::discard_dead_letter`].
+    ///
+    /// # Errors
+    /// As [`Operator::discard_dead_letter`].
+    pub async fn discard_dead_letter(&self, key: &IdempotencyKey) -> Result<()> {
+        self.operator().discard_dead_letter(key).await
     }
 }
 

@@ -1,0 +1,243 @@
+//! [`Operator`]: what a person (or the `mia campaign` command) does to campaigns that workers
+//! are sending — status, pause, resume, abort, dead letters. It needs only the store and a
+//! clock, no LLM and no transport.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::{Campaign, CampaignState};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::ids::{CampaignId, IdempotencyKey};
+use crate::store::{DeadLetterAction, Job, JobCounts, JobState, Store};
+
+/// A snapshot of one campaign, cheap enough to poll.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignStatus {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its state.
+    pub state: CampaignState,
+    /// Why it is paused or aborted.
+    pub state_reason: Option<String>,
+    /// Jobs by state.
+    pub jobs: JobCounts,
+    /// Share of jobs that are final, 0..=1.
+    pub progress: f64,
+    /// Jobs that are waiting after a failed or rate-limited attempt.
+    pub retrying: u64,
+    /// Dead letters by reason.
+    pub dead_letters: BTreeMap<String, u64>,
+    /// Open jobs that are waiting for a reason (quiet hours, flood wait...), by that reason.
+    pub waiting: BTreeMap<String, u64>,
+    /// The earliest time an open job becomes due.
+    pub next_due: Option<Timestamp>,
+    /// How long the open jobs take at the transport's rate, if it states one (a floor: quiet
+    /// hours and retries come on top).
+    pub eta: Option<Duration>,
+}
+
+/// Campaign operations over a store. Cheap to clone.
+#[derive(Clone)]
+pub struct Operator {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    send_rate: Option<f64>,
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("send_rate", &self.send_rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operator {
+    /// Operations on `store`, stamping changes with `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            send_rate: None,
+        }
+    }
+
+    /// The messages per second the workers send at, for the ETA in [`status`](Self::status).
+    #[must_use]
+    pub fn with_send_rate(mut self, per_second: f64) -> Self {
+        self.send_rate = Some(per_second).filter(|r| r.is_finite() && *r > 0.0);
+        self
+    }
+
+    /// A campaign by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or a store error.
+    pub async fn campaign(&self, id: &CampaignId) -> Result<Campaign> {
+        self.store
+            .campaign(id)
+            .await?
+            .ok_or_else(|| Error::not_found("campaign", id))
+    }
+
+    pub(crate) async fn set_state(
+        &self,
+        id: &CampaignId,
+        to: CampaignState,
+        reason: Option<String>,
+    ) -> Result<Campaign> {
+        let mut campaign = self.campaign(id).await?;
+        campaign.transition(to, self.clock.now())?;
+        campaign.state_reason = reason;
+        self.store.update_campaign(&campaign).await?;
+        tracing::info!(campaign = %id, state = %to, "mia.campaign state");
+        Ok(campaign)
+    }
+
+    /// Lets workers send a scheduled campaign.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is scheduled; a store error.
+    pub async fn start(&self, id: &CampaignId) -> Result<Campaign> {
+        self.set_state(id, CampaignState::Running, None).await
+    }
+
+    /// Holds a running campaign: every worker stops within one job.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is running; a store error.
+    pub async fn pause(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
+        self.set_state(id, CampaignState::Paused, Some(reason.into()))
+            .await
+    }
+
+    /// Resumes a paused campaign.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] unless the campaign is paused; a store error.
+    pub async fn resume(&self, id: &CampaignId) -> Result<Campaign> {
+        self.set_state(id, CampaignState::Running, None).await
+    }
+
+    /// Stops a campaign for good and cancels its open jobs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTransition`] for a finished campaign; a store error.
+    pub async fn abort(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
+        let campaign = self
+            .set_state(id, CampaignState::Aborted, Some(reason.into()))
+            .await?;
+        self.store
+            .cancel_campaign_jobs(id, self.clock.now())
+            .await?;
+        Ok(campaign)
+    }
+
+    /// The status of a campaign: job counts, progress, retries, dead letters and an ETA.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or a store error.
+    pub async fn status(&self, id: &CampaignId) -> Result<CampaignStatus> {
+        let campaign = self.campaign(id).await?;
+        let jobs = self.store.jobs(id).await?;
+        let mut counts = JobCounts::default();
+        let mut dead_letters = BTreeMap::new();
+        let mut waiting = BTreeMap::new();
+        let mut retrying = 0;
+        let mut next_due: Option<Timestamp> = None;
+        for job in &jobs {
+            counts.add(job.state, 1);
+            match job.state {
+                JobState::DeadLetter => {
+                    *dead_letters.entry(reason(job)).or_default() += 1;
+                }
+                JobState::Pending => {
+                    if job.attempts > 0 {
+                        retrying += 1;
+                    }
+                    if job.outcome.is_some() {
+                        *waiting.entry(reason(job)).or_default() += 1;
+                    }
+                    next_due = Some(next_due.map_or(job.due_at, |d| d.min(job.due_at)));
+                }
+                _ => {}
+            }
+        }
+        let total = counts.total();
+        let progress = if total == 0 {
+            1.0
+        } else {
+            (total - counts.open()) as f64 / total as f64
+        };
+        let eta = self
+            .send_rate
+            .map(|rate| Duration::from_secs_f64(counts.open() as f64 / rate));
+        Ok(CampaignStatus {
+            campaign: id.clone(),
+            state: campaign.state,
+            state_reason: campaign.state_reason,
+            jobs: counts,
+            progress,
+            retrying,
+            dead_letters,
+            waiting,
+            next_due,
+            eta,
+        })
+    }
+
+    /// Dead letters of a campaign, for an operator to inspect.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn dead_letters(&self, id: &CampaignId) -> Result<Vec<Job>> {
+        let mut jobs = self.store.jobs(id).await?;
+        jobs.retain(|j| j.state == JobState::DeadLetter);
+        Ok(jobs)
+    }
+
+    /// Puts a dead letter back in the queue, due now, with its attempts reset. It passes the
+    /// send policy again (consent included) when a worker picks it up.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the job is not a dead letter;
+    /// [`Error::InvalidInput`] if its campaign has finished.
+    pub async fn requeue_dead_letter(&self, key: &IdempotencyKey) -> Result<()> {
+        let job = self
+            .store
+            .job(key)
+            .await?
+            .ok_or_else(|| Error::not_found("dead letter", key))?;
+        let campaign = self.campaign(&job.campaign).await?;
+        if campaign.state.is_terminal() {
+            return Err(Error::invalid(format!(
+                "campaign {} is {}; a dead letter of a finished campaign cannot be requeued",
+                campaign.id, campaign.state
+            )));
+        }
+        let now = self.clock.now();
+        self.store
+            .settle_dead_letter(key, DeadLetterAction::Requeue { due_at: now }, now)
+            .await
+    }
+
+    /// Gives up on a dead letter for good.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the job is not a dead letter.
+    pub async fn discard_dead_letter(&self, key: &IdempotencyKey) -> Result<()> {
+        let now = self.clock.now();
+        self.store
+            .settle_dead_letter(key, DeadLetterAction::Discard, now)
+            .await
+    }
+}
+
+fn reason(job: &Job) -> String {
+    job.outcome.clone().unwrap_or_else(|| "unknown".into())
+}
