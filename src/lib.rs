@@ -4,6 +4,10 @@
 
 pub use mia_core::*;
 
+/// The Claude client: retries, streaming, tool loop, costs and budgets (feature `claude`).
+#[cfg(feature = "claude")]
+pub use mia_claude as claude;
+
 /// Experiments: the deterministic splitter (feature `experiments`).
 #[cfg(feature = "experiments")]
 pub use mia_experiments as experiments;

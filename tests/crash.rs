@@ -5,7 +5,7 @@
 //! else.
 //!
 //! The child is this test binary run again with `MIA_CRASH_CHILD` set (see `crash_child`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -155,8 +155,9 @@ pub struct Completion {
     pub stop_reason: StopReason,
     /// Tokens used.
     pub usage: Usage,
-    /// What it cost, in millionths of a US dollar (0 for offline providers).
-    pub cost_micro_usd: u64,
+    /// What it cost, in millionths of a US dollar: `Some(0)` for offline providers, `None` when
+    /// the provider cannot price the model (never a made-up zero).
+    pub cost_micro_usd: Option<u64>,
 }
 
 impl Completion {

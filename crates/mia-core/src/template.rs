@@ -86,7 +86,7 @@ impl LlmProvider for TemplateProvider {
                     input_tokens,
                     output_tokens: words(text),
                 },
-                cost_micro_usd: 0,
+                cost_micro_usd: Some(0),
             });
         }
 
@@ -131,7 +131,7 @@ impl LlmProvider for TemplateProvider {
                 input_tokens,
                 output_tokens,
             },
-            cost_micro_usd: 0,
+            cost_micro_usd: Some(0),
         })
     }
 }

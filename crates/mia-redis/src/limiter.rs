@@ -98,7 +98,7 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 fn micros(t: Timestamp) -> i64 {
-    i64::try_from(t.as_microsecond()).unwrap_or(i64::MAX)
+    t.as_microsecond()
 }
 
 impl RedisRateLimiter {

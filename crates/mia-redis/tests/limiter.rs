@@ -1,5 +1,5 @@
 //! The shared limiter against the real Redis on this machine (`MIA_TEST_REDIS_URL`).
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::time::Duration;
 

@@ -351,7 +351,7 @@ mod tests {
             }],
             stop_reason: StopReason::ToolUse,
             usage: Usage::default(),
-            cost_micro_usd: 0,
+            cost_micro_usd: Some(0),
         }
     }
 

@@ -9,8 +9,15 @@
 //! # }
 //! ```
 //!
+//! Every [`LlmProvider`](crate::LlmProvider) must pass [`provider_conformance`]: it answers the
+//! agent's structured-output request for copy variants.
+//!
 //! The checks panic with a message naming the broken rule, like any assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod llm;
+
+pub use llm::provider_conformance;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -675,6 +682,11 @@ async fn claim_order_and_rejections<S: Store + ?Sized>(store: &S) {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn the_template_provider_conforms() {
+        super::provider_conformance(&crate::TemplateProvider::new()).await;
+    }
+
     #[tokio::test]
     async fn the_memory_store_conforms() {
         super::store_conformance(&crate::MemoryStore::new()).await;
