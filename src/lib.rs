@@ -8,7 +8,7 @@ pub use mia_core::*;
 #[cfg(feature = "claude")]
 pub use mia_claude as claude;
 
-/// Experiments: the deterministic splitter (feature `experiments`).
+/// Experiments: splitter, frequentist and Bayesian statistics, bandits (feature `experiments`).
 #[cfg(feature = "experiments")]
 pub use mia_experiments as experiments;
 

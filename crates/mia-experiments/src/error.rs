@@ -1,6 +1,9 @@
 //! Errors of `mia-experiments`.
 
-/// What can go wrong when configuring or running an experiment.
+/// What can go wrong when configuring, running or analysing an experiment.
+///
+/// Statistics never return NaN silently: input that cannot give a number (no users, zero
+/// variance, a zero baseline for a relative effect) is one of these variants instead.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExperimentError {
@@ -15,12 +18,31 @@ pub enum ExperimentError {
     /// There was nothing to choose from.
     #[error("campaign {0} has no variant to assign")]
     NoVariants(String),
+    /// A parameter is out of its domain (alpha outside (0, 1), a negative count, more
+    /// conversions than users, mismatched lengths, ...). The message names it.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Too few observations for the quantity asked for (an arm with no users, a variance from
+    /// a single observation).
+    #[error("not enough data: {0}")]
+    InsufficientData(String),
+    /// Every observation is equal, so the variance is zero and the test is undefined.
+    #[error("zero variance: {0}")]
+    ZeroVariance(String),
+    /// A relative effect was asked for but the control's mean is zero.
+    #[error("relative effect undefined: the control mean is zero ({0})")]
+    ZeroBaseline(String),
 }
 
 impl ExperimentError {
-    /// Never: these errors are about the configuration, which retrying does not change.
+    /// Never: these errors are about the configuration or the data, which retrying does not
+    /// change.
     pub fn is_retryable(&self) -> bool {
         false
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidInput(message.into())
     }
 }
 
@@ -29,3 +51,6 @@ impl From<ExperimentError> for mia_core::Error {
         mia_core::Error::InvalidInput(e.to_string())
     }
 }
+
+/// The result type of this crate.
+pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
