@@ -24,8 +24,8 @@ pub use mia_safety as safety;
 #[cfg(feature = "redis")]
 pub use mia_redis as redis;
 
-/// Durable stores through sqlx (feature `sqlite`).
-#[cfg(feature = "sqlite")]
+/// Durable stores through sqlx (features `sqlite`, `postgres`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use mia_store as store;
 
 /// Telegram transports: the simulated Telegram (feature `telegram`).

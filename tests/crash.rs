@@ -5,7 +5,13 @@
 //! else.
 //!
 //! The child is this test binary run again with `MIA_CRASH_CHILD` set (see `crash_child`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,6 +78,14 @@ impl Transport for AbortAfter {
 async fn open_store(spec: &str) -> Arc<dyn Store> {
     match spec.split_once(':') {
         Some(("sqlite", path)) => Arc::new(mia::store::SqliteStore::open(path).await.unwrap()),
+        Some(("postgres", schema)) => {
+            let url = std::env::var("MIA_TEST_POSTGRES_URL").unwrap();
+            Arc::new(
+                mia::store::PostgresStore::connect_with_schema(&url, schema)
+                    .await
+                    .unwrap(),
+            )
+        }
         _ => panic!("unknown store {spec}"),
     }
 }
@@ -309,4 +323,24 @@ async fn sigkill_at_random_moments_on_sqlite_loses_and_doubles_nothing() {
     let store = format!("sqlite:{}", dir.path().join("mia.db").display());
     let campaign = run_with_crashes(&store, &journal, 2026).await;
     check_journal(&journal, &campaign);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_on_postgres_loses_and_doubles_nothing() {
+    if std::env::var(CHILD).is_ok() {
+        return;
+    }
+    let Ok(url) = std::env::var("MIA_TEST_POSTGRES_URL") else {
+        println!("skipped: set MIA_TEST_POSTGRES_URL to run the crash harness on Postgres");
+        return;
+    };
+    let schema = format!("mia_crash_{:012x}", rand::rng().random::<u64>() >> 16);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("telegram.jsonl");
+    let campaign = run_with_crashes(&format!("postgres:{schema}"), &journal, 2027).await;
+    check_journal(&journal, &campaign);
+    let store = mia::store::PostgresStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap();
+    store.drop_schema().await.unwrap();
 }

@@ -12,14 +12,89 @@ use mia::safety::{ContentGuard, SendGuard};
 use mia::store::SqliteStore;
 use mia::telegram::{Behaviour, SimConfig, SimTelegram};
 use mia::{
-    Agent, Audience, CampaignSpec, Clock, ContactId, Error, EventSink, Result, RunStats,
-    ScheduleSummary, Store, TemplateProvider, VariantId, VirtualClock,
+    Agent, Audience, CampaignSpec, Clock, Completion, CompletionRequest, ContactId, Error,
+    EventSink, LlmProvider, Result, RunStats, ScheduleSummary, Store, TemplateProvider, Transport,
+    VariantId, VirtualClock,
 };
 use serde::Serialize;
 
 use crate::DryRunArgs;
 use crate::audience;
 use crate::output;
+
+/// Who writes the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LlmChoice {
+    /// The offline template writer: no network, no key.
+    Offline,
+    /// Claude through the Anthropic Messages API.
+    Claude,
+}
+
+/// What the copywriter used.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct LlmUsage {
+    pub(crate) provider: String,
+    pub(crate) calls: u64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    /// HTTP retries (Claude only).
+    pub(crate) retries: u64,
+    /// `None` when a model had no price: unknown, never a made-up zero.
+    pub(crate) cost_micro_usd: Option<u64>,
+}
+
+/// Counts tokens and cost of every completion that passes through, for the report.
+struct Metered {
+    inner: Arc<dyn LlmProvider>,
+    usage: std::sync::Mutex<LlmUsage>,
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for Metered {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion> {
+        let completion = self.inner.complete(request).await?;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        usage.calls += 1;
+        usage.input_tokens += completion.usage.input_tokens;
+        usage.output_tokens += completion.usage.output_tokens;
+        usage.cost_micro_usd = match (usage.calls, usage.cost_micro_usd, completion.cost_micro_usd)
+        {
+            (1, _, cost) => cost,
+            (_, Some(sum), Some(cost)) => Some(sum + cost),
+            _ => None,
+        };
+        Ok(completion)
+    }
+}
+
+fn copywriter(args: &DryRunArgs) -> Result<(Arc<Metered>, Option<mia::claude::ClaudeClient>)> {
+    let (inner, claude): (Arc<dyn LlmProvider>, _) = match args.llm {
+        LlmChoice::Offline => (Arc::new(TemplateProvider::new()), None),
+        LlmChoice::Claude => {
+            let mut config =
+                mia::claude::ClaudeConfigBuilder::from_lookup(|k| std::env::var(k).ok())?;
+            if let Some(model) = &args.model {
+                config = config.model(model.as_str());
+            }
+            let client = mia::claude::ClaudeClient::new(config.build()?)?;
+            (Arc::new(client.clone()), Some(client))
+        }
+    };
+    let usage = LlmUsage {
+        provider: inner.name().to_owned(),
+        ..LlmUsage::default()
+    };
+    let metered = Arc::new(Metered {
+        inner,
+        usage: std::sync::Mutex::new(usage),
+    });
+    Ok((metered, claude))
+}
 
 /// Everything `dry-run` reports, also written as JSON.
 #[derive(Debug, Serialize)]
@@ -35,6 +110,7 @@ pub(crate) struct DryRunReport {
     pub(crate) scheduling: ScheduleSummary,
     pub(crate) run: RunStats,
     pub(crate) rate_limited_by_telegram: u64,
+    pub(crate) llm: LlmUsage,
     pub(crate) campaign: CampaignReport,
 }
 
@@ -84,6 +160,7 @@ fn fresh_database(path: &Path) -> Result<()> {
 
 /// Wires the agent: SQLite store, collector, guards, splitter, simulated Telegram.
 pub(crate) async fn build_agent(
+    llm: Arc<dyn LlmProvider>,
     store: Arc<dyn Store>,
     clock: Arc<VirtualClock>,
     seed: u64,
@@ -101,7 +178,8 @@ pub(crate) async fn build_agent(
     );
     let telegram = SimTelegram::new(sim, clock.clone())?;
     let collector: Arc<dyn EventSink> = Arc::new(Collector::new(store.clone()));
-    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+    let transport: Arc<dyn Transport> = Arc::new(telegram.clone());
+    let agent = Agent::builder_shared(llm, transport)
         .shared_store(store)
         .shared_event_sink(collector)
         .content_policy(
@@ -121,7 +199,9 @@ async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
     fresh_database(&args.db)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&args.db).await?);
     let clock = Arc::new(VirtualClock::starting_at(args.start));
-    let (agent, telegram) = build_agent(store.clone(), clock.clone(), args.seed).await?;
+    let (copy, claude) = copywriter(args)?;
+    let (agent, telegram) =
+        build_agent(copy.clone(), store.clone(), clock.clone(), args.seed).await?;
 
     let people = audience::generate(args.contacts, args.seed, args.start)?;
     agent.import_contacts(&people.contacts).await?;
@@ -202,6 +282,14 @@ async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
         scheduling,
         run,
         rate_limited_by_telegram: telegram.rate_limited_count(),
+        llm: {
+            let mut usage =
+                std::mem::take(&mut *copy.usage.lock().unwrap_or_else(|e| e.into_inner()));
+            if let Some(client) = &claude {
+                usage.retries = client.ledger().total().retries();
+            }
+            usage
+        },
         campaign: CampaignReport::build(store.as_ref(), &campaign.id).await?,
     })
 }

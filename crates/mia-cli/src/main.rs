@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod audience;
 mod dry_run;
+mod ops;
 mod output;
+mod stats;
 
 /// mia: a consent-first marketing agent for Telegram.
 #[derive(Parser, Debug)]
@@ -22,6 +24,15 @@ enum Command {
     /// Runs a whole two-variant campaign offline, in virtual time: a seeded audience in SQLite,
     /// offline copy, the guards, the durable outbox, a simulated Telegram, and a report.
     DryRun(DryRunArgs),
+    /// Analyses an experiment (JSON in, JSON out); `sample-size` and `interval` subcommands.
+    Stats(stats::StatsArgs),
+    /// Simulates a bandit policy on Bernoulli arms and prints its regret.
+    BanditSim(stats::BanditSimArgs),
+    /// Operates campaigns in a shared database: list, status, pause, resume, abort, dead
+    /// letters (`--db postgres://... | path.db`).
+    Campaign(ops::CampaignArgs),
+    /// Sends the jobs of running campaigns in a shared database through the guards.
+    Worker(ops::WorkerArgs),
 }
 
 /// Flags of `mia dry-run`.
@@ -48,6 +59,13 @@ pub(crate) struct DryRunArgs {
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// Who writes the copy: the offline template writer, or Claude (reads `ANTHROPIC_API_KEY`
+    /// and, for a proxy or a local server, `ANTHROPIC_BASE_URL`).
+    #[arg(long, value_enum, default_value_t = dry_run::LlmChoice::Offline)]
+    pub(crate) llm: dry_run::LlmChoice,
+    /// The Claude model (with `--llm claude`).
+    #[arg(long)]
+    pub(crate) model: Option<String>,
 }
 
 fn parse_hours(s: &str) -> Result<u32, String> {
@@ -56,10 +74,22 @@ fn parse_hours(s: &str) -> Result<u32, String> {
         .map_err(|e| format!("expected hours such as 72h: {e}"))
 }
 
+fn block_on(work: impl std::future::Future<Output = mia::Result<()>>) -> mia::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| mia::Error::Config(format!("cannot start the runtime: {e}")))?
+        .block_on(work)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DryRun(args) => dry_run::run(&args),
+        Command::Stats(args) => stats::run(&args),
+        Command::BanditSim(args) => stats::run_bandit_sim(&args),
+        Command::Campaign(args) => block_on(ops::campaign(&args)),
+        Command::Worker(args) => block_on(ops::worker(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,14 @@ pub(crate) fn print(r: &DryRunReport, real: Duration, json: &Path) {
         r.last_send.map_or_else(|| "-".into(), |t| t.to_string())
     );
     println!("  real time         {:.2} s", real.as_secs_f64());
+    let cost = r.llm.cost_micro_usd.map_or_else(
+        || "unknown (unpriced model)".into(),
+        |c| format!("${:.4}", c as f64 / 1e6),
+    );
+    println!(
+        "  copywriter        {}: {} calls, {} tokens in, {} out, {} retries, cost {cost}",
+        r.llm.provider, r.llm.calls, r.llm.input_tokens, r.llm.output_tokens, r.llm.retries
+    );
     println!();
     println!("Audience            {:>7}", c.audience);
     println!(

@@ -5,7 +5,8 @@
 //! makes them one transaction: scheduling a campaign writes its state and its jobs together;
 //! withdrawing consent appends the record and cancels the contact's queued jobs together.
 //!
-//! Backends may keep timestamps to the microsecond (SQLite does); nothing in mia needs more.
+//! Backends may keep timestamps to the microsecond (SQLite and Postgres do); nothing in mia
+//! needs more.
 
 use std::fmt;
 use std::sync::Arc;

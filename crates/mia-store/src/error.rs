@@ -4,8 +4,26 @@ use std::path::PathBuf;
 
 /// SQLite's primary result codes for a database another connection holds
 /// (<https://www.sqlite.org/rescode.html>): `SQLITE_BUSY` and `SQLITE_LOCKED`.
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY: i64 = 5;
+#[cfg(feature = "sqlite")]
 const SQLITE_LOCKED: i64 = 6;
+
+/// Postgres SQLSTATEs after which the same statement may succeed
+/// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>): a serialization failure
+/// or deadlock (the transaction was chosen as the victim), too many connections, a lock wait
+/// that timed out, and the server shutting down or starting up. Class `08` (connection
+/// exceptions) is matched by prefix.
+#[cfg(feature = "postgres")]
+const POSTGRES_RETRYABLE: &[&str] = &[
+    "40001", // serialization_failure
+    "40P01", // deadlock_detected
+    "53300", // too_many_connections
+    "55P03", // lock_not_available
+    "57P01", // admin_shutdown
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now
+];
 
 /// Everything that can go wrong in a store of this crate.
 ///
@@ -15,7 +33,7 @@ const SQLITE_LOCKED: i64 = 6;
 #[non_exhaustive]
 pub enum StoreError {
     /// The driver failed: SQL, I/O, the connection pool.
-    #[error("sqlite: {0}")]
+    #[error("{0}")]
     Sqlx(#[from] sqlx::Error),
     /// A schema migration failed; the database is left at the version before it.
     #[error("schema migration to version {version} failed: {source}")]
@@ -29,7 +47,7 @@ pub enum StoreError {
     /// The database was written by a newer build of this crate.
     #[error("database schema version {found} is newer than the newest this build knows ({known})")]
     SchemaTooNew {
-        /// The version found in the file.
+        /// The version found in the database.
         found: i64,
         /// The newest version this build can read and write.
         known: i64,
@@ -59,7 +77,9 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same call may succeed if tried again later: the database was busy or
-    /// locked by another connection, the pool had no free connection in time, or I/O failed.
+    /// locked by another connection (SQLite), the transaction lost a serialization conflict
+    /// or a deadlock, the connection failed or the server is shutting down (Postgres), the
+    /// pool had no free connection in time, or I/O failed.
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Sqlx(e) | StoreError::Migration { source: e, .. } => sqlx_retryable(e),
@@ -74,14 +94,38 @@ impl StoreError {
 fn sqlx_retryable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => db
+        sqlx::Error::Database(db) => database_retryable(&**db),
+        _ => false,
+    }
+}
+
+/// Whether a database's own error is worth a retry. The codes mean different things per
+/// database, so each driver's errors are recognised by type before their codes are read.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_variables)
+)]
+fn database_retryable(db: &dyn sqlx::error::DatabaseError) -> bool {
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return db
             .code()
             .and_then(|code| code.parse::<i64>().ok())
             // The driver reports extended codes (`SQLITE_BUSY_SNAPSHOT` is 517); the primary
             // code is the low byte.
-            .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED)),
-        _ => false,
+            .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED));
     }
+    #[cfg(feature = "postgres")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return postgres_code_retryable(e.code());
+    }
+    false
+}
+
+/// Whether a Postgres SQLSTATE is worth a retry.
+#[cfg(feature = "postgres")]
+fn postgres_code_retryable(code: &str) -> bool {
+    code.starts_with("08") || POSTGRES_RETRYABLE.contains(&code)
 }
 
 impl From<StoreError> for mia_core::Error {
@@ -92,13 +136,13 @@ impl From<StoreError> for mia_core::Error {
 }
 
 /// Adds what the store was doing to an error on its way into [`mia_core::Error`].
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) trait Context<T> {
     /// Converts the error, prefixing its message with `doing` (`"claim jobs"`).
     fn context(self, doing: &'static str) -> mia_core::Result<T>;
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl<T, E: Into<StoreError>> Context<T> for Result<T, E> {
     fn context(self, doing: &'static str) -> mia_core::Result<T> {
         self.map_err(|e| {
@@ -124,7 +168,20 @@ mod tests {
         assert!(matches!(core, mia_core::Error::Store { .. }));
     }
 
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_conflicts_and_lost_connections_are_retryable() {
+        for code in ["40001", "40P01", "08006", "57P01"] {
+            assert!(postgres_code_retryable(code), "{code}");
+        }
+        // A unique violation, a syntax error, and a code whose low byte would look like
+        // SQLITE_BUSY if read as a number.
+        for code in ["23505", "42601", "42501"] {
+            assert!(!postgres_code_retryable(code), "{code}");
+        }
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn context_names_the_operation_and_keeps_the_source() {
         let res: Result<(), StoreError> = Err(StoreError::Corrupt("contacts.attributes".into()));

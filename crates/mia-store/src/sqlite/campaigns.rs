@@ -1,34 +1,13 @@
 //! [`CampaignStore`] for [`SqliteStore`].
 
 use async_trait::async_trait;
-use mia_core::{Campaign, CampaignId, CampaignState, CampaignStore, Error, Result};
-use sqlx::sqlite::SqliteRow;
+use mia_core::{Campaign, CampaignId, CampaignStore, Error, Result};
 use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
-use super::codec::{column, json, micros, timestamp, to_json};
-use crate::error::{Context, StoreError};
-
-/// The columns [`decode`] reads, for `concat!` into queries.
-macro_rules! columns {
-    () => {
-        "id, spec, variants, state, state_reason, created_at, updated_at"
-    };
-}
-
-fn decode(row: &SqliteRow) -> Result<Campaign, StoreError> {
-    let state: String = column(row, "state")?;
-    Ok(Campaign {
-        id: CampaignId::new(column::<String>(row, "id")?),
-        spec: json(row, "spec")?,
-        variants: json(row, "variants")?,
-        state: CampaignState::parse(&state)
-            .map_err(|e| StoreError::Corrupt(format!("column state: {e}")))?,
-        state_reason: column(row, "state_reason")?,
-        created_at: timestamp(row, "created_at")?,
-        updated_at: timestamp(row, "updated_at")?,
-    })
-}
+use crate::codec::{micros, to_json};
+use crate::error::Context;
+use crate::rows::{self, campaign_columns as columns};
 
 /// Overwrites a campaign through `conn` (a transaction or the pool).
 ///
@@ -108,7 +87,7 @@ impl CampaignStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .context(DOING)?
-        .map(|row| decode(&row))
+        .map(|row| rows::campaign(&row))
         .transpose()
         .context(DOING)
     }
@@ -124,7 +103,7 @@ impl CampaignStore for SqliteStore {
         .await
         .context(DOING)?
         .iter()
-        .map(decode)
+        .map(rows::campaign)
         .collect::<Result<_, _>>()
         .context(DOING)
     }

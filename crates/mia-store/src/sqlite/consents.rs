@@ -4,34 +4,12 @@
 use async_trait::async_trait;
 use mia_core::{ConsentRecord, ConsentStore, ContactId, Purpose, Result};
 use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use super::batch::Insert;
-use super::codec::{
-    column, json, micros, micros_opt, name_of, named, timestamp, timestamp_opt, to_json,
-};
+use crate::codec::{micros, micros_opt, name_of, to_json};
 use crate::error::{Context, StoreError};
-
-/// The columns [`decode`] reads, for `concat!` into queries.
-macro_rules! columns {
-    () => {
-        "contact, purpose, status, basis, evidence, notice_version, recorded_at, expires_at"
-    };
-}
-
-fn decode(row: &SqliteRow) -> Result<ConsentRecord, StoreError> {
-    Ok(ConsentRecord {
-        contact: ContactId::new(column::<String>(row, "contact")?),
-        purpose: Purpose::new(column::<String>(row, "purpose")?),
-        status: named(row, "status")?,
-        basis: named(row, "basis")?,
-        evidence: json(row, "evidence")?,
-        notice_version: column(row, "notice_version")?,
-        recorded_at: timestamp(row, "recorded_at")?,
-        expires_at: timestamp_opt(row, "expires_at")?,
-    })
-}
+use crate::rows::{self, consent_columns as columns};
 
 const APPEND: Insert = Insert {
     head: concat!("INSERT INTO consents (", columns!(), ")"),
@@ -84,7 +62,7 @@ impl ConsentStore for SqliteStore {
         .await
         .context(DOING)?
         .iter()
-        .map(decode)
+        .map(rows::consent)
         .collect::<Result<_, _>>()
         .context(DOING)
     }
@@ -101,7 +79,7 @@ impl ConsentStore for SqliteStore {
         .await
         .context(DOING)?
         .iter()
-        .map(decode)
+        .map(rows::consent)
         .collect::<Result<_, _>>()
         .context(DOING)
     }

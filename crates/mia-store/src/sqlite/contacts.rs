@@ -1,37 +1,14 @@
 //! [`ContactStore`] for [`SqliteStore`].
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use mia_core::{Contact, ContactId, ContactStore, Error, Result, TelegramPeer};
 use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use super::batch::{Binds, Insert};
-use super::codec::{column, json, micros, name_of, named, timestamp, to_json};
+use crate::codec::{micros, name_of, to_json};
 use crate::error::{Context, StoreError};
-
-/// The columns [`decode`] reads, for `concat!` into queries.
-macro_rules! columns {
-    () => {
-        "id, peer_kind, peer_id, locale, time_zone, attributes, created_at"
-    };
-}
-
-fn decode(row: &SqliteRow) -> Result<Contact, StoreError> {
-    Ok(Contact {
-        id: ContactId::new(column::<String>(row, "id")?),
-        peer: TelegramPeer {
-            kind: named(row, "peer_kind")?,
-            id: column(row, "peer_id")?,
-        },
-        locale: column(row, "locale")?,
-        time_zone: column(row, "time_zone")?,
-        attributes: json(row, "attributes")?,
-        created_at: timestamp(row, "created_at")?,
-    })
-}
+use crate::rows::{self, contact_columns as columns};
 
 /// What [`ContactStore::upsert_contacts`] is doing, for its errors.
 const UPSERTING: &str = "upsert contacts";
@@ -60,12 +37,6 @@ fn bind(query: Binds, c: &Contact) -> Result<Binds, StoreError> {
 /// Runs inside the failed batch's transaction (SQLite undid only the failing statement), so
 /// it sees the chunks written before it. `Err` is a store error while looking.
 async fn peer_taken(tx: &mut SqliteConnection, contacts: &[Contact]) -> Result<Error> {
-    let taken = |c: &Contact, other: &str| {
-        Error::invalid(format!(
-            "contact {}: Telegram peer {:?} {} already belongs to contact {other}",
-            c.id, c.peer.kind, c.peer.id
-        ))
-    };
     for c in contacts {
         let owner: Option<String> = sqlx::query_scalar(
             "SELECT id FROM contacts WHERE peer_kind = ? AND peer_id = ? AND id <> ?",
@@ -77,20 +48,12 @@ async fn peer_taken(tx: &mut SqliteConnection, contacts: &[Contact]) -> Result<E
         .await
         .context(UPSERTING)?;
         if let Some(other) = owner {
-            return Ok(taken(c, &other));
+            return Ok(rows::peer_taken(c, &other));
         }
     }
-    let mut owners = HashMap::new();
-    for c in contacts {
-        if let Some(other) = owners.insert(c.peer, &c.id)
-            && other != &c.id
-        {
-            return Ok(taken(c, other.as_str()));
-        }
-    }
-    Ok(Error::invalid(
-        "a Telegram peer in the batch already belongs to another contact",
-    ))
+    Ok(rows::peer_shared_in_batch(contacts).unwrap_or_else(|| {
+        Error::invalid("a Telegram peer in the batch already belongs to another contact")
+    }))
 }
 
 #[async_trait]
@@ -122,7 +85,7 @@ impl ContactStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .context(DOING)?
-        .map(|row| decode(&row))
+        .map(|row| rows::contact(&row))
         .transpose()
         .context(DOING)
     }
@@ -139,7 +102,7 @@ impl ContactStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .context(DOING)?
-        .map(|row| decode(&row))
+        .map(|row| rows::contact(&row))
         .transpose()
         .context(DOING)
     }
@@ -151,7 +114,7 @@ impl ContactStore for SqliteStore {
             .await
             .context(DOING)?
             .iter()
-            .map(decode)
+            .map(rows::contact)
             .collect::<Result<_, _>>()
             .context(DOING)
     }

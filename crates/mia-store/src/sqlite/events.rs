@@ -1,32 +1,14 @@
 //! [`EventStore`] for [`SqliteStore`]: events deduplicated by id.
 
 use async_trait::async_trait;
-use mia_core::{CampaignId, ContactId, Event, EventId, EventStore, Result, VariantId};
+use mia_core::{CampaignId, ContactId, Event, EventStore, Result, VariantId};
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use super::batch::Insert;
-use super::codec::{column, json, micros, timestamp, to_json};
-use crate::error::{Context, StoreError};
-
-/// The columns [`decode`] reads, for `concat!` into queries.
-macro_rules! columns {
-    () => {
-        "id, at, contact, campaign, variant, payload"
-    };
-}
-
-fn decode(row: &SqliteRow) -> Result<Event, StoreError> {
-    Ok(Event {
-        id: EventId::new(column::<String>(row, "id")?),
-        at: timestamp(row, "at")?,
-        contact: ContactId::new(column::<String>(row, "contact")?),
-        campaign: column::<Option<String>>(row, "campaign")?.map(CampaignId::new),
-        variant: column::<Option<String>>(row, "variant")?.map(VariantId::new),
-        // `payload` is the whole kind with its fields; `kind` is only its name, for queries.
-        kind: json(row, "payload")?,
-    })
-}
+use crate::codec::{micros, to_json};
+use crate::error::Context;
+use crate::rows::{self, event_columns as columns};
 
 const APPEND: Insert = Insert {
     head: "INSERT INTO events (id, at, contact, campaign, variant, kind, payload)",
@@ -34,11 +16,8 @@ const APPEND: Insert = Insert {
     tail: "ON CONFLICT (id) DO NOTHING",
 };
 
-fn decode_all(rows: &[SqliteRow], doing: &'static str) -> Result<Vec<Event>> {
-    rows.iter()
-        .map(decode)
-        .collect::<Result<_, _>>()
-        .context(doing)
+fn decode_all(found: &[SqliteRow], doing: &'static str) -> Result<Vec<Event>> {
+    rows::all(found, rows::event).context(doing)
 }
 
 #[async_trait]

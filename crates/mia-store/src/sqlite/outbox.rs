@@ -9,45 +9,16 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
     Campaign, CampaignId, ContactId, DeadLetterAction, Error, IdempotencyKey, Job, JobCounts,
-    JobState, JobUpdate, NewJob, OutboxStore, Purpose, Result, VariantId,
+    JobUpdate, NewJob, OutboxStore, Result, VariantId,
 };
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use super::batch::Insert;
 use super::campaigns;
-use super::codec::{column, from_micros, micros, timestamp, timestamp_opt, unsigned};
-use crate::error::{Context, StoreError};
-
-/// The columns [`decode`] reads, for `concat!` into queries.
-macro_rules! columns {
-    () => {
-        "key, campaign, contact, purpose, step, state, due_at, attempts, claim_token, \
-         lease_until, worker, variant, propensity, message_id, outcome, updated_at"
-    };
-}
-
-fn decode(row: &SqliteRow) -> Result<Job, StoreError> {
-    let state: String = column(row, "state")?;
-    Ok(Job {
-        key: IdempotencyKey::new(column::<String>(row, "key")?),
-        campaign: CampaignId::new(column::<String>(row, "campaign")?),
-        contact: ContactId::new(column::<String>(row, "contact")?),
-        purpose: Purpose::new(column::<String>(row, "purpose")?),
-        step: unsigned(row, "step")?,
-        state: parse_state(&state)?,
-        due_at: timestamp(row, "due_at")?,
-        attempts: unsigned(row, "attempts")?,
-        claim_token: unsigned(row, "claim_token")?,
-        lease_until: timestamp_opt(row, "lease_until")?,
-        worker: column(row, "worker")?,
-        variant: column::<Option<String>>(row, "variant")?.map(VariantId::new),
-        propensity: column(row, "propensity")?,
-        message_id: column(row, "message_id")?,
-        outcome: column(row, "outcome")?,
-        updated_at: timestamp(row, "updated_at")?,
-    })
-}
+use crate::codec::{from_micros, micros};
+use crate::error::Context;
+use crate::rows::{self, JobChange, job_columns as columns, job_state, token};
 
 /// New jobs: no attempts, claims or outcome yet (but the skip reason of a skipped one).
 const INSERT: Insert = Insert {
@@ -56,22 +27,9 @@ const INSERT: Insert = Insert {
     tail: "ON CONFLICT (key) DO NOTHING",
 };
 
-fn parse_state(name: &str) -> Result<JobState, StoreError> {
-    JobState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
-}
-
-/// A claim token as stored. Stored tokens are never negative, so a token too large for SQLite
-/// becomes -1, which matches no job.
-fn token(claim_token: u64) -> i64 {
-    i64::try_from(claim_token).unwrap_or(-1)
-}
-
 /// Rows of `doing`'s query, decoded.
-fn decode_all(rows: &[SqliteRow], doing: &'static str) -> Result<Vec<Job>> {
-    rows.iter()
-        .map(decode)
-        .collect::<Result<_, _>>()
-        .context(doing)
+fn decode_all(found: &[SqliteRow], doing: &'static str) -> Result<Vec<Job>> {
+    rows::all(found, rows::job).context(doing)
 }
 
 impl SqliteStore {
@@ -103,11 +61,7 @@ impl OutboxStore for SqliteStore {
         campaigns::save(&mut *tx, campaign, DOING).await?;
         let inserted = INSERT
             .run(&mut tx, jobs, |query, new| {
-                // A job skipped at scheduling time keeps its reason as the outcome.
-                let state = match new.skipped {
-                    Some(_) => JobState::Skipped,
-                    None => JobState::Pending,
-                };
+                let state = rows::new_job_state(new);
                 Ok(query
                     .bind(new.key.as_str())
                     .bind(campaign.id.as_str())
@@ -212,36 +166,20 @@ impl OutboxStore for SqliteStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "update a job";
-        // (state, message id, outcome, new due time, attempts to add); a NULL keeps the column.
-        let (state, message_id, outcome, due_at, add_attempts) = match update {
-            JobUpdate::Sent { message_id } => (JobState::Sent, Some(*message_id), None, None, 0),
-            JobUpdate::Skipped { rule } => (JobState::Skipped, None, Some(rule), None, 0),
-            JobUpdate::Retry {
-                due_at,
-                count_attempt,
-                reason,
-            } => (
-                JobState::Pending,
-                None,
-                Some(reason),
-                Some(micros(*due_at)),
-                i64::from(*count_attempt),
-            ),
-            JobUpdate::Held { rule } => (JobState::Held, None, Some(rule), None, 0),
-            JobUpdate::DeadLetter { reason } => (JobState::DeadLetter, None, Some(reason), None, 0),
-        };
+        // A NULL keeps the column.
+        let change = JobChange::from(update);
         let updated = sqlx::query(
             "UPDATE outbox SET state = ?1, lease_until = NULL, updated_at = ?2, \
              message_id = COALESCE(?3, message_id), outcome = ?4, \
              due_at = COALESCE(?5, due_at), attempts = attempts + ?6 \
              WHERE key = ?7 AND state = 'claimed' AND claim_token = ?8",
         )
-        .bind(state.as_str())
+        .bind(change.state.as_str())
         .bind(micros(now))
-        .bind(message_id)
-        .bind(outcome.map(String::as_str))
-        .bind(due_at)
-        .bind(add_attempts)
+        .bind(change.message_id)
+        .bind(change.outcome)
+        .bind(change.due_at)
+        .bind(change.add_attempts)
         .bind(key.as_str())
         .bind(token(claim_token))
         .execute(&self.pool)
@@ -329,7 +267,7 @@ impl OutboxStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .context(DOING)?
-            .map(|row| decode(&row))
+            .map(|row| rows::job(&row))
             .transpose()
             .context(DOING)
     }
@@ -359,7 +297,7 @@ impl OutboxStore for SqliteStore {
         let mut counts = JobCounts::default();
         for (state, n) in rows {
             // COUNT(*) is never negative.
-            counts.add(parse_state(&state).context(DOING)?, n.unsigned_abs());
+            counts.add(job_state(&state).context(DOING)?, n.unsigned_abs());
         }
         Ok(counts)
     }
@@ -376,7 +314,7 @@ impl OutboxStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .context(DOING)?
-        .map(|row| decode(&row))
+        .map(|row| rows::job(&row))
         .transpose()
         .context(DOING)
     }

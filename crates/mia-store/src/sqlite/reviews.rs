@@ -1,49 +1,14 @@
 //! [`ReviewStore`] for [`SqliteStore`]: the human review queue, in insertion order.
 
 use async_trait::async_trait;
-use mia_core::{
-    Campaign, CampaignId, Error, Result, ReviewId, ReviewItem, ReviewState, ReviewStore,
-};
-use sqlx::sqlite::SqliteRow;
+use mia_core::{Campaign, Error, Result, ReviewId, ReviewItem, ReviewStore};
 use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
 use super::campaigns;
-use super::codec::{column, json, micros, micros_opt, timestamp, timestamp_opt, to_json};
+use crate::codec::{micros, micros_opt, to_json};
 use crate::error::{Context, StoreError};
-
-/// The columns [`decode`] reads, for `concat!` into queries.
-macro_rules! columns {
-    () => {
-        "id, campaign, subject, text, trace, decision, reviewer, note, created_at, resolved_at"
-    };
-}
-
-fn decode(row: &SqliteRow) -> Result<ReviewItem, StoreError> {
-    Ok(ReviewItem {
-        id: ReviewId::new(column::<String>(row, "id")?),
-        campaign: CampaignId::new(column::<String>(row, "campaign")?),
-        subject: json(row, "subject")?,
-        text: column(row, "text")?,
-        trace: json(row, "trace")?,
-        // `decision` is the whole state with its fields; `state` is only its name, for queries.
-        state: json(row, "decision")?,
-        reviewer: column(row, "reviewer")?,
-        note: column(row, "note")?,
-        created_at: timestamp(row, "created_at")?,
-        resolved_at: timestamp_opt(row, "resolved_at")?,
-    })
-}
-
-/// The name of a review state, as kept in the `state` column.
-fn state_name(state: &ReviewState) -> &'static str {
-    match state {
-        ReviewState::Pending => "pending",
-        ReviewState::Approved => "approved",
-        ReviewState::Edited { .. } => "edited",
-        ReviewState::Rejected => "rejected",
-    }
-}
+use crate::rows::{self, review_columns as columns};
 
 /// Inserts `item`, or overwrites the item with its id (keeping its place in the queue).
 /// Returns whether a row was written; with `only_existing` it never inserts.
@@ -72,7 +37,7 @@ async fn save_review<'c>(
         .bind(to_json(&item.subject, "review subject")?)
         .bind(item.text.as_str())
         .bind(to_json(&item.trace, "review trace")?)
-        .bind(state_name(&item.state))
+        .bind(rows::review_state_name(&item.state))
         .bind(to_json(&item.state, "review state")?)
         .bind(item.reviewer.as_deref())
         .bind(item.note.as_deref())
@@ -118,7 +83,7 @@ impl ReviewStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .context(DOING)?
-            .map(|row| decode(&row))
+            .map(|row| rows::review(&row))
             .transpose()
             .context(DOING)
     }
@@ -134,7 +99,7 @@ impl ReviewStore for SqliteStore {
         .await
         .context(DOING)?
         .iter()
-        .map(decode)
+        .map(rows::review)
         .collect::<Result<_, _>>()
         .context(DOING)
     }

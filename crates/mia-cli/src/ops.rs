@@ -1,0 +1,210 @@
+//! `mia campaign ...` and `mia worker`: operating campaigns in a shared database.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use mia::safety::{ContentGuard, SendGuard};
+use mia::store::{PostgresStore, SqliteStore};
+use mia::telegram::{SimConfig, SimTelegram};
+use mia::{
+    Agent, CampaignId, Clock, Error, IdempotencyKey, Operator, Result, Store, SystemClock,
+    TemplateProvider,
+};
+
+/// Where the store lives.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DbArgs {
+    /// `postgres://user@host/db` or a SQLite file path (`sqlite:` prefix optional).
+    #[arg(long)]
+    pub(crate) db: String,
+    /// The Postgres schema holding mia's tables.
+    #[arg(long, default_value = "mia")]
+    pub(crate) schema: String,
+}
+
+impl DbArgs {
+    pub(crate) async fn open(&self) -> Result<Arc<dyn Store>> {
+        if self.db.starts_with("postgres://") || self.db.starts_with("postgresql://") {
+            Ok(Arc::new(
+                PostgresStore::connect_with_schema(&self.db, &self.schema).await?,
+            ))
+        } else {
+            let path = self
+                .db
+                .strip_prefix("sqlite://")
+                .or_else(|| self.db.strip_prefix("sqlite:"))
+                .unwrap_or(&self.db);
+            if !std::path::Path::new(path).exists() {
+                return Err(Error::invalid(format!("no database at {path}")));
+            }
+            Ok(Arc::new(SqliteStore::open(path).await?))
+        }
+    }
+}
+
+/// `mia campaign <command>`.
+#[derive(Args, Debug)]
+pub(crate) struct CampaignArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: CampaignCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum CampaignCommand {
+    /// Every campaign with its state and progress.
+    List,
+    /// One campaign: job counts, progress, waits, retries, dead letters, ETA (JSON).
+    Status { id: String },
+    /// Holds a running campaign; every worker stops within one job.
+    Pause {
+        id: String,
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+    },
+    /// Resumes a paused campaign.
+    Resume { id: String },
+    /// Stops a campaign for good and cancels its open jobs.
+    Abort {
+        id: String,
+        #[arg(long, default_value = "aborted by an operator")]
+        reason: String,
+    },
+    /// The dead letters of a campaign (JSON lines).
+    DeadLetters { id: String },
+    /// Puts a dead letter back in the queue (it passes the send policy again).
+    Requeue { key: String },
+    /// Gives up on a dead letter for good.
+    Discard { key: String },
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Error::invalid(format!("not serialisable: {e}")))
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) async fn campaign(args: &CampaignArgs) -> Result<()> {
+    let store = args.db.open().await?;
+    let op = Operator::new(store.clone(), Arc::new(SystemClock));
+    match &args.command {
+        CampaignCommand::List => {
+            for c in store.campaigns().await? {
+                let counts = store.job_counts(&c.id).await?;
+                println!(
+                    "{}  {:<10} sent {:>7} of {:>7}  {}",
+                    c.id,
+                    c.state.as_str(),
+                    counts.sent,
+                    counts.total(),
+                    c.spec.name
+                );
+            }
+        }
+        CampaignCommand::Status { id } => {
+            println!(
+                "{}",
+                json(&op.status(&CampaignId::new(id.as_str())).await?)?
+            );
+        }
+        CampaignCommand::Pause { id, reason } => {
+            let c = op
+                .pause(&CampaignId::new(id.as_str()), reason.as_str())
+                .await?;
+            println!("{} is {}", c.id, c.state);
+        }
+        CampaignCommand::Resume { id } => {
+            let c = op.resume(&CampaignId::new(id.as_str())).await?;
+            println!("{} is {}", c.id, c.state);
+        }
+        CampaignCommand::Abort { id, reason } => {
+            let c = op
+                .abort(&CampaignId::new(id.as_str()), reason.as_str())
+                .await?;
+            println!("{} is {}", c.id, c.state);
+        }
+        CampaignCommand::DeadLetters { id } => {
+            for job in op.dead_letters(&CampaignId::new(id.as_str())).await? {
+                println!(
+                    "{}",
+                    serde_json::to_string(&job).map_err(|e| Error::invalid(e.to_string()))?
+                );
+            }
+        }
+        CampaignCommand::Requeue { key } => {
+            op.requeue_dead_letter(&IdempotencyKey::new(key.as_str()))
+                .await?;
+            println!("{key} requeued");
+        }
+        CampaignCommand::Discard { key } => {
+            op.discard_dead_letter(&IdempotencyKey::new(key.as_str()))
+                .await?;
+            println!("{key} discarded");
+        }
+    }
+    Ok(())
+}
+
+/// `mia worker`: sends the jobs of running campaigns through the guards until none is open,
+/// sleeping through quiet hours and rate limits; run as many as you like against one database
+/// (with `--redis` they share one limit).
+#[derive(Args, Debug)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Shares one rate limit and FloodWait freeze with every worker using this Redis.
+    #[arg(long)]
+    redis: Option<String>,
+    /// The Redis key prefix of the shared limit (one per sending account).
+    #[arg(long, default_value = "mia")]
+    redis_prefix: String,
+    /// Messages per second for the whole deployment.
+    #[arg(long, default_value_t = 25.0)]
+    rate: f64,
+    /// Sends go to the simulated Telegram, whose posts are kept in this journal file (the
+    /// MTProto and Bot API transports come with their own release).
+    #[arg(long)]
+    journal: PathBuf,
+    /// Domains links in copy may point to.
+    #[arg(long = "allow-domain")]
+    allow_domains: Vec<String>,
+    /// This worker's name in leases.
+    #[arg(long)]
+    worker_id: Option<String>,
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
+    let store = args.db.open().await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let telegram = SimTelegram::with_journal(SimConfig::default(), clock.clone(), &args.journal)?;
+    let limit = mia::Gcra::per_second(args.rate);
+    let mut content = ContentGuard::builder();
+    for d in &args.allow_domains {
+        content = content.allow_domain(d.as_str());
+    }
+    let builder = Agent::builder(TemplateProvider::new(), telegram)
+        .shared_store(store)
+        .content_policy(content.build()?)
+        .send_policy(SendGuard::builder().build()?)
+        .worker_id(
+            args.worker_id
+                .clone()
+                .unwrap_or_else(|| format!("worker-{}", std::process::id())),
+        );
+    let builder = match &args.redis {
+        Some(url) => builder.rate_limiter(
+            mia::redis::RedisRateLimiter::connect(url, &args.redis_prefix, limit).await?,
+        ),
+        None => builder.rate_limiter(mia::LocalRateLimiter::new(limit)?),
+    };
+    let agent = builder.build()?;
+    let stats = agent.run_until_idle().await?;
+    println!(
+        "{}",
+        serde_json::to_string(&stats).map_err(|e| Error::invalid(e.to_string()))?
+    );
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! `mia campaign ...` and `mia worker` on a SQLite database another process prepared.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use mia::store::SqliteStore;
+use mia::telegram::{SimConfig, SimTelegram};
+use mia::*;
+
+/// An `Etc/GMT` zone where it is around noon now, so quiet hours never get in the way.
+fn daytime_zone() -> String {
+    let hour = Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .hour();
+    let offset = 12 - i32::from(hour); // -11..=12
+    match offset {
+        0 => "Etc/GMT".into(),
+        // Etc/GMT signs are inverted: Etc/GMT-3 is UTC+3.
+        o => format!("Etc/GMT{:+}", -o),
+    }
+}
+
+fn mia(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mia"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn prepare(db: &Path) -> CampaignId {
+    let store = Arc::new(SqliteStore::open(db).await.unwrap());
+    let clock = Arc::new(SystemClock);
+    let telegram = SimTelegram::new(SimConfig::default(), clock).unwrap();
+    let agent = Agent::builder(TemplateProvider::new(), telegram)
+        .shared_store(store)
+        .permissive_policies()
+        .build()
+        .unwrap();
+    let now = Timestamp::now();
+    let zone = daytime_zone();
+    let contacts: Vec<Contact> = (0..30)
+        .map(|i| Contact::new(format!("u{i}"), TelegramPeer::user(i + 1), &zone, now).unwrap())
+        .collect();
+    agent.import_contacts(&contacts).await.unwrap();
+    let grants: Vec<ConsentRecord> = (0..20)
+        .map(|i| {
+            let ev = Evidence::new("telegram_start", format!("update={i}"));
+            ConsentRecord::grant(
+                format!("u{i}"),
+                Purpose::marketing(),
+                ev,
+                "v1",
+                now - SignedDuration::from_hours(1),
+            )
+        })
+        .collect();
+    agent.record_consent(&grants).await.unwrap();
+    let mut spec = CampaignSpec::new("Ops", "tea", "20% off");
+    spec.call_to_action_url = Some("https://shop.example/tea".into());
+    let c = agent.create_campaign(spec).await.unwrap();
+    agent.schedule(&c.id, None).await.unwrap();
+    agent.start(&c.id).await.unwrap();
+    c.id
+}
+
+#[tokio::test]
+async fn an_operator_pauses_resumes_and_watches_a_campaign_that_workers_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mia.db");
+    let id = prepare(&db).await;
+    let db = db.to_str().unwrap();
+    let journal = dir.path().join("telegram.jsonl");
+    let journal = journal.to_str().unwrap();
+
+    let (ok, out, err) = mia(&["campaign", "--db", db, "status", id.as_str()]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["jobs"]["pending"], 20);
+    assert_eq!(status["jobs"]["skipped"], 10);
+
+    let (ok, out, _) = mia(&["campaign", "--db", db, "pause", id.as_str()]);
+    assert!(ok && out.contains("paused"), "{out}");
+    let worker = [
+        "worker",
+        "--db",
+        db,
+        "--journal",
+        journal,
+        "--allow-domain",
+        "shop.example",
+        "--rate",
+        "200",
+    ];
+    let (ok, out, err) = mia(&worker);
+    assert!(ok, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(stats["sent"], 0, "a paused campaign sends nothing");
+
+    let (ok, _, err) = mia(&["campaign", "--db", db, "resume", id.as_str()]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = mia(&worker);
+    assert!(ok, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(stats["sent"], 20);
+    // A second worker finds nothing left to do, and Telegram's journal holds 20 posts.
+    let (ok, out, _) = mia(&worker);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["sent"],
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(journal).unwrap().lines().count(),
+        20
+    );
+
+    let (ok, out, _) = mia(&["campaign", "--db", db, "list"]);
+    assert!(
+        ok && out.contains("completed") && out.contains("sent      20 of      30"),
+        "{out}"
+    );
+    let (ok, out, _) = mia(&["campaign", "--db", db, "dead-letters", id.as_str()]);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    // Operating on a finished campaign is a clear error, not a crash.
+    let (ok, _, err) = mia(&["campaign", "--db", db, "pause", id.as_str()]);
+    assert!(
+        !ok && err.contains("cannot go from completed to paused"),
+        "{err}"
+    );
+    let (ok, _, err) = mia(&["campaign", "--db", "/nonexistent/mia.db", "list"]);
+    assert!(!ok && err.contains("no database"), "{err}");
+}

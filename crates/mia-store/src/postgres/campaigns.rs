@@ -1,0 +1,107 @@
+//! [`CampaignStore`] for [`PostgresStore`].
+
+use async_trait::async_trait;
+use mia_core::{Campaign, CampaignId, CampaignStore, Error, Result};
+use sqlx::{Executor, Postgres};
+
+use super::PostgresStore;
+use crate::codec::{micros, to_json};
+use crate::error::Context;
+use crate::rows::{self, campaign_columns as columns};
+
+/// Overwrites a campaign through `conn` (a transaction or the pool).
+///
+/// # Errors
+/// [`Error::NotFound`] if there is no campaign with that id.
+pub(super) async fn save<'c>(
+    conn: impl Executor<'c, Database = Postgres>,
+    campaign: &Campaign,
+    doing: &'static str,
+) -> Result<()> {
+    let saved = sqlx::query(
+        "UPDATE campaigns SET spec = $1::jsonb, variants = $2::jsonb, state = $3, \
+         state_reason = $4, created_at = $5, updated_at = $6 WHERE id = $7",
+    )
+    .bind(to_json(&campaign.spec, "campaign spec").context(doing)?)
+    .bind(to_json(&campaign.variants, "campaign variants").context(doing)?)
+    .bind(campaign.state.as_str())
+    .bind(campaign.state_reason.as_deref())
+    .bind(micros(campaign.created_at))
+    .bind(micros(campaign.updated_at))
+    .bind(campaign.id.as_str())
+    .execute(conn)
+    .await
+    .context(doing)?
+    .rows_affected();
+    if saved == 0 {
+        return Err(Error::NotFound {
+            kind: "campaign",
+            id: campaign.id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl CampaignStore for PostgresStore {
+    async fn insert_campaign(&self, campaign: &Campaign) -> Result<()> {
+        const DOING: &str = "insert a campaign";
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO campaigns (",
+            columns!(),
+            ") VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(campaign.id.as_str())
+        .bind(to_json(&campaign.spec, "campaign spec").context(DOING)?)
+        .bind(to_json(&campaign.variants, "campaign variants").context(DOING)?)
+        .bind(campaign.state.as_str())
+        .bind(campaign.state_reason.as_deref())
+        .bind(micros(campaign.created_at))
+        .bind(micros(campaign.updated_at))
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(Error::invalid(format!(
+                "campaign {} already exists",
+                campaign.id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn update_campaign(&self, campaign: &Campaign) -> Result<()> {
+        const DOING: &str = "update a campaign";
+        save(&self.pool, campaign, DOING).await
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>> {
+        const DOING: &str = "read a campaign";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM campaigns WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| rows::campaign(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>> {
+        const DOING: &str = "read campaigns";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM campaigns ORDER BY seq"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::campaign).context(DOING)
+    }
+}

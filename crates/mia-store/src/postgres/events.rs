@@ -1,0 +1,93 @@
+//! [`EventStore`] for [`PostgresStore`]: events deduplicated by id.
+
+use async_trait::async_trait;
+use mia_core::{CampaignId, ContactId, Event, EventStore, Result, VariantId};
+
+use super::{CHUNK, PostgresStore};
+use crate::codec::{micros, to_json};
+use crate::error::{Context, StoreError};
+use crate::rows::{self, event_columns as columns};
+
+/// One statement per chunk; an id that exists (or repeats in the chunk) is skipped.
+const APPEND: &str = "INSERT INTO events (id, at, contact, campaign, variant, kind, payload) \
+     SELECT id, at, contact, campaign, variant, kind, payload::jsonb \
+     FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::text[]) \
+       AS u (id, at, contact, campaign, variant, kind, payload) \
+     ON CONFLICT (id) DO NOTHING";
+
+async fn append(conn: &mut sqlx::PgConnection, events: &[Event]) -> Result<u64, StoreError> {
+    let mut new = 0;
+    for chunk in events.chunks(CHUNK) {
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut at = Vec::with_capacity(chunk.len());
+        let mut contacts = Vec::with_capacity(chunk.len());
+        let mut campaigns = Vec::with_capacity(chunk.len());
+        let mut variants = Vec::with_capacity(chunk.len());
+        let mut kinds = Vec::with_capacity(chunk.len());
+        let mut payloads = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            ids.push(e.id.as_str());
+            at.push(micros(e.at));
+            contacts.push(e.contact.as_str());
+            campaigns.push(e.campaign.as_ref().map(CampaignId::as_str));
+            variants.push(e.variant.as_ref().map(VariantId::as_str));
+            kinds.push(e.kind.name());
+            payloads.push(to_json(&e.kind, "event kind")?);
+        }
+        new += sqlx::query(APPEND)
+            .bind(ids)
+            .bind(at)
+            .bind(contacts)
+            .bind(campaigns)
+            .bind(variants)
+            .bind(kinds)
+            .bind(payloads)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(new)
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append_events(&self, events: &[Event]) -> Result<u64> {
+        const DOING: &str = "append events";
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await.context(DOING)?;
+        let new = append(&mut tx, events).await.context(DOING)?;
+        tx.commit().await.context(DOING)?;
+        Ok(new)
+    }
+
+    async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>> {
+        const DOING: &str = "read a campaign's events";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE campaign = $1 ORDER BY at, id"
+        ))
+        .bind(campaign.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::event).context(DOING)
+    }
+
+    async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> {
+        const DOING: &str = "read a contact's events";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE contact = $1 ORDER BY at, id"
+        ))
+        .bind(contact.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::event).context(DOING)
+    }
+}

@@ -1,0 +1,228 @@
+//! [`PostgresStore`]: every store seam of mia in one schema of a Postgres database.
+
+mod campaigns;
+mod codec;
+mod consents;
+mod contacts;
+mod events;
+mod outbox;
+mod reviews;
+mod schema;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Executor, PgPool};
+
+use crate::error::{Context, StoreError};
+
+/// Connections per store handle (and its clones).
+const MAX_CONNECTIONS: u32 = 10;
+
+/// Rows per statement in a batch write. Each column travels as one array parameter, so a
+/// chunk of 5,000 rows is a message of a few hundred kilobytes to a few megabytes, and a batch
+/// of a million rows is 200 statements in one transaction.
+const CHUNK: usize = 5_000;
+
+/// How long a call waits for a free connection before failing with a retryable error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A durable [`Store`](mia_core::Store) in a Postgres database, for several processes and
+/// machines sharing one outbox.
+///
+/// Every table lives in one Postgres schema (`mia` unless
+/// [`connect_with_schema`](Self::connect_with_schema) names another), created on connect if it
+/// is missing; every pooled connection runs with `search_path` set to it, so several stores
+/// (tenants, test runs) share a database without seeing each other. Connecting applies pending
+/// migrations in one transaction under an advisory lock, so processes starting together do not
+/// race.
+///
+/// A claim is one `UPDATE` statement that picks the due jobs with `FOR UPDATE SKIP LOCKED`, so
+/// any number of workers claim concurrently without ever getting the same job and without
+/// waiting for each other; it walks partial indexes in due order, so it costs O(limit) however
+/// long the queue. Worker writes are conditional on the claim token, as in every store.
+///
+/// Timestamps are stored as `BIGINT` microseconds since the Unix epoch, as in
+/// `SqliteStore`; finer digits are dropped. Structured values are
+/// `JSONB`. Postgres text cannot hold the NUL character, so a value containing one is refused.
+///
+/// Cloning is cheap and shares the connection pool. `Debug` shows the schema, never the URL
+/// (which may hold a password).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Arc<str>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &&*self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// The Postgres schema [`connect`](Self::connect) keeps the tables in.
+    pub const DEFAULT_SCHEMA: &'static str = "mia";
+
+    /// Connects to the database at `url` (`postgres://user:password@host:5432/database`) and
+    /// keeps every table in the schema [`DEFAULT_SCHEMA`](Self::DEFAULT_SCHEMA) (`mia`), creating it and applying
+    /// migrations as needed.
+    ///
+    /// # Errors
+    /// [`mia_core::Error::Store`] when the URL is malformed, the server cannot be reached (this
+    /// one is retryable), the schema was written by a newer version of this crate, or a
+    /// migration fails.
+    pub async fn connect(url: &str) -> mia_core::Result<Self> {
+        Self::connect_with_schema(url, Self::DEFAULT_SCHEMA).await
+    }
+
+    /// Like [`connect`](Self::connect), with every table in the Postgres schema `schema`.
+    /// Stores on different schemas of one database are independent.
+    ///
+    /// # Errors
+    /// [`mia_core::Error::InvalidInput`] unless `schema` is a plain lower-case identifier
+    /// (`[a-z_][a-z0-9_]{0,62}`, not starting with `pg_`); otherwise as
+    /// [`connect`](Self::connect).
+    pub async fn connect_with_schema(url: &str, schema: &str) -> mia_core::Result<Self> {
+        let schema = valid_schema(schema)?;
+        let pool = pool_options(&schema)
+            .connect(url)
+            .await
+            .context("connect to Postgres")?;
+        if let Err(err) = schema::migrate(&pool, &schema).await {
+            pool.close().await;
+            return Err(err).context("migrate the database schema");
+        }
+        Ok(Self {
+            pool,
+            schema: schema.into(),
+        })
+    }
+
+    /// The Postgres schema the tables live in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The schema version of the database (the number of migrations applied).
+    ///
+    /// # Errors
+    /// [`mia_core::Error::Store`] if the database cannot be read.
+    pub async fn schema_version(&self) -> mia_core::Result<i64> {
+        schema::version(&self.pool)
+            .await
+            .context("read the schema version")
+    }
+
+    /// Closes every connection, waiting for running queries. Later calls on any clone fail.
+    /// Dropping the last clone closes the pool too; this only makes it deterministic.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Deletes the schema and everything in it, then closes the pool: for tests and for
+    /// tearing down a deployment. There is no undo.
+    ///
+    /// # Errors
+    /// [`mia_core::Error::Store`] if the schema cannot be dropped.
+    pub async fn drop_schema(self) -> mia_core::Result<()> {
+        // The schema is a checked identifier (see `valid_schema`), so quoting it is enough.
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from)
+            .context("drop the schema")?;
+        self.pool.close().await;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// The pool settings: every new connection gets `search_path` set to the store's schema (and
+/// only it, so a table of another schema is never used by accident).
+fn pool_options(schema: &str) -> PgPoolOptions {
+    // The schema is a checked identifier (see `valid_schema`), so quoting it is enough.
+    let set_path: Arc<str> = format!("SET search_path TO \"{schema}\"").into();
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            let set_path = Arc::clone(&set_path);
+            Box::pin(async move {
+                conn.execute(sqlx::raw_sql(AssertSqlSafe(set_path))).await?;
+                Ok(())
+            })
+        })
+}
+
+/// Checks that `schema` is a plain identifier that needs no escaping: `[a-z_][a-z0-9_]{0,62}`
+/// (Postgres truncates names at 63 bytes), and not `pg_*`, which Postgres reserves.
+fn valid_schema(schema: &str) -> mia_core::Result<String> {
+    let mut chars = schema.chars();
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 63
+        && !schema.starts_with("pg_");
+    if !plain {
+        return Err(mia_core::Error::invalid(format!(
+            "Postgres schema name {schema:?} must match [a-z_][a-z0-9_]{{0,62}} and not start \
+             with pg_"
+        )));
+    }
+    Ok(schema.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_plain_identifiers_are_schemas() {
+        for ok in ["mia", "_x", "mia_test_0af3", &"a".repeat(63)] {
+            assert!(valid_schema(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Mia",
+            "9lives",
+            "mia-test",
+            "mia\"; DROP SCHEMA public; --",
+            "pg_catalog",
+            "mïa",
+            &"a".repeat(64),
+        ] {
+            let err = valid_schema(bad).unwrap_err();
+            assert!(matches!(err, mia_core::Error::InvalidInput(_)), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn debug_shows_the_schema_and_never_the_url() {
+        // A lazy pool never connects, so this needs no server.
+        let pool = pool_options("tenant_a")
+            .connect_lazy("postgres://mia:hunter2@db.example.com:5432/prod")
+            .unwrap();
+        let store = PostgresStore {
+            pool,
+            schema: "tenant_a".into(),
+        };
+        let shown = format!("{store:?}");
+        assert!(shown.contains("tenant_a"), "{shown}");
+        for secret in ["hunter2", "db.example.com", "postgres://", "mia:"] {
+            assert!(!shown.contains(secret), "{shown} shows {secret}");
+        }
+        assert_eq!(store.schema(), "tenant_a");
+    }
+}

@@ -1,0 +1,414 @@
+//! [`OutboxStore`] for [`PostgresStore`]: the durable job queue.
+//!
+//! A claim is one `UPDATE ... WHERE key IN (...)` statement whose subqueries pick the due jobs
+//! with `FOR UPDATE OF o SKIP LOCKED`: each worker locks the due jobs no other worker has
+//! locked, so concurrent claims never get the same job and never wait for each other. Worker writes are conditional on
+//! `state = 'claimed' AND claim_token = $n`, so a worker whose lease expired cannot overwrite
+//! its successor's work.
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use mia_core::{
+    Campaign, CampaignId, ContactId, DeadLetterAction, Error, IdempotencyKey, Job, JobCounts,
+    JobUpdate, NewJob, OutboxStore, Result, VariantId,
+};
+use sqlx::postgres::PgRow;
+
+use super::{CHUNK, PostgresStore, campaigns};
+use crate::codec::{from_micros, micros};
+use crate::error::{Context, StoreError};
+use crate::rows::{self, JobChange, job_columns as columns, job_state, token};
+
+/// New jobs, one statement per chunk: no attempts, claims or outcome yet (but the skip reason
+/// of a skipped one). A key that exists (or repeats in the chunk) is left alone.
+const INSERT: &str = "INSERT INTO outbox (key, campaign, contact, purpose, step, state, due_at, \
+       attempts, claim_token, outcome, updated_at) \
+     SELECT key, $1, contact, purpose, step, state, due_at, 0, 0, outcome, $2 \
+     FROM UNNEST($3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::int8[], \
+                 $9::text[]) \
+       AS u (key, contact, purpose, step, state, due_at, outcome) \
+     ON CONFLICT (key) DO NOTHING";
+
+/// Rows of `doing`'s query, decoded.
+fn decode_all(found: &[PgRow], doing: &'static str) -> Result<Vec<Job>> {
+    rows::all(found, rows::job).context(doing)
+}
+
+async fn insert_jobs(
+    conn: &mut sqlx::PgConnection,
+    campaign: &Campaign,
+    jobs: &[NewJob],
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in jobs.chunks(CHUNK) {
+        let mut keys = Vec::with_capacity(chunk.len());
+        let mut contacts = Vec::with_capacity(chunk.len());
+        let mut purposes = Vec::with_capacity(chunk.len());
+        let mut steps = Vec::with_capacity(chunk.len());
+        let mut states = Vec::with_capacity(chunk.len());
+        let mut due = Vec::with_capacity(chunk.len());
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        for new in chunk {
+            keys.push(new.key.as_str());
+            contacts.push(new.contact.as_str());
+            purposes.push(new.purpose.as_str());
+            steps.push(i64::from(new.step));
+            states.push(rows::new_job_state(new).as_str());
+            due.push(micros(new.due_at));
+            outcomes.push(new.skipped.as_deref());
+        }
+        inserted += sqlx::query(INSERT)
+            .bind(campaign.id.as_str())
+            .bind(micros(campaign.updated_at))
+            .bind(keys)
+            .bind(contacts)
+            .bind(purposes)
+            .bind(steps)
+            .bind(states)
+            .bind(due)
+            .bind(outcomes)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+impl PostgresStore {
+    /// Why a conditional write on `key` matched no row: there is no such job, or its claim
+    /// is not `claim_token` any more.
+    async fn lost(&self, key: &IdempotencyKey, doing: &'static str) -> Error {
+        let exists =
+            sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM outbox WHERE key = $1)")
+                .bind(key.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .context(doing);
+        match exists {
+            Ok(false) => Error::NotFound {
+                kind: "job",
+                id: key.to_string(),
+            },
+            Ok(true) => Error::LeaseLost(key.to_string()),
+            Err(e) => e,
+        }
+    }
+}
+
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64> {
+        const DOING: &str = "schedule jobs";
+        let mut tx = self.begin().await.context(DOING)?;
+        campaigns::save(&mut *tx, campaign, DOING).await?;
+        let inserted = insert_jobs(&mut tx, campaign, jobs).await.context(DOING)?;
+        tx.commit().await.context(DOING)?;
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const DOING: &str = "claim jobs";
+        let lease_until = now
+            .checked_add(lease)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        // Each branch walks its partial index in (due_at, key) order, locks up to `limit` jobs
+        // no other claim has locked (SKIP LOCKED, rechecking each against its latest version)
+        // and stops: a claim costs O(limit), not a sort of every due job. One `OR` query
+        // would sort them all, because a sort under FOR UPDATE cannot stop at the limit. The
+        // earliest `limit` of the two branches are leased; the rest are let go when the
+        // statement ends.
+        let found = sqlx::query(concat!(
+            "WITH due AS (\
+               SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+               WHERE o.state = 'pending' AND o.due_at <= $3 AND c.state = 'running' \
+               ORDER BY o.due_at, o.key LIMIT $4 \
+               FOR UPDATE OF o SKIP LOCKED), \
+             expired AS (\
+               SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+               WHERE o.state = 'claimed' AND o.lease_until <= $3 AND c.state = 'running' \
+               ORDER BY o.due_at, o.key LIMIT $4 \
+               FOR UPDATE OF o SKIP LOCKED) \
+             UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
+             lease_until = $1, worker = $2, updated_at = $3 \
+             WHERE key IN (\
+               SELECT key FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates \
+               ORDER BY due_at, key LIMIT $4) \
+             RETURNING ",
+            columns!()
+        ))
+        .bind(micros(lease_until))
+        .bind(worker)
+        .bind(micros(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        let mut jobs = decode_all(&found, DOING)?;
+        // RETURNING gives rows in no particular order.
+        jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
+        tracing::debug!(
+            worker,
+            claimed = jobs.len(),
+            "mia-store: claimed outbox jobs"
+        );
+        Ok(jobs)
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        variant: &VariantId,
+        propensity: f64,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "record a send attempt";
+        // Every right-hand side sees the row as it was, so the first variant sticks.
+        let updated = sqlx::query(
+            "UPDATE outbox SET variant = COALESCE(variant, $1), \
+             propensity = CASE WHEN variant IS NULL THEN $2 ELSE propensity END, \
+             updated_at = $3 \
+             WHERE key = $4 AND state = 'claimed' AND claim_token = $5",
+        )
+        .bind(variant.as_str())
+        .bind(propensity)
+        .bind(micros(now))
+        .bind(key.as_str())
+        .bind(token(claim_token))
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(self.lost(key, DOING).await);
+        }
+        Ok(())
+    }
+
+    async fn update_job(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        update: &JobUpdate,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "update a job";
+        // A NULL keeps the column.
+        let change = JobChange::from(update);
+        let updated = sqlx::query(
+            "UPDATE outbox SET state = $1, lease_until = NULL, updated_at = $2, \
+             message_id = COALESCE($3, message_id), outcome = $4, \
+             due_at = COALESCE($5, due_at), attempts = attempts + $6 \
+             WHERE key = $7 AND state = 'claimed' AND claim_token = $8",
+        )
+        .bind(change.state.as_str())
+        .bind(micros(now))
+        .bind(change.message_id)
+        .bind(change.outcome)
+        .bind(change.due_at)
+        .bind(change.add_attempts)
+        .bind(key.as_str())
+        .bind(token(claim_token))
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        if updated == 0 {
+            return Err(self.lost(key, DOING).await);
+        }
+        Ok(())
+    }
+
+    async fn release_held(
+        &self,
+        key: &IdempotencyKey,
+        approve: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "release a held job";
+        let query = if approve {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', due_at = $1, updated_at = $1 \
+                 WHERE key = $2 AND state = 'held'",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE outbox SET state = 'skipped', outcome = 'rejected_by_reviewer', \
+                 updated_at = $1 WHERE key = $2 AND state = 'held'",
+            )
+        };
+        let updated = query
+            .bind(micros(now))
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await
+            .context(DOING)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::NotFound {
+                kind: "held job",
+                id: key.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn settle_dead_letter(
+        &self,
+        key: &IdempotencyKey,
+        action: DeadLetterAction,
+        now: Timestamp,
+    ) -> Result<()> {
+        const DOING: &str = "settle a dead letter";
+        let query = match action {
+            DeadLetterAction::Requeue { due_at } => sqlx::query(
+                "UPDATE outbox SET state = 'pending', due_at = $3, attempts = 0, updated_at = $1 \
+                 WHERE key = $2 AND state = 'dead_letter'",
+            )
+            .bind(micros(now))
+            .bind(key.as_str())
+            .bind(micros(due_at)),
+            DeadLetterAction::Discard => sqlx::query(
+                "UPDATE outbox SET state = 'cancelled', \
+                 outcome = 'discarded: ' || COALESCE(outcome, ''), updated_at = $1 \
+                 WHERE key = $2 AND state = 'dead_letter'",
+            )
+            .bind(micros(now))
+            .bind(key.as_str()),
+        };
+        let updated = query
+            .execute(&self.pool)
+            .await
+            .context(DOING)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(Error::not_found("dead letter", key));
+        }
+        Ok(())
+    }
+
+    async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>> {
+        const DOING: &str = "read a job";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE key = $1"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| rows::job(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn jobs(&self, campaign: &CampaignId) -> Result<Vec<Job>> {
+        const DOING: &str = "read a campaign's jobs";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE campaign = $1 ORDER BY key"
+        ))
+        .bind(campaign.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        decode_all(&found, DOING)
+    }
+
+    async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> {
+        const DOING: &str = "count a campaign's jobs";
+        let found: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM outbox WHERE campaign = $1 GROUP BY state")
+                .bind(campaign.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .context(DOING)?;
+        let mut counts = JobCounts::default();
+        for (state, n) in found {
+            // COUNT(*) is never negative.
+            counts.add(job_state(&state).context(DOING)?, n.unsigned_abs());
+        }
+        Ok(counts)
+    }
+
+    async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> {
+        const DOING: &str = "find a job by message";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE contact = $1 AND message_id = $2 ORDER BY key LIMIT 1"
+        ))
+        .bind(contact.as_str())
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| rows::job(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> {
+        const DOING: &str = "read recent sends";
+        let sends: Vec<i64> = sqlx::query_scalar(
+            "SELECT updated_at FROM outbox \
+             WHERE contact = $1 AND state = 'sent' AND updated_at >= $2 \
+             ORDER BY updated_at DESC",
+        )
+        .bind(contact.as_str())
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        sends
+            .into_iter()
+            .map(|us| from_micros(us, "updated_at"))
+            .collect::<Result<_, _>>()
+            .context(DOING)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        const DOING: &str = "find the next due job";
+        // Each branch reads its partial index in order and stops at the first job of a running
+        // campaign (MIN over a join would aggregate every open job). LEAST ignores NULLs:
+        // either kind of job may be missing.
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT LEAST(\
+               (SELECT o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+                WHERE o.state = 'pending' AND c.state = 'running' \
+                ORDER BY o.due_at LIMIT 1), \
+               (SELECT o.lease_until FROM outbox o JOIN campaigns c ON c.id = o.campaign \
+                WHERE o.state = 'claimed' AND c.state = 'running' \
+                ORDER BY o.lease_until LIMIT 1))",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context(DOING)?;
+        next.map(|us| from_micros(us, "due_at"))
+            .transpose()
+            .context(DOING)
+    }
+
+    async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
+        const DOING: &str = "cancel a campaign's jobs";
+        Ok(sqlx::query(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
+             lease_until = NULL, updated_at = $1 \
+             WHERE campaign = $2 AND state IN ('pending', 'claimed', 'held')",
+        )
+        .bind(micros(now))
+        .bind(campaign.as_str())
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected())
+    }
+}

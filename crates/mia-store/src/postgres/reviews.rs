@@ -1,0 +1,113 @@
+//! [`ReviewStore`] for [`PostgresStore`]: the human review queue, in insertion order.
+
+use async_trait::async_trait;
+use mia_core::{Campaign, Error, Result, ReviewId, ReviewItem, ReviewStore};
+use sqlx::{Executor, Postgres};
+
+use super::PostgresStore;
+use super::campaigns;
+use crate::codec::{micros, micros_opt, to_json};
+use crate::error::{Context, StoreError};
+use crate::rows::{self, review_columns as columns};
+
+/// Inserts `item`, or overwrites the item with its id (keeping its place in the queue).
+/// Returns whether a row was written; with `only_existing` it never inserts.
+///
+/// One statement per item: review batches are small, and a batch may name an item twice,
+/// which a single `INSERT ... ON CONFLICT DO UPDATE` refuses.
+async fn save_review<'c>(
+    conn: impl Executor<'c, Database = Postgres>,
+    item: &ReviewItem,
+    only_existing: bool,
+) -> Result<bool, StoreError> {
+    let sql = if only_existing {
+        "UPDATE reviews SET campaign = $2, subject = $3::jsonb, text = $4, trace = $5::jsonb, \
+         state = $6, decision = $7::jsonb, reviewer = $8, note = $9, created_at = $10, \
+         resolved_at = $11 WHERE id = $1"
+    } else {
+        concat!(
+            "INSERT INTO reviews (",
+            columns!(),
+            ", state) VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $7::jsonb, $8, $9, $10, $11, \
+             $6) \
+             ON CONFLICT (id) DO UPDATE SET campaign = excluded.campaign, \
+             subject = excluded.subject, text = excluded.text, trace = excluded.trace, \
+             state = excluded.state, decision = excluded.decision, \
+             reviewer = excluded.reviewer, note = excluded.note, \
+             created_at = excluded.created_at, resolved_at = excluded.resolved_at"
+        )
+    };
+    let written = sqlx::query(sql)
+        .bind(item.id.as_str())
+        .bind(item.campaign.as_str())
+        .bind(to_json(&item.subject, "review subject")?)
+        .bind(item.text.as_str())
+        .bind(to_json(&item.trace, "review trace")?)
+        .bind(rows::review_state_name(&item.state))
+        .bind(to_json(&item.state, "review state")?)
+        .bind(item.reviewer.as_deref())
+        .bind(item.note.as_deref())
+        .bind(micros(item.created_at))
+        .bind(micros_opt(item.resolved_at))
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(written > 0)
+}
+
+#[async_trait]
+impl ReviewStore for PostgresStore {
+    async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()> {
+        const DOING: &str = "queue reviews";
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await.context(DOING)?;
+        for item in items {
+            save_review(&mut *tx, item, false).await.context(DOING)?;
+        }
+        tx.commit().await.context(DOING)
+    }
+
+    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        const DOING: &str = "resolve a review";
+        let mut tx = self.begin().await.context(DOING)?;
+        if !save_review(&mut *tx, item, true).await.context(DOING)? {
+            return Err(Error::NotFound {
+                kind: "review",
+                id: item.id.to_string(),
+            });
+        }
+        campaigns::save(&mut *tx, campaign, DOING).await?;
+        tx.commit().await.context(DOING)
+    }
+
+    async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> {
+        const DOING: &str = "read a review";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM reviews WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| rows::review(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> {
+        const DOING: &str = "read pending reviews";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM reviews WHERE state = 'pending' ORDER BY seq"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::review).context(DOING)
+    }
+}

@@ -1,0 +1,259 @@
+//! The schema, as embedded migrations versioned in a `schema_migrations` table.
+//!
+//! Migration `n` (1-based) moves a schema from version `n - 1` to `n`. Migrations are only ever
+//! appended: a released one never changes, so every database converges on the same schema.
+//! Table names are unqualified: every pooled connection's `search_path` is the store's schema.
+
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::error::StoreError;
+
+/// Version 1: every aggregate of mia.
+///
+/// Columns that queries filter or sort on are real columns; nested values are JSONB.
+/// Timestamps are BIGINT microseconds since the Unix epoch. Every text column uses the `C`
+/// collation, so ids sort byte by byte as in SQLite and in Rust, whatever the database's
+/// locale. States are checked against their names.
+const V1: &str = r#"
+CREATE TABLE contacts (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    peer_kind   TEXT COLLATE "C" NOT NULL,
+    peer_id     BIGINT NOT NULL,
+    locale      TEXT COLLATE "C",
+    time_zone   TEXT COLLATE "C" NOT NULL,
+    attributes  JSONB NOT NULL,
+    created_at  BIGINT NOT NULL,
+    CONSTRAINT contacts_by_peer UNIQUE (peer_kind, peer_id)
+);
+
+CREATE TABLE consents (
+    seq             BIGSERIAL PRIMARY KEY,
+    contact         TEXT COLLATE "C" NOT NULL,
+    purpose         TEXT COLLATE "C" NOT NULL,
+    status          TEXT COLLATE "C" NOT NULL,
+    basis           TEXT COLLATE "C" NOT NULL,
+    evidence        JSONB NOT NULL,
+    notice_version  TEXT COLLATE "C" NOT NULL,
+    recorded_at     BIGINT NOT NULL,
+    expires_at      BIGINT
+);
+CREATE INDEX consents_by_contact ON consents (contact, seq);
+CREATE INDEX consents_by_purpose ON consents (purpose, seq);
+-- The ledger is evidence: a withdrawal is a new record, never an edit.
+CREATE FUNCTION consents_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the consent ledger is append-only' USING ERRCODE = 'restrict_violation';
+END
+$$;
+CREATE TRIGGER consents_no_update_or_delete BEFORE UPDATE OR DELETE ON consents
+    FOR EACH ROW EXECUTE FUNCTION consents_append_only();
+CREATE TRIGGER consents_no_truncate BEFORE TRUNCATE ON consents
+    FOR EACH STATEMENT EXECUTE FUNCTION consents_append_only();
+
+CREATE TABLE campaigns (
+    seq           BIGSERIAL PRIMARY KEY,
+    id            TEXT COLLATE "C" NOT NULL UNIQUE,
+    spec          JSONB NOT NULL,
+    variants      JSONB NOT NULL,
+    state         TEXT COLLATE "C" NOT NULL CHECK (state IN ('draft', 'generating',
+                  'in_review', 'approved', 'scheduled', 'running', 'paused', 'completed',
+                  'aborted')),
+    state_reason  TEXT COLLATE "C",
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+
+CREATE TABLE outbox (
+    key          TEXT COLLATE "C" PRIMARY KEY,
+    campaign     TEXT COLLATE "C" NOT NULL REFERENCES campaigns (id),
+    contact      TEXT COLLATE "C" NOT NULL,
+    purpose      TEXT COLLATE "C" NOT NULL,
+    step         BIGINT NOT NULL CHECK (step >= 0),
+    state        TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'claimed', 'held',
+                 'sent', 'skipped', 'dead_letter', 'cancelled')),
+    due_at       BIGINT NOT NULL,
+    attempts     BIGINT NOT NULL CHECK (attempts >= 0),
+    claim_token  BIGINT NOT NULL CHECK (claim_token >= 0),
+    lease_until  BIGINT,
+    worker       TEXT COLLATE "C",
+    variant      TEXT COLLATE "C",
+    propensity   DOUBLE PRECISION,
+    message_id   BIGINT,
+    outcome      TEXT COLLATE "C",
+    updated_at   BIGINT NOT NULL
+);
+-- A claim walks the due pending jobs in order and the expired leases; both sets are small
+-- next to the finished jobs, which these partial indexes leave out.
+CREATE INDEX outbox_pending_due ON outbox (due_at, key) WHERE state = 'pending';
+CREATE INDEX outbox_claimed_lease ON outbox (lease_until) WHERE state = 'claimed';
+CREATE INDEX outbox_by_campaign ON outbox (campaign, key);
+CREATE INDEX outbox_by_contact ON outbox (contact, state);
+CREATE INDEX outbox_by_message ON outbox (contact, message_id) WHERE message_id IS NOT NULL;
+
+CREATE TABLE events (
+    id        TEXT COLLATE "C" PRIMARY KEY,
+    at        BIGINT NOT NULL,
+    contact   TEXT COLLATE "C" NOT NULL,
+    campaign  TEXT COLLATE "C",
+    variant   TEXT COLLATE "C",
+    kind      TEXT COLLATE "C" NOT NULL,
+    payload   JSONB NOT NULL
+);
+CREATE INDEX events_by_campaign ON events (campaign, at, id);
+CREATE INDEX events_by_contact ON events (contact, at, id);
+
+CREATE TABLE reviews (
+    seq          BIGSERIAL PRIMARY KEY,
+    id           TEXT COLLATE "C" NOT NULL UNIQUE,
+    campaign     TEXT COLLATE "C" NOT NULL,
+    subject      JSONB NOT NULL,
+    text         TEXT COLLATE "C" NOT NULL,
+    trace        JSONB NOT NULL,
+    state        TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'approved', 'edited',
+                 'rejected')),
+    decision     JSONB NOT NULL,
+    reviewer     TEXT COLLATE "C",
+    note         TEXT COLLATE "C",
+    created_at   BIGINT NOT NULL,
+    resolved_at  BIGINT
+);
+CREATE INDEX reviews_pending ON reviews (seq) WHERE state = 'pending';
+"#;
+
+/// Every migration, oldest first.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub(crate) const fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Creates `schema` if it is missing and brings it up to [`latest_version`], all in one
+/// transaction that first takes an advisory lock for the schema: a second process starting at
+/// the same time waits, then finds the work done.
+///
+/// `schema` must be a checked identifier (it is spliced into `CREATE SCHEMA`).
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    match apply(&mut tx, schema).await {
+        Ok(()) => Ok(tx.commit().await?),
+        Err(err) => {
+            // Roll back now rather than when the connection is next used: until then it would
+            // sit idle in a transaction, holding its locks on the schema.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// The work of [`migrate`], inside its transaction.
+async fn apply(tx: &mut sqlx::PgConnection, schema: &str) -> Result<(), StoreError> {
+    // Held until commit or rollback. Other schemas take other locks.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("mia-store schema {schema}"))
+        .execute(&mut *tx)
+        .await?;
+    // Checked first so that a role without CREATE on the database can use a schema its
+    // administrator made (`CREATE SCHEMA IF NOT EXISTS` checks the privilege regardless).
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !exists {
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+           version BIGINT PRIMARY KEY, \
+           applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let found = current(&mut *tx).await?;
+    if found > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: latest_version(),
+        });
+    }
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let version = index as i64 + 1;
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migration { version, source })?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tracing::info!(version, schema, "mia-store: applied schema migration");
+    }
+    Ok(())
+}
+
+/// The newest migration applied (0 for a new schema).
+async fn current(conn: &mut sqlx::PgConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// The schema version of the store's schema.
+pub(crate) async fn version(pool: &PgPool) -> Result<i64, StoreError> {
+    let mut conn = pool.acquire().await?;
+    current(&mut conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mia_core::{CampaignState, JobState, ReviewState};
+
+    /// A state added in mia-core needs a migration that widens the CHECK constraint: the
+    /// matches below stop compiling, and the asserts check the names.
+    #[test]
+    fn every_state_name_passes_the_checks() {
+        use CampaignState::*;
+        use JobState::*;
+        for job in [Pending, Claimed, Held, Sent, Skipped, DeadLetter, Cancelled] {
+            match job {
+                Pending | Claimed | Held | Sent | Skipped | DeadLetter | Cancelled => {}
+            }
+            assert!(V1.contains(&format!("'{job}'")), "{job}");
+        }
+        for campaign in [
+            Draft, Generating, InReview, Approved, Scheduled, Running, Paused, Completed, Aborted,
+        ] {
+            match campaign {
+                Draft | Generating | InReview | Approved | Scheduled | Running | Paused
+                | Completed | Aborted => {}
+            }
+            assert!(
+                V1.contains(&format!("'{}'", campaign.as_str())),
+                "{campaign:?}"
+            );
+        }
+        let edited = ReviewState::Edited {
+            text: String::new(),
+        };
+        for review in [
+            ReviewState::Pending,
+            ReviewState::Approved,
+            edited,
+            ReviewState::Rejected,
+        ] {
+            let name = crate::rows::review_state_name(&review);
+            assert!(V1.contains(&format!("'{name}'")), "{name}");
+        }
+    }
+}

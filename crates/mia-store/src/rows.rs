@@ -1,0 +1,309 @@
+//! The rows of every table, shared by every backend: which columns a query selects, how a row
+//! becomes a domain value, and the column values a domain change writes.
+//!
+//! Both backends use the same table and column names, so a `SELECT` of the columns listed here
+//! decodes the same way whatever database it ran on.
+
+use std::collections::HashMap;
+
+use mia_core::{
+    Campaign, CampaignId, CampaignState, ConsentRecord, Contact, ContactId, Error, Event, EventId,
+    IdempotencyKey, Job, JobState, JobUpdate, NewJob, Purpose, ReviewId, ReviewItem, ReviewState,
+    TelegramPeer, VariantId,
+};
+
+use crate::codec::{Columns, micros};
+use crate::error::StoreError;
+
+/// The columns of `contacts` that [`contact`] reads, for `concat!` into queries.
+macro_rules! contact_columns {
+    () => {
+        "id, peer_kind, peer_id, locale, time_zone, attributes, created_at"
+    };
+}
+
+/// The columns of `consents` that [`consent`] reads (and an append writes).
+macro_rules! consent_columns {
+    () => {
+        "contact, purpose, status, basis, evidence, notice_version, recorded_at, expires_at"
+    };
+}
+
+/// The columns of `campaigns` that [`campaign`] reads (and an insert writes).
+macro_rules! campaign_columns {
+    () => {
+        "id, spec, variants, state, state_reason, created_at, updated_at"
+    };
+}
+
+/// The columns of `outbox` that [`job`] reads.
+macro_rules! job_columns {
+    () => {
+        "key, campaign, contact, purpose, step, state, due_at, attempts, claim_token, \
+         lease_until, worker, variant, propensity, message_id, outcome, updated_at"
+    };
+}
+
+/// The columns of `events` that [`event`] reads.
+macro_rules! event_columns {
+    () => {
+        "id, at, contact, campaign, variant, payload"
+    };
+}
+
+/// The columns of `reviews` that [`review`] reads (`state` is derived from `decision`).
+macro_rules! review_columns {
+    () => {
+        "id, campaign, subject, text, trace, decision, reviewer, note, created_at, resolved_at"
+    };
+}
+
+pub(crate) use {
+    campaign_columns, consent_columns, contact_columns, event_columns, job_columns, review_columns,
+};
+
+/// A contact row.
+pub(crate) fn contact(row: &impl Columns) -> Result<Contact, StoreError> {
+    Ok(Contact {
+        id: ContactId::new(row.text("id")?),
+        peer: TelegramPeer {
+            kind: row.named("peer_kind")?,
+            id: row.integer("peer_id")?,
+        },
+        locale: row.text_opt("locale")?,
+        time_zone: row.text("time_zone")?,
+        attributes: row.json("attributes")?,
+        created_at: row.timestamp("created_at")?,
+    })
+}
+
+/// A consent record row.
+pub(crate) fn consent(row: &impl Columns) -> Result<ConsentRecord, StoreError> {
+    Ok(ConsentRecord {
+        contact: ContactId::new(row.text("contact")?),
+        purpose: Purpose::new(row.text("purpose")?),
+        status: row.named("status")?,
+        basis: row.named("basis")?,
+        evidence: row.json("evidence")?,
+        notice_version: row.text("notice_version")?,
+        recorded_at: row.timestamp("recorded_at")?,
+        expires_at: row.timestamp_opt("expires_at")?,
+    })
+}
+
+/// A campaign row.
+pub(crate) fn campaign(row: &impl Columns) -> Result<Campaign, StoreError> {
+    let state = row.text("state")?;
+    Ok(Campaign {
+        id: CampaignId::new(row.text("id")?),
+        spec: row.json("spec")?,
+        variants: row.json("variants")?,
+        state: CampaignState::parse(&state)
+            .map_err(|e| StoreError::Corrupt(format!("column state: {e}")))?,
+        state_reason: row.text_opt("state_reason")?,
+        created_at: row.timestamp("created_at")?,
+        updated_at: row.timestamp("updated_at")?,
+    })
+}
+
+/// An outbox row.
+pub(crate) fn job(row: &impl Columns) -> Result<Job, StoreError> {
+    Ok(Job {
+        key: IdempotencyKey::new(row.text("key")?),
+        campaign: CampaignId::new(row.text("campaign")?),
+        contact: ContactId::new(row.text("contact")?),
+        purpose: Purpose::new(row.text("purpose")?),
+        step: row.unsigned("step")?,
+        state: job_state(&row.text("state")?)?,
+        due_at: row.timestamp("due_at")?,
+        attempts: row.unsigned("attempts")?,
+        claim_token: row.unsigned("claim_token")?,
+        lease_until: row.timestamp_opt("lease_until")?,
+        worker: row.text_opt("worker")?,
+        variant: row.text_opt("variant")?.map(VariantId::new),
+        propensity: row.real_opt("propensity")?,
+        message_id: row.integer_opt("message_id")?,
+        outcome: row.text_opt("outcome")?,
+        updated_at: row.timestamp("updated_at")?,
+    })
+}
+
+/// An event row.
+pub(crate) fn event(row: &impl Columns) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: EventId::new(row.text("id")?),
+        at: row.timestamp("at")?,
+        contact: ContactId::new(row.text("contact")?),
+        campaign: row.text_opt("campaign")?.map(CampaignId::new),
+        variant: row.text_opt("variant")?.map(VariantId::new),
+        // `payload` is the whole kind with its fields; `kind` is only its name, for queries.
+        kind: row.json("payload")?,
+    })
+}
+
+/// A review row.
+pub(crate) fn review(row: &impl Columns) -> Result<ReviewItem, StoreError> {
+    Ok(ReviewItem {
+        id: ReviewId::new(row.text("id")?),
+        campaign: CampaignId::new(row.text("campaign")?),
+        subject: row.json("subject")?,
+        text: row.text("text")?,
+        trace: row.json("trace")?,
+        // `decision` is the whole state with its fields; `state` is only its name, for queries.
+        state: row.json("decision")?,
+        reviewer: row.text_opt("reviewer")?,
+        note: row.text_opt("note")?,
+        created_at: row.timestamp("created_at")?,
+        resolved_at: row.timestamp_opt("resolved_at")?,
+    })
+}
+
+/// Decodes every row with `decode`, stopping at the first damaged one.
+pub(crate) fn all<R, T>(
+    rows: &[R],
+    decode: impl Fn(&R) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect()
+}
+
+/// A job state read from the `state` column.
+pub(crate) fn job_state(name: &str) -> Result<JobState, StoreError> {
+    JobState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
+}
+
+/// The name of a review state, as kept in the `state` column of `reviews`.
+pub(crate) fn review_state_name(state: &ReviewState) -> &'static str {
+    match state {
+        ReviewState::Pending => "pending",
+        ReviewState::Approved => "approved",
+        ReviewState::Edited { .. } => "edited",
+        ReviewState::Rejected => "rejected",
+    }
+}
+
+/// The state a new job starts in: a job skipped at scheduling time keeps its reason as its
+/// outcome.
+pub(crate) fn new_job_state(new: &NewJob) -> JobState {
+    match new.skipped {
+        Some(_) => JobState::Skipped,
+        None => JobState::Pending,
+    }
+}
+
+/// A claim token as stored. Stored tokens are never negative, so a token too large for a
+/// 64-bit signed column becomes -1, which matches no job.
+pub(crate) fn token(claim_token: u64) -> i64 {
+    i64::try_from(claim_token).unwrap_or(-1)
+}
+
+/// The columns a [`JobUpdate`] writes to a claimed job. `None` keeps the column as it is.
+pub(crate) struct JobChange<'a> {
+    /// The new state.
+    pub(crate) state: JobState,
+    /// Telegram's message id, for a send.
+    pub(crate) message_id: Option<i64>,
+    /// The new outcome (`NULL` after a send).
+    pub(crate) outcome: Option<&'a str>,
+    /// The new due time (microseconds), for a retry.
+    pub(crate) due_at: Option<i64>,
+    /// Attempts to add.
+    pub(crate) add_attempts: i64,
+}
+
+impl<'a> From<&'a JobUpdate> for JobChange<'a> {
+    fn from(update: &'a JobUpdate) -> Self {
+        let change = |state, outcome: &'a String| JobChange {
+            state,
+            message_id: None,
+            outcome: Some(outcome.as_str()),
+            due_at: None,
+            add_attempts: 0,
+        };
+        match update {
+            JobUpdate::Sent { message_id } => JobChange {
+                state: JobState::Sent,
+                message_id: Some(*message_id),
+                outcome: None,
+                due_at: None,
+                add_attempts: 0,
+            },
+            JobUpdate::Skipped { rule } => change(JobState::Skipped, rule),
+            JobUpdate::Retry {
+                due_at,
+                count_attempt,
+                reason,
+            } => JobChange {
+                due_at: Some(micros(*due_at)),
+                add_attempts: i64::from(*count_attempt),
+                ..change(JobState::Pending, reason)
+            },
+            JobUpdate::Held { rule } => change(JobState::Held, rule),
+            JobUpdate::DeadLetter { reason } => change(JobState::DeadLetter, reason),
+        }
+    }
+}
+
+/// The error for contact `c` whose Telegram peer already belongs to contact `other`.
+pub(crate) fn peer_taken(c: &Contact, other: &str) -> Error {
+    Error::invalid(format!(
+        "contact {}: Telegram peer {:?} {} already belongs to contact {other}",
+        c.id, c.peer.kind, c.peer.id
+    ))
+}
+
+/// The error for a batch that itself gives one Telegram peer to two contacts, if it does.
+pub(crate) fn peer_shared_in_batch(contacts: &[Contact]) -> Option<Error> {
+    let mut owners = HashMap::new();
+    for c in contacts {
+        if let Some(other) = owners.insert(c.peer, &c.id)
+            && other != &c.id
+        {
+            return Some(peer_taken(c, other.as_str()));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_retry_reschedules_and_counts_only_when_asked() {
+        let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let retry = JobUpdate::Retry {
+            due_at: at,
+            count_attempt: false,
+            reason: "quiet_hours".into(),
+        };
+        let change = JobChange::from(&retry);
+        assert_eq!(change.state, JobState::Pending);
+        assert_eq!(change.due_at, Some(micros(at)));
+        assert_eq!(change.add_attempts, 0);
+        assert_eq!(change.outcome, Some("quiet_hours"));
+        let sent = JobUpdate::Sent { message_id: 9 };
+        let change = JobChange::from(&sent);
+        assert_eq!((change.message_id, change.outcome), (Some(9), None));
+    }
+
+    #[test]
+    fn a_batch_sharing_a_peer_names_both_contacts() {
+        let t = jiff::Timestamp::from_second(0).unwrap();
+        let a = Contact::new("a", TelegramPeer::user(1), "UTC", t).unwrap();
+        let b = Contact::new("b", TelegramPeer::user(1), "UTC", t).unwrap();
+        assert!(peer_shared_in_batch(&[a.clone(), a.clone()]).is_none());
+        let message = peer_shared_in_batch(&[a, b]).unwrap().to_string();
+        assert!(
+            message.contains("contact b") && message.contains("contact a"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn too_large_a_token_matches_nothing() {
+        assert_eq!(token(7), 7);
+        assert_eq!(token(u64::MAX), -1);
+    }
+}

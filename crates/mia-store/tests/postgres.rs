@@ -1,0 +1,697 @@
+//! `PostgresStore` against the store conformance suite, plus what only a shared server can get
+//! wrong: reopening, concurrent migrations, damaged rows, schema isolation, and many workers
+//! claiming from one outbox.
+//!
+//! These tests need a server: set `MIA_TEST_POSTGRES_URL` (for example
+//! `postgres://postgres@127.0.0.1:5432/test`). Without it each test says it skipped and passes.
+//! Every test works in its own schema, `mia_test_<random hex>`, dropped at the end.
+#![cfg(feature = "postgres")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::{SignedDuration, Timestamp};
+use mia_core::{
+    Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ConsentRecord, ConsentStore,
+    Contact, ContactId, ContactStore, Error, Event, EventId, EventKind, EventStore, Evidence,
+    IdempotencyKey, JobState, JobUpdate, NewJob, OutboxStore, Purpose, ReviewId, ReviewItem,
+    ReviewState, ReviewStore, ReviewSubject, TelegramPeer, VariantId,
+};
+use mia_store::PostgresStore;
+use sqlx::{AssertSqlSafe, PgPool};
+
+const URL_VAR: &str = "MIA_TEST_POSTGRES_URL";
+
+/// The server's URL, or `None` after saying that the test skips.
+fn server() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!("skipped: set {URL_VAR} to run the Postgres store tests");
+            None
+        }
+    }
+}
+
+/// A schema name no other test (in this run or a parallel one) uses.
+fn unique_schema() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let seed = (
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now(),
+    );
+    let hash = std::collections::hash_map::RandomState::new().hash_one(seed);
+    format!("mia_test_{hash:016x}")
+}
+
+/// A test's schema; dropped with everything in it when the test ends, passed or failed.
+struct Scratch {
+    url: String,
+    name: String,
+}
+
+impl Scratch {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            name: unique_schema(),
+        }
+    }
+
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::connect_with_schema(&self.url, &self.name)
+            .await
+            .unwrap()
+    }
+
+    /// A plain pool on the same database, for what the store does not offer (damaging rows).
+    async fn raw(&self) -> PgPool {
+        PgPool::connect(&self.url).await.unwrap()
+    }
+
+    /// Runs `sql` with `{s}` replaced by the quoted schema name.
+    async fn exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let raw = self.raw().await;
+        let sql = sql.replace("{s}", &format!("\"{}\"", self.name));
+        let done = sqlx::query(AssertSqlSafe(sql)).execute(&raw).await;
+        raw.close().await;
+        done.map(|r| r.rows_affected())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Drop cannot await, and may run inside a runtime: clean up on a thread of its own.
+        let url = self.url.clone();
+        // A lock timeout, so that a test leaving a transaction open fails instead of hanging.
+        let sql = format!(
+            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.name
+        );
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let raw = PgPool::connect(&url).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(sql))
+                    .execute(&raw)
+                    .await
+                    .unwrap();
+                raw.close().await;
+            });
+        });
+        if cleanup.join().is_err() && !std::thread::panicking() {
+            panic!("could not drop the test schema {}", self.name);
+        }
+    }
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn contact(i: i64) -> Contact {
+    Contact::new(
+        format!("c{i:05}"),
+        TelegramPeer::user(1000 + i),
+        "Europe/Vienna",
+        t(0),
+    )
+    .unwrap()
+    .with_attribute("plan", serde_json::json!({ "tier": "pro", "seats": i }))
+}
+
+/// A campaign that has been inserted as a draft and is about to be scheduled as running.
+async fn running_campaign(store: &PostgresStore, id: &str) -> Campaign {
+    let mut c = Campaign::draft(
+        CampaignId::new(id),
+        CampaignSpec::new("Spring", "tea", "20% off"),
+        t(0),
+    );
+    store.insert_campaign(&c).await.unwrap();
+    for s in [
+        CampaignState::Generating,
+        CampaignState::InReview,
+        CampaignState::Approved,
+        CampaignState::Scheduled,
+        CampaignState::Running,
+    ] {
+        c.transition(s, t(1)).unwrap();
+    }
+    c
+}
+
+fn jobs_for(campaign: &Campaign, contacts: impl Iterator<Item = i64>) -> Vec<NewJob> {
+    contacts
+        .map(|i| {
+            let contact = ContactId::new(format!("c{i:05}"));
+            NewJob {
+                key: IdempotencyKey::for_job(&campaign.id, &contact, 0),
+                contact,
+                purpose: Purpose::marketing(),
+                step: 0,
+                due_at: t(i % 10),
+                skipped: None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_postgres_store_conforms() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    mia_core::testing::store_conformance(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn reopening_a_schema_keeps_everything_and_other_schemas_see_nothing() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let version = store.schema_version().await.unwrap();
+    assert!(version >= 1);
+
+    store
+        .upsert_contacts(&[contact(1), contact(2), contact(3)])
+        .await
+        .unwrap();
+    let evidence = Evidence::new("telegram_start", "update=1");
+    for i in 1..=3 {
+        let grant = ConsentRecord::grant(
+            format!("c{i:05}"),
+            Purpose::marketing(),
+            evidence.clone(),
+            "v1",
+            t(i),
+        );
+        store.append_consent(&[grant]).await.unwrap();
+    }
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 1..=3))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_mins(5);
+    let claimed = store.claim("w1", t(10), lease, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    store
+        .record_attempt(
+            &claimed[0].key,
+            claimed[0].claim_token,
+            &VariantId::new("A"),
+            0.5,
+            t(11),
+        )
+        .await
+        .unwrap();
+    store
+        .update_job(
+            &claimed[0].key,
+            claimed[0].claim_token,
+            &JobUpdate::Sent { message_id: 42 },
+            t(12),
+        )
+        .await
+        .unwrap();
+    let stop = ConsentRecord::withdraw("c00003", Purpose::marketing(), evidence, t(13));
+    assert_eq!(store.withdraw_consent(&stop).await.unwrap(), 1);
+    store
+        .append_events(&[Event {
+            id: EventId::new("e1"),
+            at: t(12),
+            contact: claimed[0].contact.clone(),
+            campaign: Some(campaign.id.clone()),
+            variant: Some(VariantId::new("A")),
+            kind: EventKind::Converted { value_minor: 1999 },
+        }])
+        .await
+        .unwrap();
+    let review = ReviewItem {
+        id: ReviewId::new("r1"),
+        campaign: campaign.id.clone(),
+        subject: ReviewSubject::Send {
+            job: claimed[1].key.clone(),
+        },
+        text: "Spring tea, 20% off".into(),
+        trace: vec![],
+        state: ReviewState::Pending,
+        reviewer: None,
+        note: None,
+        created_at: t(14),
+        resolved_at: None,
+    };
+    store
+        .insert_reviews(std::slice::from_ref(&review))
+        .await
+        .unwrap();
+
+    let contacts = store.contacts().await.unwrap();
+    let history = store
+        .consent_history(&ContactId::new("c00003"))
+        .await
+        .unwrap();
+    let jobs = store.jobs(&campaign.id).await.unwrap();
+    let events = store.campaign_events(&campaign.id).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    for edit in [
+        "UPDATE {s}.consents SET status = 'granted'",
+        "DELETE FROM {s}.consents",
+        "TRUNCATE {s}.consents",
+    ] {
+        let err = scratch.exec(edit).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{edit}: {err}");
+    }
+
+    let store = scratch.store().await;
+    assert_eq!(store.schema(), scratch.name);
+    assert_eq!(store.schema_version().await.unwrap(), version);
+    assert_eq!(store.contacts().await.unwrap(), contacts);
+    assert_eq!(contacts.len(), 3);
+    assert_eq!(
+        store
+            .consent_history(&ContactId::new("c00003"))
+            .await
+            .unwrap(),
+        history
+    );
+    assert_eq!(history.len(), 2, "the grant and the withdrawal");
+    let reopened = store.campaign(&campaign.id).await.unwrap().unwrap();
+    assert_eq!(reopened, campaign);
+    assert_eq!(store.jobs(&campaign.id).await.unwrap(), jobs);
+    let states: HashSet<JobState> = jobs.iter().map(|j| j.state).collect();
+    assert!(states.contains(&JobState::Sent) && states.contains(&JobState::Claimed));
+    assert!(
+        states.contains(&JobState::Cancelled),
+        "the withdrawal cancelled c00003's job"
+    );
+    assert_eq!(store.campaign_events(&campaign.id).await.unwrap(), events);
+    assert_eq!(store.pending_reviews().await.unwrap(), vec![review]);
+    assert_eq!(
+        store
+            .job_by_message(&claimed[0].contact, 42)
+            .await
+            .unwrap()
+            .map(|j| j.key),
+        Some(claimed[0].key.clone())
+    );
+
+    // Another schema of the same database is another store.
+    let neighbour = Scratch::new(&url);
+    let other = neighbour.store().await;
+    assert!(other.contacts().await.unwrap().is_empty());
+    assert!(other.campaign(&campaign.id).await.unwrap().is_none());
+    other.close().await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_starting_together_migrate_once() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let connects: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, name) = (url.clone(), scratch.name.clone());
+            tokio::spawn(async move { PostgresStore::connect_with_schema(&url, &name).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for connect in connects {
+        stores.push(
+            connect
+                .await
+                .unwrap()
+                .expect("every concurrent connect succeeds"),
+        );
+    }
+    for store in &stores {
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+    }
+    let raw = scratch.raw().await;
+    let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM \"{}\".schema_migrations",
+        scratch.name
+    )))
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!(applied, 1, "each migration is recorded once");
+    raw.close().await;
+    for store in stores {
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_not_a_panic() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    store
+        .upsert_contacts(&[contact(1), contact(2)])
+        .await
+        .unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 1..=2))
+        .await
+        .unwrap();
+
+    // JSONB only holds valid JSON, but not necessarily JSON of the right shape.
+    let damaged = scratch
+        .exec("UPDATE {s}.contacts SET attributes = '[1, 2]' WHERE id = 'c00001'")
+        .await
+        .unwrap();
+    assert_eq!(damaged, 1);
+    scratch
+        .exec("UPDATE {s}.campaigns SET spec = '\"oops\"'")
+        .await
+        .unwrap();
+    scratch
+        .exec(&format!(
+            "UPDATE {{s}}.outbox SET due_at = {} WHERE contact = 'c00002'",
+            i64::MAX
+        ))
+        .await
+        .unwrap();
+
+    let err = store
+        .contact(&ContactId::new("c00001"))
+        .await
+        .expect_err("an array is not an attribute map");
+    assert!(
+        matches!(
+            err,
+            Error::Store {
+                retryable: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("attributes"), "{err}");
+    assert!(store.contacts().await.is_err());
+    // Rows that are fine still read.
+    assert!(
+        store
+            .contact(&ContactId::new("c00002"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let err = store.campaign(&campaign.id).await.unwrap_err();
+    assert!(err.to_string().contains("spec"), "{err}");
+    let err = store.jobs(&campaign.id).await.unwrap_err();
+    assert!(err.to_string().contains("due_at"), "{err}");
+    // The states are fine, so counting still works.
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().pending, 2);
+    // CHECK constraints keep unknown states out in the first place.
+    let err = scratch
+        .exec("UPDATE {s}.outbox SET state = 'exploded'")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("check"), "{err}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_schema_from_a_newer_build_is_refused() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    scratch.store().await.close().await;
+    scratch
+        .exec("INSERT INTO {s}.schema_migrations (version) VALUES (999)")
+        .await
+        .unwrap();
+    let err = PostgresStore::connect_with_schema(&url, &scratch.name)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("999"), "{err}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn server_errors_say_whether_a_retry_may_help() {
+    let Some(url) = server() else { return };
+    let raw = PgPool::connect(&url).await.unwrap();
+    let raise = |code: &str| {
+        format!("DO $$ BEGIN RAISE EXCEPTION 'raised by a test' USING ERRCODE = '{code}'; END $$")
+    };
+    for (code, retryable) in [
+        ("40001", true),  // serialization_failure
+        ("40P01", true),  // deadlock_detected
+        ("57P01", true),  // admin_shutdown
+        ("08006", true),  // connection_failure
+        ("23505", false), // unique_violation
+        ("42501", false), // insufficient_privilege
+    ] {
+        let err = sqlx::raw_sql(AssertSqlSafe(raise(code)))
+            .execute(&raw)
+            .await
+            .unwrap_err();
+        let err = mia_store::StoreError::from(err);
+        assert_eq!(err.is_retryable(), retryable, "{code}: {err}");
+        let core = mia_core::Error::from(err);
+        assert!(matches!(core, Error::Store { .. }));
+        assert_eq!(core.is_retryable(), retryable, "{code}");
+    }
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn schema_names_must_be_plain_identifiers() {
+    // Checked before connecting, so this runs without a server too.
+    let url = "postgres://nobody:secret@127.0.0.1:1/none";
+    for bad in ["Mia", "mia; DROP TABLE x", "mia\"", "", "pg_temp"] {
+        let err = PostgresStore::connect_with_schema(url, bad)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err:?}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn debug_shows_the_schema_not_the_url() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let shown = format!("{store:?}");
+    assert!(shown.contains(&scratch.name), "{shown}");
+    assert!(
+        !shown.contains(&url) && !shown.contains("postgres://"),
+        "{shown}"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_peer_belongs_to_one_contact() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    store.upsert_contacts(&[contact(1)]).await.unwrap();
+
+    // A large batch whose last contact takes c00001's chat: the error names both, and none of
+    // the batch is written.
+    let mut batch: Vec<Contact> = (100..6_000).map(contact).collect();
+    let mut twin = contact(2);
+    twin.peer = contact(1).peer;
+    batch.push(twin);
+    let err = store.upsert_contacts(&batch).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("c00002") && message.contains("c00001"),
+        "{message}"
+    );
+    assert_eq!(store.contacts().await.unwrap(), vec![contact(1)]);
+
+    // Two new contacts in one batch sharing a chat.
+    let mut pair = vec![contact(5), contact(6)];
+    pair[1].peer = pair[0].peer;
+    let message = store.upsert_contacts(&pair).await.unwrap_err().to_string();
+    assert!(
+        message.contains("c00005") && message.contains("c00006"),
+        "{message}"
+    );
+
+    // Moving a contact to a free chat is an update, not a conflict; repeating a contact in a
+    // batch keeps its last version.
+    let mut moved = contact(1);
+    moved.peer = TelegramPeer::group(-42);
+    store
+        .upsert_contacts(&[contact(1), moved.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contact_by_peer(&moved.peer).await.unwrap(),
+        Some(moved)
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_workers_never_claim_the_same_job() {
+    const JOBS: i64 = 2_000;
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let first = scratch.store().await;
+    let campaign = running_campaign(&first, "spring").await;
+    first
+        .schedule(&campaign, &jobs_for(&campaign, 0..JOBS))
+        .await
+        .unwrap();
+    // Two pools, as two processes would have, each shared by two workers.
+    let second = scratch.store().await;
+
+    let worker = |store: PostgresStore, name: &'static str| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim(name, t(100), SignedDuration::from_hours(1), 25)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                for job in batch {
+                    assert_eq!(job.worker.as_deref(), Some(name));
+                    store
+                        .update_job(
+                            &job.key,
+                            job.claim_token,
+                            &JobUpdate::Sent { message_id: 1 },
+                            t(101),
+                        )
+                        .await
+                        .unwrap();
+                    mine.push(job.key);
+                }
+            }
+        })
+    };
+    let tasks = [
+        worker(first.clone(), "w1"),
+        worker(first.clone(), "w2"),
+        worker(second.clone(), "w3"),
+        worker(second.clone(), "w4"),
+    ];
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    let mut busy = 0;
+    for task in tasks {
+        let keys = task.await.unwrap();
+        total += keys.len();
+        busy += usize::from(!keys.is_empty());
+        for key in keys {
+            assert!(seen.insert(key.clone()), "{key} was claimed twice");
+        }
+    }
+    assert_eq!(total, JOBS as usize, "every job was claimed");
+    assert!(busy >= 2, "the workers shared the queue");
+    let counts = second.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(counts.sent, JOBS as u64);
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn a_lease_taken_over_through_another_handle_is_lost() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let first = scratch.store().await;
+    let campaign = running_campaign(&first, "spring").await;
+    first
+        .schedule(&campaign, &jobs_for(&campaign, 0..1))
+        .await
+        .unwrap();
+    let second = scratch.store().await;
+    let lease = SignedDuration::from_secs(30);
+    let old = first.claim("w1", t(10), lease, 1).await.unwrap().remove(0);
+    let new = second.claim("w2", t(60), lease, 1).await.unwrap().remove(0);
+    assert_eq!(old.key, new.key);
+    let sent = JobUpdate::Sent { message_id: 1 };
+    let err = first
+        .update_job(&old.key, old.claim_token, &sent, t(61))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseLost(_)), "{err:?}");
+    second
+        .update_job(&new.key, new.claim_token, &sent, t(61))
+        .await
+        .unwrap();
+    let missing = IdempotencyKey::new("no-such-job");
+    assert!(matches!(
+        first.update_job(&missing, 1, &sent, t(62)).await,
+        Err(Error::NotFound { .. })
+    ));
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn ten_thousand_of_everything_in_one_batch_each() {
+    const N: i64 = 10_000;
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let contacts: Vec<Contact> = (0..N).map(contact).collect();
+    store.upsert_contacts(&contacts).await.unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    assert_eq!(
+        store
+            .schedule(&campaign, &jobs_for(&campaign, 0..N))
+            .await
+            .unwrap(),
+        N as u64
+    );
+    let events: Vec<Event> = (0..N)
+        .map(|i| Event {
+            id: EventId::new(format!("e{i}")),
+            at: t(i),
+            contact: ContactId::new(format!("c{i:05}")),
+            campaign: Some(campaign.id.clone()),
+            variant: None,
+            kind: EventKind::Delivered,
+        })
+        .collect();
+    assert_eq!(store.append_events(&events).await.unwrap(), N as u64);
+    assert_eq!(store.append_events(&events).await.unwrap(), 0, "ids dedupe");
+    assert_eq!(store.contacts().await.unwrap(), contacts);
+    assert_eq!(
+        store.job_counts(&campaign.id).await.unwrap().pending,
+        N as u64
+    );
+    assert_eq!(
+        store.campaign_events(&campaign.id).await.unwrap().len(),
+        N as usize
+    );
+    let claimed = store
+        .claim("w1", t(9), SignedDuration::from_mins(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 100);
+    assert!(
+        claimed
+            .windows(2)
+            .all(|w| (w[0].due_at, &w[0].key) <= (w[1].due_at, &w[1].key)),
+        "claims come earliest first"
+    );
+    store.close().await;
+}
