@@ -118,6 +118,10 @@ pub struct Variant {
     pub status: VariantStatus,
     /// The content-policy rules that fired on this text.
     pub trace: Vec<RuleHit>,
+    /// Which prompt wrote it: a hash of the prompt template and the model's provider, so copy
+    /// can be traced back after the prompt changes. Empty for copy written before it was kept.
+    #[serde(default)]
+    pub prompt_version: String,
 }
 
 /// A campaign's lifecycle.

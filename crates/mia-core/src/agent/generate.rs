@@ -23,6 +23,22 @@ people who asked to hear from it. No false urgency, no guarantees of results, no
 financial claims, no personal data. Every message ends with how to opt out \
 (\"Reply STOP to unsubscribe.\"). Submit the variants with the submit_variants tool.";
 
+/// The version id of the copy prompt: a hash of the system prompt, the instruction template and
+/// the tool schema version, with the provider's name.
+pub(crate) fn prompt_version(provider: &str) -> String {
+    let digest = hex_digest(&[
+        SYSTEM.as_bytes(),
+        INSTRUCTION.as_bytes(),
+        VARIANTS_TOOL.as_bytes(),
+        provider.as_bytes(),
+    ]);
+    format!("copy-{}", &digest[..12])
+}
+
+/// The user turn; `{n}`, `{lang}` and the spec are filled in by [`variants_request`].
+const INSTRUCTION: &str =
+    "Write {n} clearly different message variants in language {lang} for this campaign.";
+
 pub(crate) fn variants_request(spec: &CampaignSpec) -> Result<CompletionRequest> {
     let spec_json = serde_json::to_string(spec)
         .map_err(|e| Error::invalid(format!("campaign spec cannot be serialised: {e}")))?;
@@ -31,9 +47,10 @@ pub(crate) fn variants_request(spec: &CampaignSpec) -> Result<CompletionRequest>
         model: None,
         system: Some(SYSTEM.into()),
         messages: vec![Message::user(format!(
-            "Write {n} clearly different message variants in language {lang} for this \
-             campaign.\n{SPEC_OPEN}{spec_json}{SPEC_CLOSE}",
-            lang = spec.language
+            "{}\n{SPEC_OPEN}{spec_json}{SPEC_CLOSE}",
+            INSTRUCTION
+                .replace("{n}", &n.to_string())
+                .replace("{lang}", &spec.language)
         ))],
         tools: vec![ToolSpec {
             name: VARIANTS_TOOL.into(),
@@ -125,6 +142,7 @@ impl Agent {
             self.inner.store.update_campaign(&campaign).await?;
 
             let request = variants_request(&campaign.spec)?;
+            let prompt_version = prompt_version(self.inner.llm.name());
             let llm_span = tracing::info_span!(
                 "mia.llm",
                 provider = self.inner.llm.name(),
@@ -179,6 +197,7 @@ impl Agent {
                     text,
                     status,
                     trace: verdict.trace,
+                    prompt_version: prompt_version.clone(),
                 });
             }
             campaign.variants = variants;
@@ -361,6 +380,41 @@ mod tests {
             {"text": " one "}, {"text": "one"}, {"text": ""}, {"text": "two"}, {"text": "three"}
         ]}));
         assert_eq!(parse_variants(&c, 2).unwrap(), vec!["one", "two"]);
+    }
+
+    #[test]
+    fn the_prompt_version_names_the_prompt_and_the_provider() {
+        let v = prompt_version("template");
+        assert!(v.starts_with("copy-") && v.len() == 17, "{v}");
+        assert_eq!(v, prompt_version("template"));
+        assert_ne!(v, prompt_version("claude"));
+    }
+
+    #[tokio::test]
+    async fn every_generated_variant_records_its_prompt_version() {
+        struct Nowhere;
+        #[async_trait::async_trait]
+        impl crate::Transport for Nowhere {
+            fn name(&self) -> &str {
+                "nowhere"
+            }
+            async fn send(&self, _: &crate::OutboundMessage) -> Result<crate::SendOutcome> {
+                Err(Error::invalid("not in this test"))
+            }
+        }
+        let agent = Agent::builder(crate::TemplateProvider::new(), Nowhere)
+            .permissive_policies()
+            .build()
+            .unwrap();
+        let c = agent
+            .create_campaign(CampaignSpec::new("n", "tea", "20% off"))
+            .await
+            .unwrap();
+        assert!(
+            c.variants
+                .iter()
+                .all(|v| v.prompt_version == prompt_version("template"))
+        );
     }
 
     #[test]
