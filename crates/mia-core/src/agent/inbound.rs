@@ -62,15 +62,31 @@ impl Agent {
     /// A store or sink error.
     pub async fn handle_inbound(&self, events: &[InboundEvent]) -> Result<RunStats> {
         let mut stats = RunStats::default();
+        // Events are written in one batch at the end (one store transaction, not one per
+        // event), and also when handling fails halfway, so what was handled is recorded.
+        let mut out = Vec::with_capacity(events.len());
+        let handled = self.handle_each(events, &mut stats, &mut out).await;
+        if !out.is_empty() {
+            self.inner.sink.record(&out).await?;
+        }
+        handled.map(|()| stats)
+    }
+
+    async fn handle_each(
+        &self,
+        events: &[InboundEvent],
+        stats: &mut RunStats,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
         for event in events {
             stats.inbound += 1;
             let contact = self.inner.store.contact_by_peer(&event.peer).await?;
             match (&event.kind, contact) {
                 (InboundKind::Command { name, payload }, contact) if name == "start" => {
-                    self.opt_in(event, payload, contact).await?;
+                    self.opt_in(event, payload, contact, out).await?;
                 }
                 (InboundKind::Command { name, .. }, Some(contact)) if is_stop_request(name) => {
-                    self.stop(event, &contact, None).await?;
+                    self.stop(event, &contact, None, out).await?;
                 }
                 (InboundKind::Text { text, reply_to }, Some(contact)) if is_stop_request(text) => {
                     // A STOP quoting one of our messages is attributed to its campaign.
@@ -78,26 +94,25 @@ impl Agent {
                         Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
                         None => None,
                     };
-                    self.stop(event, &contact, job.as_ref()).await?;
+                    self.stop(event, &contact, job.as_ref(), out).await?;
                 }
                 (InboundKind::Text { reply_to, .. }, Some(contact)) => {
                     let job = match reply_to {
                         Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
                         None => None,
                     };
-                    self.record_inbound(event, &contact.id, job.as_ref(), EventKind::Replied)
-                        .await?;
+                    self.record_inbound(event, &contact.id, job.as_ref(), EventKind::Replied, out);
                 }
                 (InboundKind::Delivered { message_id }, Some(c)) => {
-                    self.attributed(event, &c.id, *message_id, EventKind::Delivered)
+                    self.attributed(event, &c.id, *message_id, EventKind::Delivered, out)
                         .await?;
                 }
                 (InboundKind::Read { message_id }, Some(c)) => {
-                    self.attributed(event, &c.id, *message_id, EventKind::Read)
+                    self.attributed(event, &c.id, *message_id, EventKind::Read, out)
                         .await?;
                 }
                 (InboundKind::Clicked { message_id }, Some(c)) => {
-                    self.attributed(event, &c.id, *message_id, EventKind::Clicked)
+                    self.attributed(event, &c.id, *message_id, EventKind::Clicked, out)
                         .await?;
                 }
                 (
@@ -110,7 +125,9 @@ impl Agent {
                     let kind = EventKind::Converted {
                         value_minor: *value_minor,
                     };
-                    if let Some(job) = self.attributed(event, &c.id, *message_id, kind).await?
+                    if let Some(job) = self
+                        .attributed(event, &c.id, *message_id, kind, out)
+                        .await?
                         && let Some(variant) = job.variant
                     {
                         self.inner.allocator.observe(&Reward {
@@ -122,8 +139,7 @@ impl Agent {
                     }
                 }
                 (InboundKind::Blocked, Some(c)) => {
-                    self.record_inbound(event, &c.id, None, EventKind::Blocked)
-                        .await?;
+                    self.record_inbound(event, &c.id, None, EventKind::Blocked, out);
                 }
                 (_, None) => {
                     tracing::debug!(update = %event.id, "inbound event from an unknown chat ignored");
@@ -131,7 +147,7 @@ impl Agent {
                 (InboundKind::Command { .. }, Some(_)) => {}
             }
         }
-        Ok(stats)
+        Ok(())
     }
 
     async fn attributed(
@@ -140,29 +156,29 @@ impl Agent {
         contact: &ContactId,
         message_id: i64,
         kind: EventKind,
+        out: &mut Vec<Event>,
     ) -> Result<Option<Job>> {
         let job = self.inner.store.job_by_message(contact, message_id).await?;
-        self.record_inbound(event, contact, job.as_ref(), kind)
-            .await?;
+        self.record_inbound(event, contact, job.as_ref(), kind, out);
         Ok(job)
     }
 
-    async fn record_inbound(
+    fn record_inbound(
         &self,
         event: &InboundEvent,
         contact: &ContactId,
         job: Option<&Job>,
         kind: EventKind,
-    ) -> Result<()> {
-        let e = Event {
+        out: &mut Vec<Event>,
+    ) {
+        out.push(Event {
             id: EventId::derived(&event.id, kind.name()),
             at: event.at,
             contact: contact.clone(),
             campaign: job.map(|j| j.campaign.clone()),
             variant: job.and_then(|j| j.variant.clone()),
             kind,
-        };
-        self.inner.sink.record(std::slice::from_ref(&e)).await
+        });
     }
 
     async fn opt_in(
@@ -170,6 +186,7 @@ impl Agent {
         event: &InboundEvent,
         payload: &str,
         contact: Option<Contact>,
+        out: &mut Vec<Event>,
     ) -> Result<()> {
         let contact = match contact {
             Some(c) => c,
@@ -206,16 +223,21 @@ impl Agent {
             .store
             .append_consent(std::slice::from_ref(&record))
             .await?;
-        self.record_inbound(event, &contact.id, None, EventKind::OptedIn)
-            .await
+        self.record_inbound(event, &contact.id, None, EventKind::OptedIn, out);
+        Ok(())
     }
 
-    async fn stop(&self, event: &InboundEvent, contact: &Contact, job: Option<&Job>) -> Result<()> {
+    async fn stop(
+        &self,
+        event: &InboundEvent,
+        contact: &Contact,
+        job: Option<&Job>,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
         let evidence = Evidence::new("stop_keyword", format!("update={}", event.id));
         let cancelled = self.opt_out(&contact.id, evidence).await?;
         tracing::info!(cancelled, "mia.inbound stop");
-        self.record_inbound(event, &contact.id, job, EventKind::OptedOut)
-            .await?;
+        self.record_inbound(event, &contact.id, job, EventKind::OptedOut, out);
         self.confirm_stop(event, contact).await
     }
 
