@@ -698,3 +698,30 @@ async fn operators_see_status_and_can_requeue_or_discard_dead_letters() {
         "requeued send waited out the freeze: {b_at}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_blocks_pauses_every_running_campaign() {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    // A bad list: half the recipients blocked the bot long ago.
+    let config = SimConfig {
+        blocked_share: 0.5,
+        deactivated_share: 0.0,
+        ..SimConfig::seeded(11)
+    };
+    let telegram = SimTelegram::new(config, clock.clone()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let w = world(400, store, clock, telegram).await;
+    let campaign = launch(&w.agent).await;
+    let stats = w.agent.run_until_idle().await.unwrap();
+    assert_eq!(stats.paused_for_spam, 1);
+    let c = w.store.campaign(&campaign.id).await.unwrap().unwrap();
+    assert_eq!(c.state, CampaignState::Paused);
+    assert!(
+        c.state_reason
+            .unwrap()
+            .contains("10 of the sending account's last 200 recipients blocked it")
+    );
+    let counts = w.store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(counts.dead_letter, 10, "it stopped at the tenth block");
+    assert!(counts.pending > 150, "most of the list was never tried");
+}

@@ -147,6 +147,15 @@ impl AgentBuilder {
         self
     }
 
+    /// Pauses every running campaign when `blocks` of the sending account's last `window`
+    /// outcomes (sends and blocks) are blocks: a burst of blocks is a spam signal, and Telegram
+    /// limits accounts that keep sending through one. Default: 10 of 200 (5%).
+    pub fn block_alarm(mut self, blocks: usize, window: usize) -> Self {
+        self.config.block_alarm = blocks;
+        self.config.block_window = window;
+        self
+    }
+
     /// Retries of transient transport failures. Default: [`RetryPolicy::default`].
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.config.retry = retry;
@@ -204,6 +213,11 @@ impl AgentBuilder {
         if c.worker_id.trim().is_empty() {
             return Err(Error::Config("worker_id must not be empty".into()));
         }
+        if c.block_alarm == 0 || c.block_window < c.block_alarm {
+            return Err(Error::Config(
+                "block_alarm needs at least one block and a window at least that long".into(),
+            ));
+        }
         if c.claim_batch == 0 {
             return Err(Error::Config("claim_batch must be at least 1".into()));
         }
@@ -218,6 +232,7 @@ impl AgentBuilder {
                 None => None,
             },
         };
+        let blocks = super::health::BlockWatch::new(c.block_window, c.block_alarm);
         let mut sends = SendPolicies::new().with(ConsentRule::default());
         sends.push_arc(send);
         let rng = match self.seed {
@@ -236,6 +251,7 @@ impl AgentBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 rng: Mutex::new(rng),
+                blocks,
                 limiter,
             }),
         })

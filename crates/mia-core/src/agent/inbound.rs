@@ -140,6 +140,7 @@ impl Agent {
                 }
                 (InboundKind::Blocked, Some(c)) => {
                     self.record_inbound(event, &c.id, None, EventKind::Blocked, out);
+                    stats.paused_for_spam += self.note_block().await?;
                 }
                 (_, None) => {
                     tracing::debug!(update = %event.id, "inbound event from an unknown chat ignored");

@@ -3,6 +3,7 @@
 
 mod builder;
 pub(crate) mod generate;
+mod health;
 mod inbound;
 pub use inbound::is_stop_request;
 mod worker;
@@ -75,6 +76,8 @@ pub(crate) struct AgentConfig {
     pub(crate) notice_version: String,
     pub(crate) stop_confirmation: String,
     pub(crate) default_time_zone: String,
+    pub(crate) block_window: usize,
+    pub(crate) block_alarm: usize,
 }
 
 impl Default for AgentConfig {
@@ -89,6 +92,8 @@ impl Default for AgentConfig {
                                 Send /start to subscribe again."
                 .into(),
             default_time_zone: "UTC".into(),
+            block_window: 200,
+            block_alarm: 10,
         }
     }
 }
@@ -104,6 +109,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: AgentConfig,
     pub(crate) rng: Mutex<StdRng>,
+    /// Recent blocks of the sending account.
+    pub(crate) blocks: health::BlockWatch,
     /// Send slots, shared with other workers when the limiter is.
     pub(crate) limiter: Option<Arc<dyn crate::RateLimiter>>,
 }

@@ -378,6 +378,7 @@ impl Agent {
                 self.update(job, &JobUpdate::Sent { message_id }).await?;
                 self.emit(job, Some(&variant), EventKind::Sent).await?;
                 stats.sent += 1;
+                self.inner.blocks.record(false);
             }
             Ok(SendOutcome::RetryAfter { after, reason }) => {
                 tracing::Span::current().record("outcome", "retry_after");
@@ -417,11 +418,12 @@ impl Agent {
             }
             Ok(SendOutcome::Failed(reason)) => {
                 tracing::Span::current().record("outcome", reason.code());
-                if reason == FailureReason::Blocked {
-                    self.emit(job, Some(&variant), EventKind::Blocked).await?;
-                }
                 self.dead_letter(job, &variant, reason.code().to_owned(), &mut stats)
                     .await?;
+                if reason == FailureReason::Blocked {
+                    self.emit(job, Some(&variant), EventKind::Blocked).await?;
+                    stats.paused_for_spam += self.note_block().await?;
+                }
             }
             Err(e)
                 if e.is_retryable() && job.attempts + 1 < self.inner.config.retry.max_attempts =>
@@ -490,6 +492,27 @@ impl Agent {
                 Some(wait) => self.inner.clock.sleep_until(add(now, wait)).await,
             }
         }
+    }
+
+    /// Counts a block against the sending account; on a burst, pauses every running campaign.
+    /// Returns how many campaigns it paused.
+    pub(crate) async fn note_block(&self) -> Result<u64> {
+        let Some(blocks) = self.inner.blocks.record(true) else {
+            return Ok(0);
+        };
+        let reason = format!(
+            "{blocks} of the sending account's last {} recipients blocked it",
+            self.inner.blocks.window()
+        );
+        tracing::warn!(%reason, "mia.health pausing every running campaign");
+        let mut paused = 0;
+        for campaign in self.inner.store.campaigns().await? {
+            if campaign.state == CampaignState::Running {
+                self.operator().pause(&campaign.id, reason.clone()).await?;
+                paused += 1;
+            }
+        }
+        Ok(paused)
     }
 
     /// Tells every worker sharing the limiter to hold off (Telegram's FloodWait).
