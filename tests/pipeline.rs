@@ -725,3 +725,50 @@ async fn a_burst_of_blocks_pauses_every_running_campaign() {
     assert_eq!(counts.dead_letter, 10, "it stopped at the tenth block");
     assert!(counts.pending > 150, "most of the list was never tried");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_in_the_middle_of_a_claimed_batch_is_honoured_before_the_next_send() {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let telegram = SimTelegram::new(sim_config(9), clock.clone()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let w = world(120, store.clone(), clock.clone(), telegram.clone()).await;
+    // One worker claiming everything in one batch: the STOP must be read between sends.
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .shared_store(store.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .claim_batch(500)
+        .build()
+        .unwrap();
+    let campaign = launch(&agent).await;
+    let mut queued: Vec<_> = store
+        .jobs(&campaign.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.state == JobState::Pending)
+        .collect();
+    queued.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+    let last = w
+        .everyone
+        .iter()
+        .find(|c| c.id == queued.last().unwrap().contact)
+        .unwrap();
+    // 60 sends at 30 per second take two seconds; the STOP comes after one.
+    telegram.push_inbound(
+        last.peer,
+        InboundKind::Text {
+            text: "stop".into(),
+            reply_to: None,
+        },
+        clock.now() + SignedDuration::from_secs(1),
+    );
+    agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&telegram);
+    assert_eq!(
+        posts.get(&last.peer.id),
+        None,
+        "no campaign message after the STOP"
+    );
+    assert_eq!(posts.len(), 59);
+}

@@ -165,16 +165,27 @@ impl ConsentState {
     }
 }
 
-/// The record in force for `purpose` at `now`: the latest one recorded at or before `now`
-/// (ties go to the later entry in `history`, which stores return in insertion order).
+/// How far ahead of `now` a withdrawal may be stamped and still count at once: clocks of the
+/// transport, the workers and the host disagree by seconds, and a withdrawal must never wait
+/// for a clock to catch up. (A grant stamped in the future counts only from its stamp.)
+pub const WITHDRAWAL_CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// The record in force for `purpose` at `now`: the latest one recorded at or before `now`, or
+/// a withdrawal stamped up to [`WITHDRAWAL_CLOCK_SKEW`] later (ties go to the later entry in
+/// `history`, which stores return in insertion order).
 pub fn current_consent<'a>(
     history: &'a [ConsentRecord],
     purpose: &Purpose,
     now: Timestamp,
 ) -> Option<&'a ConsentRecord> {
+    let horizon = now.checked_add(WITHDRAWAL_CLOCK_SKEW).unwrap_or(now);
     history
         .iter()
-        .filter(|r| &r.purpose == purpose && r.recorded_at <= now)
+        .filter(|r| {
+            &r.purpose == purpose
+                && (r.recorded_at <= now
+                    || (r.status == ConsentStatus::Withdrawn && r.recorded_at <= horizon))
+        })
         .fold(None, |best: Option<&ConsentRecord>, r| match best {
             Some(b) if b.recorded_at > r.recorded_at => Some(b),
             _ => Some(r),
@@ -196,6 +207,10 @@ mod tests {
     use super::*;
     use jiff::SignedDuration;
 
+    fn hours(h: i64) -> Timestamp {
+        Timestamp::UNIX_EPOCH + SignedDuration::from_hours(h)
+    }
+
     fn at(secs: i64) -> Timestamp {
         Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs)
     }
@@ -205,17 +220,34 @@ mod tests {
         let ev = Evidence::new("telegram_start", "payload=spring");
         let m = Purpose::marketing();
         let history = vec![
-            ConsentRecord::grant("u", m.clone(), ev.clone(), "v1", at(10)),
-            ConsentRecord::withdraw("u", m.clone(), ev.clone(), at(20)),
-            ConsentRecord::grant("u", Purpose::new("updates"), ev.clone(), "v1", at(30)),
+            ConsentRecord::grant("u", m.clone(), ev.clone(), "v1", hours(10)),
+            ConsentRecord::withdraw("u", m.clone(), ev.clone(), hours(20)),
+            ConsentRecord::grant("u", Purpose::new("updates"), ev.clone(), "v1", hours(30)),
         ];
-        assert_eq!(consent_state(&history, &m, at(5)), ConsentState::Missing);
-        assert_eq!(consent_state(&history, &m, at(15)), ConsentState::Valid);
-        assert_eq!(consent_state(&history, &m, at(25)), ConsentState::Withdrawn);
+        assert_eq!(consent_state(&history, &m, hours(5)), ConsentState::Missing);
+        assert_eq!(consent_state(&history, &m, hours(15)), ConsentState::Valid);
+        assert_eq!(consent_state(&history, &m, hours(25)), ConsentState::Withdrawn);
         assert_eq!(
-            consent_state(&history, &Purpose::new("updates"), at(31)),
+            consent_state(&history, &Purpose::new("updates"), hours(31)),
             ConsentState::Valid
         );
+    }
+
+    #[test]
+    fn a_withdrawal_stamped_by_a_clock_running_ahead_counts_at_once() {
+        let ev = Evidence::new("import", "crm");
+        let m = Purpose::marketing();
+        let history = vec![
+            ConsentRecord::grant("u", m.clone(), ev.clone(), "v1", at(10)),
+            ConsentRecord::withdraw("u", m.clone(), ev.clone(), at(13)),
+        ];
+        assert_eq!(consent_state(&history, &m, at(11)), ConsentState::Withdrawn);
+        // A future grant waits for its stamp; a far-future withdrawal is not skew.
+        let later = vec![
+            ConsentRecord::grant("u", m.clone(), ev.clone(), "v1", at(10)),
+            ConsentRecord::withdraw("u", m.clone(), ev, at(10 + 3600)),
+        ];
+        assert_eq!(consent_state(&later, &m, at(11)), ConsentState::Valid);
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward}
 pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
 pub use clock::{Clock, SimClock, Sleep, SystemClock, VirtualClock};
 pub use consent::{
-    ConsentRecord, ConsentState, ConsentStatus, Evidence, LawfulBasis, Purpose, consent_state,
-    current_consent,
+    ConsentRecord, ConsentState, ConsentStatus, Evidence, LawfulBasis, Purpose,
+    WITHDRAWAL_CLOCK_SKEW, consent_state, current_consent,
 };
 pub use contact::{Contact, PeerKind, TelegramPeer};
 pub use error::{BoxError, Error, Result};

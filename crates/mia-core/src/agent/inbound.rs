@@ -65,21 +65,41 @@ impl Agent {
         // Events are written in one batch at the end (one store transaction, not one per
         // event), and also when handling fails halfway, so what was handled is recorded.
         let mut out = Vec::with_capacity(events.len());
-        let handled = self.handle_each(events, &mut stats, &mut out).await;
+        // Every withdrawal and grant of the batch is applied before any confirmation is sent
+        // (a confirmation may wait for a send slot), and one failing event does not stop the
+        // others: the transport does not redeliver them.
+        let mut confirmations = Vec::new();
+        let mut first_error = None;
+        for event in events {
+            stats.inbound += 1;
+            if let Err(e) = self
+                .handle_one(event, &mut stats, &mut out, &mut confirmations)
+                .await
+            {
+                tracing::error!(update = %event.id, error = %e, "mia.inbound event not handled");
+                first_error.get_or_insert(e);
+            }
+        }
         if !out.is_empty() {
             self.inner.sink.record(&out).await?;
         }
-        handled.map(|()| stats)
+        for (event, contact) in &confirmations {
+            self.confirm_stop(event, contact).await?;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
 
-    async fn handle_each(
+    async fn handle_one(
         &self,
-        events: &[InboundEvent],
+        event: &InboundEvent,
         stats: &mut RunStats,
         out: &mut Vec<Event>,
+        confirmations: &mut Vec<(InboundEvent, Contact)>,
     ) -> Result<()> {
-        for event in events {
-            stats.inbound += 1;
+        {
             let contact = self.inner.store.contact_by_peer(&event.peer).await?;
             match (&event.kind, contact) {
                 (InboundKind::Command { name, payload }, contact) if name == "start" => {
@@ -87,6 +107,7 @@ impl Agent {
                 }
                 (InboundKind::Command { name, .. }, Some(contact)) if is_stop_request(name) => {
                     self.stop(event, &contact, None, out).await?;
+                    confirmations.push((event.clone(), contact));
                 }
                 (InboundKind::Text { text, reply_to }, Some(contact)) if is_stop_request(text) => {
                     // A STOP quoting one of our messages is attributed to its campaign.
@@ -95,6 +116,7 @@ impl Agent {
                         None => None,
                     };
                     self.stop(event, &contact, job.as_ref(), out).await?;
+                    confirmations.push((event.clone(), contact));
                 }
                 (InboundKind::Text { reply_to, .. }, Some(contact)) => {
                     let job = match reply_to {
@@ -218,7 +240,8 @@ impl Agent {
                 format!("update={} payload={payload}", event.id),
             ),
             self.inner.config.notice_version.clone(),
-            event.at,
+            // Never stamped ahead of our clock (the transport's may run fast).
+            event.at.min(self.now()),
         );
         self.inner
             .store
@@ -239,7 +262,7 @@ impl Agent {
         let cancelled = self.opt_out(&contact.id, evidence).await?;
         tracing::info!(cancelled, "mia.inbound stop");
         self.record_inbound(event, &contact.id, job, EventKind::OptedOut, out);
-        self.confirm_stop(event, contact).await
+        Ok(())
     }
 
     /// One confirmation, through the send policy like every send. Its key derives from the

@@ -251,9 +251,13 @@ impl Agent {
         purposes.dedup();
         let mut cancelled = 0;
         for purpose in purposes {
-            if consent_state(&history, &purpose, now) == crate::ConsentState::Valid {
+            // The latest record whatever its stamp: a grant stamped by a clock ahead of ours
+            // is withdrawn too, and the withdrawal is stamped no earlier than it.
+            let latest = crate::current_consent(&history, &purpose, Timestamp::MAX);
+            if let Some(grant) = latest.filter(|r| r.status == ConsentStatus::Granted) {
+                let at = now.max(grant.recorded_at);
                 let record =
-                    ConsentRecord::withdraw(contact.clone(), purpose, evidence.clone(), now);
+                    ConsentRecord::withdraw(contact.clone(), purpose, evidence.clone(), at);
                 cancelled += self.inner.store.withdraw_consent(&record).await?;
             }
         }

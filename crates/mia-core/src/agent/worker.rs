@@ -132,7 +132,19 @@ impl Agent {
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(job = %job.key, error = %e, "mia.send transient error; the job will be retried");
                 }
-                Err(e) => return Err(e),
+                // Something is wrong with this one job (a corrupt row, an allocator that
+                // cannot choose): set it aside for a human instead of stalling every campaign.
+                Err(e) => {
+                    tracing::error!(job = %job.key, error = %e, "mia.send job failed; moved to the dead letter queue");
+                    let update = JobUpdate::DeadLetter {
+                        reason: format!("error: {e}"),
+                    };
+                    match self.update(&job, &update).await {
+                        Ok(()) => stats.dead_lettered += 1,
+                        Err(Error::LeaseLost(_)) => {}
+                        Err(store) => return Err(store),
+                    }
+                }
             }
         }
         self.complete_finished(campaigns.keys()).await?;
@@ -266,6 +278,10 @@ impl Agent {
             stats.dead_lettered += 1;
             return Ok(stats);
         };
+        // Wait for a send slot first, then take in what contacts said meanwhile (a STOP), and
+        // only then decide: a verdict never goes stale during a rate-limit or FloodWait wait.
+        self.pace().await?;
+        stats.merge(self.poll_inbound().await?);
         let now = self.now();
         let history = store.consent_history(&contact.id).await?;
         let week_ago = now
@@ -286,9 +302,11 @@ impl Agent {
         match verdict.decision {
             Decision::Allow => {}
             Decision::Deny => {
-                self.update(job, &JobUpdate::Skipped { rule: rule.clone() })
-                    .await?;
+                // The event first: a crash between the two repeats the event (deduplicated by
+                // id), never loses it.
                 self.emit(job, None, EventKind::Skipped { rule: rule.clone() })
+                    .await?;
+                self.update(job, &JobUpdate::Skipped { rule: rule.clone() })
                     .await?;
                 *stats.skipped.entry(rule).or_default() += 1;
                 return Ok(stats);
@@ -304,10 +322,13 @@ impl Agent {
                 return Ok(stats);
             }
             Decision::Escalate => {
-                self.update(job, &JobUpdate::Held { rule: rule.clone() })
-                    .await?;
+                // The review item first (an idempotent upsert by id), then the hold: a crash
+                // in between leaves a claimed job that is retried, never a hold nobody sees.
                 let item = ReviewItem {
-                    id: ReviewId::new(format!("rev_send_{}", &job.key.as_str()[..16])),
+                    id: ReviewId::new(format!(
+                        "rev_send_{}",
+                        EventId::derived(job.key.as_str(), "review").as_str()
+                    )),
                     campaign: campaign.id.clone(),
                     subject: ReviewSubject::Send {
                         job: job.key.clone(),
@@ -321,6 +342,8 @@ impl Agent {
                     resolved_at: None,
                 };
                 store.insert_reviews(std::slice::from_ref(&item)).await?;
+                self.update(job, &JobUpdate::Held { rule: rule.clone() })
+                    .await?;
                 stats.held += 1;
                 return Ok(stats);
             }
@@ -360,7 +383,6 @@ impl Agent {
         store
             .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
             .await?;
-        self.pace().await?;
         let message = OutboundMessage {
             key: job.key.clone(),
             campaign: Some(campaign.id.clone()),
@@ -375,8 +397,8 @@ impl Agent {
         match outcome {
             Ok(SendOutcome::Sent { message_id, .. }) => {
                 tracing::Span::current().record("outcome", "sent");
-                self.update(job, &JobUpdate::Sent { message_id }).await?;
                 self.emit(job, Some(&variant), EventKind::Sent).await?;
+                self.update(job, &JobUpdate::Sent { message_id }).await?;
                 stats.sent += 1;
                 self.inner.blocks.record(false);
             }
@@ -397,24 +419,20 @@ impl Agent {
                 }
             }
             Ok(SendOutcome::Failed(FailureReason::SpamLimited)) => {
-                // Invariant: a spam signal pauses the campaign; the traffic is never moved to
+                // Invariant: a spam signal pauses the account, so every running campaign of it
+                // pauses (every worker stops within one job); the traffic is never moved to
                 // another account. The job waits, unsent, until a human resumes.
                 tracing::Span::current().record("outcome", "spam_limited");
-                tracing::warn!(campaign = %campaign.id, "Telegram limited the account for spam; pausing the campaign");
+                tracing::warn!(campaign = %campaign.id, "Telegram limited the account for spam; pausing every running campaign");
                 let update = JobUpdate::Retry {
                     due_at: now,
                     count_attempt: false,
                     reason: "spam_limited".into(),
                 };
                 self.update(job, &update).await?;
-                let mut c = self.campaign(&campaign.id).await?;
-                if c.state == CampaignState::Running {
-                    c.transition(CampaignState::Paused, now)?;
-                    c.state_reason =
-                        Some("Telegram limited the sending account (PEER_FLOOD)".into());
-                    store.update_campaign(&c).await?;
-                }
-                stats.paused_for_spam += 1;
+                stats.paused_for_spam += self
+                    .pause_account("Telegram limited the sending account (PEER_FLOOD)")
+                    .await?;
             }
             Ok(SendOutcome::Failed(reason)) => {
                 tracing::Span::current().record("outcome", reason.code());
@@ -458,15 +476,15 @@ impl Agent {
         reason: String,
         stats: &mut RunStats,
     ) -> Result<()> {
-        self.update(
+        self.emit(
             job,
-            &JobUpdate::DeadLetter {
+            Some(variant),
+            EventKind::Failed {
                 reason: reason.clone(),
             },
         )
         .await?;
-        self.emit(job, Some(variant), EventKind::Failed { reason })
-            .await?;
+        self.update(job, &JobUpdate::DeadLetter { reason }).await?;
         stats.dead_lettered += 1;
         Ok(())
     }
@@ -505,11 +523,20 @@ impl Agent {
             self.inner.blocks.window()
         );
         tracing::warn!(%reason, "mia.health pausing every running campaign");
+        self.pause_account(&reason).await
+    }
+
+    /// Pauses every running campaign: the sending account must rest. Returns how many.
+    async fn pause_account(&self, reason: &str) -> Result<u64> {
         let mut paused = 0;
         for campaign in self.inner.store.campaigns().await? {
             if campaign.state == CampaignState::Running {
-                self.operator().pause(&campaign.id, reason.clone()).await?;
-                paused += 1;
+                match self.operator().pause(&campaign.id, reason).await {
+                    Ok(_) => paused += 1,
+                    // Another worker paused it first.
+                    Err(Error::InvalidTransition { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(paused)
