@@ -255,7 +255,7 @@ impl ClaudeClient {
         let mut report = CallReport::default();
         let result = async {
             let body = encode(&request)?;
-            let deadline_at = Instant::now() + self.inner.config.deadline;
+            let deadline_at = deadline_from_now(self.inner.config.deadline);
             match self
                 .execute("/v1/messages", body, false, deadline_at, &mut report)
                 .await?
@@ -292,7 +292,7 @@ impl ClaudeClient {
     pub async fn stream(&self, request: &MessagesRequest) -> Result<MessageStream> {
         let (request, reservation) = self.prepare(request, true)?;
         let mut report = CallReport::default();
-        let deadline_at = Instant::now() + self.inner.config.deadline;
+        let deadline_at = deadline_from_now(self.inner.config.deadline);
         let opened = async {
             let body = encode(&request)?;
             self.execute("/v1/messages", body, true, deadline_at, &mut report)
@@ -351,7 +351,7 @@ impl ClaudeClient {
                     source,
                 })?,
             );
-        let deadline_at = Instant::now() + self.inner.config.deadline;
+        let deadline_at = deadline_from_now(self.inner.config.deadline);
         let mut report = CallReport::default();
         match self
             .execute(
@@ -639,4 +639,25 @@ fn encode(request: &MessagesRequest) -> Result<Bytes> {
             context: "messages request".into(),
             source,
         })
+}
+
+/// Now plus `deadline`, or a far-off instant when that overflows (a "no deadline" setting such
+/// as `Duration::MAX` must not panic in the host).
+fn deadline_from_now(deadline: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(deadline)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    #[test]
+    fn no_deadline_does_not_overflow() {
+        let far = deadline_from_now(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        let near = deadline_from_now(Duration::from_secs(1));
+        assert!(near <= Instant::now() + Duration::from_secs(1));
+    }
 }

@@ -29,6 +29,37 @@ impl ApiKey {
     }
 }
 
+/// The base URL without user info or query, which may carry proxy credentials or tokens.
+fn redacted_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let rest = match rest.split_once('@') {
+        Some((userinfo, host)) if !userinfo.contains('/') => format!("****@{host}"),
+        _ => rest.to_owned(),
+    };
+    if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    }
+}
+
+impl fmt::Debug for ClaudeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaudeConfig")
+            .field("api_key", &self.api_key)
+            .field("base_url", &redacted_url(&self.base_url))
+            .field("model", &self.model)
+            .field("retry", &self.retry)
+            .field("deadline", &self.deadline)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("anthropic_version", &self.anthropic_version)
+            .field("betas", &self.betas)
+            .finish()
+    }
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKey(****)")
@@ -37,7 +68,7 @@ impl fmt::Debug for ApiKey {
 
 /// How the client talks to the API. Build one with [`ClaudeConfig::builder`] or
 /// [`ClaudeConfig::from_env`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClaudeConfig {
     pub(crate) api_key: ApiKey,
     pub(crate) base_url: String,
@@ -238,6 +269,25 @@ impl ClaudeConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_credentials_in_the_base_url() {
+        let config = ClaudeConfig::builder(ApiKey::new("sk-ant-x"))
+            .base_url("https://user:hunter2@proxy.example/anthropic?token=abc123")
+            .deadline(Duration::MAX)
+            .build()
+            .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("abc123"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://****@proxy.example/anthropic"),
+            "{shown}"
+        );
+        assert_eq!(redacted_url("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
 
     #[test]
     fn env_lookup_reads_key_and_base_url() {

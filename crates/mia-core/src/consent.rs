@@ -226,7 +226,10 @@ mod tests {
         ];
         assert_eq!(consent_state(&history, &m, hours(5)), ConsentState::Missing);
         assert_eq!(consent_state(&history, &m, hours(15)), ConsentState::Valid);
-        assert_eq!(consent_state(&history, &m, hours(25)), ConsentState::Withdrawn);
+        assert_eq!(
+            consent_state(&history, &m, hours(25)),
+            ConsentState::Withdrawn
+        );
         assert_eq!(
             consent_state(&history, &Purpose::new("updates"), hours(31)),
             ConsentState::Valid

@@ -95,6 +95,25 @@ impl Contact {
         })
     }
 
+    /// Checks a contact built by hand or read from elsewhere (its fields are public): a
+    /// non-empty id and a time zone this build knows. Quiet hours would otherwise be judged on
+    /// the wrong clock.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the contact and the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.as_str().trim().is_empty() {
+            return Err(Error::invalid("contact id must not be empty"));
+        }
+        TimeZone::get(&self.time_zone).map_err(|e| {
+            Error::invalid(format!(
+                "contact {}: time zone {:?}: {e}",
+                self.id, self.time_zone
+            ))
+        })?;
+        Ok(())
+    }
+
     /// Sets the locale.
     #[must_use]
     pub fn with_locale(mut self, locale: impl Into<String>) -> Self {
@@ -127,5 +146,13 @@ mod tests {
         let err = Contact::new("a", TelegramPeer::user(1), "Mars/Olympus", now).unwrap_err();
         assert!(err.to_string().contains("Mars/Olympus"), "{err}");
         assert!(Contact::new(" ", TelegramPeer::user(1), "UTC", now).is_err());
+        let mut typo = Contact::new("a", TelegramPeer::user(1), "UTC", now).unwrap();
+        typo.time_zone = "America/Sao Paulo".into();
+        assert!(
+            typo.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("Sao Paulo")
+        );
     }
 }

@@ -123,11 +123,17 @@ async fn concurrent_asks_at_one_instant_get_exactly_the_burst() {
 
 #[tokio::test]
 async fn bad_settings_are_clear_errors_and_the_url_stays_secret() {
+    let err = RedisRateLimiter::connect("redis://127.0.0.1:1/", "p", Gcra::per_second(0.0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mia_core::Error::Config(_)));
+    // Nothing listens on port 1: the connection is refused, and the password stays out.
     let err =
-        RedisRateLimiter::connect("redis://:hunter2@127.0.0.1:1/", "p", Gcra::per_second(0.0))
+        RedisRateLimiter::connect("redis://:hunter2@127.0.0.1:1/", "p", Gcra::per_second(1.0))
             .await
             .unwrap_err();
-    assert!(matches!(err, mia_core::Error::Config(_)));
+    assert!(err.is_retryable(), "{err}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
     let err = RedisRateLimiter::connect("not a url :hunter2", "p", Gcra::per_second(1.0))
         .await
         .unwrap_err();

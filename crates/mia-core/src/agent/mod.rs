@@ -213,8 +213,12 @@ impl Agent {
     /// Adds or replaces contacts. Knowing a contact never allows a message; consent does.
     ///
     /// # Errors
-    /// A store error.
+    /// [`Error::InvalidInput`] for a contact with an empty id or an unknown time zone (nothing is
+    /// written then); a store error.
     pub async fn import_contacts(&self, contacts: &[Contact]) -> Result<()> {
+        for contact in contacts {
+            contact.validate()?;
+        }
         self.inner.store.upsert_contacts(contacts).await
     }
 

@@ -248,7 +248,8 @@ impl SimTelegram {
         state.pending.insert(
             update,
             InboundEvent {
-                id: format!("sim-{update}"),
+                // The time makes ids unique across restarts of a journaled simulator.
+                id: format!("sim-{}-{update}", at.as_microsecond()),
                 at,
                 peer,
                 kind,
