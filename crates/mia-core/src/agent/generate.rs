@@ -323,6 +323,9 @@ impl Agent {
                         .release_held(job, decision == ReviewState::Approved, now)
                         .await?;
                 }
+                // The campaign did not change here: save the latest copy, so a pause or an
+                // abort that happened since it was read is not undone.
+                campaign = self.campaign(&item.campaign).await?;
             }
         }
         item.state = decision;
