@@ -9,6 +9,7 @@ mod audience;
 mod dry_run;
 mod ops;
 mod output;
+mod scan;
 mod stats;
 
 /// mia: a consent-first marketing agent for Telegram.
@@ -33,6 +34,9 @@ enum Command {
     Campaign(ops::CampaignArgs),
     /// Sends the jobs of running campaigns in a shared database through the guards.
     Worker(ops::WorkerArgs),
+    /// Scans text (JSON lines `{"id", "text"}` or plain lines) for personal data and checks it
+    /// against the content rules; one JSON line out per line in.
+    Scan(scan::ScanArgs),
 }
 
 /// Flags of `mia dry-run`.
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::BanditSim(args) => stats::run_bandit_sim(&args),
         Command::Campaign(args) => block_on(ops::campaign(&args)),
         Command::Worker(args) => block_on(ops::worker(&args)),
+        Command::Scan(args) => scan::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,17 +71,19 @@ pub(crate) fn run(args: &ScanArgs) -> Result<()> {
         .with_redaction(redaction);
 
     let input: Box<dyn BufRead> = match &args.input {
-        Some(path) if path.as_os_str() != "-" => Box::new(BufReader::new(
-            File::open(path)
-                .map_err(|e| Error::invalid(format!("cannot open {}: {e}", path.display())))?,
-        )),
+        Some(path) if path.as_os_str() != "-" => {
+            Box::new(BufReader::new(File::open(path).map_err(|e| {
+                Error::invalid(format!("cannot open {}: {e}", path.display()))
+            })?))
+        }
         _ => Box::new(io::stdin().lock()),
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let write_error = |e: io::Error| Error::invalid(format!("cannot write the output: {e}"));
     for (index, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| Error::invalid(format!("cannot read line {}: {e}", index + 1)))?;
+        let line =
+            line.map_err(|e| Error::invalid(format!("cannot read line {}: {e}", index + 1)))?;
         if line.trim().is_empty() {
             continue;
         }

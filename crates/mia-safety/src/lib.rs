@@ -2,14 +2,22 @@
 #![warn(missing_docs)]
 
 mod content;
+mod domain;
 mod error;
+pub mod inbound;
 mod normalize;
+mod pii;
 pub mod rules;
+pub mod scan;
 mod send;
 
 pub use content::{
-    ContentGuard, ContentGuardBuilder, DEFAULT_RISKY_CLAIMS, SHORTENERS, TELEGRAM_MAX_LENGTH,
+    CREDENTIAL_REQUESTS, ContentGuard, ContentGuardBuilder, DEFAULT_RISKY_CLAIMS, PiiAction,
+    SHORTENERS, Screened, TELEGRAM_MAX_LENGTH,
 };
 pub use error::SafetyError;
-pub use normalize::normalize;
+pub use normalize::{Normalized, Normalizer, normalize};
+pub use pii::{
+    DEFAULT_PHONE_REGIONS, Finding, PiiKind, Redaction, Scanner, ScannerBuilder, redact,
+};
 pub use send::{MAX_FREQUENCY_PERIOD, SendGuard, SendGuardBuilder};

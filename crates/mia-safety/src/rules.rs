@@ -5,12 +5,17 @@
 pub const LENGTH: &str = "length";
 /// Content: a host-blacklisted phrase (Deny).
 pub const BLACKLIST: &str = "blacklist";
-/// Content: an e-mail address, phone number or payment card number (Escalate).
+/// Content: a request for a password, login or one-time code (Deny).
+pub const CREDENTIALS: &str = "credentials";
+/// Content: personal data such as an e-mail address, phone number, card number, IBAN, IP or
+/// wallet address (Escalate by default; Deny, or redaction, by configuration).
 pub const PII: &str = "pii";
 /// Content: a risky marketing claim such as "guaranteed" (Escalate).
 pub const RISKY_CLAIMS: &str = "risky_claims";
 /// Content: a URL shortener (Deny), or a link off the allow-list or over plain http (Escalate).
 pub const LINKS: &str = "links";
+/// Content: a configured sender identity (brand name) is missing (Escalate).
+pub const SENDER_IDENTITY: &str = "sender_identity";
 /// Content: no way to opt out is mentioned (Escalate).
 pub const OPT_OUT_NOTICE: &str = "opt_out_notice";
 

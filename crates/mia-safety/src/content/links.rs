@@ -3,6 +3,7 @@
 
 use regex::Regex;
 
+use crate::domain::{is_bare_tld, is_homoglyph_host, registrable_domain};
 use crate::error::SafetyError;
 use crate::normalize::{is_word_char, normalize};
 use crate::rules;
@@ -25,125 +26,13 @@ pub const SHORTENERS: &[&str] = &[
 const SCHEME_URL: &str = r"\b[a-z][a-z0-9+.\-]*://[^\s<>]*";
 /// A host name followed by an optional port and path, without a scheme (`example.com/sale`).
 /// Labels may be Unicode (look-alike domains are links too). Label lengths and hyphens are
-/// checked afterwards ([`is_host_name`]), and so is the top-level label (against
-/// [`BARE_TLDS`]): bounded repetitions of Unicode classes would make the automaton too big
+/// checked afterwards ([`is_host_name`]), and so is the top-level label (against the known
+/// TLDs of [`crate::domain`]): bounded repetitions of Unicode classes would make the automaton too big
 /// to stay linear-time.
 const BARE_DOMAIN: &str =
     r"(?:[\p{L}\p{N}][\p{L}\p{N}\-]*\.)+(?:\p{L}{2,}|xn--[a-z0-9\-]+)(?::\d+)?(?:/[^\s<>]*)?";
 /// E-mail addresses, masked so their domains do not count as links.
 const EMAIL: &str = r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}.\-]+";
-
-/// Top-level domains recognised in bare domains besides every two-letter country code; a
-/// small list, so `file.txt` or `promo.mp4` are not taken for links. Links with a scheme are
-/// recognised whatever their top-level domain.
-const BARE_TLDS: &[&str] = &[
-    "com",
-    "net",
-    "org",
-    "info",
-    "biz",
-    "app",
-    "dev",
-    "shop",
-    "store",
-    "online",
-    "site",
-    "xyz",
-    "club",
-    "pro",
-    "top",
-    "live",
-    "news",
-    "blog",
-    "tech",
-    "cloud",
-    "link",
-    "click",
-    "page",
-    "fun",
-    "space",
-    "website",
-    "world",
-    "today",
-    "email",
-    "media",
-    "agency",
-    "digital",
-    "mobi",
-    "name",
-    "travel",
-    "edu",
-    "gov",
-    "mil",
-    "int",
-    "museum",
-    "aero",
-    "jobs",
-    "tel",
-    "asia",
-    "cat",
-    "coop",
-    "bar",
-    "best",
-    "bio",
-    "buzz",
-    "cafe",
-    "cash",
-    "center",
-    "company",
-    "deals",
-    "design",
-    "fit",
-    "fyi",
-    "games",
-    "global",
-    "group",
-    "guru",
-    "help",
-    "host",
-    "icu",
-    "ink",
-    "life",
-    "ltd",
-    "market",
-    "network",
-    "one",
-    "plus",
-    "promo",
-    "rocks",
-    "run",
-    "sale",
-    "services",
-    "social",
-    "software",
-    "solutions",
-    "studio",
-    "support",
-    "systems",
-    "team",
-    "tools",
-    "vip",
-    "win",
-    "work",
-    "works",
-    "zone",
-    "money",
-    "loan",
-    "bet",
-    "casino",
-    "poker",
-    "finance",
-    "capital",
-    "credit",
-    "berlin",
-    "wien",
-    "london",
-    "nyc",
-    "moscow",
-    "tokyo",
-    "рф",
-    "укр",
-];
 
 /// Why one link is a problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +43,8 @@ enum Problem {
     OtherScheme,
     /// A domain the host did not allow.
     NotAllowed,
+    /// An internationalised domain that imitates another (`аррӏе.com` in Cyrillic).
+    Homoglyph,
     /// Plain `http://`.
     PlainHttp,
 }
@@ -173,7 +64,7 @@ pub(crate) struct LinkScanner {
     scheme_url: Regex,
     bare_domain: Regex,
     email: Regex,
-    /// Allowed domains, normalised, without a leading `*.`, `www.` kept as given.
+    /// Allowed registrable domains (eTLD+1), normalised.
     allowed: Vec<String>,
 }
 
@@ -195,7 +86,15 @@ impl LinkScanner {
                     "allowed domain {domain:?} is not a host name (give `example.com`, not a URL)"
                 )));
             }
-            domains.push(n.to_owned());
+            let Some(registrable) = registrable_domain(n) else {
+                return Err(SafetyError::config(format!(
+                    "allowed domain {domain:?} is a public suffix; allowing it would allow \
+                     everyone's sites under it"
+                )));
+            };
+            if !domains.iter().any(|d| d == registrable) {
+                domains.push(registrable.to_owned());
+            }
         }
         Ok(Self {
             scheme_url: compile(SCHEME_URL)?,
@@ -235,9 +134,7 @@ impl LinkScanner {
             }
             let host = host_of(m.as_str());
             let tld = host.rsplit('.').next().unwrap_or("");
-            let known_tld =
-                tld.chars().count() == 2 || tld.starts_with("xn--") || BARE_TLDS.contains(&tld);
-            if known_tld && is_host_name(host) {
+            if is_bare_tld(tld) && is_host_name(host) {
                 problems.extend(self.judge(host));
             }
         }
@@ -249,7 +146,11 @@ impl LinkScanner {
         if let Some(shortener) = SHORTENERS.iter().find(|s| within(host, s)) {
             return Some(Problem::Shortener(shortener));
         }
-        if self.allowed.iter().any(|d| within(host, d)) {
+        if is_homoglyph_host(host) {
+            return Some(Problem::Homoglyph);
+        }
+        let registrable = registrable_domain(host);
+        if registrable.is_some_and(|r| self.allowed.iter().any(|d| d == r)) {
             None
         } else {
             Some(Problem::NotAllowed)
@@ -306,6 +207,13 @@ fn summarise(problems: &[Problem]) -> Option<LinkFinding> {
     }
     let count = |wanted: Problem| problems.iter().filter(|p| **p == wanted).count();
     let mut parts = Vec::new();
+    let look_alike = count(Problem::Homoglyph);
+    if look_alike > 0 {
+        parts.push(format!(
+            "{look_alike} link{} to a look-alike (IDN homoglyph) domain",
+            if look_alike == 1 { "" } else { "s" }
+        ));
+    }
     let not_allowed = count(Problem::NotAllowed);
     if not_allowed > 0 {
         parts.push(format!(
@@ -382,6 +290,36 @@ mod tests {
         assert!(is_review(check(&s, "see exаmple.com")));
         // User info before the host does not make a link go where it seems to.
         assert!(is_review(check(&s, "https://example.com@evil.io/")));
+    }
+
+    #[test]
+    fn homoglyph_domains_are_named_as_such() {
+        let s = scanner(&["apple.com", "example.com"]);
+        for text in [
+            "see https://аррӏе.com/login",
+            "see https://xn--80ak6aa92e.com/login",
+            "see exаmple.com",
+        ] {
+            let Some(LinkFinding::Review(detail)) = check(&s, text) else {
+                panic!("{text} must escalate");
+            };
+            assert!(detail.contains("look-alike"), "{detail}");
+        }
+        // An honest internationalised domain is judged by the allow-list only.
+        let s = scanner(&["bücher.de"]);
+        assert_eq!(check(&s, "https://bücher.de/neu"), None);
+    }
+
+    #[test]
+    fn the_allow_list_works_by_registrable_domain() {
+        let s = scanner(&["www.shop.co.uk", "brand.github.io"]);
+        assert_eq!(check(&s, "https://shop.co.uk/x"), None);
+        assert_eq!(check(&s, "https://deals.shop.co.uk/x"), None);
+        assert!(is_review(check(&s, "https://other.co.uk/x")));
+        assert_eq!(check(&s, "https://brand.github.io/x"), None);
+        assert!(is_review(check(&s, "https://evil.github.io/x")));
+        assert!(LinkScanner::new(&["co.uk".into()]).is_err());
+        assert!(LinkScanner::new(&["github.io".into()]).is_err());
     }
 
     #[test]

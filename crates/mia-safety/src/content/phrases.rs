@@ -4,7 +4,7 @@
 use aho_corasick::AhoCorasick;
 
 use crate::error::SafetyError;
-use crate::normalize::{is_word_char, normalize};
+use crate::normalize::{Normalizer, is_word_char};
 
 /// Phrases compiled once into one automaton.
 #[derive(Clone, Debug)]
@@ -19,16 +19,21 @@ pub(crate) struct PhraseSet {
 }
 
 impl PhraseSet {
-    /// Compiles `phrases` for `rule`, normalising each the way text is normalised.
+    /// Compiles `phrases` for `rule`, normalising each with `normalizer`, the way the text
+    /// it is matched against must be normalised.
     ///
     /// # Errors
     /// [`SafetyError::InvalidConfig`] for a phrase that is empty once normalised;
     /// [`SafetyError::InvalidPattern`] when the automaton cannot be built.
-    pub(crate) fn new(rule: &'static str, phrases: &[String]) -> Result<Self, SafetyError> {
+    pub(crate) fn new(
+        rule: &'static str,
+        phrases: &[String],
+        normalizer: Normalizer,
+    ) -> Result<Self, SafetyError> {
         let mut normalised = Vec::with_capacity(phrases.len());
         let mut edges = Vec::with_capacity(phrases.len());
         for phrase in phrases {
-            let n = normalize(phrase);
+            let n = normalizer.normalize(phrase).into_string();
             let (Some(first), Some(last)) = (n.chars().next(), n.chars().next_back()) else {
                 return Err(SafetyError::config(format!(
                     "{rule}: phrase {} is empty once normalised",
@@ -95,11 +100,11 @@ mod tests {
 
     fn set(phrases: &[&str]) -> PhraseSet {
         let phrases: Vec<String> = phrases.iter().map(|p| (*p).to_owned()).collect();
-        PhraseSet::new("test", &phrases).unwrap()
+        PhraseSet::new("test", &phrases, Normalizer::standard()).unwrap()
     }
 
     fn hit<'a>(s: &'a PhraseSet, text: &str) -> Option<&'a str> {
-        s.first_match(&normalize(text)).map(|i| s.phrase(i))
+        s.first_match(&crate::normalize(text)).map(|i| s.phrase(i))
     }
 
     #[test]
@@ -129,6 +134,25 @@ mod tests {
     }
 
     #[test]
+    fn strict_sets_see_through_look_alikes_and_leetspeak() {
+        let phrases = vec!["free money".to_owned()];
+        let s = PhraseSet::new("test", &phrases, Normalizer::strict()).unwrap();
+        for text in [
+            "FR33 M0NEY",
+            "frее mоney",
+            "f.r.e.e money",
+            "free\u{200B} money",
+        ] {
+            let n = Normalizer::strict().normalize(text).into_string();
+            assert_eq!(s.first_match(&n), Some(0), "{text}");
+        }
+        let n = Normalizer::strict()
+            .normalize("freedom money")
+            .into_string();
+        assert_eq!(s.first_match(&n), None);
+    }
+
+    #[test]
     fn the_earliest_match_in_the_text_is_reported() {
         let s = set(&["miracle", "get rich"]);
         assert_eq!(hit(&s, "get rich with this miracle"), Some("get rich"));
@@ -136,7 +160,12 @@ mod tests {
 
     #[test]
     fn empty_phrases_are_rejected_and_an_empty_set_matches_nothing() {
-        let err = PhraseSet::new("blacklist", &["ok".into(), "\u{200B} ".into()]).unwrap_err();
+        let err = PhraseSet::new(
+            "blacklist",
+            &["ok".into(), "\u{200B} ".into()],
+            Normalizer::standard(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("phrase 2"), "{err}");
         assert_eq!(set(&[]).first_match("anything"), None);
     }
