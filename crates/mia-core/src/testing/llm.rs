@@ -2,67 +2,8 @@
 //! The provider conformance suite: every [`LlmProvider`] (the offline template provider and
 //! the Claude client included) must answer the agent's structured-output request.
 
-use serde_json::json;
-
-use crate::{
-    CampaignSpec, CompletionRequest, ContentBlock, LlmProvider, Message, StopReason, ToolChoice,
-    ToolSpec,
-};
-
-/// The tool the agent forces for variants (as in `agent/generate.rs`).
-const VARIANTS_TOOL: &str = "submit_variants";
-
-/// The request the agent sends for copy variants, in the same shape as
-/// `agent::generate::variants_request`: a system prompt, one user message carrying the spec
-/// as JSON between `<campaign_spec>` tags, the `submit_variants` tool with its JSON schema,
-/// and a forced tool choice.
-fn variants_request(spec: &CampaignSpec) -> CompletionRequest {
-    let spec_json = serde_json::to_string(spec).unwrap();
-    let n = spec.variant_count;
-    CompletionRequest {
-        model: None,
-        system: Some(
-            "You write short, honest Telegram messages for a business, sent only to people who \
-             asked to hear from it. No false urgency, no guarantees of results, no health or \
-             financial claims, no personal data. Every message ends with how to opt out \
-             (\"Reply STOP to unsubscribe.\"). Submit the variants with the submit_variants tool."
-                .into(),
-        ),
-        messages: vec![Message::user(format!(
-            "Write {n} clearly different message variants in language {lang} for this \
-             campaign.\n<campaign_spec>{spec_json}</campaign_spec>",
-            lang = spec.language
-        ))],
-        tools: vec![ToolSpec {
-            name: VARIANTS_TOOL.into(),
-            description: "Submit the message variants for the campaign.".into(),
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "variants": {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": n,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "text": { "type": "string", "maxLength": 4096 },
-                                "rationale": { "type": "string" }
-                            },
-                            "required": ["text"]
-                        }
-                    }
-                },
-                "required": ["variants"]
-            }),
-        }],
-        tool_choice: ToolChoice::Tool {
-            name: VARIANTS_TOOL.into(),
-        },
-        max_tokens: 1024,
-        temperature: Some(0.7),
-    }
-}
+use crate::agent::generate::{VARIANTS_TOOL, variants_request};
+use crate::{CampaignSpec, ContentBlock, LlmProvider, StopReason};
 
 /// Checks that `provider` answers the agent's structured-output request: a `tool_use` block
 /// named `submit_variants` whose input holds `variants`, a non-empty array of at most
@@ -74,7 +15,8 @@ pub async fn provider_conformance<P: LlmProvider + ?Sized>(provider: &P) {
     let mut spec = CampaignSpec::new("Spring sale", "Linen shirts", "20% off until Sunday");
     spec.variant_count = 3;
     spec.call_to_action_url = Some("https://shop.example/spring".into());
-    let request = variants_request(&spec);
+    // Exactly the request the agent sends.
+    let request = variants_request(&spec).unwrap();
     let completion = provider
         .complete(&request)
         .await
