@@ -772,3 +772,40 @@ async fn a_stop_in_the_middle_of_a_claimed_batch_is_honoured_before_the_next_sen
     );
     assert_eq!(posts.len(), 59);
 }
+
+#[tokio::test(start_paused = true)]
+async fn reviews_nobody_decides_expire_and_are_never_sent() {
+    let (agent, _, clock) = guarded_agent().await;
+    let mut spec = CampaignSpec::new("Detox", "our detox tea", "guaranteed results in a week");
+    spec.variant_count = 2;
+    let campaign = agent.create_campaign(spec).await.unwrap();
+    let reviews = agent.pending_reviews().await.unwrap();
+    assert_eq!(reviews.len(), 2);
+    assert_eq!(
+        agent.review_deadline(&reviews[0]),
+        reviews[0].created_at + SignedDuration::from_hours(72)
+    );
+    assert_eq!(agent.expire_reviews().await.unwrap(), 0, "not yet");
+    clock
+        .sleep_until(clock.now() + SignedDuration::from_hours(72))
+        .await;
+    // The worker's round expires them.
+    agent.run_once().await.unwrap();
+    assert!(agent.pending_reviews().await.unwrap().is_empty());
+    let item = agent.store().review(&reviews[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (item.state, item.reviewer.as_deref()),
+        (ReviewState::Rejected, Some("mia:deadline"))
+    );
+    let c = agent.campaign(&campaign.id).await.unwrap();
+    assert_eq!(
+        c.state,
+        CampaignState::Aborted,
+        "no variant was approved in time"
+    );
+    assert!(
+        c.variants
+            .iter()
+            .all(|v| v.status == VariantStatus::Rejected)
+    );
+}

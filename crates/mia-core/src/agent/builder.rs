@@ -156,6 +156,13 @@ impl AgentBuilder {
         self
     }
 
+    /// How long an item may wait in the review queue. Past it, the item is rejected (copy is
+    /// never sent unreviewed; a held send is skipped). Default: 72 hours.
+    pub fn review_deadline(mut self, deadline: Duration) -> Self {
+        self.config.review_deadline = deadline;
+        self
+    }
+
     /// Retries of transient transport failures. Default: [`RetryPolicy::default`].
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.config.retry = retry;

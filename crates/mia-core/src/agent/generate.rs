@@ -219,6 +219,35 @@ impl Agent {
         self.inner.store.pending_reviews().await
     }
 
+    /// When a review item expires: its creation plus the agent's review deadline.
+    pub fn review_deadline(&self, item: &ReviewItem) -> jiff::Timestamp {
+        crate::agent::worker::add(item.created_at, self.inner.config.review_deadline)
+    }
+
+    /// Rejects every pending item whose deadline has passed, as reviewer `mia:deadline`: an
+    /// escalation nobody looked at is never sent. The worker calls this on every round.
+    /// Returns how many items expired.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn expire_reviews(&self) -> Result<u64> {
+        let now = self.now();
+        let mut expired = 0;
+        for item in self.inner.store.pending_reviews().await? {
+            if self.review_deadline(&item) <= now {
+                let note = format!(
+                    "no decision within {}s; rejected so it is never sent unreviewed",
+                    self.inner.config.review_deadline.as_secs()
+                );
+                self.resolve(&item.id, "mia:deadline", ReviewState::Rejected, Some(note))
+                    .await?;
+                tracing::info!(review = %item.id, campaign = %item.campaign, "mia.review expired");
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
     /// Approves an item as it is.
     ///
     /// # Errors

@@ -78,6 +78,7 @@ pub(crate) struct AgentConfig {
     pub(crate) default_time_zone: String,
     pub(crate) block_window: usize,
     pub(crate) block_alarm: usize,
+    pub(crate) review_deadline: Duration,
 }
 
 impl Default for AgentConfig {
@@ -94,6 +95,7 @@ impl Default for AgentConfig {
             default_time_zone: "UTC".into(),
             block_window: 200,
             block_alarm: 10,
+            review_deadline: Duration::from_secs(72 * 3600),
         }
     }
 }

@@ -76,6 +76,7 @@ impl Agent {
     /// their lease expires.
     pub async fn run_once(&self) -> Result<RunStats> {
         let mut stats = self.poll_inbound().await?;
+        self.expire_reviews().await?;
         let now = self.now();
         let lease = SignedDuration::try_from(self.inner.config.lease)
             .map_err(|e| Error::Config(e.to_string()))?;
