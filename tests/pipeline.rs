@@ -809,3 +809,37 @@ async fn reviews_nobody_decides_expire_and_are_never_sent() {
             .all(|v| v.status == VariantStatus::Rejected)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_set_to_redact_rewrites_generated_copy_before_it_is_approved() {
+    use mia::safety::{ContentGuard, PiiAction, Redaction, SendGuard};
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let telegram = SimTelegram::new(sim_config(3), clock.clone()).unwrap();
+    let guard = ContentGuard::builder()
+        .pii_action(PiiAction::Redact(Redaction::Tag))
+        .build()
+        .unwrap();
+    let agent = Agent::builder(TemplateProvider::new(), telegram)
+        .content_policy(guard)
+        .send_policy(SendGuard::builder().build().unwrap())
+        .clock(clock)
+        .build()
+        .unwrap();
+    // The brief carries someone's phone number by mistake; the copy must not.
+    let spec = CampaignSpec::new(
+        "Tea",
+        "green tea",
+        "20% off, questions to Anna at +49 30 1234567",
+    );
+    let c = agent.create_campaign(spec).await.unwrap();
+    assert_eq!(c.state, CampaignState::Approved);
+    for v in &c.variants {
+        assert!(!v.text.contains("1234567"), "{}", v.text);
+        assert!(v.text.contains("<PHONE>"), "{}", v.text);
+        assert!(
+            v.trace
+                .iter()
+                .any(|h| h.rule == "pii" && h.detail.contains("redacted"))
+        );
+    }
+}

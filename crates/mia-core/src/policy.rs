@@ -116,6 +116,13 @@ pub struct ContentContext<'a> {
 pub trait ContentPolicy: Send + Sync {
     /// The verdict on `text`. Must be deterministic and must not block.
     fn check(&self, text: &str, ctx: &ContentContext<'_>) -> Verdict;
+
+    /// Like [`check`](Self::check), but the policy may also return a safer text to send instead
+    /// (personal data redacted, say); the verdict is then on that text. The agent uses this for
+    /// generated copy. Default: no rewrite.
+    fn check_rewriting(&self, text: &str, ctx: &ContentContext<'_>) -> (Verdict, Option<String>) {
+        (self.check(text, ctx), None)
+    }
 }
 
 /// Why a message is being sent, which decides the rules that apply.
@@ -161,11 +168,17 @@ impl<P: ContentPolicy + ?Sized> ContentPolicy for Arc<P> {
     fn check(&self, text: &str, ctx: &ContentContext<'_>) -> Verdict {
         (**self).check(text, ctx)
     }
+    fn check_rewriting(&self, text: &str, ctx: &ContentContext<'_>) -> (Verdict, Option<String>) {
+        (**self).check_rewriting(text, ctx)
+    }
 }
 
 impl<P: ContentPolicy + ?Sized> ContentPolicy for Box<P> {
     fn check(&self, text: &str, ctx: &ContentContext<'_>) -> Verdict {
         (**self).check(text, ctx)
+    }
+    fn check_rewriting(&self, text: &str, ctx: &ContentContext<'_>) -> (Verdict, Option<String>) {
+        (**self).check_rewriting(text, ctx)
     }
 }
 
@@ -225,6 +238,36 @@ impl ContentPolicies {
 impl ContentPolicy for ContentPolicies {
     fn check(&self, text: &str, ctx: &ContentContext<'_>) -> Verdict {
         first_non_allow(self.0.iter().map(|p| p.check(text, ctx)))
+    }
+
+    /// Each policy sees the text as the policies before it rewrote it.
+    fn check_rewriting(&self, text: &str, ctx: &ContentContext<'_>) -> (Verdict, Option<String>) {
+        let mut current: Option<String> = None;
+        let mut trace = Vec::new();
+        for policy in &self.0 {
+            let (verdict, rewritten) =
+                policy.check_rewriting(current.as_deref().unwrap_or(text), ctx);
+            trace.extend(verdict.trace);
+            if rewritten.is_some() {
+                current = rewritten;
+            }
+            if verdict.decision != Decision::Allow {
+                return (
+                    Verdict {
+                        decision: verdict.decision,
+                        trace,
+                    },
+                    current,
+                );
+            }
+        }
+        (
+            Verdict {
+                decision: Decision::Allow,
+                trace,
+            },
+            current,
+        )
     }
 }
 

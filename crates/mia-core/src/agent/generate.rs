@@ -170,7 +170,10 @@ impl Agent {
             let mut variants = Vec::with_capacity(texts.len());
             for (i, text) in texts.into_iter().enumerate() {
                 let id = variant_id(i);
-                let verdict = self.inner.content.check(&text, &ctx);
+                // The policy may hand back a safer text (personal data redacted): that is
+                // the copy, and the verdict is on it.
+                let (verdict, rewritten) = self.inner.content.check_rewriting(&text, &ctx);
+                let text = rewritten.unwrap_or(text);
                 let status = match verdict.decision {
                     Decision::Allow => VariantStatus::Approved,
                     Decision::Deny => VariantStatus::Rejected,

@@ -24,9 +24,9 @@ pub enum PiiAction {
     Escalate,
     /// Never send it.
     Deny,
-    /// Replace it ([`ContentGuard::screen`] returns the redacted text) and send the rest.
-    /// [`ContentPolicy::check`] cannot change the text it is given, so there the rule
-    /// escalates instead: call `screen` where the copy can still be replaced.
+    /// Replace it and send the rest: the agent uses [`ContentPolicy::check_rewriting`] (and
+    /// [`ContentGuard::screen`] returns the redacted text). Plain [`ContentPolicy::check`]
+    /// cannot change the text it is given, so there the rule escalates instead.
     Redact(Redaction),
 }
 
@@ -285,5 +285,12 @@ impl ContentPolicy for ContentGuard {
         }
         let findings = self.personal_data(text, ctx.language);
         self.verdict(text, ctx, &findings)
+    }
+
+    /// Where the guard redacts personal data, the redacted copy and its verdict.
+    fn check_rewriting(&self, text: &str, ctx: &ContentContext<'_>) -> (Verdict, Option<String>) {
+        let screened = self.screen(text, ctx);
+        let rewritten = (screened.text != text).then_some(screened.text);
+        (screened.verdict, rewritten)
     }
 }
