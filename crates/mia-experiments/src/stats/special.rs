@@ -58,9 +58,30 @@ pub(crate) fn beta_reg_pair(a: f64, b: f64, x: f64, y: f64) -> (f64, f64) {
     if y <= 0.0 {
         return (1.0, 0.0);
     }
-    let ln_x = if x < 0.5 { x.ln() } else { (-y).ln_1p() };
-    let ln_y = if y < 0.5 { y.ln() } else { (-x).ln_1p() };
-    let ln_front = a * ln_x + b * ln_y - ln_beta(a, b);
+    let (ln_x, ln_y) = ln_pair(x, y);
+    beta_reg_pair_from_logs(a, b, x, y, ln_x, ln_y, ln_beta(a, b))
+}
+
+/// `(ln x, ln y)` for `y = 1 - x`, each from whichever of `x`, `y` keeps its digits.
+pub(crate) fn ln_pair(x: f64, y: f64) -> (f64, f64) {
+    (
+        if x < 0.5 { x.ln() } else { (-y).ln_1p() },
+        if y < 0.5 { y.ln() } else { (-x).ln_1p() },
+    )
+}
+
+/// [`beta_reg_pair`] for `0 < x < 1` given `ln x`, `ln y` (see [`ln_pair`]) and `ln B(a, b)`,
+/// for callers that evaluate many shapes at one point or one shape at many points.
+pub(crate) fn beta_reg_pair_from_logs(
+    a: f64,
+    b: f64,
+    x: f64,
+    y: f64,
+    ln_x: f64,
+    ln_y: f64,
+    ln_beta_ab: f64,
+) -> (f64, f64) {
+    let ln_front = a * ln_x + b * ln_y - ln_beta_ab;
     if x < (a + 1.0) / (a + b + 2.0) {
         let lower = (ln_front.exp() * continued_fraction(a, b, x, y) / a).clamp(0.0, 1.0);
         (lower, 1.0 - lower)
