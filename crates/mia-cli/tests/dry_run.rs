@@ -55,6 +55,8 @@ fn the_report_accounts_for_every_contact_and_the_run_is_reproducible() {
     let audience = c["audience"].as_u64().unwrap();
     let sent = c["sent"].as_u64().unwrap();
     assert_eq!(audience, 1_500);
+    assert_eq!(c["state"], "completed", "{:?}", c["state_reason"]);
+    assert_eq!(c["open"], 0);
     assert_eq!(
         sent + c["open"].as_u64().unwrap()
             + sum(&c["skipped"])

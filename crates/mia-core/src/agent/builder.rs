@@ -147,11 +147,18 @@ impl AgentBuilder {
         self
     }
 
-    /// Pauses every running campaign when `blocks` of the sending account's last `window`
-    /// outcomes (sends and blocks) are blocks: a burst of blocks is a spam signal, and Telegram
-    /// limits accounts that keep sending through one. Default: 10 of 200 (5%).
-    pub fn block_alarm(mut self, blocks: usize, window: usize) -> Self {
-        self.config.block_alarm = blocks;
+    /// Pauses every running campaign when, over the trailing `window`, at least `min_blocks`
+    /// recipients blocked the sending account and blocks are at least `max_rate` of sends plus
+    /// blocks: a burst of blocks is a spam signal, and Telegram limits accounts that keep
+    /// sending through one. Default: 5% and at least 10 blocks over 24 hours.
+    pub fn block_alarm(
+        mut self,
+        max_rate: f64,
+        min_blocks: u64,
+        window: jiff::SignedDuration,
+    ) -> Self {
+        self.config.block_rate = max_rate;
+        self.config.block_min = min_blocks;
         self.config.block_window = window;
         self
     }
@@ -220,9 +227,13 @@ impl AgentBuilder {
         if c.worker_id.trim().is_empty() {
             return Err(Error::Config("worker_id must not be empty".into()));
         }
-        if c.block_alarm == 0 || c.block_window < c.block_alarm {
+        if !(c.block_rate > 0.0 && c.block_rate <= 1.0)
+            || c.block_min == 0
+            || c.block_window < jiff::SignedDuration::from_mins(1)
+        {
             return Err(Error::Config(
-                "block_alarm needs at least one block and a window at least that long".into(),
+                "block_alarm needs a rate in (0, 1], at least one block and a window of a minute or more"
+                    .into(),
             ));
         }
         if c.claim_batch == 0 {
@@ -239,7 +250,7 @@ impl AgentBuilder {
                 None => None,
             },
         };
-        let blocks = super::health::BlockWatch::new(c.block_window, c.block_alarm);
+        let blocks = super::health::BlockWatch::new(c.block_rate, c.block_min, c.block_window);
         let mut sends = SendPolicies::new().with(ConsentRule::default());
         sends.push_arc(send);
         let rng = match self.seed {

@@ -76,8 +76,9 @@ pub(crate) struct AgentConfig {
     pub(crate) notice_version: String,
     pub(crate) stop_confirmation: String,
     pub(crate) default_time_zone: String,
-    pub(crate) block_window: usize,
-    pub(crate) block_alarm: usize,
+    pub(crate) block_rate: f64,
+    pub(crate) block_min: u64,
+    pub(crate) block_window: jiff::SignedDuration,
     pub(crate) review_deadline: Duration,
 }
 
@@ -93,8 +94,9 @@ impl Default for AgentConfig {
                                 Send /start to subscribe again."
                 .into(),
             default_time_zone: "UTC".into(),
-            block_window: 200,
-            block_alarm: 10,
+            block_rate: 0.05,
+            block_min: 10,
+            block_window: jiff::SignedDuration::from_hours(24),
             review_deadline: Duration::from_secs(72 * 3600),
         }
     }

@@ -401,7 +401,7 @@ impl Agent {
                 self.emit(job, Some(&variant), EventKind::Sent).await?;
                 self.update(job, &JobUpdate::Sent { message_id }).await?;
                 stats.sent += 1;
-                self.inner.blocks.record(false);
+                self.inner.blocks.record(false, now);
             }
             Ok(SendOutcome::RetryAfter { after, reason }) => {
                 tracing::Span::current().record("outcome", "retry_after");
@@ -516,12 +516,14 @@ impl Agent {
     /// Counts a block against the sending account; on a burst, pauses every running campaign.
     /// Returns how many campaigns it paused.
     pub(crate) async fn note_block(&self) -> Result<u64> {
-        let Some(blocks) = self.inner.blocks.record(true) else {
+        let Some(alarm) = self.inner.blocks.record(true, self.now()) else {
             return Ok(0);
         };
         let reason = format!(
-            "{blocks} of the sending account's last {} recipients blocked it",
-            self.inner.blocks.window()
+            "{} recipients blocked the sending account against {} sends in the last {}h",
+            alarm.blocks,
+            alarm.sends,
+            self.inner.blocks.window().as_hours()
         );
         tracing::warn!(%reason, "mia.health pausing every running campaign");
         self.pause_account(&reason).await
