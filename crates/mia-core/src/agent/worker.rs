@@ -116,6 +116,12 @@ impl Agent {
                 decision = tracing::field::Empty,
                 outcome = tracing::field::Empty,
             );
+            // Wait for a send slot, then take in what contacts said meanwhile (a STOP), and only
+            // then decide: a verdict never goes stale during a rate-limit or FloodWait wait.
+            // Failing either stops the run: sending without the limit, or without reading
+            // STOPs, is not allowed.
+            self.pace().await?;
+            stats.merge(self.poll_inbound().await?);
             let one = self.process(campaign, &job).instrument(span).await;
             match one {
                 Ok(s) => {
@@ -279,10 +285,6 @@ impl Agent {
             stats.dead_lettered += 1;
             return Ok(stats);
         };
-        // Wait for a send slot first, then take in what contacts said meanwhile (a STOP), and
-        // only then decide: a verdict never goes stale during a rate-limit or FloodWait wait.
-        self.pace().await?;
-        stats.merge(self.poll_inbound().await?);
         let now = self.now();
         let history = store.consent_history(&contact.id).await?;
         let week_ago = now
