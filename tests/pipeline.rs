@@ -843,3 +843,41 @@ async fn a_guard_set_to_redact_rewrites_generated_copy_before_it_is_approved() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_of_a_completed_campaign_can_still_be_retried() {
+    let (w, _) = memory_world(4).await;
+    let gone = w.everyone[2].clone(); // consented
+    w.telegram.script(
+        gone.peer,
+        [Scripted::Outcome(SendOutcome::Failed(
+            FailureReason::Other("CHAT_RESTRICTED".into()),
+        ))],
+    );
+    let campaign = launch(&w.agent).await;
+    w.agent.run_until_idle().await.unwrap();
+    assert_eq!(
+        w.agent.campaign(&campaign.id).await.unwrap().state,
+        CampaignState::Completed
+    );
+    let dead = w.agent.dead_letters(&campaign.id).await.unwrap();
+    assert_eq!(dead.len(), 1);
+
+    w.agent.requeue_dead_letter(&dead[0].key).await.unwrap();
+    assert_eq!(
+        w.agent.campaign(&campaign.id).await.unwrap().state,
+        CampaignState::Running,
+        "reopened"
+    );
+    w.agent.run_until_idle().await.unwrap();
+    let c = w.agent.campaign(&campaign.id).await.unwrap();
+    assert_eq!(c.state, CampaignState::Completed, "and completed again");
+    assert_eq!(campaign_posts(&w.telegram).get(&gone.peer.id), Some(&1));
+    // Aborted campaigns stay closed.
+    w.agent.abort(&campaign.id, "done").await.unwrap();
+    let err = w.agent.requeue_dead_letter(&dead[0].key).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(_)) && err.to_string().contains("aborted"),
+        "{err}"
+    );
+}

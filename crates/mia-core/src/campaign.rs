@@ -128,8 +128,9 @@ pub struct Variant {
 ///
 /// ```text
 /// draft -> generating -> in_review -> approved -> scheduled -> running <-> paused
-///                                                               running -> completed
-/// any state but completed/aborted -> aborted
+///                                                               running <-> completed
+/// any state but aborted -> aborted
+/// (completed -> running only to retry a requeued dead letter)
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,12 +169,14 @@ impl CampaignState {
                 | (Running, Paused)
                 | (Paused, Running)
                 | (Running, Completed)
+                | (Completed, Running)
         ) || (to == Aborted && !self.is_terminal())
     }
 
-    /// Completed and aborted campaigns never change again.
+    /// Aborted campaigns never change again. (A completed one reopens only when an operator
+    /// requeues one of its dead letters.)
     pub fn is_terminal(self) -> bool {
-        matches!(self, CampaignState::Completed | CampaignState::Aborted)
+        matches!(self, CampaignState::Aborted)
     }
 
     /// The state's stable name.
@@ -315,19 +318,22 @@ mod tests {
             }
         ));
         assert_eq!(c.state, Draft);
-        // Terminal states never move, not even to aborted.
-        for t in [Completed, Aborted] {
-            for to in ALL {
-                assert!(!t.can_become(to), "{t} -> {to}");
-            }
+        // Aborted never moves; completed only reopens (or is aborted).
+        for to in ALL {
+            assert!(!Aborted.can_become(to), "aborted -> {to}");
+            assert_eq!(
+                Completed.can_become(to),
+                matches!(to, Running | Aborted),
+                "completed -> {to}"
+            );
         }
-        // Eight edges besides aborts.
+        // Nine edges besides aborts.
         let edges = ALL
             .iter()
             .flat_map(|a| ALL.iter().map(move |b| (*a, *b)))
             .filter(|(a, b)| *b != Aborted && a.can_become(*b))
             .count();
-        assert_eq!(edges, 8);
+        assert_eq!(edges, 9);
     }
 
     #[test]

@@ -206,7 +206,8 @@ impl Operator {
     ///
     /// # Errors
     /// [`Error::NotFound`] if the job is not a dead letter;
-    /// [`Error::InvalidInput`] if its campaign has finished.
+    /// [`Error::InvalidInput`] if its campaign was aborted. A completed campaign reopens
+    /// (`completed -> running`) so that workers pick the job up, and completes again after it.
     pub async fn requeue_dead_letter(&self, key: &IdempotencyKey) -> Result<()> {
         let job = self
             .store
@@ -216,9 +217,22 @@ impl Operator {
         let campaign = self.campaign(&job.campaign).await?;
         if campaign.state.is_terminal() {
             return Err(Error::invalid(format!(
-                "campaign {} is {}; a dead letter of a finished campaign cannot be requeued",
+                "campaign {} is {}; a dead letter of an aborted campaign cannot be requeued",
                 campaign.id, campaign.state
             )));
+        }
+        if job.state != JobState::DeadLetter {
+            return Err(Error::not_found("dead letter", key));
+        }
+        if campaign.state == CampaignState::Completed {
+            // Reopen first: a crash right after leaves a running campaign that simply
+            // completes again, never a queued job in a campaign no worker looks at.
+            self.set_state(
+                &campaign.id,
+                CampaignState::Running,
+                Some("reopened to retry a dead letter".into()),
+            )
+            .await?;
         }
         let now = self.clock.now();
         self.store
