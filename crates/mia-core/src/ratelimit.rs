@@ -128,14 +128,10 @@ impl LocalRateLimiter {
     }
 }
 
-fn micros(t: Timestamp) -> i64 {
-    t.as_microsecond()
-}
-
 #[async_trait]
 impl RateLimiter for LocalRateLimiter {
     async fn try_acquire(&self, key: &str, now: Timestamp) -> Result<Option<Duration>> {
-        let now = micros(now);
+        let now = now.as_microsecond();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(key.to_owned()).or_default();
         if slot.frozen_until > now {
@@ -156,7 +152,7 @@ impl RateLimiter for LocalRateLimiter {
     async fn freeze(&self, key: &str, _now: Timestamp, until: Timestamp) -> Result<()> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(key.to_owned()).or_default();
-        slot.frozen_until = slot.frozen_until.max(micros(until));
+        slot.frozen_until = slot.frozen_until.max(until.as_microsecond());
         Ok(())
     }
 }

@@ -97,10 +97,6 @@ impl std::fmt::Debug for RedisRateLimiter {
     }
 }
 
-fn micros(t: Timestamp) -> i64 {
-    t.as_microsecond()
-}
-
 impl RedisRateLimiter {
     /// Connects to `url` (`redis://host:port/db`); keys are `<prefix>:gcra:<key>` and
     /// `<prefix>:freeze:<key>`, so deployments (and tests) sharing a server stay apart.
@@ -154,7 +150,7 @@ impl RateLimiter for RedisRateLimiter {
             .acquire
             .key(format!("{}:gcra:{key}", self.prefix))
             .key(format!("{}:freeze:{key}", self.prefix))
-            .arg(micros(now))
+            .arg(now.as_microsecond())
             .arg(self.limit.interval_micros())
             .arg(self.limit.tolerance_micros())
             .arg(self.time.arg())
@@ -172,8 +168,8 @@ impl RateLimiter for RedisRateLimiter {
         let _: i64 = self
             .freeze
             .key(format!("{}:freeze:{key}", self.prefix))
-            .arg(micros(until).saturating_sub(micros(now)))
-            .arg(micros(now))
+            .arg(until.as_microsecond().saturating_sub(now.as_microsecond()))
+            .arg(now.as_microsecond())
             .arg(self.time.arg())
             .invoke_async(&mut connection)
             .await
