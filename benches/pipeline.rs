@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use mia::analytics::Collector;
 use mia::experiments::Splitter;
 use mia::safety::{ContentGuard, SendGuard};
-use mia::telegram::{SimConfig, SimLimits, SimTelegram};
+use mia::telegram::{Limits, SimConfig, SimTelegram};
 use mia::*;
 
 const CONTACTS: i64 = 2_000;
@@ -20,7 +20,7 @@ async fn ready_agent() -> Agent {
     let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
     let clock = Arc::new(VirtualClock::starting_at(noon));
     let config = SimConfig {
-        limits: SimLimits {
+        limits: Limits {
             global_per_second: u32::MAX,
             per_chat_interval: std::time::Duration::ZERO,
             group_per_minute: u32::MAX,

@@ -21,7 +21,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use mia::redis::RedisRateLimiter;
 use mia::store::PostgresStore;
-use mia::telegram::{Behaviour, SimConfig, SimLimits, SimTelegram};
+use mia::telegram::{Behaviour, Limits, SimConfig, SimTelegram};
 use mia::*;
 use rand::RngExt;
 
@@ -38,7 +38,7 @@ fn consented(i: i64) -> bool {
 fn sim_config() -> SimConfig {
     SimConfig {
         // Each process's simulator sees only its own sends; the shared limit is the test.
-        limits: SimLimits {
+        limits: Limits {
             global_per_second: 10_000,
             per_chat_interval: Duration::from_secs(1),
             group_per_minute: 20,

@@ -26,19 +26,70 @@ pub enum TelegramError {
     /// A failure the simulator was scripted to produce (a dropped connection).
     #[error("simulated transient failure")]
     SimulatedOutage,
+    /// The Bot API refused the bot token (401, or 404 for a bot path it does not know).
+    #[error("the Bot API rejected the bot token (HTTP {code}); check TELEGRAM_BOT_TOKEN")]
+    Unauthorized {
+        /// Telegram's error code.
+        code: i64,
+    },
+    /// Another process polls updates for this bot, or a webhook is set (409 Conflict): one
+    /// bot has one update consumer.
+    #[error("Bot API conflict: {0}")]
+    Conflict(String),
+    /// The Bot API answered a call with an error that is not a per-message outcome.
+    #[error("Bot API {method} failed ({code}): {description}")]
+    Api {
+        /// The method called.
+        method: &'static str,
+        /// Telegram's error code.
+        code: i64,
+        /// Telegram's description.
+        description: String,
+        /// Whether trying again may succeed (server errors, flood control).
+        retryable: bool,
+    },
+    /// The request did not get an answer (connection refused, timeout, unreadable body).
+    /// The message never contains the request URL, which carries the bot token.
+    #[error("Bot API {method}: {message}")]
+    Http {
+        /// The method called.
+        method: &'static str,
+        /// What went wrong.
+        message: String,
+        /// Whether trying again is safe and may succeed.
+        retryable: bool,
+    },
+    /// A send may or may not have been posted (timeout after the request left, server
+    /// error). The Bot API cannot recognise a resend, so it is not retried.
+    #[error(
+        "Bot API sendMessage: outcome unknown ({cause}); the Bot API cannot deduplicate a \
+         resend, so mia does not retry it: check the chat, then requeue or discard the dead letter"
+    )]
+    OutcomeUnknown {
+        /// Why the outcome is unknown.
+        cause: String,
+    },
 }
 
 impl TelegramError {
     /// Whether trying again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TelegramError::SimulatedOutage)
+        match self {
+            TelegramError::SimulatedOutage => true,
+            TelegramError::Api { retryable, .. } | TelegramError::Http { retryable, .. } => {
+                *retryable
+            }
+            _ => false,
+        }
     }
 }
 
 impl From<TelegramError> for mia_core::Error {
     fn from(e: TelegramError) -> Self {
         match e {
-            TelegramError::Config(m) => mia_core::Error::Config(m),
+            TelegramError::Config(_)
+            | TelegramError::Unauthorized { .. }
+            | TelegramError::Conflict(_) => mia_core::Error::Config(e.to_string()),
             TelegramError::MessageNotFound { chat, message_id } => mia_core::Error::NotFound {
                 kind: "message",
                 id: format!("{chat}/{message_id}"),

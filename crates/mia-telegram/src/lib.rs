@@ -1,8 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod bot_api;
+#[cfg(feature = "testing")]
+pub mod contract;
 mod error;
+mod limits;
 pub mod sim;
 
 pub use error::TelegramError;
-pub use sim::{Behaviour, Scripted, SentMessage, SimConfig, SimLimits, SimTelegram};
+pub use limits::Limits;
+pub use sim::{Behaviour, Scripted, SentMessage, SimConfig, SimTelegram};

@@ -7,27 +7,7 @@ use mia_core::VariantId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TelegramError;
-
-/// Telegram's published limits for bots.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SimLimits {
-    /// Messages per second over all chats (Telegram: about 30).
-    pub global_per_second: u32,
-    /// Shortest gap between two messages to one private chat (Telegram: about 1 s).
-    pub per_chat_interval: Duration,
-    /// Messages per minute to one group (Telegram: 20).
-    pub group_per_minute: u32,
-}
-
-impl Default for SimLimits {
-    fn default() -> Self {
-        Self {
-            global_per_second: 30,
-            per_chat_interval: Duration::from_secs(1),
-            group_per_minute: 20,
-        }
-    }
-}
+use crate::limits::Limits;
 
 /// How people who got one variant behave. Probabilities are conditional on the step before:
 /// `read` is P(read | delivered), `clicked` is P(click | read), `converted` is
@@ -112,7 +92,7 @@ pub struct SimConfig {
     /// Seeds every random draw; the same seed and the same sends give the same run.
     pub seed: u64,
     /// Rate limits.
-    pub limits: SimLimits,
+    pub limits: Limits,
     /// Behaviour for variants without their own entry (and for messages without a variant).
     pub behaviour: Behaviour,
     /// Behaviour per variant, to give an A/B test a true winner.
@@ -127,7 +107,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             seed: 0,
-            limits: SimLimits::default(),
+            limits: Limits::default(),
             behaviour: Behaviour::default(),
             per_variant: BTreeMap::new(),
             deactivated_share: 0.005,
@@ -154,9 +134,7 @@ impl SimConfig {
         for b in self.per_variant.values() {
             b.validate()?;
         }
-        if self.limits.global_per_second == 0 || self.limits.group_per_minute == 0 {
-            return Err(TelegramError::Config("limits must be positive".into()));
-        }
+        self.limits.validate()?;
         for (name, p) in [
             ("deactivated_share", self.deactivated_share),
             ("blocked_share", self.blocked_share),

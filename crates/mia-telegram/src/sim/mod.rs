@@ -16,15 +16,16 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
     CampaignId, Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent,
-    InboundKind, OutboundMessage, PeerKind, SendOutcome, TelegramPeer, Transport, VariantId,
+    InboundKind, OutboundMessage, SendOutcome, TelegramPeer, Transport, VariantId,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-pub use config::{Behaviour, SimConfig, SimLimits};
+pub use config::{Behaviour, SimConfig};
 
 use crate::error::TelegramError;
+use crate::limits::{Pacer, whole_seconds};
 
 /// A message as the simulated Telegram recorded it: its own log, the ground truth for tests.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,9 +66,7 @@ struct State {
     by_key: HashMap<IdempotencyKey, i64>,
     log: Vec<SentMessage>,
     index: HashMap<(i64, i64), usize>,
-    global_window: VecDeque<Timestamp>,
-    chat_last: HashMap<i64, Timestamp>,
-    group_window: HashMap<i64, VecDeque<Timestamp>>,
+    pacer: Pacer,
     inbound: BinaryHeap<Reverse<(Timestamp, u64)>>,
     pending: HashMap<u64, InboundEvent>,
     blocked: HashMap<i64, bool>,
@@ -109,12 +108,6 @@ fn exp_delay(rng: &mut StdRng, mean: Duration) -> SignedDuration {
     let u: f64 = rng.random();
     let secs = -mean.as_secs_f64() * (1.0 - u).ln();
     SignedDuration::from_secs_f64(secs.min(30.0 * 86_400.0)).max(SignedDuration::from_secs(1))
-}
-
-fn ceil_secs(d: SignedDuration) -> Duration {
-    // Telegram's retry_after is whole seconds, at least one.
-    let secs = d.as_secs_f64().ceil().max(1.0);
-    Duration::from_secs_f64(secs)
 }
 
 impl SimTelegram {
@@ -224,6 +217,15 @@ impl SimTelegram {
         Self::schedule(&mut state, peer, kind, at);
     }
 
+    /// A person blocks the sender now: a [`InboundKind::Blocked`] event, and sends to them
+    /// fail with [`FailureReason::Blocked`] from now on.
+    pub fn user_blocks(&self, peer: TelegramPeer) {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        state.blocked.insert(peer.id, true);
+        Self::schedule(&mut state, peer, InboundKind::Blocked, now);
+    }
+
     /// A person writes text to the bot now. `/command payload` becomes a command.
     pub fn user_writes(&self, peer: TelegramPeer, text: &str) {
         let kind = match text.strip_prefix('/') {
@@ -273,57 +275,6 @@ impl SimTelegram {
         } else {
             None
         }
-    }
-
-    /// The wait a send at `now` to `peer` needs to respect the limits, if any.
-    fn over_limit(
-        &self,
-        state: &mut State,
-        peer: TelegramPeer,
-        now: Timestamp,
-    ) -> Option<SignedDuration> {
-        let limits = &self.config.limits;
-        let second = SignedDuration::from_secs(1);
-        while state
-            .global_window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= second)
-        {
-            state.global_window.pop_front();
-        }
-        let mut wait = SignedDuration::ZERO;
-        if state.global_window.len() >= limits.global_per_second as usize
-            && let Some(oldest) = state.global_window.front()
-        {
-            wait = wait.max(second - now.duration_since(*oldest));
-        }
-        match peer.kind {
-            PeerKind::User => {
-                let gap = SignedDuration::try_from(limits.per_chat_interval).unwrap_or(second);
-                if let Some(last) = state.chat_last.get(&peer.id) {
-                    let since = now.duration_since(*last);
-                    if since < gap {
-                        wait = wait.max(gap - since);
-                    }
-                }
-            }
-            PeerKind::Group | PeerKind::Channel => {
-                let minute = SignedDuration::from_mins(1);
-                let window = state.group_window.entry(peer.id).or_default();
-                while window
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= minute)
-                {
-                    window.pop_front();
-                }
-                if window.len() >= limits.group_per_minute as usize
-                    && let Some(oldest) = window.front()
-                {
-                    wait = wait.max(minute - now.duration_since(*oldest));
-                }
-            }
-        }
-        (wait > SignedDuration::ZERO).then_some(wait)
     }
 
     /// Plans what the recipient of a new message will do, from a generator seeded by the key.
@@ -460,24 +411,14 @@ impl Transport for SimTelegram {
         {
             return Ok(SendOutcome::Failed(FailureReason::Blocked));
         }
-        if let Some(wait) = self.over_limit(&mut state, message.peer, now) {
+        if let Some(wait) = state.pacer.wait(&self.config.limits, message.peer, now) {
             state.rate_limited += 1;
             return Ok(SendOutcome::RetryAfter {
-                after: ceil_secs(wait),
+                after: whole_seconds(wait),
                 reason: "Too Many Requests: retry after".into(),
             });
         }
-        state.global_window.push_back(now);
-        match message.peer.kind {
-            PeerKind::User => {
-                state.chat_last.insert(message.peer.id, now);
-            }
-            _ => state
-                .group_window
-                .entry(message.peer.id)
-                .or_default()
-                .push_back(now),
-        }
+        state.pacer.record(message.peer, now);
         let message_id = state.next_message_id;
         let posted = SentMessage {
             message_id,
