@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audience;
+mod bot;
 mod dry_run;
 mod ops;
 mod output;
@@ -37,6 +38,8 @@ enum Command {
     /// Scans text (JSON lines `{"id", "text"}` or plain lines) for personal data and checks it
     /// against the content rules; one JSON line out per line in.
     Scan(scan::ScanArgs),
+    /// Runs a consent-first Telegram bot on the Bot API: `mia bot run --db PATH`.
+    Bot(bot::BotArgs),
 }
 
 /// Flags of `mia dry-run`.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Campaign(args) => block_on(ops::campaign(&args)),
         Command::Worker(args) => block_on(ops::worker(&args)),
         Command::Scan(args) => scan::run(&args),
+        Command::Bot(args) => block_on(bot::bot(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,21 +24,36 @@ pub(crate) struct DbArgs {
 }
 
 impl DbArgs {
-    pub(crate) async fn open(&self) -> Result<Arc<dyn Store>> {
+    /// The SQLite file, or `None` for a Postgres URL.
+    fn sqlite_path(&self) -> Option<&str> {
         if self.db.starts_with("postgres://") || self.db.starts_with("postgresql://") {
-            Ok(Arc::new(
-                PostgresStore::connect_with_schema(&self.db, &self.schema).await?,
-            ))
-        } else {
-            let path = self
-                .db
+            return None;
+        }
+        Some(
+            self.db
                 .strip_prefix("sqlite://")
                 .or_else(|| self.db.strip_prefix("sqlite:"))
-                .unwrap_or(&self.db);
-            if !std::path::Path::new(path).exists() {
-                return Err(Error::invalid(format!("no database at {path}")));
+                .unwrap_or(&self.db),
+        )
+    }
+
+    pub(crate) async fn open(&self) -> Result<Arc<dyn Store>> {
+        match self.sqlite_path() {
+            None => Ok(Arc::new(
+                PostgresStore::connect_with_schema(&self.db, &self.schema).await?,
+            )),
+            Some(path) if !std::path::Path::new(path).exists() => {
+                Err(Error::invalid(format!("no database at {path}")))
             }
-            Ok(Arc::new(SqliteStore::open(path).await?))
+            Some(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+        }
+    }
+
+    /// Like [`open`](Self::open), but a SQLite file that does not exist yet is created.
+    pub(crate) async fn open_or_create(&self) -> Result<Arc<dyn Store>> {
+        match self.sqlite_path() {
+            Some(path) => Ok(Arc::new(SqliteStore::open(path).await?)),
+            None => self.open().await,
         }
     }
 }

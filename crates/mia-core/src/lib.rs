@@ -24,7 +24,7 @@ mod transport;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use agent::{Agent, AgentBuilder, RetryPolicy, RunStats, ScheduleSummary};
+pub use agent::{Agent, AgentBuilder, Reply, RetryPolicy, RunStats, ScheduleSummary};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
 pub use clock::{Clock, SimClock, Sleep, SystemClock, VirtualClock};

@@ -2,6 +2,7 @@
 //! becomes events attributed to the message it follows.
 
 use super::Agent;
+use super::reply::Reply;
 use super::worker::RunStats;
 use crate::allocator::Reward;
 use crate::consent::{ConsentRecord, Evidence, Purpose};
@@ -9,8 +10,6 @@ use crate::contact::Contact;
 use crate::error::Result;
 use crate::event::{Event, EventKind};
 use crate::ids::{ContactId, EventId, IdempotencyKey};
-use crate::message::{OutboundMessage, SendOutcome};
-use crate::policy::{SendContext, SendKind, SendPolicy};
 use crate::store::Job;
 use crate::transport::{InboundEvent, InboundKind};
 
@@ -268,58 +267,19 @@ impl Agent {
     /// One confirmation, through the send policy like every send. Its key derives from the
     /// update id, so a redelivered STOP does not confirm twice.
     async fn confirm_stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
-        let now = self.now();
-        let history = self.inner.store.consent_history(&contact.id).await?;
-        let purpose = Purpose::new("service");
-        let verdict = self.inner.sends.check(&SendContext {
-            contact,
-            kind: SendKind::ServiceReply {
-                in_response_to: event.at.min(now),
-            },
-            purpose: &purpose,
-            consent_history: &history,
-            recent_sends: &[],
-            campaign: None,
-            now,
-        });
-        if !verdict.is_allow() {
-            tracing::info!(
-                rule = verdict.deciding_rule(),
-                "mia.policy stop confirmation not sent"
-            );
-            return Ok(());
-        }
-        let message = OutboundMessage {
-            key: IdempotencyKey::new(format!("stop:{}", event.id)),
-            campaign: None,
-            contact: contact.id.clone(),
-            peer: contact.peer,
-            variant: None,
-            text: self.inner.config.stop_confirmation.clone(),
-            silent: true,
-        };
-        // Rate limits apply to confirmations too: pace, and wait out a retry-after a few
-        // times rather than drop the one message the contact is owed.
-        for _ in 0..3 {
-            self.pace().await?;
-            match self.inner.transport.send(&message).await {
-                Ok(SendOutcome::Sent { .. }) => return Ok(()),
-                Ok(SendOutcome::RetryAfter { after, .. }) => {
-                    let until = super::worker::add(self.now(), after);
-                    self.inner.clock.sleep_until(until).await;
-                }
-                Ok(other) => {
-                    tracing::info!(outcome = ?other, "mia.send stop confirmation not delivered");
-                    return Ok(());
-                }
-                // The withdrawal already holds; a lost confirmation must not undo or block it.
-                Err(e) => {
-                    tracing::warn!(error = %e, "mia.send stop confirmation failed");
-                    return Ok(());
-                }
+        let key = IdempotencyKey::new(format!("stop:{}", event.id));
+        let text = self.inner.config.stop_confirmation.clone();
+        match self.service_reply(event, contact, key, text, true).await {
+            Ok(Reply::Sent { .. }) => {}
+            Ok(Reply::Denied { rule }) => {
+                tracing::info!(rule, "mia.policy stop confirmation not sent");
             }
+            Ok(Reply::NotDelivered { outcome }) => {
+                tracing::info!(?outcome, "mia.send stop confirmation not delivered");
+            }
+            // The withdrawal already holds; a lost confirmation must not undo or block it.
+            Err(e) => tracing::warn!(error = %e, "mia.send stop confirmation failed"),
         }
-        tracing::warn!("mia.send stop confirmation gave up after repeated rate limits");
         Ok(())
     }
 }

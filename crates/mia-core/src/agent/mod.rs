@@ -6,6 +6,8 @@ pub(crate) mod generate;
 mod health;
 mod inbound;
 pub use inbound::is_stop_request;
+mod reply;
+pub use reply::Reply;
 mod worker;
 
 use std::sync::{Arc, Mutex};
