@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use mia::safety::{ContentGuard, SendGuard};
-use mia::telegram::bot_api::{BotApiConfig, BotApiTransport, BotToken};
-use mia::{Agent, Error, InboundKind, Result, TemplateProvider};
+use mia::telegram::bot_api::{BotApiConfig, BotApiTransport, BotRunner, BotToken};
+use mia::{Agent, Result, TemplateProvider};
 
 use crate::ops::DbArgs;
 
@@ -21,7 +21,8 @@ pub(crate) struct BotArgs {
 enum BotCommand {
     /// Long-polls the bot's updates (token in `TELEGRAM_BOT_TOKEN`): `/start [purpose]` opts in
     /// with the update as evidence, `/stop` and STOP opt out at once, `/privacy` answers what
-    /// is stored, replies are recorded as events. One JSON line per update on stdout.
+    /// is stored, `/help` explains, replies are recorded as events. One JSON line per update
+    /// on stdout, without message texts.
     Run(RunArgs),
 }
 
@@ -39,11 +40,8 @@ struct RunArgs {
     #[arg(long)]
     exit_when_idle: bool,
     /// The last line of the `/privacy` answer: where to ask for a copy or erasure.
-    #[arg(
-        long,
-        default_value = "Reply here to ask for a copy of your data or its erasure."
-    )]
-    privacy_contact: String,
+    #[arg(long)]
+    privacy_contact: Option<String>,
 }
 
 pub(crate) async fn bot(args: &BotArgs) -> Result<()> {
@@ -71,52 +69,16 @@ async fn run_bot(args: &RunArgs) -> Result<()> {
         .content_policy(ContentGuard::builder().build()?)
         .send_policy(SendGuard::builder().build()?)
         .build()?;
-    let mut failures = 0u32;
-    loop {
-        let events = match transport.poll(Duration::from_secs(args.poll_seconds)).await {
-            Ok(events) => {
-                failures = 0;
-                events
-            }
-            Err(e) if e.is_retryable() && failures < 8 => {
-                failures += 1;
-                let wait = Duration::from_millis(500 << failures.min(6));
-                eprintln!("mia bot: polling failed ({e}); retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if events.is_empty() {
-            if args.exit_when_idle {
-                return Ok(());
-            }
-            continue;
-        }
-        agent.handle_inbound(&events).await?;
-        for event in &events {
-            let mut line = serde_json::json!({"update": event.id, "kind": kind_name(&event.kind)});
-            if let InboundKind::Command { name, .. } = &event.kind
-                && name == "privacy"
-            {
-                let notice = agent
-                    .privacy_notice(&event.peer, &args.privacy_contact)
-                    .await?;
-                let reply = agent.reply(event, "privacy", &notice).await?;
-                line["reply"] =
-                    serde_json::to_value(&reply).map_err(|e| Error::invalid(e.to_string()))?;
-            }
-            println!("{line}");
-        }
+    let mut runner =
+        BotRunner::new(agent, transport).poll_timeout(Duration::from_secs(args.poll_seconds));
+    if let Some(line) = &args.privacy_contact {
+        runner = runner.privacy_contact(line.as_str());
     }
-}
-
-fn kind_name(kind: &InboundKind) -> String {
-    match kind {
-        InboundKind::Command { name, .. } => format!("/{name}"),
-        InboundKind::Text { text, .. } if mia::is_stop_request(text) => "stop".into(),
-        InboundKind::Text { .. } => "text".into(),
-        InboundKind::Blocked => "blocked".into(),
-        _ => "other".into(),
-    }
+    runner
+        .run(args.exit_when_idle, |handled| {
+            if let Ok(line) = serde_json::to_string(handled) {
+                println!("{line}");
+            }
+        })
+        .await
 }

@@ -43,6 +43,10 @@ async fn a_bot_opts_in_answers_privacy_and_stops() {
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["/start", "text", "/privacy", "text"]);
     assert_eq!(lines[2]["reply"]["reply"], "sent", "{}", lines[2]);
+    assert!(
+        lines.iter().all(|l| !l.to_string().contains("Austria")),
+        "no message text in the log"
+    );
 
     let texts = fake.texts_to(10);
     assert_eq!(texts.len(), 1, "only the /privacy answer: {texts:?}");

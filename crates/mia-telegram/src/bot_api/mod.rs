@@ -18,6 +18,7 @@ mod client;
 mod config;
 #[cfg(feature = "testing")]
 mod fake;
+mod runner;
 mod transport;
 mod updates;
 pub mod wire;
@@ -26,5 +27,6 @@ pub use client::{ApiFailure, classify};
 pub use config::{BotApiConfig, BotToken, DEFAULT_API_BASE};
 #[cfg(feature = "testing")]
 pub use fake::{FAKE_TOKEN, FakeBotApi, FakeFailure, FakeMessage};
+pub use runner::{BotRunner, Handled};
 pub use transport::BotApiTransport;
 pub use updates::{ALLOWED_UPDATES, inbound_event, parse_webhook, webhook_secret_matches};

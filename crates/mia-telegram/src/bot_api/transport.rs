@@ -109,7 +109,16 @@ impl BotApiTransport {
     /// [`TelegramError::Http`] / [`TelegramError::Api`] (retryable) when Telegram cannot be
     /// reached.
     pub async fn poll(&self, wait: Duration) -> Result<Vec<InboundEvent>, TelegramError> {
+        Ok(self.poll_from(wait).await?.1)
+    }
+
+    /// [`poll`](Self::poll), also returning the offset before it, for [`rewind`](Self::rewind).
+    pub(crate) async fn poll_from(
+        &self,
+        wait: Duration,
+    ) -> Result<(Option<i64>, Vec<InboundEvent>), TelegramError> {
         let mut offset = self.offset.lock().await;
+        let before = *offset;
         let request = GetUpdates {
             offset: *offset,
             limit: 100,
@@ -124,7 +133,13 @@ impl BotApiTransport {
         if let Some(last) = updates.iter().map(|u| u.update_id).max() {
             *offset = Some(last + 1);
         }
-        Ok(updates.iter().filter_map(inbound_event).collect())
+        Ok((before, updates.iter().filter_map(inbound_event).collect()))
+    }
+
+    /// Forgets that the last batch was received, so the next poll fetches it again (the batch
+    /// could not be handled; redelivered updates are recognised by their ids).
+    pub(crate) async fn rewind(&self, to: Option<i64>) {
+        *self.offset.lock().await = to;
     }
 
     /// An invite link to a group or channel the bot administers, for people who asked to join
