@@ -6,10 +6,11 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use mia::safety::{ContentGuard, SendGuard};
 use mia::store::{PostgresStore, SqliteStore};
+use mia::telegram::bot_api::{BotApiConfig, BotApiTransport, BotToken};
 use mia::telegram::{SimConfig, SimTelegram};
 use mia::{
     Agent, CampaignId, Clock, Error, IdempotencyKey, Operator, Result, Store, SystemClock,
-    TemplateProvider,
+    TemplateProvider, Transport,
 };
 
 /// Where the store lives.
@@ -162,6 +163,15 @@ pub(crate) async fn campaign(args: &CampaignArgs) -> Result<()> {
     Ok(())
 }
 
+/// The transports `mia worker` can send through.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TransportKind {
+    /// The simulated Telegram.
+    Sim,
+    /// Telegram's Bot API.
+    BotApi,
+}
+
 /// `mia worker`: sends the jobs of running campaigns through the guards until none is open,
 /// sleeping through quiet hours and rate limits; run as many as you like against one database
 /// (with `--redis` they share one limit).
@@ -178,10 +188,16 @@ pub(crate) struct WorkerArgs {
     /// Messages per second for the whole deployment.
     #[arg(long, default_value_t = 25.0)]
     rate: f64,
-    /// Sends go to the simulated Telegram, whose posts are kept in this journal file (the
-    /// MTProto and Bot API transports come with their own release).
-    #[arg(long)]
-    journal: PathBuf,
+    /// Where sends go: `sim` (the simulated Telegram, posts kept in `--journal`) or `bot-api`
+    /// (Telegram's Bot API with `TELEGRAM_BOT_TOKEN`).
+    #[arg(long, value_enum, default_value_t = TransportKind::Sim)]
+    transport: TransportKind,
+    /// The simulator's journal file (with `--transport sim`).
+    #[arg(long, required_if_eq("transport", "sim"))]
+    journal: Option<PathBuf>,
+    /// The Bot API server (with `--transport bot-api`).
+    #[arg(long, default_value = mia::telegram::bot_api::DEFAULT_API_BASE)]
+    api_base: String,
     /// Domains links in copy may point to.
     #[arg(long = "allow-domain")]
     allow_domains: Vec<String>,
@@ -194,7 +210,24 @@ pub(crate) struct WorkerArgs {
 pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
     let store = args.db.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let telegram = SimTelegram::with_journal(SimConfig::default(), clock.clone(), &args.journal)?;
+    let telegram: Arc<dyn Transport> = match (args.transport, &args.journal) {
+        (TransportKind::Sim, Some(journal)) => Arc::new(SimTelegram::with_journal(
+            SimConfig::default(),
+            clock.clone(),
+            journal,
+        )?),
+        (TransportKind::Sim, None) => {
+            return Err(Error::invalid("--transport sim needs --journal FILE"));
+        }
+        (TransportKind::BotApi, _) => {
+            let config =
+                BotApiConfig::new(BotToken::from_env()?).with_api_base(args.api_base.as_str())?;
+            let transport = BotApiTransport::new(config)?.with_clock(clock.clone());
+            // Fail fast on a refused token, before any job is claimed.
+            transport.me().await?;
+            Arc::new(transport)
+        }
+    };
     let limit = mia::Gcra::per_second(args.rate);
     let mut content = ContentGuard::builder();
     for d in &args.allow_domains {

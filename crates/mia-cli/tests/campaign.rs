@@ -139,3 +139,54 @@ async fn an_operator_pauses_resumes_and_watches_a_campaign_that_workers_send() {
     let (ok, _, err) = mia(&["campaign", "--db", "/nonexistent/mia.db", "list"]);
     assert!(!ok && err.contains("no database"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_sends_a_campaign_through_the_bot_api() {
+    use mia::telegram::bot_api::{FAKE_TOKEN, FakeBotApi};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ops.db");
+    prepare(&db).await;
+    let fake = FakeBotApi::start().await;
+    // Contacts u0..u19 (users 1..=20) opted in. On Telegram, 1..=19 started the bot; 19 then
+    // blocked it; 20 never wrote to it, so the Bot API refuses a first message.
+    for user in 1..=19 {
+        fake.user_writes(user, "/start");
+    }
+    fake.user_blocks(19);
+    let run = |fake_url: String, db: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_mia"))
+                .args(["worker", "--transport", "bot-api", "--rate", "500"])
+                .args(["--allow-domain", "shop.example", "--api-base", &fake_url])
+                .arg("--db")
+                .arg(&db)
+                .env("TELEGRAM_BOT_TOKEN", FAKE_TOKEN)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(fake.url(), db.clone()).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["sent"], 18, "{stats}");
+    assert_eq!(stats["dead_lettered"], 2, "{stats}");
+    let mut chats: Vec<i64> = fake.messages().iter().map(|m| m.chat_id).collect();
+    chats.sort_unstable();
+    assert_eq!(
+        chats,
+        (1..=18).collect::<Vec<_>>(),
+        "one message per consented chat"
+    );
+
+    // Nothing is left: a second worker posts nothing.
+    let out = run(fake.url(), db.clone()).await.unwrap();
+    assert!(out.status.success());
+    assert_eq!(fake.messages().len(), 18);
+    let (ok, out, _) = mia(&["campaign", "--db", db.to_str().unwrap(), "list"]);
+    assert!(ok);
+    assert!(out.contains("completed"), "{out}");
+}
