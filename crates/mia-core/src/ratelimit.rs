@@ -43,9 +43,11 @@ impl Gcra {
         Ok(())
     }
 
-    /// The time between two slots, in microseconds (at least 1).
+    /// The time between two slots, in microseconds (at least 1), rounded up: `rate` is a
+    /// limit, so n + 1 slots never fit in less than n intervals of the true rate (at 30/s,
+    /// 31 slots span 1.00002 s, not 0.99999 s, which a one-second window would refuse).
     pub fn interval_micros(&self) -> i64 {
-        ((1e6 / self.rate).round() as i64).max(1)
+        ((1e6 / self.rate).ceil() as i64).max(1)
     }
 
     /// How far ahead of now the theoretical arrival time may run, in microseconds.
@@ -170,7 +172,7 @@ mod tests {
         let l = LocalRateLimiter::new(Gcra::per_second(30.0)).unwrap();
         assert_eq!(l.try_acquire("bot", t(0)).await.unwrap(), None);
         let wait = l.try_acquire("bot", t(10)).await.unwrap().unwrap();
-        assert_eq!(wait, Duration::from_micros(33_333 - 10_000));
+        assert_eq!(wait, Duration::from_micros(33_334 - 10_000));
         assert_eq!(l.try_acquire("bot", t(34)).await.unwrap(), None);
         assert_eq!(
             l.try_acquire("other", t(34)).await.unwrap(),
@@ -189,6 +191,16 @@ mod tests {
             n
         };
         assert_eq!(granted, 30);
+    }
+
+    #[test]
+    fn the_rate_is_never_exceeded_in_any_one_second_window() {
+        for rate in [30.0, 29.0, 7.0, 1000.0, 3.0] {
+            let gcra = Gcra::per_second(rate);
+            let n = rate as i64;
+            // n + 1 slots granted back to back span at least one second.
+            assert!(gcra.interval_micros() * n >= 1_000_000, "{rate}");
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,76 @@
+//! Shared set-up of the benches: an agent with the guards, the splitter, the collector and the
+//! simulated Telegram, a consented audience and a running campaign.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use mia::analytics::Collector;
+use mia::experiments::Splitter;
+use mia::safety::{ContentGuard, SendGuard};
+use mia::telegram::{Limits, SimConfig, SimTelegram};
+use mia::*;
+
+/// No limits at all: measures the send path, not the pacing.
+pub(crate) fn unlimited() -> Limits {
+    Limits {
+        global_per_second: u32::MAX,
+        per_chat_interval: std::time::Duration::ZERO,
+        group_per_minute: u32::MAX,
+    }
+}
+
+/// A running campaign to `contacts` consented contacts on a simulator with `limits`, in
+/// virtual time; returns the agent, its clock and the simulator.
+pub(crate) async fn ready_agent(contacts: i64, limits: Limits) -> (Agent, Arc<VirtualClock>, SimTelegram) {
+    let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+    let clock = Arc::new(VirtualClock::starting_at(noon));
+    let config = SimConfig {
+        limits,
+        deactivated_share: 0.0,
+        blocked_share: 0.0,
+        ..SimConfig::seeded(1)
+    };
+    let telegram = SimTelegram::new(config, clock.clone()).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let sink: Arc<dyn EventSink> = Arc::new(Collector::new(store.clone()));
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .shared_store(store)
+        .shared_event_sink(sink)
+        .content_policy(
+            ContentGuard::builder()
+                .allow_domain("shop.example")
+                .build()
+                .unwrap(),
+        )
+        .send_policy(SendGuard::builder().build().unwrap())
+        .allocator(Splitter::new().with_salt("bench"))
+        .clock(clock.clone())
+        .seed(1)
+        .build()
+        .unwrap();
+    let people: Vec<Contact> = (0..contacts)
+        .map(|i| Contact::new(format!("u{i}"), TelegramPeer::user(i), "UTC", noon).unwrap())
+        .collect();
+    let grants: Vec<ConsentRecord> = people
+        .iter()
+        .map(|c| {
+            let ev = Evidence::new("telegram_start", "bench");
+            ConsentRecord::grant(
+                c.id.clone(),
+                Purpose::marketing(),
+                ev,
+                "v1",
+                noon - SignedDuration::from_hours(1),
+            )
+        })
+        .collect();
+    agent.import_contacts(&people).await.unwrap();
+    agent.record_consent(&grants).await.unwrap();
+    let mut spec = CampaignSpec::new("Bench", "tea", "20% off");
+    spec.call_to_action_url = Some("https://shop.example/tea".into());
+    let campaign = agent.create_campaign(spec).await.unwrap();
+    agent.schedule(&campaign.id, None).await.unwrap();
+    agent.start(&campaign.id).await.unwrap();
+    (agent, clock, telegram)
+}
