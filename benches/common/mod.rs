@@ -22,7 +22,10 @@ pub(crate) fn unlimited() -> Limits {
 
 /// A running campaign to `contacts` consented contacts on a simulator with `limits`, in
 /// virtual time; returns the agent, its clock and the simulator.
-pub(crate) async fn ready_agent(contacts: i64, limits: Limits) -> (Agent, Arc<VirtualClock>, SimTelegram) {
+pub(crate) async fn ready_agent(
+    contacts: i64,
+    limits: Limits,
+) -> (Agent, Arc<VirtualClock>, SimTelegram) {
     let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
     let clock = Arc::new(VirtualClock::starting_at(noon));
     let config = SimConfig {

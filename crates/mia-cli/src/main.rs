@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audience;
+mod audit;
 mod bot;
 mod dry_run;
+mod dsar;
 mod ops;
 mod output;
 mod scan;
@@ -38,6 +40,10 @@ enum Command {
     /// Scans text (JSON lines `{"id", "text"}` or plain lines) for personal data and checks it
     /// against the content rules; one JSON line out per line in.
     Scan(scan::ScanArgs),
+    /// The tamper-evident audit log: `verify` it, or sign a `checkpoint` (`--db PATH`).
+    Audit(audit::AuditArgs),
+    /// Data subject requests: `export`, `erase`, `object` `--subject ID --db PATH`, `list`.
+    Dsar(dsar::DsarArgs),
     /// Runs a consent-first Telegram bot on the Bot API: `mia bot run --db PATH`.
     Bot(bot::BotArgs),
 }
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Command::Campaign(args) => block_on(ops::campaign(&args)),
         Command::Worker(args) => block_on(ops::worker(&args)),
         Command::Scan(args) => scan::run(&args),
+        Command::Audit(args) => block_on(audit::audit(&args)),
+        Command::Dsar(args) => block_on(dsar::dsar(&args)),
         Command::Bot(args) => block_on(bot::bot(&args)),
     };
     match result {

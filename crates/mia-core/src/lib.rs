@@ -3,6 +3,7 @@
 
 mod agent;
 mod allocator;
+mod audit;
 mod campaign;
 mod clock;
 mod consent;
@@ -16,6 +17,7 @@ mod memory;
 mod message;
 mod operator;
 mod policy;
+mod privacy;
 mod ratelimit;
 mod store;
 mod template;
@@ -26,6 +28,10 @@ pub mod testing;
 
 pub use agent::{Agent, AgentBuilder, Reply, RetryPolicy, RunStats, ScheduleSummary};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
+pub use audit::{
+    AuditAction, AuditCheckpoint, AuditDraft, AuditEntry, AuditEvent, AuditHash, AuditTrail,
+    StoreAuditTrail, SubjectKey, canonical_json,
+};
 pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
 pub use clock::{Clock, SimClock, Sleep, SystemClock, VirtualClock};
 pub use consent::{
@@ -48,11 +54,12 @@ pub use policy::{
     ConsentRule, ContentContext, ContentPolicies, ContentPolicy, Decision, PermissiveSendPolicy,
     RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
 };
+pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 pub use store::{
-    CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job, JobCounts,
-    JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore, ReviewSubject,
-    Store,
+    AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
+    JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
+    ReviewSubject, Store, SubjectStore,
 };
 pub use template::TemplateProvider;
 pub use transport::{Capabilities, ChatAdmin, InboundEvent, InboundKind, Transport};

@@ -7,15 +7,18 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::audit::{AuditCheckpoint, AuditDraft, AuditEntry, AuditHash, SubjectKey};
 use crate::campaign::{Campaign, CampaignState};
 use crate::consent::{ConsentRecord, Purpose};
 use crate::contact::{Contact, TelegramPeer};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ids::{CampaignId, ContactId, EventId, IdempotencyKey, ReviewId, VariantId};
+use crate::privacy::{ErasureCounts, SubjectRequest};
 use crate::store::{
-    CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job, JobCounts,
-    JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
+    AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
+    JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
+    SubjectStore,
 };
 
 #[derive(Default)]
@@ -31,6 +34,11 @@ struct Inner {
     event_ids: HashSet<EventId>,
     reviews: BTreeMap<ReviewId, ReviewItem>,
     review_order: Vec<ReviewId>,
+    audit: Vec<AuditEntry>,
+    checkpoints: Vec<AuditCheckpoint>,
+    audit_key: Option<SubjectKey>,
+    requests: BTreeMap<String, SubjectRequest>,
+    request_order: Vec<String>,
 }
 
 /// Everything in one mutex-guarded map set. Each method is one critical section, which makes
@@ -50,6 +58,20 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Edits the stored audit rows directly, as someone with access to the database could:
+    /// for tests that check `mia_safety::compliance` detects tampering.
+    #[cfg(feature = "testing")]
+    pub fn tamper_with_audit_log(
+        &self,
+        edit: impl FnOnce(&mut Vec<AuditEntry>, &mut Vec<AuditCheckpoint>),
+    ) {
+        let mut inner = self.lock();
+        let Inner {
+            audit, checkpoints, ..
+        } = &mut *inner;
+        edit(audit, checkpoints);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -591,5 +613,181 @@ impl ReviewStore for MemoryStore {
             .filter(|r| r.state == ReviewState::Pending)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>> {
+        let mut inner = self.lock();
+        let (mut seq, mut prev) = inner
+            .audit
+            .last()
+            .map_or((0, AuditHash::ZERO), |e| (e.seq, e.hash));
+        let mut sealed = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            seq += 1;
+            let entry = draft.clone().seal(seq, prev);
+            prev = entry.hash;
+            sealed.push(entry);
+        }
+        inner.audit.extend(sealed.iter().cloned());
+        Ok(sealed)
+    }
+
+    async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let inner = self.lock();
+        // Entries are kept in order; a tampered vector is read as it is, in vector order.
+        Ok(inner
+            .audit
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_entries_for(&self, subject: &str) -> Result<Vec<AuditEntry>> {
+        Ok(self
+            .lock()
+            .audit
+            .iter()
+            .filter(|e| e.subject.as_deref() == Some(subject))
+            .cloned()
+            .collect())
+    }
+
+    async fn append_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<()> {
+        self.lock().checkpoints.push(checkpoint.clone());
+        Ok(())
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>> {
+        Ok(self.lock().checkpoints.clone())
+    }
+
+    async fn audit_key(&self, candidate: &SubjectKey) -> Result<SubjectKey> {
+        Ok(self
+            .lock()
+            .audit_key
+            .get_or_insert_with(|| candidate.clone())
+            .clone())
+    }
+}
+
+#[async_trait]
+impl SubjectStore for MemoryStore {
+    async fn save_request(&self, request: &SubjectRequest) -> Result<()> {
+        let mut inner = self.lock();
+        if inner
+            .requests
+            .insert(request.id.clone(), request.clone())
+            .is_none()
+        {
+            inner.request_order.push(request.id.clone());
+        }
+        Ok(())
+    }
+
+    async fn subject_request(&self, id: &str) -> Result<Option<SubjectRequest>> {
+        Ok(self.lock().requests.get(id).cloned())
+    }
+
+    async fn subject_requests(&self) -> Result<Vec<SubjectRequest>> {
+        let inner = self.lock();
+        Ok(inner
+            .request_order
+            .iter()
+            .filter_map(|id| inner.requests.get(id).cloned())
+            .collect())
+    }
+
+    async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>> {
+        let inner = self.lock();
+        let mut jobs: Vec<Job> = contact_jobs(&inner, contact).cloned().collect();
+        jobs.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(jobs)
+    }
+
+    async fn erase_subject(
+        &self,
+        contact: &ContactId,
+        replacement: &ContactId,
+    ) -> Result<ErasureCounts> {
+        let mut inner = self.lock();
+        let mut counts = ErasureCounts::default();
+        if let Some(old) = inner.contacts.remove(contact) {
+            inner.peers.remove(&old.peer);
+            counts.contacts = 1;
+        }
+        for record in inner.consents.iter_mut().filter(|r| &r.contact == contact) {
+            record.contact = replacement.clone();
+            record.evidence.reference = String::new();
+            counts.consents += 1;
+        }
+        let keys = inner.jobs_by_contact.remove(contact).unwrap_or_default();
+        for key in &keys {
+            if let Some(job) = inner.jobs.get_mut(key) {
+                job.contact = replacement.clone();
+                counts.jobs += 1;
+            }
+        }
+        if !keys.is_empty() {
+            inner
+                .jobs_by_contact
+                .entry(replacement.clone())
+                .or_default()
+                .extend(keys);
+        }
+        for event in inner.events.iter_mut().filter(|e| &e.contact == contact) {
+            event.contact = replacement.clone();
+            counts.events += 1;
+        }
+        for request in inner.requests.values_mut() {
+            if request.contact.as_ref() == Some(contact) {
+                request.contact = None;
+                counts.requests += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        let mut inner = self.lock();
+        let Inner {
+            events, event_ids, ..
+        } = &mut *inner;
+        let len = events.len();
+        events.retain(|e| {
+            let keep = e.at >= before;
+            if !keep {
+                event_ids.remove(&e.id);
+            }
+            keep
+        });
+        Ok((len - events.len()) as u64)
+    }
+
+    async fn purge_jobs(&self, before: Timestamp) -> Result<u64> {
+        let mut inner = self.lock();
+        let closed: HashSet<CampaignId> = inner
+            .campaigns
+            .values()
+            .filter(|c| matches!(c.state, CampaignState::Completed | CampaignState::Aborted))
+            .map(|c| c.id.clone())
+            .collect();
+        let gone: Vec<(IdempotencyKey, ContactId)> = inner
+            .jobs
+            .values()
+            .filter(|j| j.state.is_final() && j.updated_at < before && closed.contains(&j.campaign))
+            .map(|j| (j.key.clone(), j.contact.clone()))
+            .collect();
+        for (key, contact) in &gone {
+            inner.jobs.remove(key);
+            if let Some(keys) = inner.jobs_by_contact.get_mut(contact) {
+                keys.retain(|k| k != key);
+            }
+        }
+        Ok(gone.len() as u64)
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditTrail, StoreAuditTrail};
 use crate::campaign::{Campaign, CampaignState};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -47,6 +48,8 @@ pub struct Operator {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     send_rate: Option<f64>,
+    audit: Arc<dyn AuditTrail>,
+    actor: String,
 }
 
 impl std::fmt::Debug for Operator {
@@ -58,13 +61,31 @@ impl std::fmt::Debug for Operator {
 }
 
 impl Operator {
-    /// Operations on `store`, stamping changes with `clock`.
+    /// Operations on `store`, stamping changes with `clock`. Every state change is recorded in
+    /// the store's audit log (see [`with_audit_trail`](Self::with_audit_trail)).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let audit = Arc::new(StoreAuditTrail::new(Arc::clone(&store)));
         Self {
             store,
             clock,
             send_rate: None,
+            audit,
+            actor: "operator".into(),
         }
+    }
+
+    /// Records state changes in `trail` instead of the store's own audit log.
+    #[must_use]
+    pub fn with_audit_trail(mut self, trail: Arc<dyn AuditTrail>) -> Self {
+        self.audit = trail;
+        self
+    }
+
+    /// Who the audit log names as acting (default `"operator"`; the CLI says who ran it).
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
     }
 
     /// The messages per second the workers send at, for the ETA in [`status`](Self::status).
@@ -92,10 +113,14 @@ impl Operator {
         reason: Option<String>,
     ) -> Result<Campaign> {
         let mut campaign = self.campaign(id).await?;
+        let from = campaign.state;
         campaign.transition(to, self.clock.now())?;
         campaign.state_reason = reason;
         self.store.update_campaign(&campaign).await?;
         tracing::info!(campaign = %id, state = %to, "mia.campaign state");
+        let event =
+            crate::agent::campaign_state_event(&self.actor, &campaign, from, serde_json::json!({}));
+        self.audit.record(&[event]).await?;
         Ok(campaign)
     }
 

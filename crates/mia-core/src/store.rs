@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditCheckpoint, AuditDraft, AuditEntry, SubjectKey};
 use crate::campaign::Campaign;
 use crate::consent::{ConsentRecord, Purpose};
 use crate::contact::{Contact, TelegramPeer};
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ids::{CampaignId, ContactId, IdempotencyKey, ReviewId, VariantId};
 use crate::policy::RuleHit;
+use crate::privacy::{ErasureCounts, SubjectRequest};
 
 /// Where an outbox job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -510,14 +512,119 @@ pub trait ReviewStore: Send + Sync {
     async fn pending_reviews(&self) -> Result<Vec<ReviewItem>>;
 }
 
+/// The tamper-evident audit log. The store keeps rows and one chain; the chain link is
+/// [`AuditDraft::seal`], and Merkle checkpoints and verification are in
+/// `mia_safety::compliance`. Entries and checkpoints are never changed or deleted.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends `drafts` at the end of the log, in order: in one transaction that excludes every
+    /// other append (of this process and of others sharing the database), it reads the last
+    /// entry, seals each draft with the next sequence number and the previous hash, and
+    /// inserts them. Returns the entries as stored.
+    ///
+    /// # Errors
+    /// A store error; nothing is appended then.
+    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>>;
+    /// Up to `limit` entries with a sequence number above `after`, in order.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Every entry about the subject with this pseudonym, in order.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn audit_entries_for(&self, subject: &str) -> Result<Vec<AuditEntry>>;
+    /// Keeps a signed checkpoint.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn append_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<()>;
+    /// Every checkpoint, oldest first.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>>;
+    /// The store's own key for subject pseudonyms: the one kept, or `candidate`, kept now if
+    /// there is none yet (one atomic step, so every worker ends up with the same key).
+    ///
+    /// # Errors
+    /// A store error.
+    async fn audit_key(&self, candidate: &SubjectKey) -> Result<SubjectKey>;
+}
+
+/// What data subject requests need beyond the other stores: the requests themselves, a
+/// contact's jobs, and erasure.
+#[async_trait]
+pub trait SubjectStore: Send + Sync {
+    /// Inserts a request or replaces the one with its id.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn save_request(&self, request: &SubjectRequest) -> Result<()>;
+    /// One request.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn subject_request(&self, id: &str) -> Result<Option<SubjectRequest>>;
+    /// Every request, oldest first.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn subject_requests(&self) -> Result<Vec<SubjectRequest>>;
+    /// Every outbox job of `contact`, across campaigns, ordered by key.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>>;
+    /// Erases `contact` in one transaction: deletes the contact; in consent records, jobs and
+    /// events replaces the contact id with `replacement` (an id that says nothing about the
+    /// person), so counts and aggregates stay as they were; blanks the evidence reference of
+    /// their consent records; clears the contact of their subject requests. The audit log holds
+    /// no personal data and is left alone. Erasing a contact that is gone changes nothing.
+    ///
+    /// # Errors
+    /// A store error; nothing is changed then.
+    async fn erase_subject(
+        &self,
+        contact: &ContactId,
+        replacement: &ContactId,
+    ) -> Result<ErasureCounts>;
+    /// Retention: deletes events that happened before `before`. Returns how many.
+    ///
+    /// # Errors
+    /// A store error; nothing is deleted then.
+    async fn purge_events(&self, before: Timestamp) -> Result<u64>;
+    /// Retention: deletes the final jobs (sent, skipped, dead letter, cancelled) of completed
+    /// or aborted campaigns that last changed before `before`. Returns how many.
+    ///
+    /// # Errors
+    /// A store error; nothing is deleted then.
+    async fn purge_jobs(&self, before: Timestamp) -> Result<u64>;
+}
+
 /// A backend that stores everything mia keeps.
 pub trait Store:
-    ContactStore + ConsentStore + CampaignStore + OutboxStore + EventStore + ReviewStore
+    ContactStore
+    + ConsentStore
+    + CampaignStore
+    + OutboxStore
+    + EventStore
+    + ReviewStore
+    + AuditStore
+    + SubjectStore
 {
 }
 
 impl<T> Store for T where
-    T: ContactStore + ConsentStore + CampaignStore + OutboxStore + EventStore + ReviewStore
+    T: ContactStore
+        + ConsentStore
+        + CampaignStore
+        + OutboxStore
+        + EventStore
+        + ReviewStore
+        + AuditStore
+        + SubjectStore
 {
 }
 
@@ -572,6 +679,25 @@ macro_rules! forward_store {
             async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> { (**self).resolve_review(item, campaign).await }
             async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> { (**self).review(id).await }
             async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> { (**self).pending_reviews().await }
+        }
+        #[async_trait]
+        impl<S: AuditStore + ?Sized> AuditStore for $wrapper<S> {
+            async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>> { (**self).append_audit(drafts).await }
+            async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> { (**self).audit_entries(after, limit).await }
+            async fn audit_entries_for(&self, subject: &str) -> Result<Vec<AuditEntry>> { (**self).audit_entries_for(subject).await }
+            async fn append_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<()> { (**self).append_checkpoint(checkpoint).await }
+            async fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>> { (**self).audit_checkpoints().await }
+            async fn audit_key(&self, candidate: &SubjectKey) -> Result<SubjectKey> { (**self).audit_key(candidate).await }
+        }
+        #[async_trait]
+        impl<S: SubjectStore + ?Sized> SubjectStore for $wrapper<S> {
+            async fn save_request(&self, request: &SubjectRequest) -> Result<()> { (**self).save_request(request).await }
+            async fn subject_request(&self, id: &str) -> Result<Option<SubjectRequest>> { (**self).subject_request(id).await }
+            async fn subject_requests(&self) -> Result<Vec<SubjectRequest>> { (**self).subject_requests().await }
+            async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>> { (**self).contact_jobs(contact).await }
+            async fn erase_subject(&self, contact: &ContactId, replacement: &ContactId) -> Result<ErasureCounts> { (**self).erase_subject(contact, replacement).await }
+            async fn purge_events(&self, before: Timestamp) -> Result<u64> { (**self).purge_events(before).await }
+            async fn purge_jobs(&self, before: Timestamp) -> Result<u64> { (**self).purge_jobs(before).await }
         }
     )*};
 }

@@ -1,5 +1,5 @@
-//! The hot paths of `SqliteStore` on a file database: batch writes of 10,000 rows and claims
-//! from a full outbox.
+//! The hot paths of `SqliteStore` on a file database: batch writes of 10,000 rows, claims
+//! from a full outbox, and audit log appends (one entry, and a worker round of 64).
 //!
 //! Run with: `cargo bench -p mia-store --bench sqlite`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -145,5 +145,34 @@ fn claims(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batch_writes, claims);
+fn audit_appends(c: &mut Criterion) {
+    use mia_core::{AuditAction, AuditDraft, AuditStore};
+    let rt = runtime();
+    let (_dir, store) = rt.block_on(fresh());
+    let draft = |i: i64| AuditDraft {
+        at: t(i),
+        actor: "worker:w1".into(),
+        action: AuditAction::PolicyDecision,
+        subject: Some("sub_0123456789abcdef0123456789abcdef".into()),
+        detail: serde_json::json!({
+            "policy": "send", "campaign": "cmp_1", "job": format!("{i:032x}"),
+            "decision": "allow", "rule": "consent",
+            "trace": [{"rule": "consent", "decision": "allow"}],
+        }),
+    };
+    let one = vec![draft(0)];
+    let round: Vec<AuditDraft> = (0..64).map(draft).collect();
+    let mut group = c.benchmark_group("sqlite.audit_append");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("1", |b| {
+        b.iter(|| rt.block_on(store.append_audit(&one)).unwrap());
+    });
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("64", |b| {
+        b.iter(|| rt.block_on(store.append_audit(&round)).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, batch_writes, claims, audit_appends);
 criterion_main!(benches);

@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 
 use mia_core::{
-    Campaign, CampaignId, CampaignState, ConsentRecord, Contact, ContactId, Error, Event, EventId,
-    IdempotencyKey, Job, JobState, JobUpdate, NewJob, Purpose, ReviewId, ReviewItem, ReviewState,
-    TelegramPeer, VariantId,
+    AuditAction, AuditCheckpoint, AuditEntry, AuditHash, Campaign, CampaignId, CampaignState,
+    ConsentRecord, Contact, ContactId, Error, Event, EventId, IdempotencyKey, Job, JobState,
+    JobUpdate, Jurisdiction, NewJob, Purpose, RequestKind, RequestState, ReviewId, ReviewItem,
+    ReviewState, SubjectRequest, TelegramPeer, VariantId,
 };
 
 use crate::codec::{Columns, micros};
@@ -58,9 +59,103 @@ macro_rules! review_columns {
     };
 }
 
+/// The columns of `audit_log` that [`audit_entry`] reads (and an append writes).
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor, action, subject, detail, prev_hash, hash"
+    };
+}
+
+/// The columns of `audit_checkpoints` that [`checkpoint`] reads (and an append writes).
+macro_rules! checkpoint_columns {
+    () => {
+        "size, root, at, key_id, signature"
+    };
+}
+
+/// The columns of `subject_requests` that [`subject_request`] reads (and a save writes).
+macro_rules! request_columns {
+    () => {
+        "id, kind, jurisdiction, contact, subject, state, received_at, due_at, completed_at, note"
+    };
+}
+
 pub(crate) use {
-    campaign_columns, consent_columns, contact_columns, event_columns, job_columns, review_columns,
+    audit_columns, campaign_columns, checkpoint_columns, consent_columns, contact_columns,
+    event_columns, job_columns, request_columns, review_columns,
 };
+
+/// A hash column (64 hex digits).
+fn hash(row: &impl Columns, name: &'static str) -> Result<AuditHash, StoreError> {
+    AuditHash::from_hex(&row.text(name)?)
+        .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+/// A column holding a name parsed by `parse`.
+fn parsed<T>(
+    row: &impl Columns,
+    name: &'static str,
+    parse: impl Fn(&str) -> mia_core::Result<T>,
+) -> Result<T, StoreError> {
+    parse(&row.text(name)?).map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+/// An audit log row. The detail is canonical JSON text (never JSONB, which would reorder it).
+pub(crate) fn audit_entry(row: &impl Columns) -> Result<AuditEntry, StoreError> {
+    let detail = row.text("detail")?;
+    Ok(AuditEntry {
+        seq: row.unsigned("seq")?,
+        at: row.timestamp("at")?,
+        actor: row.text("actor")?,
+        action: parsed(row, "action", AuditAction::parse)?,
+        subject: row.text_opt("subject")?,
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("column detail: {e}")))?,
+        prev_hash: hash(row, "prev_hash")?,
+        hash: hash(row, "hash")?,
+    })
+}
+
+/// An audit checkpoint row.
+pub(crate) fn checkpoint(row: &impl Columns) -> Result<AuditCheckpoint, StoreError> {
+    Ok(AuditCheckpoint {
+        size: row.unsigned("size")?,
+        root: hash(row, "root")?,
+        at: row.timestamp("at")?,
+        key_id: row.text("key_id")?,
+        signature: row.text("signature")?,
+    })
+}
+
+/// A subject request row.
+pub(crate) fn subject_request(row: &impl Columns) -> Result<SubjectRequest, StoreError> {
+    Ok(SubjectRequest {
+        id: row.text("id")?,
+        kind: parsed(row, "kind", RequestKind::parse)?,
+        jurisdiction: parsed(row, "jurisdiction", Jurisdiction::parse)?,
+        contact: row.text_opt("contact")?.map(ContactId::new),
+        subject: row.text("subject")?,
+        state: parsed(row, "state", RequestState::parse)?,
+        received_at: row.timestamp("received_at")?,
+        due_at: row.timestamp("due_at")?,
+        completed_at: row.timestamp_opt("completed_at")?,
+        note: row.text_opt("note")?,
+    })
+}
+
+/// The subject key as stored (64 hex digits). A damaged key is an error that never shows
+/// the stored text.
+pub(crate) fn subject_key(text: &str) -> Result<mia_core::SubjectKey, StoreError> {
+    AuditHash::from_hex(text)
+        .map(|h| mia_core::SubjectKey::from_bytes(h.0))
+        .map_err(|_| StoreError::Corrupt("audit_keys.key is not 64 hex digits".into()))
+}
+
+/// A sequence number as stored (`INTEGER`/`BIGINT`). Sequence numbers beyond `i64::MAX` cannot
+/// happen (one entry per nanosecond would take 292 years); they saturate.
+pub(crate) fn seq(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// A contact row.
 pub(crate) fn contact(row: &impl Columns) -> Result<Contact, StoreError> {

@@ -1,5 +1,6 @@
 //! The Bot API transport against the local fake: every error path Telegram can answer with.
 #![cfg(feature = "testing")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The transport contract, run against every Telegram transport mia ships.
 #![cfg(feature = "testing")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use mia_telegram::contract::{FakeBotApiHarness, SimHarness, transport_contract};
 

@@ -37,6 +37,7 @@ pub struct AgentBuilder {
     sink: Option<Arc<dyn EventSink>>,
     clock: Option<Arc<dyn Clock>>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    audit: Option<Arc<dyn crate::AuditTrail>>,
     seed: Option<u64>,
     config: AgentConfig,
 }
@@ -53,6 +54,7 @@ impl AgentBuilder {
             sink: None,
             clock: None,
             limiter: None,
+            audit: None,
             seed: None,
             config: AgentConfig::default(),
         }
@@ -119,6 +121,15 @@ impl AgentBuilder {
     /// deployment the same shared limiter (Redis) so they respect one Telegram limit together.
     pub fn rate_limiter(mut self, limiter: impl RateLimiter + 'static) -> Self {
         self.limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Where the agent records every decision it makes (send and content policy, consent,
+    /// reviews, campaign states). Default: a [`StoreAuditTrail`](crate::StoreAuditTrail) over
+    /// the store, with the store's own subject key; `mia_safety::compliance::AuditLog` also
+    /// signs checkpoints. The log is always written; reading it is up to the host.
+    pub fn audit_trail(mut self, trail: impl crate::AuditTrail + 'static) -> Self {
+        self.audit = Some(Arc::new(trail));
         self
     }
 
@@ -240,6 +251,9 @@ impl AgentBuilder {
             return Err(Error::Config("claim_batch must be at least 1".into()));
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let audit = self
+            .audit
+            .unwrap_or_else(|| Arc::new(crate::StoreAuditTrail::new(Arc::clone(&store))));
         let sink = self
             .sink
             .unwrap_or_else(|| Arc::new(StoreSink::new(Arc::clone(&store))));
@@ -271,6 +285,7 @@ impl AgentBuilder {
                 rng: Mutex::new(rng),
                 blocks,
                 limiter,
+                audit,
             }),
         })
     }

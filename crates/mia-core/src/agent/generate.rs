@@ -168,11 +168,28 @@ impl Agent {
                 language: &campaign.spec.language,
             };
             let mut variants = Vec::with_capacity(texts.len());
+            let mut audit = Vec::with_capacity(texts.len() + 1);
             for (i, text) in texts.into_iter().enumerate() {
                 let id = variant_id(i);
                 // The policy may hand back a safer text (personal data redacted): that is
                 // the copy, and the verdict is on it.
                 let (verdict, rewritten) = self.inner.content.check_rewriting(&text, &ctx);
+                audit.push(crate::AuditEvent::new(
+                    self.now(),
+                    "agent",
+                    crate::AuditAction::ContentDecision,
+                    None,
+                    json!({
+                        "policy": "content",
+                        "campaign": campaign.id.as_str(),
+                        "variant": id.as_str(),
+                        "decision": super::audit::decision_json(&verdict.decision),
+                        "rule": verdict.deciding_rule(),
+                        "trace": super::audit::trace(&verdict.trace),
+                        "rewritten": rewritten.is_some(),
+                        "prompt_version": prompt_version,
+                    }),
+                ));
                 let text = rewritten.unwrap_or(text);
                 let status = match verdict.decision {
                     Decision::Allow => VariantStatus::Approved,
@@ -208,6 +225,13 @@ impl Agent {
             self.inner.store.insert_reviews(&reviews).await?;
             settle_review(&mut campaign, self.now());
             self.inner.store.update_campaign(&campaign).await?;
+            audit.push(super::audit::campaign_state(
+                "agent",
+                &campaign,
+                CampaignState::Draft,
+                json!({}),
+            ));
+            self.audit(&audit).await?;
             Ok(campaign)
         }
         .instrument(span)
@@ -306,6 +330,8 @@ impl Agent {
             return Err(Error::invalid(format!("review {id} was already decided")));
         }
         let mut campaign = self.campaign(&item.campaign).await?;
+        let was = campaign.state;
+        let mut recipient = None;
         let now = self.now();
         match &item.subject {
             ReviewSubject::Variant { variant } => {
@@ -349,6 +375,7 @@ impl Agent {
                     ));
                 }
                 let held = self.inner.store.job(job).await?;
+                recipient = held.as_ref().map(|j| j.contact.clone());
                 if held.is_some_and(|j| j.state == JobState::Held) {
                     self.inner
                         .store
@@ -365,6 +392,22 @@ impl Agent {
         item.note = note;
         item.resolved_at = Some(now);
         self.inner.store.resolve_review(&item, &campaign).await?;
+        let mut audit = vec![super::audit::review_decision(
+            reviewer,
+            &item,
+            recipient.as_ref(),
+            now,
+        )];
+        if campaign.state != was {
+            let actor = format!("reviewer:{reviewer}");
+            audit.push(super::audit::campaign_state(
+                &actor,
+                &campaign,
+                was,
+                json!({}),
+            ));
+        }
+        self.audit(&audit).await?;
         Ok(campaign)
     }
 }

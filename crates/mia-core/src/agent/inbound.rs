@@ -246,6 +246,8 @@ impl Agent {
             .store
             .append_consent(std::slice::from_ref(&record))
             .await?;
+        self.audit(&[super::audit::consent_change("inbound", &record, None)])
+            .await?;
         self.record_inbound(event, &contact.id, None, EventKind::OptedIn, out);
         Ok(())
     }
@@ -258,7 +260,13 @@ impl Agent {
         out: &mut Vec<Event>,
     ) -> Result<()> {
         let evidence = Evidence::new("stop_keyword", format!("update={}", event.id));
-        let cancelled = self.opt_out(&contact.id, evidence).await?;
+        let mut audit = Vec::new();
+        let cancelled = self
+            .withdraw_everything(&contact.id, evidence, "inbound", &mut audit)
+            .await;
+        // The withdrawals that happened are recorded even if a later one failed.
+        self.audit(&audit).await?;
+        let cancelled = cancelled?;
         tracing::info!(cancelled, "mia.inbound stop");
         self.record_inbound(event, &contact.id, job, EventKind::OptedOut, out);
         Ok(())

@@ -1,6 +1,7 @@
 //! The [`Agent`]: the orchestrator that takes a campaign from spec to copy to guard to outbox to
 //! transport to events.
 
+mod audit;
 mod builder;
 pub(crate) mod generate;
 mod health;
@@ -18,6 +19,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use audit::campaign_state as campaign_state_event;
 pub use builder::AgentBuilder;
 pub use worker::RunStats;
 
@@ -119,6 +121,8 @@ pub(crate) struct Inner {
     pub(crate) blocks: health::BlockWatch,
     /// Send slots, shared with other workers when the limiter is.
     pub(crate) limiter: Option<Arc<dyn crate::RateLimiter>>,
+    /// Where every decision is recorded (the store's audit log by default).
+    pub(crate) audit: Arc<dyn crate::AuditTrail>,
 }
 
 /// What scheduling a campaign did with its audience.
@@ -241,9 +245,16 @@ impl Agent {
             .partition(|r| r.status == ConsentStatus::Withdrawn);
         if !grants.is_empty() {
             self.inner.store.append_consent(&grants).await?;
+            let events: Vec<_> = grants
+                .iter()
+                .map(|g| audit::consent_change("host", g, None))
+                .collect();
+            self.audit(&events).await?;
         }
         for w in &withdrawals {
-            self.inner.store.withdraw_consent(w).await?;
+            let cancelled = self.inner.store.withdraw_consent(w).await?;
+            self.audit(&[audit::consent_change("host", w, Some(cancelled))])
+                .await?;
         }
         Ok(())
     }
@@ -254,6 +265,24 @@ impl Agent {
     /// # Errors
     /// A store error.
     pub async fn opt_out(&self, contact: &ContactId, evidence: Evidence) -> Result<u64> {
+        let mut events = Vec::new();
+        let cancelled = self
+            .withdraw_everything(contact, evidence, "host", &mut events)
+            .await;
+        // What was withdrawn is recorded even when a later purpose failed.
+        self.audit(&events).await?;
+        cancelled
+    }
+
+    /// [`opt_out`](Self::opt_out), with the audit events of each withdrawal pushed to
+    /// `events` for the caller to record (with others of its batch).
+    pub(crate) async fn withdraw_everything(
+        &self,
+        contact: &ContactId,
+        evidence: Evidence,
+        actor: &str,
+        events: &mut Vec<crate::AuditEvent>,
+    ) -> Result<u64> {
         let now = self.now();
         let history = self.inner.store.consent_history(contact).await?;
         let mut purposes: Vec<_> = history.iter().map(|r| r.purpose.clone()).collect();
@@ -268,7 +297,9 @@ impl Agent {
                 let at = now.max(grant.recorded_at);
                 let record =
                     ConsentRecord::withdraw(contact.clone(), purpose, evidence.clone(), at);
-                cancelled += self.inner.store.withdraw_consent(&record).await?;
+                let n = self.inner.store.withdraw_consent(&record).await?;
+                events.push(audit::consent_change(actor, &record, Some(n)));
+                cancelled += n;
             }
         }
         Ok(cancelled)
@@ -289,7 +320,8 @@ impl Agent {
     /// Campaign operations (status, pause, resume, abort, dead letters) over this agent's store
     /// and clock, with the transport's rate for ETAs.
     pub fn operator(&self) -> Operator {
-        let op = Operator::new(Arc::clone(&self.inner.store), Arc::clone(&self.inner.clock));
+        let op = Operator::new(Arc::clone(&self.inner.store), Arc::clone(&self.inner.clock))
+            .with_audit_trail(Arc::clone(&self.inner.audit));
         match self.inner.transport.capabilities().messages_per_second {
             Some(rate) => op.with_send_rate(rate),
             None => op,
@@ -371,6 +403,14 @@ impl Agent {
         }
         self.inner.store.schedule(&campaign, &jobs).await?;
         tracing::info!(campaign = %id, queued = summary.queued, "mia.campaign scheduled");
+        let extra = serde_json::json!({ "summary": summary });
+        self.audit(&[audit::campaign_state(
+            "host",
+            &campaign,
+            CampaignState::Approved,
+            extra,
+        )])
+        .await?;
         Ok(summary)
     }
 

@@ -75,6 +75,17 @@ impl Agent {
     /// A store or sink error; jobs already updated stay updated, the rest are reclaimed when
     /// their lease expires.
     pub async fn run_once(&self) -> Result<RunStats> {
+        // The batch's policy decisions go to the audit log together, also when the batch
+        // stops halfway: one append per batch, not one per job.
+        let mut audit = Vec::new();
+        let done = self.run_batch(&mut audit).await;
+        let recorded = self.audit(&audit).await;
+        let stats = done?;
+        recorded?;
+        Ok(stats)
+    }
+
+    async fn run_batch(&self, audit: &mut Vec<crate::AuditEvent>) -> Result<RunStats> {
         let mut stats = self.poll_inbound().await?;
         self.expire_reviews().await?;
         let now = self.now();
@@ -122,7 +133,7 @@ impl Agent {
             // STOPs, is not allowed.
             self.pace().await?;
             stats.merge(self.poll_inbound().await?);
-            let one = self.process(campaign, &job).instrument(span).await;
+            let one = self.process(campaign, &job, audit).instrument(span).await;
             match one {
                 Ok(s) => {
                     if s.paused_for_spam > 0
@@ -246,6 +257,14 @@ impl Agent {
                     c.transition(CampaignState::Completed, self.now())?;
                     self.inner.store.update_campaign(&c).await?;
                     tracing::info!(campaign = %id, sent = counts.sent, "mia.campaign completed");
+                    let extra = serde_json::json!({ "jobs": counts });
+                    self.audit(&[super::audit::campaign_state(
+                        &self.worker_actor(),
+                        &c,
+                        CampaignState::Running,
+                        extra,
+                    )])
+                    .await?;
                 }
             }
         }
@@ -271,7 +290,12 @@ impl Agent {
         self.inner.sink.record(std::slice::from_ref(&event)).await
     }
 
-    async fn process(&self, campaign: &Campaign, job: &Job) -> Result<RunStats> {
+    async fn process(
+        &self,
+        campaign: &Campaign,
+        job: &Job,
+        audit: &mut Vec<crate::AuditEvent>,
+    ) -> Result<RunStats> {
         let mut stats = RunStats::default();
         let store = &self.inner.store;
         let Some(contact) = store.contact(&job.contact).await? else {
@@ -301,6 +325,13 @@ impl Agent {
             now,
         });
         let rule = verdict.deciding_rule().unwrap_or("policy").to_owned();
+        audit.push(super::audit::send_decision(
+            &self.worker_actor(),
+            job,
+            &verdict,
+            &history,
+            now,
+        ));
         tracing::Span::current().record("decision", tracing::field::debug(&verdict.decision));
         match verdict.decision {
             Decision::Allow => {}
@@ -536,7 +567,8 @@ impl Agent {
         let mut paused = 0;
         for campaign in self.inner.store.campaigns().await? {
             if campaign.state == CampaignState::Running {
-                match self.operator().pause(&campaign.id, reason).await {
+                let op = self.operator().with_actor(self.worker_actor());
+                match op.pause(&campaign.id, reason).await {
                     Ok(_) => paused += 1,
                     // Another worker paused it first.
                     Err(Error::InvalidTransition { .. }) => {}

@@ -15,6 +15,7 @@
 //! The checks panic with a message naming the broken rule, like any assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod compliance;
 mod llm;
 
 pub use llm::provider_conformance;
@@ -79,6 +80,10 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     events(store).await;
     reviews(store).await;
     claim_order_and_rejections(store).await;
+    compliance::audit_log(store).await;
+    compliance::subject_requests(store).await;
+    compliance::erasure(store).await;
+    compliance::retention(store).await;
 }
 
 async fn contacts<S: Store + ?Sized>(store: &S) {

@@ -1,5 +1,6 @@
 //! [`PostgresStore`]: every store seam of mia in one schema of a Postgres database.
 
+mod audit;
 mod campaigns;
 mod codec;
 mod consents;
@@ -8,6 +9,7 @@ mod events;
 mod outbox;
 mod reviews;
 mod schema;
+mod subjects;
 
 use std::fmt;
 use std::sync::Arc;

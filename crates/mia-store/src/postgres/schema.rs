@@ -120,8 +120,85 @@ CREATE TABLE reviews (
 CREATE INDEX reviews_pending ON reviews (seq) WHERE state = 'pending';
 "#;
 
+/// Version 2: the tamper-evident audit log, its checkpoints and subject key, data subject
+/// requests, and erasure.
+///
+/// The audit tables are append-only like the consent ledger. Erasure must replace the contact
+/// id in the contact's consent records, so the ledger's trigger lets an UPDATE through for the
+/// rows of the contact named in the transaction-local setting `mia.erasing`, which only the
+/// erasing transaction sets.
+const V2: &str = r#"
+CREATE TABLE audit_log (
+    seq        BIGINT PRIMARY KEY CHECK (seq > 0),
+    at         BIGINT NOT NULL,
+    actor      TEXT COLLATE "C" NOT NULL,
+    action     TEXT COLLATE "C" NOT NULL,
+    subject    TEXT COLLATE "C",
+    detail     TEXT COLLATE "C" NOT NULL,
+    prev_hash  TEXT COLLATE "C" NOT NULL,
+    hash       TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX audit_by_subject ON audit_log (subject, seq) WHERE subject IS NOT NULL;
+
+CREATE TABLE audit_checkpoints (
+    seq        BIGSERIAL PRIMARY KEY,
+    size       BIGINT NOT NULL CHECK (size >= 0),
+    root       TEXT COLLATE "C" NOT NULL,
+    at         BIGINT NOT NULL,
+    key_id     TEXT COLLATE "C" NOT NULL,
+    signature  TEXT COLLATE "C" NOT NULL
+);
+
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = 'restrict_violation';
+END
+$$;
+CREATE TRIGGER audit_log_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_checkpoints_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+
+CREATE TABLE audit_keys (
+    name  TEXT COLLATE "C" PRIMARY KEY,
+    key   TEXT COLLATE "C" NOT NULL
+);
+
+CREATE TABLE subject_requests (
+    seq           BIGSERIAL PRIMARY KEY,
+    id            TEXT COLLATE "C" NOT NULL UNIQUE,
+    kind          TEXT COLLATE "C" NOT NULL CHECK (kind IN ('access', 'erasure', 'objection',
+                  'rectification', 'restriction')),
+    jurisdiction  TEXT COLLATE "C" NOT NULL,
+    contact       TEXT COLLATE "C",
+    subject       TEXT COLLATE "C" NOT NULL,
+    state         TEXT COLLATE "C" NOT NULL CHECK (state IN ('received', 'in_progress',
+                  'completed', 'rejected')),
+    received_at   BIGINT NOT NULL,
+    due_at        BIGINT NOT NULL,
+    completed_at  BIGINT,
+    note          TEXT COLLATE "C"
+);
+CREATE INDEX subject_requests_by_contact ON subject_requests (contact);
+
+CREATE OR REPLACE FUNCTION consents_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF current_setting('mia.erasing', true) = OLD.contact THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'the consent ledger is append-only' USING ERRCODE = 'restrict_violation';
+END
+$$;
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
@@ -254,6 +331,24 @@ mod tests {
         ] {
             let name = crate::rows::review_state_name(&review);
             assert!(V1.contains(&format!("'{name}'")), "{name}");
+        }
+        use mia_core::{RequestKind, RequestState};
+        for kind in [
+            RequestKind::Access,
+            RequestKind::Erasure,
+            RequestKind::Objection,
+            RequestKind::Rectification,
+            RequestKind::Restriction,
+        ] {
+            assert!(V2.contains(&format!("'{kind}'")), "{kind}");
+        }
+        for state in [
+            RequestState::Received,
+            RequestState::InProgress,
+            RequestState::Completed,
+            RequestState::Rejected,
+        ] {
+            assert!(V2.contains(&format!("'{state}'")), "{state}");
         }
     }
 }

@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: every store seam of mia in one embedded SQLite database.
 
+mod audit;
 mod batch;
 mod campaigns;
 mod codec;
@@ -9,6 +10,7 @@ mod events;
 mod outbox;
 mod reviews;
 mod schema;
+mod subjects;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -108,8 +108,74 @@ CREATE INDEX reviews_by_state ON reviews (state, seq);
 PRAGMA user_version = 1;
 "#;
 
+/// Version 2: the tamper-evident audit log, its checkpoints and subject key, data subject
+/// requests, and erasure.
+///
+/// The audit tables are append-only like the consent ledger. Erasure must replace the contact
+/// id in the contact's consent records, so the ledger's update trigger lets through the rows of
+/// a contact listed in `erasure_gate`, which the erasing transaction fills and empties before
+/// it commits: no committed state ever lists anyone.
+const V2: &str = r#"
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY NOT NULL,
+    at         INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    subject    TEXT,
+    detail     TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_subject ON audit_log (subject, seq) WHERE subject IS NOT NULL;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE TABLE audit_checkpoints (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    size       INTEGER NOT NULL,
+    root       TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    key_id     TEXT NOT NULL,
+    signature  TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+
+CREATE TABLE audit_keys (
+    name  TEXT PRIMARY KEY NOT NULL,
+    key   TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE subject_requests (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL,
+    jurisdiction  TEXT NOT NULL,
+    contact       TEXT,
+    subject       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    received_at   INTEGER NOT NULL,
+    due_at        INTEGER NOT NULL,
+    completed_at  INTEGER,
+    note          TEXT
+) STRICT;
+CREATE INDEX subject_requests_by_contact ON subject_requests (contact);
+
+CREATE TABLE erasure_gate (contact TEXT PRIMARY KEY NOT NULL) STRICT;
+DROP TRIGGER consents_no_update;
+CREATE TRIGGER consents_no_update BEFORE UPDATE ON consents
+WHEN NOT EXISTS (SELECT 1 FROM erasure_gate WHERE contact = OLD.contact)
+BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
+
+PRAGMA user_version = 2;
+"#;
+
 /// Every migration, oldest first; each one ends by setting `user_version` to its number.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

@@ -1,0 +1,366 @@
+//! Conformance checks of the compliance seams: the audit log's rows and chain, data subject
+//! requests, erasure and retention.
+
+use jiff::SignedDuration;
+
+use super::{contact, job, running_campaign, t};
+use crate::{
+    AuditAction, AuditCheckpoint, AuditDraft, AuditEntry, AuditHash, CampaignId, CampaignState,
+    ConsentRecord, ContactId, Event, EventId, EventKind, Evidence, JobUpdate, Jurisdiction,
+    Purpose, RequestKind, RequestState, Store, SubjectKey, SubjectRequest,
+};
+
+fn draft(i: u64, subject: Option<&str>) -> AuditDraft {
+    AuditDraft {
+        at: t(i64::try_from(i).unwrap()),
+        actor: format!("worker:w{}", i % 3),
+        action: AuditAction::PolicyDecision,
+        subject: subject.map(str::to_owned),
+        detail: serde_json::json!({
+            "job": format!("job-{i}"),
+            "decision": {"decision": "allow"},
+            "trace": [{"rule": "consent", "detail": "granted \u{2713} v2"}],
+            "propensity": 0.25,
+            "n": i,
+        }),
+    }
+}
+
+/// Checks that `entries` are one unbroken chain starting at entry 1.
+fn assert_one_chain(entries: &[AuditEntry]) {
+    let mut prev = AuditHash::ZERO;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "sequence numbers have no gaps");
+        assert_eq!(e.prev_hash, prev, "entry {} links to the one before", e.seq);
+        assert_eq!(e.hash, e.expected_hash(), "entry {} is sealed", e.seq);
+        prev = e.hash;
+    }
+}
+
+pub(super) async fn audit_log<S: Store + ?Sized>(store: &S) {
+    assert!(store.audit_entries(0, 10).await.unwrap().is_empty());
+    assert!(store.audit_checkpoints().await.unwrap().is_empty());
+    let written = store
+        .append_audit(&[
+            draft(1, Some("sub_a")),
+            draft(2, None),
+            draft(3, Some("sub_b")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(written[0].prev_hash, AuditHash::ZERO);
+    let read = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(read, written, "entries read back exactly as sealed");
+    assert!(store.append_audit(&[]).await.unwrap().is_empty());
+    let more = store
+        .append_audit(&[draft(4, Some("sub_a")), draft(5, None)])
+        .await
+        .unwrap();
+    assert_eq!(more[0].seq, 4);
+    assert_eq!(
+        more[0].prev_hash, written[2].hash,
+        "appends continue the chain"
+    );
+    let page = store.audit_entries(2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    let about_a = store.audit_entries_for("sub_a").await.unwrap();
+    assert_eq!(about_a.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 4]);
+
+    // Appends racing on several connections still make one chain.
+    let batch = |k: u64| {
+        (0..5)
+            .map(move |i| draft(100 + k * 10 + i, Some("sub_c")))
+            .collect::<Vec<_>>()
+    };
+    let (a, b, c, d) = (batch(1), batch(2), batch(3), batch(4));
+    let (ra, rb, rc, rd) = tokio::join!(
+        store.append_audit(&a),
+        store.append_audit(&b),
+        store.append_audit(&c),
+        store.append_audit(&d)
+    );
+    for r in [ra, rb, rc, rd] {
+        let r = r.unwrap();
+        assert_eq!(r.len(), 5);
+        assert!(
+            r.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+            "a batch stays together"
+        );
+    }
+    let all = store.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(all.len(), 25);
+    assert_one_chain(&all);
+
+    let cp = |size: u64, at: i64| AuditCheckpoint {
+        size,
+        root: all[usize::try_from(size).unwrap() - 1].hash,
+        at: t(at),
+        key_id: "ab".repeat(32),
+        signature: "cd".repeat(64),
+    };
+    store.append_checkpoint(&cp(5, 10)).await.unwrap();
+    store.append_checkpoint(&cp(25, 20)).await.unwrap();
+    assert_eq!(
+        store.audit_checkpoints().await.unwrap(),
+        vec![cp(5, 10), cp(25, 20)],
+        "checkpoints read back in order"
+    );
+
+    let first = SubjectKey::from_bytes([1; 32]);
+    let kept = store.audit_key(&first).await.unwrap();
+    assert_eq!(kept, first, "the first candidate is kept");
+    let again = store
+        .audit_key(&SubjectKey::from_bytes([2; 32]))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the kept key never changes");
+}
+
+fn request(id: &str, contact: &str, kind: RequestKind, at: i64) -> SubjectRequest {
+    SubjectRequest {
+        id: id.into(),
+        kind,
+        jurisdiction: Jurisdiction::Gdpr,
+        contact: Some(ContactId::new(contact)),
+        subject: format!("sub_{contact}"),
+        state: RequestState::Received,
+        received_at: t(at),
+        due_at: t(at + 30 * 86_400),
+        completed_at: None,
+        note: None,
+    }
+}
+
+pub(super) async fn subject_requests<S: Store + ?Sized>(store: &S) {
+    let a = request("dsr_a", "c1", RequestKind::Access, 1);
+    let b = request("dsr_b", "c2", RequestKind::Objection, 2);
+    store.save_request(&a).await.unwrap();
+    store.save_request(&b).await.unwrap();
+    let done = SubjectRequest {
+        state: RequestState::Completed,
+        completed_at: Some(t(5)),
+        note: Some("exported".into()),
+        ..a.clone()
+    };
+    store.save_request(&done).await.unwrap();
+    assert_eq!(
+        store.subject_request("dsr_a").await.unwrap(),
+        Some(done.clone())
+    );
+    assert_eq!(
+        store.subject_requests().await.unwrap(),
+        vec![done, b],
+        "requests keep their first order; saving again replaces"
+    );
+    assert!(store.subject_request("nope").await.unwrap().is_none());
+    let jobs = store.contact_jobs(&ContactId::new("c1")).await.unwrap();
+    assert!(
+        jobs.len() >= 2 && jobs.iter().all(|j| j.contact.as_str() == "c1"),
+        "a contact's jobs across campaigns"
+    );
+    assert!(
+        jobs.windows(2).all(|w| w[0].key < w[1].key),
+        "ordered by key"
+    );
+}
+
+pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
+    let gone = contact(7);
+    store
+        .upsert_contacts(std::slice::from_ref(&gone))
+        .await
+        .unwrap();
+    let ev = Evidence::new("web_form", "form=signup-7 email=c7@example.com");
+    store
+        .append_consent(&[ConsentRecord::grant(
+            "c7",
+            Purpose::marketing(),
+            ev,
+            "v2",
+            t(1),
+        )])
+        .await
+        .unwrap();
+    let mut campaign = running_campaign("k7");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    store
+        .schedule(&campaign, &[job("k7", "c7", 0), job("k7", "c1", 0)])
+        .await
+        .unwrap();
+    let event = Event {
+        id: EventId::new("e-c7"),
+        at: t(3),
+        contact: ContactId::new("c7"),
+        campaign: Some(campaign.id.clone()),
+        variant: None,
+        kind: EventKind::Sent,
+    };
+    store.append_events(&[event]).await.unwrap();
+    store
+        .save_request(&request("dsr_c7", "c7", RequestKind::Erasure, 4))
+        .await
+        .unwrap();
+    let before = store.job_counts(&campaign.id).await.unwrap();
+
+    let c7 = ContactId::new("c7");
+    let anon = ContactId::new("erased:dsr_c7");
+    let counts = store.erase_subject(&c7, &anon).await.unwrap();
+    assert_eq!(
+        (
+            counts.contacts,
+            counts.consents,
+            counts.jobs,
+            counts.events,
+            counts.requests
+        ),
+        (1, 1, 1, 1, 1)
+    );
+    assert!(store.contact(&c7).await.unwrap().is_none());
+    assert!(
+        store.contact_by_peer(&gone.peer).await.unwrap().is_none(),
+        "the peer mapping goes with the contact"
+    );
+    assert!(store.consent_history(&c7).await.unwrap().is_empty());
+    assert!(store.contact_jobs(&c7).await.unwrap().is_empty());
+    assert!(store.contact_events(&c7).await.unwrap().is_empty());
+    let kept = store.consent_history(&anon).await.unwrap();
+    assert_eq!(
+        kept.len(),
+        1,
+        "the ledger keeps the record, without the person"
+    );
+    assert_eq!(kept[0].evidence.method, "web_form");
+    assert_eq!(
+        kept[0].evidence.reference, "",
+        "the evidence reference is blanked"
+    );
+    assert_eq!(
+        store.job_counts(&campaign.id).await.unwrap(),
+        before,
+        "aggregates stay as they were"
+    );
+    assert_eq!(store.contact_events(&anon).await.unwrap().len(), 1);
+    let req = store.subject_request("dsr_c7").await.unwrap().unwrap();
+    assert_eq!(req.contact, None);
+    assert_eq!(req.subject, "sub_c7", "the pseudonym outlives the erasure");
+    assert_eq!(
+        store.erase_subject(&c7, &anon).await.unwrap(),
+        crate::ErasureCounts::default(),
+        "erasing twice changes nothing"
+    );
+    assert!(
+        store
+            .contact(&ContactId::new("c1"))
+            .await
+            .unwrap()
+            .is_some(),
+        "other contacts are untouched"
+    );
+}
+
+pub(super) async fn retention<S: Store + ?Sized>(store: &S) {
+    // k2 is running, k3 has cancelled jobs but is still running; k8 completes.
+    let mut done = running_campaign("k8");
+    done.state = CampaignState::Draft;
+    store.insert_campaign(&done).await.unwrap();
+    done.state = CampaignState::Running;
+    store
+        .schedule(&done, &[job("k8", "c1", 0), job("k8", "c2", 0)])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim("w", t(1_000), SignedDuration::from_secs(30), 100)
+        .await
+        .unwrap();
+    let mine: Vec<_> = claimed.iter().filter(|j| j.campaign == done.id).collect();
+    assert_eq!(mine.len(), 2);
+    store
+        .update_job(
+            &mine[0].key,
+            mine[0].claim_token,
+            &JobUpdate::Sent { message_id: 900 },
+            t(1_001),
+        )
+        .await
+        .unwrap();
+    store
+        .update_job(
+            &mine[1].key,
+            mine[1].claim_token,
+            &JobUpdate::Sent { message_id: 901 },
+            t(5_000),
+        )
+        .await
+        .unwrap();
+    for other in claimed.iter().filter(|j| j.campaign != done.id) {
+        let back = JobUpdate::Retry {
+            due_at: t(1_000),
+            count_attempt: false,
+            reason: "test".into(),
+        };
+        store
+            .update_job(&other.key, other.claim_token, &back, t(1_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.purge_jobs(t(2_000)).await.unwrap(),
+        0,
+        "jobs of a running campaign are kept"
+    );
+    done.transition(CampaignState::Completed, t(5_001)).unwrap();
+    store.update_campaign(&done).await.unwrap();
+    let open_elsewhere = store.job_counts(&CampaignId::new("k2")).await.unwrap();
+    assert_eq!(
+        store.purge_jobs(t(2_000)).await.unwrap(),
+        1,
+        "only the old one"
+    );
+    assert!(store.job(&mine[0].key).await.unwrap().is_none());
+    assert!(store.job(&mine[1].key).await.unwrap().is_some());
+    assert!(
+        store
+            .contact_jobs(&ContactId::new("c1"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| j.key != mine[0].key)
+    );
+    assert_eq!(
+        store.job_counts(&CampaignId::new("k2")).await.unwrap(),
+        open_elsewhere
+    );
+
+    let before = store
+        .contact_events(&ContactId::new("c1"))
+        .await
+        .unwrap()
+        .len();
+    assert!(before >= 3);
+    // Events e1 (t 1), e2 and e3 (t 5) of the events check.
+    assert_eq!(store.purge_events(t(2)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .contact_events(&ContactId::new("c1"))
+            .await
+            .unwrap()
+            .len(),
+        before - 1
+    );
+    let again = Event {
+        id: EventId::new("e1"),
+        at: t(1),
+        contact: ContactId::new("c1"),
+        campaign: None,
+        variant: None,
+        kind: EventKind::Sent,
+    };
+    assert_eq!(
+        store.append_events(&[again]).await.unwrap(),
+        1,
+        "a purged id may come back"
+    );
+}

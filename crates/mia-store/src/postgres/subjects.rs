@@ -1,0 +1,150 @@
+//! [`SubjectStore`] for [`PostgresStore`]: data subject requests, a contact's jobs, and erasure
+//! in one transaction.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use mia_core::{ContactId, ErasureCounts, Job, Result, SubjectRequest, SubjectStore};
+
+use super::PostgresStore;
+use crate::codec::{micros, micros_opt};
+use crate::error::Context;
+use crate::rows::{self, job_columns, request_columns};
+
+#[async_trait]
+impl SubjectStore for PostgresStore {
+    async fn save_request(&self, r: &SubjectRequest) -> Result<()> {
+        const DOING: &str = "save a subject request";
+        sqlx::query(concat!(
+            "INSERT INTO subject_requests (",
+            request_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+             jurisdiction = excluded.jurisdiction, contact = excluded.contact, \
+             subject = excluded.subject, state = excluded.state, \
+             received_at = excluded.received_at, due_at = excluded.due_at, \
+             completed_at = excluded.completed_at, note = excluded.note"
+        ))
+        .bind(r.id.as_str())
+        .bind(r.kind.as_str())
+        .bind(r.jurisdiction.as_str())
+        .bind(r.contact.as_ref().map(ContactId::as_str))
+        .bind(r.subject.as_str())
+        .bind(r.state.as_str())
+        .bind(micros(r.received_at))
+        .bind(micros(r.due_at))
+        .bind(micros_opt(r.completed_at))
+        .bind(r.note.as_deref())
+        .execute(&self.pool)
+        .await
+        .context(DOING)?;
+        Ok(())
+    }
+
+    async fn subject_request(&self, id: &str) -> Result<Option<SubjectRequest>> {
+        const DOING: &str = "read a subject request";
+        sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM subject_requests WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?
+        .map(|row| rows::subject_request(&row))
+        .transpose()
+        .context(DOING)
+    }
+
+    async fn subject_requests(&self) -> Result<Vec<SubjectRequest>> {
+        const DOING: &str = "read subject requests";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM subject_requests ORDER BY seq"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::subject_request).context(DOING)
+    }
+
+    async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>> {
+        const DOING: &str = "read a contact's jobs";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM outbox WHERE contact = $1 ORDER BY key"
+        ))
+        .bind(contact.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::job).context(DOING)
+    }
+
+    async fn erase_subject(
+        &self,
+        contact: &ContactId,
+        replacement: &ContactId,
+    ) -> Result<ErasureCounts> {
+        const DOING: &str = "erase a data subject";
+        let (who, anon) = (contact.as_str(), replacement.as_str());
+        let mut tx = self.begin().await.context(DOING)?;
+        // Lets the ledger's trigger through for this contact's rows, until the end of this
+        // transaction only (`is_local`).
+        sqlx::query("SELECT set_config('mia.erasing', $1, true)")
+            .bind(who)
+            .execute(&mut *tx)
+            .await
+            .context(DOING)?;
+        let mut counts = ErasureCounts::default();
+        let mut run = async |sql: &'static str| -> Result<u64> {
+            Ok(sqlx::query(sql)
+                .bind(who.to_owned())
+                .bind(anon.to_owned())
+                .execute(&mut *tx)
+                .await
+                .context(DOING)?
+                .rows_affected())
+        };
+        // Every statement binds the contact as $1 and the replacement as $2.
+        counts.contacts =
+            run("DELETE FROM contacts WHERE id = $1 AND $2::text IS NOT NULL").await?;
+        counts.consents = run("UPDATE consents SET contact = $2, \
+             evidence = jsonb_set(evidence, '{reference}', '\"\"'::jsonb) WHERE contact = $1")
+        .await?;
+        counts.jobs = run("UPDATE outbox SET contact = $2 WHERE contact = $1").await?;
+        counts.events = run("UPDATE events SET contact = $2 WHERE contact = $1").await?;
+        counts.requests = run(
+            "UPDATE subject_requests SET contact = NULL WHERE contact = $1 AND $2::text IS NOT NULL",
+        )
+        .await?;
+        tx.commit().await.context(DOING)?;
+        Ok(counts)
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        const DOING: &str = "purge old events";
+        Ok(sqlx::query("DELETE FROM events WHERE at < $1")
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .context(DOING)?
+            .rows_affected())
+    }
+
+    async fn purge_jobs(&self, before: Timestamp) -> Result<u64> {
+        const DOING: &str = "purge old jobs";
+        Ok(sqlx::query(
+            "DELETE FROM outbox WHERE updated_at < $1 \
+             AND state IN ('sent', 'skipped', 'dead_letter', 'cancelled') \
+             AND campaign IN (SELECT id FROM campaigns WHERE state IN ('completed', 'aborted'))",
+        )
+        .bind(micros(before))
+        .execute(&self.pool)
+        .await
+        .context(DOING)?
+        .rows_affected())
+    }
+}
