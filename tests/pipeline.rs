@@ -308,6 +308,8 @@ async fn a_spam_signal_pauses_the_campaign_and_nothing_moves_elsewhere() {
     assert!(c.state_reason.unwrap().contains("PEER_FLOOD"));
     let counts = w.store.job_counts(&campaign.id).await.unwrap();
     assert!(counts.pending > 0, "the rest waits for a human");
+    let health = w.agent.account_health();
+    assert!(health.spam_limited && health.score == 0, "{health:?}");
     let sent_before = w.telegram.sent_log().len();
     // A human resumes; the rest goes out, each exactly once.
     w.agent.resume(&campaign.id).await.unwrap();
@@ -880,4 +882,92 @@ async fn a_dead_letter_of_a_completed_campaign_can_still_be_retried() {
         matches!(err, Error::InvalidInput(_)) && err.to_string().contains("aborted"),
         "{err}"
     );
+}
+
+/// The simulator, declaring that it cannot recognise a resend (as the Bot API).
+struct NotIdempotent(SimTelegram);
+
+#[async_trait::async_trait]
+impl Transport for NotIdempotent {
+    fn name(&self) -> &str {
+        "sim-not-idempotent"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            idempotent_sends: false,
+            ..self.0.capabilities()
+        }
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        self.0.send(message).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_send_on_a_transport_that_cannot_deduplicate_is_never_repeated() {
+    let (w, clock) = memory_world(20).await;
+    let campaign = launch(&w.agent).await;
+    // A worker claims two jobs, hands both to the transport (one reaches Telegram) and dies
+    // before recording either result.
+    let doomed = w
+        .store
+        .claim("doomed", clock.now(), SignedDuration::from_secs(60), 2)
+        .await
+        .unwrap();
+    for job in &doomed {
+        w.store
+            .record_attempt(
+                &job.key,
+                job.claim_token,
+                &VariantId::new("A"),
+                1.0,
+                clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+    let contact = w.store.contact(&doomed[0].contact).await.unwrap().unwrap();
+    let message = OutboundMessage {
+        key: doomed[0].key.clone(),
+        campaign: Some(campaign.id.clone()),
+        contact: contact.id.clone(),
+        peer: contact.peer,
+        variant: Some(VariantId::new("A")),
+        text: "posted by the worker that died".into(),
+        silent: false,
+    };
+    w.telegram.send(&message).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+
+    let again = Agent::builder(TemplateProvider::new(), NotIdempotent(w.telegram.clone()))
+        .shared_store(w.store.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .worker_id("worker-2")
+        .build()
+        .unwrap();
+    drop(w.agent);
+    again.run_until_idle().await.unwrap();
+
+    let posts = campaign_posts(&w.telegram);
+    assert!(posts.values().all(|n| *n == 1), "nobody twice: {posts:?}");
+    assert_eq!(
+        posts.len(),
+        9,
+        "the eight others, and the one that got through before the crash"
+    );
+    for job in &doomed {
+        let job = w.store.job(&job.key).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::DeadLetter, "{job:?}");
+        assert_eq!(job.outcome.as_deref(), Some(OUTCOME_UNKNOWN));
+    }
+    // An operator who checked the chat requeues the one that never arrived: it is sent once.
+    let lost = &doomed[1].key;
+    again.operator().requeue_dead_letter(lost).await.unwrap();
+    again.run_until_idle().await.unwrap();
+    assert_eq!(
+        w.store.job(lost).await.unwrap().unwrap().state,
+        JobState::Sent
+    );
+    assert!(campaign_posts(&w.telegram).values().all(|n| *n == 1));
 }

@@ -112,6 +112,10 @@ pub(crate) struct DryRunReport {
     pub(crate) rate_limited_by_telegram: u64,
     pub(crate) llm: LlmUsage,
     pub(crate) campaign: CampaignReport,
+    /// How the campaign would look to Telegram: blocks, STOPs, retry-afters, spam pauses.
+    pub(crate) risk: crate::risk::Risk,
+    /// The sending account's health at the end, as the agent saw it.
+    pub(crate) account_health: mia::AccountHealth,
 }
 
 pub(crate) fn run(args: &DryRunArgs) -> Result<()> {
@@ -270,6 +274,8 @@ async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
     run.inbound += after.inbound;
 
     let virtual_end = clock.now();
+    let report = CampaignReport::build(store.as_ref(), &campaign.id).await?;
+    let risk = crate::risk::assess(&report, &run, telegram.rate_limited_count());
     Ok(DryRunReport {
         seed: args.seed,
         contacts: args.contacts,
@@ -290,7 +296,9 @@ async fn simulate(args: &DryRunArgs) -> Result<DryRunReport> {
             }
             usage
         },
-        campaign: CampaignReport::build(store.as_ref(), &campaign.id).await?,
+        campaign: report,
+        risk,
+        account_health: agent.account_health(),
     })
 }
 

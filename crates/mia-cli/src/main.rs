@@ -12,6 +12,7 @@ mod dry_run;
 mod dsar;
 mod ops;
 mod output;
+mod risk;
 mod scan;
 mod stats;
 

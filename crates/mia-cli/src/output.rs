@@ -83,6 +83,19 @@ pub(crate) fn print(r: &DryRunReport, real: Duration, json: &Path) {
         "Rate-limit answers from Telegram: {} (honoured with retry-after)",
         r.rate_limited_by_telegram
     );
+    println!(
+        "Risk with Telegram: {} (blocks {:.2}%, STOP {:.2}%)",
+        r.risk.level,
+        r.risk.block_rate * 100.0,
+        r.risk.stop_rate * 100.0
+    );
+    for reason in &r.risk.reasons {
+        println!("  - {reason}");
+    }
+    println!(
+        "Account health: {}/100 over the last {} h",
+        r.account_health.score, r.account_health.window_hours
+    );
     println!();
     println!(
         "{:<8} {:>7} {:>10} {:>8} {:>8} {:>10} {:>11} {:>8}",

@@ -26,7 +26,10 @@ mod transport;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use agent::{Agent, AgentBuilder, Reply, RetryPolicy, RunStats, ScheduleSummary};
+pub use agent::{
+    AccountHealth, Agent, AgentBuilder, OUTCOME_UNKNOWN, Reply, RetryPolicy, RunStats,
+    ScheduleSummary,
+};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use audit::{
     AuditAction, AuditCheckpoint, AuditDraft, AuditEntry, AuditEvent, AuditHash, AuditTrail,
@@ -59,7 +62,7 @@ pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 pub use store::{
     AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
     JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
-    ReviewSubject, Store, SubjectStore,
+    ReviewSubject, SEND_IN_FLIGHT, Store, SubjectStore,
 };
 pub use template::TemplateProvider;
 pub use transport::{Capabilities, ChatAdmin, InboundEvent, InboundKind, Transport};

@@ -350,6 +350,7 @@ impl OutboxStore for MemoryStore {
             job.variant = Some(variant.clone());
             job.propensity = Some(propensity);
         }
+        job.outcome = Some(crate::store::SEND_IN_FLIGHT.to_owned());
         job.updated_at = now;
         Ok(())
     }

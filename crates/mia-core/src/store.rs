@@ -141,6 +141,12 @@ pub struct Job {
     pub updated_at: Timestamp,
 }
 
+/// The `outcome` of a job whose send was handed to the transport and whose result was not
+/// recorded yet (set by [`OutboxStore::record_attempt`], replaced by every
+/// [`OutboxStore::update_job`]). Found on a claimed job, it means the previous worker stopped
+/// mid-send.
+pub const SEND_IN_FLIGHT: &str = "send_in_flight";
+
 /// What a worker did with a claimed job.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobUpdate {
@@ -389,7 +395,9 @@ pub trait OutboxStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Job>>;
     /// Records the variant chosen for a claimed job, right before the transport call. Keeps an
-    /// earlier choice (assignments are sticky).
+    /// earlier choice (assignments are sticky). Sets the job's `outcome` to [`SEND_IN_FLIGHT`]
+    /// until [`update_job`](Self::update_job) records what happened, so a worker that claims
+    /// the job after a crash knows a send may have reached Telegram.
     ///
     /// # Errors
     /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim or the job was

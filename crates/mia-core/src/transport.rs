@@ -22,6 +22,11 @@ pub struct Capabilities {
     pub max_text_chars: usize,
     /// Whether the transport reports reads.
     pub read_receipts: bool,
+    /// Whether Telegram itself recognises a resend of an idempotency key, across processes
+    /// (MTProto's `random_id`, the simulator's journal). When false (the Bot API), a job found
+    /// with a send in flight after a crash is not sent again: it goes to the dead letters as
+    /// `outcome_unknown` for a human to check. Defaults to false: claim it only if it holds.
+    pub idempotent_sends: bool,
 }
 
 impl Default for Capabilities {
@@ -30,6 +35,7 @@ impl Default for Capabilities {
             messages_per_second: Some(30.0),
             max_text_chars: 4096,
             read_receipts: false,
+            idempotent_sends: false,
         }
     }
 }

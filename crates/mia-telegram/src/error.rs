@@ -69,6 +69,51 @@ pub enum TelegramError {
         /// Why the outcome is unknown.
         cause: String,
     },
+    /// An MTProto call failed without a per-message outcome (I/O, a dropped connection, a
+    /// server error, an unexpected RPC error).
+    #[error("MTProto {method}: {message}")]
+    Mtproto {
+        /// The call (`messages.sendMessage`, `connect`, ...).
+        method: &'static str,
+        /// What went wrong; never session bytes.
+        message: String,
+        /// Whether trying again is safe and may succeed.
+        retryable: bool,
+    },
+    /// Another owner holds the lease on this MTProto session: one account runs in one process.
+    #[error(
+        "MTProto session {path} is in use by another process or transport (its lock file \
+         {path}.lock is held); one account must run in one place only, or Telegram answers \
+         AUTH_KEY_DUPLICATED and invalidates the session"
+    )]
+    SessionInUse {
+        /// The session file.
+        path: String,
+    },
+    /// The MTProto session file could not be read or written. The message never holds its bytes.
+    #[error("MTProto session {path}: {message}")]
+    Session {
+        /// The session file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Telegram answered AUTH_KEY_DUPLICATED: the session was used from two places at once and
+    /// Telegram revoked it.
+    #[error(
+        "Telegram answered AUTH_KEY_DUPLICATED: this session ran in two places at once and is \
+         no longer valid; stop every other process using it, then sign in again with a new session"
+    )]
+    AuthKeyDuplicated,
+    /// Signing in failed, or the session is not (or no longer) signed in.
+    #[error("MTProto sign-in: {0}")]
+    Login(String),
+    /// The client library panicked; the panic was contained and the host keeps running.
+    #[error("the MTProto client library panicked during {during}; the call was abandoned")]
+    ClientPanicked {
+        /// What was running.
+        during: &'static str,
+    },
 }
 
 impl TelegramError {
@@ -76,9 +121,9 @@ impl TelegramError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TelegramError::SimulatedOutage => true,
-            TelegramError::Api { retryable, .. } | TelegramError::Http { retryable, .. } => {
-                *retryable
-            }
+            TelegramError::Api { retryable, .. }
+            | TelegramError::Http { retryable, .. }
+            | TelegramError::Mtproto { retryable, .. } => *retryable,
             _ => false,
         }
     }
@@ -89,7 +134,11 @@ impl From<TelegramError> for mia_core::Error {
         match e {
             TelegramError::Config(_)
             | TelegramError::Unauthorized { .. }
-            | TelegramError::Conflict(_) => mia_core::Error::Config(e.to_string()),
+            | TelegramError::Conflict(_)
+            | TelegramError::SessionInUse { .. }
+            | TelegramError::Session { .. }
+            | TelegramError::AuthKeyDuplicated
+            | TelegramError::Login(_) => mia_core::Error::Config(e.to_string()),
             TelegramError::MessageNotFound { chat, message_id } => mia_core::Error::NotFound {
                 kind: "message",
                 id: format!("{chat}/{message_id}"),

@@ -6,6 +6,8 @@ pub mod bot_api;
 pub mod contract;
 mod error;
 mod limits;
+#[cfg(feature = "mtproto")]
+pub mod mtproto;
 pub mod sim;
 
 pub use error::TelegramError;

@@ -5,6 +5,7 @@ mod audit;
 mod builder;
 pub(crate) mod generate;
 mod health;
+pub use health::AccountHealth;
 mod inbound;
 pub use inbound::is_stop_request;
 mod reply;
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use audit::campaign_state as campaign_state_event;
 pub use builder::AgentBuilder;
-pub use worker::RunStats;
+pub use worker::{OUTCOME_UNKNOWN, RunStats};
 
 use crate::allocator::Allocator;
 use crate::campaign::{Audience, Campaign, CampaignState};
@@ -315,6 +316,12 @@ impl Agent {
             .campaign(id)
             .await?
             .ok_or_else(|| Error::not_found("campaign", id))
+    }
+
+    /// The sending account's health over the block alarm's trailing window (24 h by default),
+    /// from what this agent saw: sends, blocks, flood waits, privacy refusals and `PEER_FLOOD`.
+    pub fn account_health(&self) -> AccountHealth {
+        self.inner.blocks.health(self.now())
     }
 
     /// Campaign operations (status, pause, resume, abort, dead letters) over this agent's store

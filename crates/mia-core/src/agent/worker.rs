@@ -17,6 +17,11 @@ use crate::message::{FailureReason, OutboundMessage, SendOutcome};
 use crate::policy::{Decision, SendContext, SendKind, SendPolicy};
 use crate::store::{Job, JobUpdate, ReviewItem, ReviewState, ReviewSubject};
 
+/// The dead-letter reason of a job whose send was interrupted on a transport that cannot
+/// recognise a resend (see [`Capabilities::idempotent_sends`](crate::Capabilities)).
+pub const OUTCOME_UNKNOWN: &str = "outcome_unknown: the previous worker stopped while this message \
+     was being sent and the transport cannot recognise a resend; check the chat, then requeue or discard";
+
 /// What a run of the worker did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStats {
@@ -298,6 +303,21 @@ impl Agent {
     ) -> Result<RunStats> {
         let mut stats = RunStats::default();
         let store = &self.inner.store;
+        if job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT)
+            && !self.inner.transport.capabilities().idempotent_sends
+        {
+            // The previous worker stopped between handing this message to the transport and
+            // recording the result. Telegram may have it, and this transport cannot recognise
+            // a resend: never twice, so a human decides (requeue or discard).
+            tracing::warn!(job = %job.key, "mia.send outcome unknown after an interrupted send; not resent");
+            let variant = job
+                .variant
+                .clone()
+                .unwrap_or_else(|| VariantId::new("unknown"));
+            self.dead_letter(job, &variant, OUTCOME_UNKNOWN.to_owned(), &mut stats)
+                .await?;
+            return Ok(stats);
+        }
         let Some(contact) = store.contact(&job.contact).await? else {
             self.update(
                 job,
@@ -439,6 +459,9 @@ impl Agent {
             Ok(SendOutcome::RetryAfter { after, reason }) => {
                 tracing::Span::current().record("outcome", "retry_after");
                 stats.retried += 1;
+                self.inner
+                    .blocks
+                    .signal(super::health::Signal::FloodWait, now);
                 self.freeze_sends(add(now, after)).await?;
                 if job.attempts + 1 >= self.inner.config.retry.max_attempts {
                     let reason = format!("out of attempts ({reason})");
@@ -457,6 +480,9 @@ impl Agent {
                 // pauses (every worker stops within one job); the traffic is never moved to
                 // another account. The job waits, unsent, until a human resumes.
                 tracing::Span::current().record("outcome", "spam_limited");
+                self.inner
+                    .blocks
+                    .signal(super::health::Signal::SpamLimited, now);
                 tracing::warn!(campaign = %campaign.id, "Telegram limited the account for spam; pausing every running campaign");
                 let update = JobUpdate::Retry {
                     due_at: now,
@@ -470,6 +496,11 @@ impl Agent {
             }
             Ok(SendOutcome::Failed(reason)) => {
                 tracing::Span::current().record("outcome", reason.code());
+                if reason == FailureReason::PrivacyRestricted {
+                    self.inner
+                        .blocks
+                        .signal(super::health::Signal::PrivacyRefused, now);
+                }
                 self.dead_letter(job, &variant, reason.code().to_owned(), &mut stats)
                     .await?;
                 if reason == FailureReason::Blocked {
@@ -493,6 +524,18 @@ impl Agent {
                 };
                 self.update(job, &update).await?;
                 stats.retried += 1;
+            }
+            Err(e @ Error::Config(_)) => {
+                // A refused token, a second poller: nothing was sent, and every other job would
+                // fail the same way. The job goes back unchanged and the run stops.
+                tracing::Span::current().record("outcome", "config_error");
+                let update = JobUpdate::Retry {
+                    due_at: job.due_at,
+                    count_attempt: false,
+                    reason: "transport_configuration".into(),
+                };
+                self.update(job, &update).await?;
+                return Err(e);
             }
             Err(e) => {
                 tracing::Span::current().record("outcome", "error");

@@ -263,6 +263,12 @@ async fn outbox<S: Store + ?Sized>(store: &S) {
         .record_attempt(&b.key, b.claim_token, &VariantId::new("B"), 0.5, t(41))
         .await
         .unwrap();
+    let in_flight = store.job(&b.key).await.unwrap().unwrap();
+    assert_eq!(
+        in_flight.outcome.as_deref(),
+        Some(crate::SEND_IN_FLIGHT),
+        "a recorded attempt marks the send in flight until its result is recorded"
+    );
     store
         .update_job(
             &b.key,

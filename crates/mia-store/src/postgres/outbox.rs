@@ -173,7 +173,7 @@ impl OutboxStore for PostgresStore {
         let updated = sqlx::query(
             "UPDATE outbox SET variant = COALESCE(variant, $1), \
              propensity = CASE WHEN variant IS NULL THEN $2 ELSE propensity END, \
-             updated_at = $3 \
+             updated_at = $3, outcome = 'send_in_flight' \
              WHERE key = $4 AND state = 'claimed' AND claim_token = $5",
         )
         .bind(variant.as_str())

@@ -11,7 +11,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `testing` feature, [`FakeBotApi`] is a local server that speaks the same wire
+//! With the `testing` feature, `FakeBotApi` is a local server that speaks the same wire
 //! format, so everything above runs without a token.
 
 mod client;

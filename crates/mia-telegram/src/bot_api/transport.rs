@@ -225,6 +225,8 @@ impl Transport for BotApiTransport {
             messages_per_second: Some(f64::from(self.config.limits.global_per_second)),
             max_text_chars: 4096,
             read_receipts: false,
+            // Keys are remembered in this process only; Telegram cannot recognise a resend.
+            idempotent_sends: false,
         }
     }
 

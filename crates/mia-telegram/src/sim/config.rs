@@ -101,6 +101,26 @@ pub struct SimConfig {
     pub deactivated_share: f64,
     /// Share of chats that blocked the sender before the run.
     pub blocked_share: f64,
+    /// Share of chats whose privacy settings refuse the sender (`USER_PRIVACY_RESTRICTED`).
+    #[serde(default)]
+    pub privacy_share: f64,
+    /// Flood control escalates as Telegram's does: a send before a retry-after ran out is
+    /// answered with a wait twice as long as the last one (up to an hour).
+    #[serde(default = "yes")]
+    pub flood_escalation: bool,
+    /// `PEER_FLOOD` (the account limited for spam) after this many messages to people who
+    /// never wrote to the sender, as a user account that cold-messages strangers gets; from
+    /// then on every message to such a person fails with `SpamLimited`. `None`: off.
+    #[serde(default)]
+    pub cold_message_limit: Option<u32>,
+    /// Slow mode per group or channel id: the shortest gap between two of our messages there
+    /// (`SLOWMODE_WAIT_X`).
+    #[serde(default)]
+    pub slow_mode: BTreeMap<i64, Duration>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for SimConfig {
@@ -112,6 +132,10 @@ impl Default for SimConfig {
             per_variant: BTreeMap::new(),
             deactivated_share: 0.005,
             blocked_share: 0.01,
+            privacy_share: 0.0,
+            flood_escalation: true,
+            cold_message_limit: None,
+            slow_mode: BTreeMap::new(),
         }
     }
 }
@@ -138,12 +162,18 @@ impl SimConfig {
         for (name, p) in [
             ("deactivated_share", self.deactivated_share),
             ("blocked_share", self.blocked_share),
+            ("privacy_share", self.privacy_share),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(TelegramError::Config(format!(
                     "{name} must be a probability, got {p}"
                 )));
             }
+        }
+        if self.deactivated_share + self.blocked_share + self.privacy_share > 1.0 {
+            return Err(TelegramError::Config(
+                "deactivated_share + blocked_share + privacy_share must not exceed 1".into(),
+            ));
         }
         Ok(())
     }

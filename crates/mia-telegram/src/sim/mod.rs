@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
     CampaignId, Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent,
-    InboundKind, OutboundMessage, SendOutcome, TelegramPeer, Transport, VariantId,
+    InboundKind, OutboundMessage, PeerKind, SendOutcome, TelegramPeer, Transport, VariantId,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -73,6 +73,13 @@ struct State {
     scripted: HashMap<i64, VecDeque<Scripted>>,
     rate_limited: u64,
     journal: Option<std::fs::File>,
+    /// People who wrote to the sender (any command or text): messages to them are not cold.
+    wrote_first: std::collections::HashSet<i64>,
+    cold_sent: u32,
+    spam_limited: bool,
+    /// Per chat: until when its flood wait runs, and how long the last one was.
+    flood: HashMap<i64, (Timestamp, SignedDuration)>,
+    slow_last: HashMap<i64, Timestamp>,
 }
 
 /// The simulated Telegram. Cheap to clone; clones share one simulated world.
@@ -244,7 +251,22 @@ impl SimTelegram {
         self.push_inbound(peer, kind, self.clock.now());
     }
 
+    /// Marks people as having written to the sender (they started the bot, or wrote to the
+    /// account), so messages to them are not cold (see [`SimConfig::cold_message_limit`]).
+    pub fn wrote_first(&self, peers: impl IntoIterator<Item = TelegramPeer>) {
+        let mut state = self.lock();
+        state.wrote_first.extend(peers.into_iter().map(|p| p.id));
+    }
+
+    /// Whether Telegram has limited the account for spam (`PEER_FLOOD`).
+    pub fn spam_limited(&self) -> bool {
+        self.lock().spam_limited
+    }
+
     fn schedule(state: &mut State, peer: TelegramPeer, kind: InboundKind, at: Timestamp) {
+        if matches!(kind, InboundKind::Command { .. } | InboundKind::Text { .. }) {
+            state.wrote_first.insert(peer.id);
+        }
         let update = state.next_update_id;
         state.next_update_id += 1;
         state.pending.insert(
@@ -272,9 +294,49 @@ impl SimTelegram {
             Some(FailureReason::Deactivated)
         } else if u < self.config.deactivated_share + self.config.blocked_share {
             Some(FailureReason::Blocked)
+        } else if u < self.config.deactivated_share
+            + self.config.blocked_share
+            + self.config.privacy_share
+        {
+            Some(FailureReason::PrivacyRestricted)
         } else {
             None
         }
+    }
+
+    /// Telegram's flood control for a send to `peer` at `now`: the limits, slow mode, and a
+    /// doubled wait for a sender that tries again before its wait ran out.
+    fn flood_control(
+        &self,
+        state: &mut State,
+        peer: TelegramPeer,
+        now: Timestamp,
+    ) -> Option<SendOutcome> {
+        let (wait, reason) = if let Some((until, last)) = state.flood.get(&peer.id).copied()
+            && now < until
+            && self.config.flood_escalation
+        {
+            let next = (last * 2).min(SignedDuration::from_hours(1));
+            (next, "FLOOD_WAIT: sent again before the wait ran out")
+        } else if let Some(gap) = self.config.slow_mode.get(&peer.id)
+            && let Some(last) = state.slow_last.get(&peer.id)
+            && now.duration_since(*last) < SignedDuration::try_from(*gap).unwrap_or_default()
+        {
+            let gap = SignedDuration::try_from(*gap).unwrap_or_default();
+            (gap - now.duration_since(*last), "SLOWMODE_WAIT")
+        } else if let Some(wait) = state.pacer.wait(&self.config.limits, peer, now) {
+            (wait, "Too Many Requests: retry after")
+        } else {
+            return None;
+        };
+        let after = whole_seconds(wait);
+        let whole = SignedDuration::try_from(after).unwrap_or(wait);
+        state.flood.insert(peer.id, (now + whole, whole));
+        state.rate_limited += 1;
+        Some(SendOutcome::RetryAfter {
+            after,
+            reason: reason.into(),
+        })
     }
 
     /// Plans what the recipient of a new message will do, from a generator seeded by the key.
@@ -370,6 +432,8 @@ impl Transport for SimTelegram {
             messages_per_second: Some(f64::from(self.config.limits.global_per_second)),
             max_text_chars: 4096,
             read_receipts: true,
+            // Its log recognises a key, across restarts with a journal.
+            idempotent_sends: true,
         }
     }
 
@@ -411,14 +475,25 @@ impl Transport for SimTelegram {
         {
             return Ok(SendOutcome::Failed(FailureReason::Blocked));
         }
-        if let Some(wait) = state.pacer.wait(&self.config.limits, message.peer, now) {
-            state.rate_limited += 1;
-            return Ok(SendOutcome::RetryAfter {
-                after: whole_seconds(wait),
-                reason: "Too Many Requests: retry after".into(),
-            });
+        if let Some(outcome) = self.flood_control(&mut state, message.peer, now) {
+            return Ok(outcome);
+        }
+        let cold =
+            message.peer.kind == PeerKind::User && !state.wrote_first.contains(&message.peer.id);
+        if cold && state.spam_limited {
+            return Ok(SendOutcome::Failed(FailureReason::SpamLimited));
+        }
+        if cold && let Some(limit) = self.config.cold_message_limit {
+            if state.cold_sent >= limit {
+                state.spam_limited = true;
+                return Ok(SendOutcome::Failed(FailureReason::SpamLimited));
+            }
+            state.cold_sent += 1;
         }
         state.pacer.record(message.peer, now);
+        if self.config.slow_mode.contains_key(&message.peer.id) {
+            state.slow_last.insert(message.peer.id, now);
+        }
         let message_id = state.next_message_id;
         let posted = SentMessage {
             message_id,

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use super::*;
 use mia_core::{CampaignId, ContactId, SimClock};
@@ -329,4 +329,98 @@ async fn a_journal_survives_the_process_and_a_torn_line_is_dropped() {
     let keys: Vec<_> = third.sent_log().into_iter().map(|m| m.message_id).collect();
     assert_eq!(keys, vec![1, 2, 3]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn retry_secs(outcome: &SendOutcome) -> u64 {
+    match outcome {
+        SendOutcome::RetryAfter { after, .. } => after.as_secs(),
+        other => panic!("expected a retry-after, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sender_that_does_not_wait_gets_longer_and_longer_waits() {
+    let (tg, _) = sim(quiet_config());
+    let alice = TelegramPeer::user(1);
+    tg.send(&msg("a1", alice)).await.unwrap();
+    // One per second per chat: the next one waits a second ...
+    assert_eq!(retry_secs(&tg.send(&msg("a2", alice)).await.unwrap()), 1);
+    // ... and pushing again before it ran out doubles the wait, each time.
+    assert_eq!(retry_secs(&tg.send(&msg("a3", alice)).await.unwrap()), 2);
+    assert_eq!(retry_secs(&tg.send(&msg("a4", alice)).await.unwrap()), 4);
+    assert_eq!(tg.rate_limited_count(), 3);
+    // Other chats are not affected.
+    assert!(matches!(
+        tg.send(&msg("b1", TelegramPeer::user(2))).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+    // Waiting it out ends the escalation.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(matches!(
+        tg.send(&msg("a5", alice)).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cold_messages_to_strangers_end_in_peer_flood() {
+    let (tg, _) = sim(SimConfig {
+        cold_message_limit: Some(3),
+        ..quiet_config()
+    });
+    tg.wrote_first([TelegramPeer::user(100)]);
+    tg.user_writes(TelegramPeer::user(101), "/start");
+    for i in 1..=3 {
+        let out = tg
+            .send(&msg(&format!("s{i}"), TelegramPeer::user(i)))
+            .await
+            .unwrap();
+        assert!(matches!(out, SendOutcome::Sent { .. }), "{out:?}");
+    }
+    assert!(!tg.spam_limited());
+    let out = tg.send(&msg("s4", TelegramPeer::user(4))).await.unwrap();
+    assert_eq!(out, SendOutcome::Failed(FailureReason::SpamLimited));
+    assert!(tg.spam_limited());
+    // People who wrote first can still be answered; strangers cannot.
+    for (key, peer) in [("w1", 100), ("w2", 101)] {
+        let out = tg.send(&msg(key, TelegramPeer::user(peer))).await.unwrap();
+        assert!(matches!(out, SendOutcome::Sent { .. }), "{out:?}");
+    }
+    let out = tg.send(&msg("s5", TelegramPeer::user(5))).await.unwrap();
+    assert_eq!(out, SendOutcome::Failed(FailureReason::SpamLimited));
+}
+
+#[tokio::test(start_paused = true)]
+async fn privacy_settings_and_slow_mode() {
+    let (tg, _) = sim(SimConfig {
+        privacy_share: 1.0,
+        ..quiet_config()
+    });
+    let out = tg.send(&msg("p", TelegramPeer::user(9))).await.unwrap();
+    assert_eq!(out, SendOutcome::Failed(FailureReason::PrivacyRestricted));
+
+    let group = TelegramPeer::group(-50);
+    let (tg, _) = sim(SimConfig {
+        slow_mode: [(-50, Duration::from_secs(10))].into_iter().collect(),
+        ..quiet_config()
+    });
+    assert!(matches!(
+        tg.send(&msg("g1", group)).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(retry_secs(&tg.send(&msg("g2", group)).await.unwrap()), 7);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(matches!(
+        tg.send(&msg("g2", group)).await.unwrap(),
+        SendOutcome::Sent { .. }
+    ));
+
+    let bad = SimConfig {
+        deactivated_share: 0.5,
+        blocked_share: 0.3,
+        privacy_share: 0.3,
+        ..quiet_config()
+    };
+    assert!(bad.validate().is_err());
 }
