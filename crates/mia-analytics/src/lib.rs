@@ -1,8 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod cohort;
 mod collector;
+mod error;
+pub mod funnel;
 mod report;
 
 pub use collector::{Collector, Counts};
+pub use error::{AnalyticsError, Result};
 pub use report::{CampaignReport, VariantReport};

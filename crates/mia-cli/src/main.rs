@@ -10,6 +10,7 @@ mod audit;
 mod bot;
 mod dry_run;
 mod dsar;
+mod funnel;
 mod ops;
 mod output;
 mod risk;
@@ -47,6 +48,8 @@ enum Command {
     Dsar(dsar::DsarArgs),
     /// Runs a consent-first Telegram bot on the Bot API: `mia bot run --db PATH`.
     Bot(bot::BotArgs),
+    /// A funnel over a CSV file of events (`user_id,event,ts`): users per step as JSON.
+    Funnel(funnel::FunnelArgs),
 }
 
 /// Flags of `mia dry-run`.
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => block_on(audit::audit(&args)),
         Command::Dsar(args) => block_on(dsar::dsar(&args)),
         Command::Bot(args) => block_on(bot::bot(&args)),
+        Command::Funnel(args) => funnel::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
