@@ -15,6 +15,7 @@ mod ops;
 mod output;
 mod risk;
 mod scan;
+mod send;
 mod stats;
 
 /// mia: a consent-first marketing agent for Telegram.

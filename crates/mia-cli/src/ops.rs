@@ -94,9 +94,12 @@ enum CampaignCommand {
     Requeue { key: String },
     /// Gives up on a dead letter for good.
     Discard { key: String },
+    /// Creates a campaign from a spec file, writes and guards its copy, and sends it to the
+    /// contacts who consented, through the chosen transport (`--until-done` waits for it).
+    Send(crate::send::SendArgs),
 }
 
-fn json(value: &impl serde::Serialize) -> Result<String> {
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map_err(|e| Error::invalid(format!("not serialisable: {e}")))
 }
@@ -106,6 +109,7 @@ pub(crate) async fn campaign(args: &CampaignArgs) -> Result<()> {
     let store = args.db.open().await?;
     let op = Operator::new(store.clone(), Arc::new(SystemClock));
     match &args.command {
+        CampaignCommand::Send(send) => return crate::send::send(store, send).await,
         CampaignCommand::List => {
             for c in store.campaigns().await? {
                 let counts = store.job_counts(&c.id).await?;
@@ -163,13 +167,79 @@ pub(crate) async fn campaign(args: &CampaignArgs) -> Result<()> {
     Ok(())
 }
 
-/// The transports `mia worker` can send through.
+/// The transports the CLI can send through.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TransportKind {
     /// The simulated Telegram.
     Sim,
     /// Telegram's Bot API.
     BotApi,
+    /// An MTProto account through grammers.
+    Mtproto,
+}
+
+/// Where sends go.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct TransportArgs {
+    /// `sim` (the simulated Telegram, posts kept in `--journal`), `bot-api` (Telegram's Bot API
+    /// with `TELEGRAM_BOT_TOKEN`) or `mtproto` (a signed-in `--session`, with
+    /// `MIA_MTPROTO_API_ID` and `MIA_MTPROTO_API_HASH`).
+    #[arg(long, value_enum, default_value_t = TransportKind::Sim)]
+    transport: TransportKind,
+    /// The simulator's journal file (with `--transport sim`).
+    #[arg(long, required_if_eq("transport", "sim"))]
+    journal: Option<PathBuf>,
+    /// The Bot API server (with `--transport bot-api`).
+    #[arg(long, default_value = mia::telegram::bot_api::DEFAULT_API_BASE)]
+    api_base: String,
+    /// The MTProto session file (with `--transport mtproto`), leased to this process.
+    #[arg(long, required_if_eq("transport", "mtproto"))]
+    session: Option<PathBuf>,
+}
+
+impl TransportArgs {
+    /// Opens the transport; a refused token or a session that is not signed in fails here,
+    /// before any job is claimed.
+    pub(crate) async fn open(&self, clock: Arc<dyn Clock>) -> Result<Arc<dyn Transport>> {
+        Ok(match self.transport {
+            TransportKind::Sim => {
+                let journal = self
+                    .journal
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("--transport sim needs --journal FILE"))?;
+                Arc::new(SimTelegram::with_journal(
+                    SimConfig::default(),
+                    clock,
+                    journal,
+                )?)
+            }
+            TransportKind::BotApi => {
+                let config = BotApiConfig::new(BotToken::from_env()?)
+                    .with_api_base(self.api_base.as_str())?;
+                let transport = BotApiTransport::new(config)?.with_clock(clock);
+                transport.me().await?;
+                Arc::new(transport)
+            }
+            TransportKind::Mtproto => {
+                use mia::telegram::mtproto::{
+                    MtprotoClient, MtprotoConfig, MtprotoTransport, SessionFile,
+                };
+                let path = self
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("--transport mtproto needs --session FILE"))?;
+                let session = SessionFile::open(path)?;
+                let client = MtprotoClient::connect(MtprotoConfig::from_env()?, session).await?;
+                if !client.is_authorized() {
+                    return Err(Error::Config(format!(
+                        "the MTProto session {} is not signed in",
+                        path.display()
+                    )));
+                }
+                Arc::new(MtprotoTransport::new(client)?.with_clock(clock))
+            }
+        })
+    }
 }
 
 /// `mia worker`: sends the jobs of running campaigns through the guards until none is open,
@@ -188,16 +258,8 @@ pub(crate) struct WorkerArgs {
     /// Messages per second for the whole deployment.
     #[arg(long, default_value_t = 25.0)]
     rate: f64,
-    /// Where sends go: `sim` (the simulated Telegram, posts kept in `--journal`) or `bot-api`
-    /// (Telegram's Bot API with `TELEGRAM_BOT_TOKEN`).
-    #[arg(long, value_enum, default_value_t = TransportKind::Sim)]
-    transport: TransportKind,
-    /// The simulator's journal file (with `--transport sim`).
-    #[arg(long, required_if_eq("transport", "sim"))]
-    journal: Option<PathBuf>,
-    /// The Bot API server (with `--transport bot-api`).
-    #[arg(long, default_value = mia::telegram::bot_api::DEFAULT_API_BASE)]
-    api_base: String,
+    #[command(flatten)]
+    transport: TransportArgs,
     /// Domains links in copy may point to.
     #[arg(long = "allow-domain")]
     allow_domains: Vec<String>,
@@ -210,24 +272,7 @@ pub(crate) struct WorkerArgs {
 pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
     let store = args.db.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let telegram: Arc<dyn Transport> = match (args.transport, &args.journal) {
-        (TransportKind::Sim, Some(journal)) => Arc::new(SimTelegram::with_journal(
-            SimConfig::default(),
-            clock.clone(),
-            journal,
-        )?),
-        (TransportKind::Sim, None) => {
-            return Err(Error::invalid("--transport sim needs --journal FILE"));
-        }
-        (TransportKind::BotApi, _) => {
-            let config =
-                BotApiConfig::new(BotToken::from_env()?).with_api_base(args.api_base.as_str())?;
-            let transport = BotApiTransport::new(config)?.with_clock(clock.clone());
-            // Fail fast on a refused token, before any job is claimed.
-            transport.me().await?;
-            Arc::new(transport)
-        }
-    };
+    let telegram = args.transport.open(clock.clone()).await?;
     let limit = mia::Gcra::per_second(args.rate);
     let mut content = ContentGuard::builder();
     for d in &args.allow_domains {

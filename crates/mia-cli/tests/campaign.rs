@@ -35,7 +35,8 @@ fn mia(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-async fn prepare(db: &Path) -> CampaignId {
+/// 30 contacts (users 1..=30) of whom u0..u19 consented to marketing; returns the agent.
+async fn audience(db: &Path) -> Agent {
     let store = Arc::new(SqliteStore::open(db).await.unwrap());
     let clock = Arc::new(SystemClock);
     let telegram = SimTelegram::new(SimConfig::default(), clock).unwrap();
@@ -63,6 +64,11 @@ async fn prepare(db: &Path) -> CampaignId {
         })
         .collect();
     agent.record_consent(&grants).await.unwrap();
+    agent
+}
+
+async fn prepare(db: &Path) -> CampaignId {
+    let agent = audience(db).await;
     let mut spec = CampaignSpec::new("Ops", "tea", "20% off");
     spec.call_to_action_url = Some("https://shop.example/tea".into());
     let c = agent.create_campaign(spec).await.unwrap();
@@ -189,4 +195,82 @@ async fn a_worker_sends_a_campaign_through_the_bot_api() {
     let (ok, out, _) = mia(&["campaign", "--db", db.to_str().unwrap(), "list"]);
     assert!(ok);
     assert!(out.contains("completed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_send_writes_guards_and_sends_a_spec_through_the_bot_api() {
+    use mia::telegram::bot_api::{FAKE_TOKEN, FakeBotApi};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("send.db");
+    drop(audience(&db).await);
+    let spec = dir.path().join("spring.toml");
+    std::fs::write(
+        &spec,
+        "name = \"Spring\"\nproduct = \"green tea\"\noffer = \"20% off this week\"\n\
+         url = \"https://shop.example/tea\"\n",
+    )
+    .unwrap();
+    let fake = FakeBotApi::start().await;
+    for user in 1..=30 {
+        fake.user_writes(user, "/start");
+    }
+    let (url, db2, spec2) = (fake.url(), db.clone(), spec.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_mia"))
+            .args(["campaign", "--db"])
+            .arg(&db2)
+            .args([
+                "send",
+                "--transport",
+                "bot-api",
+                "--until-done",
+                "--api-base",
+                &url,
+            ])
+            .arg("--spec")
+            .arg(&spec2)
+            .env("TELEGRAM_BOT_TOKEN", FAKE_TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["run"]["sent"], 20, "{report}");
+    let mut chats: Vec<i64> = fake.messages().iter().map(|m| m.chat_id).collect();
+    chats.sort_unstable();
+    assert_eq!(
+        chats,
+        (1..=20).collect::<Vec<_>>(),
+        "only the 20 who consented"
+    );
+    assert!(
+        fake.messages()
+            .iter()
+            .all(|m| m.text.contains("shop.example"))
+    );
+
+    // A spec that asks for something mia does not do is refused by name.
+    std::fs::write(
+        &spec,
+        "name = \"x\"\nproduct = \"y\"\noffer = \"z\"\nscrape_group = true\n",
+    )
+    .unwrap();
+    let (ok, _, err) = mia(&[
+        "campaign",
+        "--db",
+        db.to_str().unwrap(),
+        "send",
+        "--journal",
+        "/dev/null",
+        "--spec",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("scrape_group"), "{err}");
 }

@@ -1,0 +1,190 @@
+//! `mia campaign send`: a campaign from a spec file, written, guarded and sent to the contacts
+//! who consented, through the chosen transport.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use mia::safety::{ContentGuard, SendGuard};
+use mia::{
+    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, LlmProvider, Purpose,
+    Result, Store, SystemClock, TemplateProvider,
+};
+use serde::Deserialize;
+
+use crate::dry_run::LlmChoice;
+use crate::ops::{TransportArgs, json};
+
+/// Flags of `mia campaign send`.
+#[derive(Args, Debug)]
+pub(crate) struct SendArgs {
+    /// The campaign spec (TOML): `name`, `product`, `offer`, and optionally `url`, `purpose`,
+    /// `tone`, `language`, `variants`, `audience` (contact ids; default: every contact, of whom
+    /// only those with consent for the purpose get a message).
+    #[arg(long)]
+    spec: PathBuf,
+    #[command(flatten)]
+    transport: TransportArgs,
+    /// Who writes the copy: `offline` (no key) or `claude` (`ANTHROPIC_API_KEY`).
+    #[arg(long, value_enum, default_value_t = LlmChoice::Offline)]
+    llm: LlmChoice,
+    /// The Claude model (with `--llm claude`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Domains links in copy may point to (the spec's `url` domain is always allowed).
+    #[arg(long = "allow-domain")]
+    allow_domains: Vec<String>,
+    /// Send now and wait until the outbox of this campaign is drained; otherwise the campaign
+    /// is started and `mia worker` processes send it.
+    #[arg(long)]
+    until_done: bool,
+}
+
+/// The spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    name: String,
+    product: String,
+    offer: String,
+    url: Option<String>,
+    purpose: Option<String>,
+    tone: Option<String>,
+    language: Option<String>,
+    variants: Option<u8>,
+    audience: Option<Vec<String>>,
+}
+
+impl SpecFile {
+    fn into_spec(self) -> CampaignSpec {
+        let mut spec = CampaignSpec::new(self.name, self.product, self.offer);
+        spec.call_to_action_url = self.url;
+        if let Some(p) = self.purpose {
+            spec.purpose = Purpose::new(p);
+        }
+        if let Some(t) = self.tone {
+            spec.tone = t;
+        }
+        if let Some(l) = self.language {
+            spec.language = l;
+        }
+        if let Some(v) = self.variants {
+            spec.variant_count = v;
+        }
+        if let Some(ids) = self.audience {
+            spec.audience = Audience::Contacts(ids.into_iter().map(ContactId::new).collect());
+        }
+        spec
+    }
+}
+
+/// The registrable part of a URL's host, for the link allow-list.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?', '#', ':']).next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) async fn send(store: Arc<dyn Store>, args: &SendArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.spec)
+        .map_err(|e| Error::invalid(format!("{}: {e}", args.spec.display())))?;
+    let file: SpecFile = toml::from_str(&text)
+        .map_err(|e| Error::invalid(format!("{}: {e}", args.spec.display())))?;
+    let spec = file.into_spec();
+    spec.validate()?;
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let transport = args.transport.open(clock.clone()).await?;
+    let llm: Arc<dyn LlmProvider> = match args.llm {
+        LlmChoice::Offline => Arc::new(TemplateProvider::new()),
+        LlmChoice::Claude => {
+            let mut config =
+                mia::claude::ClaudeConfigBuilder::from_lookup(|k| std::env::var(k).ok())?;
+            if let Some(model) = &args.model {
+                config = config.model(model.as_str());
+            }
+            Arc::new(mia::claude::ClaudeClient::new(config.build()?)?)
+        }
+    };
+    let mut content = ContentGuard::builder();
+    for d in args
+        .allow_domains
+        .iter()
+        .cloned()
+        .chain(spec.call_to_action_url.as_deref().and_then(host_of))
+    {
+        content = content.allow_domain(d.as_str());
+    }
+    let agent = Agent::builder(llm, transport)
+        .shared_store(store)
+        .content_policy(content.build()?)
+        .send_policy(SendGuard::builder().build()?)
+        .build()?;
+    let campaign = agent.create_campaign(spec).await?;
+    match campaign.state {
+        CampaignState::Approved => {}
+        CampaignState::InReview => {
+            println!(
+                "{}",
+                json(&serde_json::json!({
+                    "campaign": campaign.id, "state": "in_review",
+                    "next": "a reviewer decides the escalated copy; nothing is sent before that"
+                }))?
+            );
+            return Ok(());
+        }
+        other => {
+            return Err(Error::invalid(format!(
+                "campaign {} is {other}: {}",
+                campaign.id,
+                campaign.state_reason.unwrap_or_default()
+            )));
+        }
+    }
+    let scheduling = agent.schedule(&campaign.id, None).await?;
+    agent.start(&campaign.id).await?;
+    let run = if args.until_done {
+        Some(agent.run_until_idle().await?)
+    } else {
+        None
+    };
+    let status = agent.operator().status(&campaign.id).await?;
+    println!(
+        "{}",
+        json(&serde_json::json!({
+            "campaign": campaign.id,
+            "scheduling": scheduling,
+            "run": run,
+            "status": status,
+        }))?
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_files_fill_defaults_and_refuse_unknown_keys() {
+        let file: SpecFile = toml::from_str(
+            "name = \"Spring\"\nproduct = \"tea\"\noffer = \"20% off\"\nurl = \"https://Shop.example/tea?x=1\"\naudience = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let spec = file.into_spec();
+        assert_eq!(spec.variant_count, 2);
+        assert_eq!(spec.purpose, Purpose::marketing());
+        assert!(matches!(spec.audience, Audience::Contacts(ref ids) if ids.len() == 2));
+        assert_eq!(
+            host_of("https://Shop.example:443/tea?x=1").as_deref(),
+            Some("shop.example")
+        );
+        let err = toml::from_str::<SpecFile>(
+            "name = \"a\"\nproduct = \"b\"\noffer = \"c\"\nsend_to_everyone = true\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("send_to_everyone"), "{err}");
+    }
+}
