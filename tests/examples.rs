@@ -7,6 +7,9 @@ mod quickstart;
 #[path = "../examples/telegram_bot.rs"]
 mod telegram_bot;
 
+#[path = "../examples/custom_transport.rs"]
+mod custom_transport;
+
 #[tokio::test(start_paused = true)]
 async fn quickstart_sends_only_to_the_half_that_opted_in() {
     let report = quickstart::run(7).await.unwrap();
@@ -50,4 +53,57 @@ async fn telegram_bot_answers_only_people_who_wrote_first() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_custom_transport_keeps_the_contract() {
+    use mia::telegram::contract::transport_contract;
+    transport_contract(&custom_transport::Harness(
+        custom_transport::StagingTransport::default(),
+    ))
+    .await;
+}
+
+/// The contract can fail: a transport that posts a resent key again is caught.
+#[tokio::test]
+#[should_panic(expected = "a resend of the same key must return the first message")]
+async fn the_contract_catches_a_transport_that_posts_twice() {
+    use mia::telegram::contract::{ContractHarness, transport_contract};
+    use mia::{OutboundMessage, Result, SendOutcome, Transport};
+    struct Forgetful(custom_transport::Harness);
+    #[async_trait::async_trait]
+    impl Transport for Forgetful {
+        fn name(&self) -> &str {
+            "forgetful"
+        }
+        async fn send(&self, m: &OutboundMessage) -> Result<SendOutcome> {
+            let mut m = m.clone();
+            m.key = mia::IdempotencyKey::new(format!("{}:{}", m.key, rand::random::<u64>()));
+            self.0.transport().send(&m).await
+        }
+    }
+    struct H(Forgetful);
+    #[async_trait::async_trait]
+    impl ContractHarness for H {
+        fn transport(&self) -> &dyn Transport {
+            &self.0
+        }
+        async fn user_writes(&self, user: i64, text: &str) {
+            self.0.0.user_writes(user, text).await;
+        }
+        async fn user_blocks(&self, user: i64) {
+            self.0.0.user_blocks(user).await;
+        }
+        async fn rate_limit_next_send(&self, user: i64, secs: u64) {
+            self.0.0.rate_limit_next_send(user, secs).await;
+        }
+        async fn advance(&self, by: std::time::Duration) {
+            self.0.0.advance(by).await;
+        }
+        async fn posted_to(&self, user: i64) -> Vec<String> {
+            self.0.0.posted_to(user).await
+        }
+    }
+    let inner = custom_transport::Harness(custom_transport::StagingTransport::default());
+    transport_contract(&H(Forgetful(inner))).await;
 }
