@@ -108,19 +108,8 @@ impl ContractHarness for Harness {
         &self.0
     }
     async fn user_writes(&self, user: i64, text: &str) {
-        let kind = match text.strip_prefix('/') {
-            Some(cmd) => {
-                let (name, payload) = cmd.split_once(' ').unwrap_or((cmd, ""));
-                InboundKind::Command {
-                    name: name.to_lowercase(),
-                    payload: payload.to_owned(),
-                }
-            }
-            None => InboundKind::Text {
-                text: text.to_owned(),
-                reply_to: None,
-            },
-        };
+        // The same reading of `/start payload` and replies as every mia transport.
+        let kind = mia::telegram::inbound_kind(text, None);
         self.push(user, kind);
     }
     async fn user_blocks(&self, user: i64) {

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use mia_core::{InboundEvent, InboundKind, TelegramPeer};
 
-use super::wire::{Message, Update};
+use super::wire::Update;
 use crate::error::TelegramError;
 
 /// The update kinds mia asks for: messages (commands, replies) and the bot's own membership in
@@ -27,7 +27,10 @@ pub fn inbound_event(update: &Update) -> Option<InboundEvent> {
             id,
             at: at(m.date),
             peer: TelegramPeer::user(m.chat.id),
-            kind: kind_of(m, text),
+            kind: crate::command::inbound_kind(
+                text,
+                m.reply_to_message.as_ref().map(|r| r.message_id),
+            ),
         });
     }
     if let Some(change) = &update.my_chat_member
@@ -70,28 +73,6 @@ pub fn webhook_secret_matches(expected: &str, header: Option<&str>) -> bool {
         diff |= x ^ b.get(i).copied().unwrap_or(0);
     }
     diff == 0
-}
-
-fn kind_of(m: &Message, text: &str) -> InboundKind {
-    if let Some(command) = text.strip_prefix('/')
-        && command
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-    {
-        let (head, payload) = command
-            .split_once(char::is_whitespace)
-            .unwrap_or((command, ""));
-        let name = head.split('@').next().unwrap_or(head).to_lowercase();
-        return InboundKind::Command {
-            name,
-            payload: payload.trim().to_owned(),
-        };
-    }
-    InboundKind::Text {
-        text: text.to_owned(),
-        reply_to: m.reply_to_message.as_ref().map(|r| r.message_id),
-    }
 }
 
 fn at(unix_seconds: i64) -> Timestamp {

@@ -45,37 +45,13 @@ pub fn inbound_event(view: &MessageView) -> Option<InboundEvent> {
     {
         return None;
     }
-    let kind = match command(&view.text) {
-        Some((name, payload)) => InboundKind::Command { name, payload },
-        None => InboundKind::Text {
-            text: view.text.clone(),
-            reply_to: view.reply_to,
-        },
-    };
+    let kind = crate::command::inbound_kind(&view.text, view.reply_to);
     Some(InboundEvent {
         id: format!("mtproto:{}:{}", view.chat.id, view.id),
         at: view.date,
         peer: view.chat,
         kind,
     })
-}
-
-/// `/start spring_sale` -> `("start", "spring_sale")`; `/STOP@mia_bot` -> `("stop", "")`.
-/// A slash not followed by a letter or digit (`/ is a slash`) is not a command.
-fn command(text: &str) -> Option<(String, String)> {
-    let command = text.strip_prefix('/')?;
-    if !command
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric())
-    {
-        return None;
-    }
-    let (head, payload) = command
-        .split_once(char::is_whitespace)
-        .unwrap_or((command, ""));
-    let name = head.split('@').next().unwrap_or(head).to_lowercase();
-    Some((name, payload.trim().to_owned()))
 }
 
 /// mia's peer for a grammers peer id, by its Bot API style dialog id.

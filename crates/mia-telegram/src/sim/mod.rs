@@ -235,19 +235,7 @@ impl SimTelegram {
 
     /// A person writes text to the bot now. `/command payload` becomes a command.
     pub fn user_writes(&self, peer: TelegramPeer, text: &str) {
-        let kind = match text.strip_prefix('/') {
-            Some(cmd) => {
-                let (name, payload) = cmd.split_once(' ').unwrap_or((cmd, ""));
-                InboundKind::Command {
-                    name: name.to_lowercase(),
-                    payload: payload.trim().to_owned(),
-                }
-            }
-            None => InboundKind::Text {
-                text: text.to_owned(),
-                reply_to: None,
-            },
-        };
+        let kind = crate::command::inbound_kind(text, None);
         self.push_inbound(peer, kind, self.clock.now());
     }
 
