@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod batching;
 pub mod cohort;
 mod collector;
 mod error;
 pub mod funnel;
 mod report;
 
+pub use batching::{BatchingSink, BatchingSinkBuilder, WhenFull};
 pub use collector::{Collector, Counts};
 pub use error::{AnalyticsError, Result};
 pub use report::{CampaignReport, VariantReport};

@@ -1,0 +1,101 @@
+//! Events per second into SQLite (WAL, `synchronous = NORMAL` as the store opens it: a committed
+//! transaction survives a killed process): one event
+//! per call straight to the store, and many concurrent callers through `BatchingSink`'s group
+//! commit (each call still returns only after its event is written).
+//!
+//! Run with: `cargo bench --bench events --features full`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jiff::Timestamp;
+use mia::analytics::BatchingSink;
+use mia::store::SqliteStore;
+use mia::*;
+
+const CALLERS: u64 = 64;
+const PER_CALLER: u64 = 100;
+
+fn event(n: u64) -> Event {
+    Event {
+        id: EventId::new(format!("e{n}")),
+        at: Timestamp::from_second(1_800_000_000).unwrap(),
+        contact: ContactId::new(format!("c{}", n % 1000)),
+        campaign: Some(CampaignId::new("bench")),
+        variant: Some(VariantId::new("A")),
+        kind: EventKind::Sent,
+    }
+}
+
+fn ingest(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime
+        .block_on(SqliteStore::open(dir.path().join("events.db")))
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut group = c.benchmark_group("events");
+    group.sample_size(10);
+
+    let direct = StoreSink::new(store.clone());
+    group.throughput(Throughput::Elements(200));
+    group.bench_function("store_sink_one_event_per_call", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                for _ in 0..200 {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    direct.record(&[event(n)]).await.unwrap();
+                }
+            });
+        });
+    });
+
+    let batching = runtime.block_on(async {
+        BatchingSink::builder()
+            .build(Arc::new(StoreSink::new(store.clone())))
+            .unwrap()
+    });
+    group.throughput(Throughput::Elements(CALLERS * PER_CALLER));
+    group.bench_function("batching_sink_64_concurrent_callers", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut tasks = Vec::new();
+                for _ in 0..CALLERS {
+                    let (sink, next) = (batching.clone(), next.clone());
+                    tasks.push(tokio::spawn(async move {
+                        for _ in 0..PER_CALLER {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            sink.record(&[event(n)]).await.unwrap();
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+        });
+    });
+
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("store_one_batch_of_10000", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let events: Vec<Event> = (0..10_000)
+                    .map(|_| event(next.fetch_add(1, Ordering::Relaxed)))
+                    .collect();
+                store.append_events(&events).await.unwrap();
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest);
+criterion_main!(benches);
