@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::consent::Purpose;
 use crate::error::{Error, Result};
 use crate::ids::{CampaignId, ContactId, VariantId};
+use crate::journey::Journey;
 use crate::policy::RuleHit;
 
 /// Who a campaign is for. Consent is checked for every contact either way.
@@ -41,6 +42,10 @@ pub struct CampaignSpec {
     pub variant_count: u8,
     /// Who to send to.
     pub audience: Audience,
+    /// Follow-up steps per contact (see [`Journey`]); `None` sends one message per contact.
+    /// Campaigns stored before journeys existed load with `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey: Option<Journey>,
 }
 
 impl CampaignSpec {
@@ -61,13 +66,15 @@ impl CampaignSpec {
             language: "en".into(),
             variant_count: 2,
             audience: Audience::AllContacts,
+            journey: None,
         }
     }
 
     /// Checks the spec before any work is done.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] naming the first bad field.
+    /// [`Error::InvalidInput`] naming the first bad field, or the journey's first fault (see
+    /// [`Journey::validate`]).
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() {
             return Err(Error::invalid("campaign name must not be empty"));
@@ -90,6 +97,9 @@ impl CampaignSpec {
         }
         if self.purpose.as_str().is_empty() {
             return Err(Error::invalid("campaign purpose must not be empty"));
+        }
+        if let Some(journey) = &self.journey {
+            journey.validate()?;
         }
         Ok(())
     }
@@ -342,6 +352,16 @@ mod tests {
             assert_eq!(CampaignState::parse(s.as_str()).unwrap(), s);
         }
         assert!(CampaignState::parse("sent").is_err());
+    }
+
+    #[test]
+    fn specs_stored_without_a_journey_still_load() {
+        let spec = CampaignSpec::new("Spring", "tea", "20% off");
+        let mut json = serde_json::to_value(&spec).unwrap();
+        assert!(json.get("journey").is_none());
+        json.as_object_mut().unwrap().remove("journey");
+        let back: CampaignSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back.journey, None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod error;
 mod event;
 mod events;
 mod ids;
+mod journey;
 mod llm;
 mod memory;
 mod message;
@@ -27,8 +28,8 @@ mod transport;
 pub mod testing;
 
 pub use agent::{
-    AccountHealth, Agent, AgentBuilder, OUTCOME_UNKNOWN, Reply, RetryPolicy, RunStats,
-    ScheduleSummary,
+    AccountHealth, Agent, AgentBuilder, DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT, OUTCOME_UNKNOWN,
+    Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use audit::{
@@ -46,6 +47,10 @@ pub use error::{BoxError, Error, Result};
 pub use event::{Event, EventKind};
 pub use events::{EventSink, StoreSink};
 pub use ids::{CampaignId, ContactId, EventId, IdempotencyKey, ReviewId, VariantId};
+pub use journey::{
+    Journey, JourneyEvent, JourneyPosition, JourneyStep, MAX_JOURNEY_ROUNDS, MAX_JOURNEY_STEPS,
+    PlannedStep, StepAction,
+};
 pub use llm::{
     Completion, CompletionRequest, ContentBlock, LlmProvider, Message, Role, StopReason,
     ToolChoice, ToolSpec, Usage,

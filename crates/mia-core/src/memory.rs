@@ -236,6 +236,48 @@ fn contact_jobs<'a>(inner: &'a Inner, contact: &ContactId) -> impl Iterator<Item
         .filter_map(|key| inner.jobs.get(key))
 }
 
+/// Inserts the jobs whose keys are new; returns how many.
+fn insert_jobs(inner: &mut Inner, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> u64 {
+    let mut inserted = 0;
+    for new in jobs {
+        if inner.jobs.contains_key(&new.key) {
+            continue;
+        }
+        let (state, outcome) = match &new.skipped {
+            Some(reason) => (JobState::Skipped, Some(reason.clone())),
+            None => (JobState::Pending, None),
+        };
+        inner
+            .jobs_by_contact
+            .entry(new.contact.clone())
+            .or_default()
+            .push(new.key.clone());
+        inner.jobs.insert(
+            new.key.clone(),
+            Job {
+                key: new.key.clone(),
+                campaign: campaign.clone(),
+                contact: new.contact.clone(),
+                purpose: new.purpose.clone(),
+                step: new.step,
+                state,
+                due_at: new.due_at,
+                attempts: 0,
+                claim_token: 0,
+                lease_until: None,
+                worker: None,
+                variant: None,
+                propensity: None,
+                message_id: None,
+                outcome,
+                updated_at: now,
+            },
+        );
+        inserted += 1;
+    }
+    inserted
+}
+
 fn running(inner: &Inner, campaign: &CampaignId) -> bool {
     inner
         .campaigns
@@ -253,44 +295,20 @@ impl OutboxStore for MemoryStore {
         inner
             .campaigns
             .insert(campaign.id.clone(), campaign.clone());
-        let mut inserted = 0;
-        for new in jobs {
-            if inner.jobs.contains_key(&new.key) {
-                continue;
-            }
-            let (state, outcome) = match &new.skipped {
-                Some(reason) => (JobState::Skipped, Some(reason.clone())),
-                None => (JobState::Pending, None),
-            };
-            inner
-                .jobs_by_contact
-                .entry(new.contact.clone())
-                .or_default()
-                .push(new.key.clone());
-            inner.jobs.insert(
-                new.key.clone(),
-                Job {
-                    key: new.key.clone(),
-                    campaign: campaign.id.clone(),
-                    contact: new.contact.clone(),
-                    purpose: new.purpose.clone(),
-                    step: new.step,
-                    state,
-                    due_at: new.due_at,
-                    attempts: 0,
-                    claim_token: 0,
-                    lease_until: None,
-                    worker: None,
-                    variant: None,
-                    propensity: None,
-                    message_id: None,
-                    outcome,
-                    updated_at: campaign.updated_at,
-                },
-            );
-            inserted += 1;
+        Ok(insert_jobs(
+            &mut inner,
+            &campaign.id,
+            jobs,
+            campaign.updated_at,
+        ))
+    }
+
+    async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64> {
+        let mut inner = self.lock();
+        if !inner.campaigns.contains_key(campaign) {
+            return Err(Error::not_found("campaign", campaign));
         }
-        Ok(inserted)
+        Ok(insert_jobs(&mut inner, campaign, jobs, now))
     }
 
     async fn claim(

@@ -410,6 +410,15 @@ pub trait OutboxStore: Send + Sync {
         propensity: f64,
         now: Timestamp,
     ) -> Result<()>;
+    /// Adds jobs to a campaign that is already scheduled (a journey's next steps), in one
+    /// transaction, leaving the campaign itself alone. Inserting a key that exists does
+    /// nothing, so two writers racing to add the same job add it once. Returns how many jobs
+    /// were new.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the campaign does not exist; a store error. Nothing is written
+    /// then.
+    async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64>;
     /// Finishes or reschedules a claimed job.
     ///
     /// # Errors
@@ -663,6 +672,7 @@ macro_rules! forward_store {
         impl<S: OutboxStore + ?Sized> OutboxStore for $wrapper<S> {
             async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64> { (**self).schedule(campaign, jobs).await }
             async fn claim(&self, worker: &str, now: Timestamp, lease: SignedDuration, limit: usize) -> Result<Vec<Job>> { (**self).claim(worker, now, lease, limit).await }
+            async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64> { (**self).enqueue(campaign, jobs, now).await }
             async fn record_attempt(&self, key: &IdempotencyKey, claim_token: u64, variant: &VariantId, propensity: f64, now: Timestamp) -> Result<()> { (**self).record_attempt(key, claim_token, variant, propensity, now).await }
             async fn update_job(&self, key: &IdempotencyKey, claim_token: u64, update: &JobUpdate, now: Timestamp) -> Result<()> { (**self).update_job(key, claim_token, update, now).await }
             async fn release_held(&self, key: &IdempotencyKey, approve: bool, now: Timestamp) -> Result<()> { (**self).release_held(key, approve, now).await }

@@ -286,6 +286,7 @@ impl AgentBuilder {
                 blocks,
                 limiter,
                 audit,
+                journeys_repaired: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }

@@ -81,6 +81,8 @@ impl Agent {
         }
         if !out.is_empty() {
             self.inner.sink.record(&out).await?;
+            // A reply, click, read or conversion ends the wait-fors of journeys waiting for it.
+            stats.journey_steps += self.resolve_waits(&out).await?;
         }
         for (event, contact) in &confirmations {
             self.confirm_stop(event, contact).await?;

@@ -7,7 +7,9 @@ pub(crate) mod generate;
 mod health;
 pub use health::AccountHealth;
 mod inbound;
+mod journey;
 pub use inbound::is_stop_request;
+pub use journey::{DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT};
 mod reply;
 pub use reply::Reply;
 mod worker;
@@ -124,6 +126,8 @@ pub(crate) struct Inner {
     pub(crate) limiter: Option<Arc<dyn crate::RateLimiter>>,
     /// Where every decision is recorded (the store's audit log by default).
     pub(crate) audit: Arc<dyn crate::AuditTrail>,
+    /// Whether this agent repaired the running journeys a crash may have left behind.
+    pub(crate) journeys_repaired: std::sync::atomic::AtomicBool,
 }
 
 /// What scheduling a campaign did with its audience.
@@ -338,10 +342,13 @@ impl Agent {
     /// Queues one job per audience member: a job to send for contacts with valid consent for
     /// the campaign's purpose, and a skipped record (with the reason) for the rest, so every
     /// contact is accounted for. The campaign moves to `scheduled` in the same transaction.
-    /// Scheduling is idempotent: a job key that exists is left alone.
+    /// Scheduling is idempotent: a job key that exists is left alone. A campaign with a
+    /// [`Journey`](crate::Journey) queues each contact's first step; the rest follow as each
+    /// step completes.
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`] unless the campaign is approved; a store error.
+    /// [`Error::InvalidTransition`] unless the campaign is approved; [`Error::InvalidInput`]
+    /// when the journey is invalid or names a variant that is not approved; a store error.
     pub async fn schedule(
         &self,
         id: &CampaignId,
@@ -375,7 +382,19 @@ impl Agent {
                 .or_default()
                 .push(record);
         }
-        let due_at = start_at.unwrap_or(now);
+        let mut due_at = start_at.unwrap_or(now);
+        // A journey starts at its first step that needs a job (after any waits before it).
+        let mut step = 0;
+        if let Some(journey) = &campaign.spec.journey {
+            journey.validate()?;
+            let approved: Vec<_> = campaign.approved_variants().map(|v| v.id.clone()).collect();
+            journey.check_variants(&approved)?;
+            let first = journey
+                .first(due_at)?
+                .ok_or_else(|| Error::invalid("journey ends before its first send"))?;
+            step = first.position.step();
+            due_at = first.due_at;
+        }
         let mut summary = ScheduleSummary::default();
         let mut jobs = Vec::with_capacity(audience.len());
         for contact in audience {
@@ -400,10 +419,10 @@ impl Agent {
                 }
             };
             jobs.push(NewJob {
-                key: IdempotencyKey::for_job(id, &contact, 0),
+                key: IdempotencyKey::for_job(id, &contact, step),
                 contact,
                 purpose: purpose.clone(),
-                step: 0,
+                step,
                 due_at,
                 skipped,
             });

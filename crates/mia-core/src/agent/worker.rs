@@ -41,6 +41,9 @@ pub struct RunStats {
     pub inbound: u64,
     /// Campaigns paused by a spam signal.
     pub paused_for_spam: u64,
+    /// Journey steps queued or decided (next sends, wait-for timers and their decisions).
+    #[serde(default)]
+    pub journey_steps: u64,
 }
 
 impl RunStats {
@@ -57,6 +60,7 @@ impl RunStats {
         self.held += other.held;
         self.inbound += other.inbound;
         self.paused_for_spam += other.paused_for_spam;
+        self.journey_steps += other.journey_steps;
     }
 
     /// Jobs that reached a final state or were parked (sent, skipped, dead letter, held).
@@ -92,6 +96,7 @@ impl Agent {
 
     async fn run_batch(&self, audit: &mut Vec<crate::AuditEvent>) -> Result<RunStats> {
         let mut stats = self.poll_inbound().await?;
+        stats.journey_steps += self.repair_journeys_once().await?;
         self.expire_reviews().await?;
         let now = self.now();
         let lease = SignedDuration::try_from(self.inner.config.lease)
@@ -132,13 +137,19 @@ impl Agent {
                 decision = tracing::field::Empty,
                 outcome = tracing::field::Empty,
             );
-            // Wait for a send slot, then take in what contacts said meanwhile (a STOP), and only
-            // then decide: a verdict never goes stale during a rate-limit or FloodWait wait.
-            // Failing either stops the run: sending without the limit, or without reading
-            // STOPs, is not allowed.
-            self.pace().await?;
-            stats.merge(self.poll_inbound().await?);
-            let one = self.process(campaign, &job, audit).instrument(span).await;
+            // A journey's wait-for timer sends nothing: no send slot, no policy.
+            let one = match self.run_wait_for(campaign, &job).await.transpose() {
+                Some(decided) => decided,
+                None => {
+                    // Wait for a send slot, then take in what contacts said meanwhile (a STOP),
+                    // and only then decide: a verdict never goes stale during a rate-limit or
+                    // FloodWait wait. Failing either stops the run: sending without the limit,
+                    // or without reading STOPs, is not allowed.
+                    self.pace().await?;
+                    stats.merge(self.poll_inbound().await?);
+                    self.process(campaign, &job, audit).instrument(span).await
+                }
+            };
             match one {
                 Ok(s) => {
                     if s.paused_for_spam > 0
@@ -258,6 +269,11 @@ impl Agent {
             let counts = self.inner.store.job_counts(id).await?;
             if counts.open() == 0 {
                 let mut c = self.campaign(id).await?;
+                // A crash between a journey's send and its next step leaves nothing open:
+                // queue what is missing instead of completing.
+                if c.state == CampaignState::Running && self.repair_journey(&c).await? > 0 {
+                    continue;
+                }
                 if c.state == CampaignState::Running {
                     c.transition(CampaignState::Completed, self.now())?;
                     self.inner.store.update_campaign(&c).await?;
@@ -417,7 +433,13 @@ impl Agent {
         }
 
         // Sticky: a variant recorded by an earlier attempt wins, if it is still approved.
-        let approved: Vec<VariantId> = campaign.approved_variants().map(|v| v.id.clone()).collect();
+        let mut approved: Vec<VariantId> =
+            campaign.approved_variants().map(|v| v.id.clone()).collect();
+        if let Some(journey) = &campaign.spec.journey
+            && let Some(position) = crate::journey::JourneyPosition::from_step(job.step)
+        {
+            approved = journey.variants_for(position.index, &approved);
+        }
         let (variant, propensity) = match &job.variant {
             Some(v) if approved.contains(v) => (v.clone(), job.propensity.unwrap_or(1.0)),
             _ => {
@@ -454,6 +476,14 @@ impl Agent {
                 self.emit(job, Some(&variant), EventKind::Sent).await?;
                 self.update(job, &JobUpdate::Sent { message_id }).await?;
                 stats.sent += 1;
+                // The send is recorded; a failure to queue the next step is repaired later
+                // (on the next agent's first run, or before the campaign completes).
+                match self.after_sent(campaign, job).await {
+                    Ok(n) => stats.journey_steps += n,
+                    Err(e) => {
+                        tracing::warn!(job = %job.key, error = %e, "mia.journey next step not queued yet; it will be repaired");
+                    }
+                }
                 self.inner.blocks.record(false, now);
             }
             Ok(SendOutcome::RetryAfter { after, reason }) => {

@@ -77,6 +77,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     campaigns(store).await;
     outbox(store).await;
     withdrawal_cancels_jobs(store).await;
+    enqueue_adds_later_steps(store).await;
     events(store).await;
     reviews(store).await;
     claim_order_and_rejections(store).await;
@@ -489,6 +490,70 @@ async fn withdrawal_cancels_jobs<S: Store + ?Sized>(store: &S) {
             .unwrap(),
         1
     );
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().cancelled, 2);
+}
+
+/// A journey's next steps are added to a running campaign once, without touching it.
+async fn enqueue_adds_later_steps<S: Store + ?Sized>(store: &S) {
+    let mut campaign = running_campaign("k9");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    store
+        .schedule(&campaign, &[job("k9", "c9", 0)])
+        .await
+        .unwrap();
+    // An operator pauses it meanwhile; adding a step must not undo that.
+    let mut paused = campaign.clone();
+    paused.state = CampaignState::Paused;
+    store.update_campaign(&paused).await.unwrap();
+    let mut later = job("k9", "c9", 100);
+    later.step = 1;
+    later.key = IdempotencyKey::for_job(&campaign.id, &later.contact, 1);
+    assert_eq!(
+        store
+            .enqueue(&campaign.id, std::slice::from_ref(&later), t(50))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .enqueue(&campaign.id, std::slice::from_ref(&later), t(60))
+            .await
+            .unwrap(),
+        0,
+        "a key that exists is left alone"
+    );
+    let stored = store.job(&later.key).await.unwrap().unwrap();
+    assert_eq!(stored.step, 1);
+    assert_eq!(stored.state, JobState::Pending);
+    assert_eq!(stored.due_at, t(100));
+    assert_eq!(stored.updated_at, t(50));
+    assert_eq!(
+        store.campaign(&campaign.id).await.unwrap().unwrap().state,
+        CampaignState::Paused
+    );
+    assert_eq!(store.jobs(&campaign.id).await.unwrap().len(), 2);
+    assert!(matches!(
+        store
+            .enqueue(
+                &CampaignId::new("nope"),
+                std::slice::from_ref(&later),
+                t(70)
+            )
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    // A withdrawal cancels the contact's open jobs of every step.
+    store.update_campaign(&campaign).await.unwrap();
+    let stop = ConsentRecord::withdraw(
+        later.contact.clone(),
+        Purpose::marketing(),
+        Evidence::new("stop_keyword", "update=10"),
+        t(80),
+    );
+    assert_eq!(store.withdraw_consent(&stop).await.unwrap(), 2);
     assert_eq!(store.job_counts(&campaign.id).await.unwrap().cancelled, 2);
 }
 

@@ -36,8 +36,9 @@ fn decode_all(found: &[PgRow], doing: &'static str) -> Result<Vec<Job>> {
 
 async fn insert_jobs(
     conn: &mut sqlx::PgConnection,
-    campaign: &Campaign,
+    campaign: &CampaignId,
     jobs: &[NewJob],
+    now: Timestamp,
 ) -> Result<u64, StoreError> {
     let mut inserted = 0;
     for chunk in jobs.chunks(CHUNK) {
@@ -58,8 +59,8 @@ async fn insert_jobs(
             outcomes.push(new.skipped.as_deref());
         }
         inserted += sqlx::query(INSERT)
-            .bind(campaign.id.as_str())
-            .bind(micros(campaign.updated_at))
+            .bind(campaign.as_str())
+            .bind(micros(now))
             .bind(keys)
             .bind(contacts)
             .bind(purposes)
@@ -101,7 +102,31 @@ impl OutboxStore for PostgresStore {
         const DOING: &str = "schedule jobs";
         let mut tx = self.begin().await.context(DOING)?;
         campaigns::save(&mut *tx, campaign, DOING).await?;
-        let inserted = insert_jobs(&mut tx, campaign, jobs).await.context(DOING)?;
+        let inserted = insert_jobs(&mut tx, &campaign.id, jobs, campaign.updated_at)
+            .await
+            .context(DOING)?;
+        tx.commit().await.context(DOING)?;
+        Ok(inserted)
+    }
+
+    async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64> {
+        const DOING: &str = "enqueue jobs";
+        let mut tx = self.begin().await.context(DOING)?;
+        let exists =
+            sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1)")
+                .bind(campaign.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .context(DOING)?;
+        if !exists {
+            return Err(Error::NotFound {
+                kind: "campaign",
+                id: campaign.to_string(),
+            });
+        }
+        let inserted = insert_jobs(&mut tx, campaign, jobs, now)
+            .await
+            .context(DOING)?;
         tx.commit().await.context(DOING)?;
         Ok(inserted)
     }

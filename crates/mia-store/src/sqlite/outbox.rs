@@ -27,6 +27,30 @@ const INSERT: Insert = Insert {
     tail: "ON CONFLICT (key) DO NOTHING",
 };
 
+/// Inserts the jobs whose keys are new into `campaign`; returns how many.
+async fn insert_jobs(
+    conn: &mut sqlx::SqliteConnection,
+    campaign: &CampaignId,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> Result<u64, crate::error::StoreError> {
+    INSERT
+        .run(conn, jobs, |query, new| {
+            let state = rows::new_job_state(new);
+            Ok(query
+                .bind(new.key.as_str())
+                .bind(campaign.as_str())
+                .bind(new.contact.as_str())
+                .bind(new.purpose.as_str())
+                .bind(i64::from(new.step))
+                .bind(state.as_str())
+                .bind(micros(new.due_at))
+                .bind(new.skipped.as_deref())
+                .bind(micros(now)))
+        })
+        .await
+}
+
 /// Rows of `doing`'s query, decoded.
 fn decode_all(found: &[SqliteRow], doing: &'static str) -> Result<Vec<Job>> {
     rows::all(found, rows::job).context(doing)
@@ -59,20 +83,29 @@ impl OutboxStore for SqliteStore {
         const DOING: &str = "schedule jobs";
         let mut tx = self.begin_write().await.context(DOING)?;
         campaigns::save(&mut *tx, campaign, DOING).await?;
-        let inserted = INSERT
-            .run(&mut tx, jobs, |query, new| {
-                let state = rows::new_job_state(new);
-                Ok(query
-                    .bind(new.key.as_str())
-                    .bind(campaign.id.as_str())
-                    .bind(new.contact.as_str())
-                    .bind(new.purpose.as_str())
-                    .bind(i64::from(new.step))
-                    .bind(state.as_str())
-                    .bind(micros(new.due_at))
-                    .bind(new.skipped.as_deref())
-                    .bind(micros(campaign.updated_at)))
-            })
+        let inserted = insert_jobs(&mut tx, &campaign.id, jobs, campaign.updated_at)
+            .await
+            .context(DOING)?;
+        tx.commit().await.context(DOING)?;
+        Ok(inserted)
+    }
+
+    async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64> {
+        const DOING: &str = "enqueue jobs";
+        let mut tx = self.begin_write().await.context(DOING)?;
+        let exists =
+            sqlx::query_scalar::<_, i64>("SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ?)")
+                .bind(campaign.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .context(DOING)?;
+        if exists == 0 {
+            return Err(Error::NotFound {
+                kind: "campaign",
+                id: campaign.to_string(),
+            });
+        }
+        let inserted = insert_jobs(&mut tx, campaign, jobs, now)
             .await
             .context(DOING)?;
         tx.commit().await.context(DOING)?;

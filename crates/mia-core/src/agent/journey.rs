@@ -1,0 +1,293 @@
+//! Running journeys: queue each contact's next step when a send completes or a wait-for is
+//! decided, and repair what a crash left undone.
+//!
+//! Every step that needs a job (a send, or a wait-for as a timer due at its timeout) is an
+//! outbox job whose [`Job::step`] encodes its [`JourneyPosition`], so its idempotency key is
+//! unique per campaign, contact and visit: queuing a step twice queues it once. A wait-for is
+//! decided by whoever first inserts its *decision record* — a final job at
+//! [`JourneyPosition::decision_step`] with outcome [`DECIDED_BY_EVENT`] (an inbound event came)
+//! or [`DECIDED_BY_TIMEOUT`] (the timer job came due) — so an event and a timeout racing,
+//! in one process or several, still take one branch.
+
+use std::collections::{HashMap, HashSet};
+
+use jiff::SignedDuration;
+
+use super::Agent;
+use super::worker::RunStats;
+use crate::campaign::{Campaign, CampaignState};
+use crate::consent::consent_state;
+use crate::error::Result;
+use crate::event::Event;
+use crate::ids::{CampaignId, IdempotencyKey};
+use crate::journey::{Journey, JourneyPosition, PlannedStep, StepAction};
+use crate::store::{Job, JobState, JobUpdate, NewJob};
+
+/// The outcome of a wait-for decided by the event it waited for.
+pub const DECIDED_BY_EVENT: &str = "journey_event";
+/// The outcome of a wait-for decided by its timeout.
+pub const DECIDED_BY_TIMEOUT: &str = "journey_timeout";
+
+/// The journey position of a job of a journey campaign and the step there (`None` for a
+/// decision record or a step the journey does not have).
+fn position_at<'a>(journey: &'a Journey, job: &Job) -> Option<(JourneyPosition, &'a StepAction)> {
+    let position = JourneyPosition::from_step(job.step)?;
+    let step = journey.steps.get(position.index)?;
+    Some((position, &step.action))
+}
+
+impl Agent {
+    /// Queues the planned step for `job`'s contact, unless the journey ended or the contact has
+    /// no valid consent any more (a STOP ends the journey). Returns how many jobs were new.
+    async fn queue_planned(
+        &self,
+        campaign: &Campaign,
+        job: &Job,
+        planned: PlannedStep,
+    ) -> Result<u64> {
+        let now = self.now();
+        // An aborted campaign queues nothing more (its open jobs were cancelled).
+        let current = self.inner.store.campaign(&campaign.id).await?;
+        if current.is_none_or(|c| c.state == CampaignState::Aborted) {
+            return Ok(0);
+        }
+        let history = self.inner.store.consent_history(&job.contact).await?;
+        let state = consent_state(&history, &job.purpose, now);
+        if state != crate::ConsentState::Valid {
+            tracing::info!(campaign = %campaign.id, job = %job.key, reason = state.reason(), "mia.journey ends: no consent");
+            return Ok(0);
+        }
+        let step = planned.position.step();
+        let new = NewJob {
+            key: IdempotencyKey::for_job(&campaign.id, &job.contact, step),
+            contact: job.contact.clone(),
+            purpose: job.purpose.clone(),
+            step,
+            due_at: planned.due_at,
+            skipped: None,
+        };
+        self.inner
+            .store
+            .enqueue(&campaign.id, std::slice::from_ref(&new), now)
+            .await
+    }
+
+    /// After the send `job` went out: queues the contact's next step. Returns how many jobs
+    /// were new.
+    pub(crate) async fn after_sent(&self, campaign: &Campaign, job: &Job) -> Result<u64> {
+        let Some(journey) = &campaign.spec.journey else {
+            return Ok(0);
+        };
+        let Some((position, StepAction::Send { .. })) = position_at(journey, job) else {
+            return Ok(0);
+        };
+        match journey.after_send(position, self.now()) {
+            Some(planned) => self.queue_planned(campaign, job, planned).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Records how the wait-for at `position` was decided, unless it was decided already.
+    /// Returns whether the event came in time (by this decision or the earlier one).
+    async fn decide(
+        &self,
+        campaign: &CampaignId,
+        job: &Job,
+        position: JourneyPosition,
+        by_event: bool,
+    ) -> Result<bool> {
+        let step = position.decision_step();
+        let key = IdempotencyKey::for_job(campaign, &job.contact, step);
+        let outcome = if by_event {
+            DECIDED_BY_EVENT
+        } else {
+            DECIDED_BY_TIMEOUT
+        };
+        let record = NewJob {
+            key: key.clone(),
+            contact: job.contact.clone(),
+            purpose: job.purpose.clone(),
+            step,
+            due_at: self.now(),
+            skipped: Some(outcome.to_owned()),
+        };
+        let now = self.now();
+        if self
+            .inner
+            .store
+            .enqueue(campaign, std::slice::from_ref(&record), now)
+            .await?
+            == 1
+        {
+            return Ok(by_event);
+        }
+        let earlier = self.inner.store.job(&key).await?;
+        Ok(earlier.and_then(|j| j.outcome).as_deref() == Some(DECIDED_BY_EVENT))
+    }
+
+    /// Handles a claimed job that is a wait-for's timer: decides the wait (by timeout, unless an
+    /// event decided it first), queues the branch taken and finishes the timer. `None` when
+    /// `job` is not a timer; the worker sends it then.
+    pub(crate) async fn run_wait_for(
+        &self,
+        campaign: &Campaign,
+        job: &Job,
+    ) -> Result<Option<RunStats>> {
+        let Some(journey) = &campaign.spec.journey else {
+            return Ok(None);
+        };
+        let Some((position, StepAction::WaitFor { .. })) = position_at(journey, job) else {
+            return Ok(None);
+        };
+        let happened = self.decide(&campaign.id, job, position, false).await?;
+        let mut stats = RunStats::default();
+        if let Some(planned) = journey.after_wait_for(position, happened, self.now()) {
+            stats.journey_steps += self.queue_planned(campaign, job, planned).await?;
+        }
+        let rule = if happened {
+            DECIDED_BY_EVENT
+        } else {
+            DECIDED_BY_TIMEOUT
+        };
+        self.inner
+            .store
+            .update_job(
+                &job.key,
+                job.claim_token,
+                &JobUpdate::Skipped { rule: rule.into() },
+                self.now(),
+            )
+            .await?;
+        // Counted so that a run that only decided waits is not taken for an idle one.
+        stats.journey_steps = stats.journey_steps.max(1);
+        Ok(Some(stats))
+    }
+
+    /// Decides the open wait-fors that `events` (inbound, attributed to a campaign) satisfy,
+    /// queuing their `then` branch now. Returns how many jobs were new.
+    pub(crate) async fn resolve_waits(&self, events: &[Event]) -> Result<u64> {
+        let mut campaigns: HashMap<CampaignId, Option<Campaign>> = HashMap::new();
+        let mut queued = 0;
+        for event in events {
+            let Some(id) = &event.campaign else {
+                continue;
+            };
+            if !campaigns.contains_key(id) {
+                let c = self.inner.store.campaign(id).await?;
+                // Only journeys that wait for something.
+                let c = c.filter(|c| {
+                    c.spec.journey.as_ref().is_some_and(|j| {
+                        j.steps
+                            .iter()
+                            .any(|s| matches!(s.action, StepAction::WaitFor { .. }))
+                    })
+                });
+                campaigns.insert(id.clone(), c);
+            }
+            let Some(Some(campaign)) = campaigns.get(id) else {
+                continue;
+            };
+            if campaign.state == CampaignState::Aborted {
+                continue;
+            }
+            let Some(journey) = &campaign.spec.journey else {
+                continue;
+            };
+            let waiting: Vec<(Job, JourneyPosition, SignedDuration)> = self
+                .inner
+                .store
+                .contact_jobs(&event.contact)
+                .await?
+                .into_iter()
+                .filter(|j| &j.campaign == id && !j.state.is_final())
+                .filter_map(|j| match position_at(journey, &j) {
+                    Some((
+                        p,
+                        StepAction::WaitFor {
+                            event: wanted,
+                            timeout,
+                            ..
+                        },
+                    )) if wanted.matches(&event.kind) => Some((j, p, *timeout)),
+                    _ => None,
+                })
+                .collect();
+            for (job, position, timeout) in waiting {
+                if !self.decide(id, &job, position, true).await? {
+                    continue;
+                }
+                // The branch starts once the wait-for itself began (after any wait before it),
+                // even if the event came during that wait.
+                let began = job.due_at.checked_sub(timeout).ok();
+                let base = began.map_or(self.now(), |b| b.max(self.now()));
+                if let Some(planned) = journey.after_wait_for(position, true, base) {
+                    queued += self.queue_planned(campaign, &job, planned).await?;
+                }
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues the next steps a crash left unqueued: after every sent job, and after every
+    /// decided wait-for, of a journey campaign. Idempotent; returns how many jobs were new.
+    pub(crate) async fn repair_journey(&self, campaign: &Campaign) -> Result<u64> {
+        let Some(journey) = &campaign.spec.journey else {
+            return Ok(0);
+        };
+        let jobs = self.inner.store.jobs(&campaign.id).await?;
+        let keys: HashSet<&IdempotencyKey> = jobs.iter().map(|j| &j.key).collect();
+        let mut queued = 0;
+        for job in &jobs {
+            let planned = if let Some(position) = JourneyPosition::from_decision_step(job.step) {
+                let happened = job.outcome.as_deref() == Some(DECIDED_BY_EVENT);
+                journey.after_wait_for(position, happened, job.updated_at)
+            } else if job.state == JobState::Sent
+                && let Some((position, StepAction::Send { .. })) = position_at(journey, job)
+            {
+                journey.after_send(position, job.updated_at)
+            } else {
+                None
+            };
+            let Some(planned) = planned else {
+                continue;
+            };
+            let key = IdempotencyKey::for_job(&campaign.id, &job.contact, planned.position.step());
+            if !keys.contains(&key) {
+                queued += self.queue_planned(campaign, job, planned).await?;
+            }
+        }
+        if queued > 0 {
+            tracing::info!(campaign = %campaign.id, queued, "mia.journey repaired steps a crash left unqueued");
+        }
+        Ok(queued)
+    }
+
+    /// Repairs every running journey campaign, once per agent (on its first run).
+    pub(crate) async fn repair_journeys_once(&self) -> Result<u64> {
+        if self
+            .inner
+            .journeys_repaired
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(0);
+        }
+        let mut queued = 0;
+        let result: Result<()> = async {
+            for campaign in self.inner.store.campaigns().await? {
+                if campaign.state == CampaignState::Running && campaign.spec.journey.is_some() {
+                    queued += self.repair_journey(&campaign).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            // Try again on the next run.
+            self.inner
+                .journeys_repaired
+                .store(false, std::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
+        Ok(queued)
+    }
+}
