@@ -7,6 +7,7 @@ mod collector;
 mod error;
 pub mod funnel;
 mod report;
+pub mod roi;
 pub mod segment;
 
 pub use batching::{BatchingSink, BatchingSinkBuilder, WhenFull};
