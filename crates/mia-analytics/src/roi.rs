@@ -115,7 +115,7 @@ pub fn roi(events: &[Event], spec: &RoiSpec) -> Result<Vec<Roi>> {
         }
     }
     for sends in sends_by_contact.values_mut() {
-        sends.sort_by(|a, b| a.0.cmp(&b.0));
+        sends.sort_by_key(|(at, _)| *at);
     }
     for e in events {
         let EventKind::Converted { value_minor } = e.kind else {
