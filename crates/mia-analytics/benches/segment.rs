@@ -22,7 +22,7 @@ fn data() -> (Vec<Contact>, Vec<Event>, Timestamp) {
         c.peer = TelegramPeer::user(i + 1);
         c.attributes.insert(
             "plan".into(),
-            if i % 3 == 0 { "pro" } else { "free" }.into(),
+            if i.rem_euclid(3) == 0 { "pro" } else { "free" }.into(),
         );
         contacts.push(c);
         // A deterministic spread of reads and purchases over 30 days.
@@ -37,7 +37,7 @@ fn data() -> (Vec<Contact>, Vec<Event>, Timestamp) {
                 kind,
             });
         }
-        if h % 7 == 0 {
+        if h.is_multiple_of(7) {
             events.push(Event {
                 id: EventId::new(format!("e{i}-c")),
                 at: now - SignedDuration::from_hours(((h >> 8) % 720) as i64),
