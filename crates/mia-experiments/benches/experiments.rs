@@ -1,16 +1,16 @@
-//! Hot paths of mia-experiments: one assignment, one Thompson decision among 10 arms, one full
-//! analysis of a 5-arm experiment.
+//! Hot paths of mia-experiments: one assignment, one Thompson decision among 10 arms, one
+//! experiment decision, one LinUCB choice and update, one full analysis of a 5-arm experiment.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mia_core::{Allocator, AssignmentRequest, CampaignId, ContactId, VariantId};
-use mia_experiments::Splitter;
-use mia_experiments::bandit::{ArmStats, Bandit, BanditConfig, Policy};
+use mia_experiments::bandit::{ArmStats, Bandit, BanditConfig, LinUcb, Policy};
 use mia_experiments::report::{StatsInput, VariantInput, analyze};
 use mia_experiments::stats::Metric;
-use rand::SeedableRng;
+use mia_experiments::{Experiment, Splitter};
 use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 fn splitter(c: &mut Criterion) {
     let split = Splitter::new()
@@ -83,6 +83,56 @@ fn thompson(c: &mut Criterion) {
     group.finish();
 }
 
+fn lifecycle(c: &mut Criterion) {
+    // A returning contact (the store answers) and a new one (hash, segment, store insert).
+    let variants = [
+        VariantId::new("A"),
+        VariantId::new("B"),
+        VariantId::new("C"),
+    ];
+    let Ok(mut exp) = Experiment::new("spring", variants).and_then(|e| e.with_holdout(0.1)) else {
+        return;
+    };
+    if exp.start().is_err() {
+        return;
+    }
+    let attributes = Default::default();
+    let returning = ContactId::new("contact-1");
+    exp.assign(&returning, &attributes);
+    c.bench_function("experiment/assign_returning_contact", |b| {
+        b.iter(|| exp.assign(black_box(&returning), &attributes))
+    });
+    let mut i = 0u64;
+    c.bench_function("experiment/assign_new_contact", |b| {
+        b.iter(|| {
+            i += 1;
+            exp.assign(&ContactId::new(format!("c{i}")), &attributes)
+        })
+    });
+}
+
+fn linucb(c: &mut Criterion) {
+    // Ten arms over eight features, each arm trained on 200 contexts.
+    let Ok(mut bandit) = LinUcb::new(10, 8, 1.0) else {
+        return;
+    };
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut context = || -> Vec<f64> { (0..8).map(|_| rng.random::<f64>()).collect() };
+    for arm in 0..10 {
+        for _ in 0..200 {
+            let x = context();
+            let _ = bandit.update(arm, &x, x[arm % 8]);
+        }
+    }
+    let x = context();
+    c.bench_function("linucb/choose_10_arms_8_features", |b| {
+        b.iter(|| bandit.choose(black_box(&x)))
+    });
+    c.bench_function("linucb/update_8_features", |b| {
+        b.iter(|| bandit.update(3, black_box(&x), 1.0))
+    });
+}
+
 fn analysis(c: &mut Criterion) {
     let variants = (0..5)
         .map(|k| VariantInput {
@@ -107,5 +157,5 @@ fn analysis(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, splitter, thompson, analysis);
+criterion_group!(benches, splitter, thompson, lifecycle, linucb, analysis);
 criterion_main!(benches);

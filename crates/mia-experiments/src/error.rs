@@ -29,6 +29,17 @@ pub enum ExperimentError {
     /// Every observation is equal, so the variance is zero and the test is undefined.
     #[error("zero variance: {0}")]
     ZeroVariance(String),
+    /// An experiment cannot move from its state to the one asked for (only draft -> running
+    /// -> stopped -> concluded is allowed).
+    #[error("experiment {experiment}: cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The experiment.
+        experiment: String,
+        /// Its state.
+        from: &'static str,
+        /// The state asked for.
+        to: &'static str,
+    },
     /// A relative effect was asked for but the control's mean is zero.
     #[error("relative effect undefined: the control mean is zero ({0})")]
     ZeroBaseline(String),

@@ -3,9 +3,11 @@
 
 pub mod bandit;
 mod error;
+mod experiment;
 pub mod report;
 mod splitter;
 pub mod stats;
 
 pub use error::{ExperimentError, Result};
+pub use experiment::{Decision, Exclusion, Experiment, ExperimentState, Layer, Segment};
 pub use splitter::Splitter;

@@ -56,22 +56,32 @@ impl Splitter {
     /// The point in [0, 1) of a contact, from the first 8 bytes of
     /// SHA-256(salt ‖ 0xff ‖ campaign ‖ 0xff ‖ contact).
     pub fn point(&self, campaign: &str, contact: &str) -> f64 {
-        let mut h = Sha256::new();
-        h.update(self.salt.as_bytes());
-        h.update([0xff]);
-        h.update(campaign.as_bytes());
-        h.update([0xff]);
-        h.update(contact.as_bytes());
-        let digest = h.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        // 53 bits: exactly representable in an f64.
-        (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
+        unit_point(&[
+            self.salt.as_bytes(),
+            campaign.as_bytes(),
+            contact.as_bytes(),
+        ])
     }
 
     fn weight(&self, v: &VariantId) -> f64 {
         self.weights.get(v).copied().unwrap_or(1.0)
     }
+}
+
+/// A point in [0, 1) from the first 8 bytes of SHA-256 of `parts` joined by `0xff` bytes.
+pub(crate) fn unit_point(parts: &[&[u8]]) -> f64 {
+    let mut h = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update([0xff]);
+        }
+        h.update(part);
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // 53 bits: exactly representable in an f64.
+    (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Allocator for Splitter {

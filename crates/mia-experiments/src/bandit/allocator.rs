@@ -2,10 +2,11 @@
 //! assignment, a floor per arm, a minimum sample before adapting and batched updates.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use jiff::{SignedDuration, Timestamp};
 use mia_core::{
-    Allocator, Assignment, AssignmentRequest, CampaignId, ContactId, Reward, VariantId,
+    Allocator, Assignment, AssignmentRequest, CampaignId, Clock, ContactId, Reward, VariantId,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -54,6 +55,10 @@ struct CampaignState {
     /// The assignment id is (campaign, contact): assignments are sticky, so there is one.
     assignments: HashMap<ContactId, Assignment>,
     rewarded: HashSet<ContactId>,
+    /// When each assignment was made, with an attribution window only.
+    assigned_at: HashMap<ContactId, Timestamp>,
+    /// Rewards ignored because their window had closed.
+    late: u64,
     /// P(chosen) per arm under the current view, for the offered set it was computed for.
     propensities: Option<(Vec<usize>, Vec<f64>)>,
 }
@@ -84,11 +89,15 @@ impl CampaignState {
 ///   view of the arms agree too.
 /// * **Rewards once:** a reward counts for the contact's assignment only once; duplicates and
 ///   rewards for unknown assignments are ignored ([`Bandit::record`] says which).
+/// * **Attribution window** (optional, [`Bandit::with_attribution_window`]): a reward arriving
+///   more than the window after its assignment is ignored and counted
+///   ([`Bandit::late_rewards`]).
 /// * **Propensity:** the logged probability is the true chance of the arm under the current
 ///   view: the floor `min_share` plus `(1 - arms × min_share)` times the policy's own chance
 ///   (for Thompson, `P(best)` by quadrature over the Beta posteriors).
 pub struct Bandit {
     config: BanditConfig,
+    attribution: Option<(SignedDuration, Arc<dyn Clock>)>,
     campaigns: Mutex<HashMap<CampaignId, CampaignState>>,
 }
 
@@ -111,8 +120,34 @@ impl Bandit {
         }
         Ok(Self {
             config,
+            attribution: None,
             campaigns: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Ignores rewards that arrive more than `window` after their assignment, by `clock`
+    /// (a reward exactly at the boundary counts). Late rewards settle their assignment, so a
+    /// later duplicate does not count either.
+    ///
+    /// # Errors
+    /// [`ExperimentError::InvalidInput`] for a window that is not positive.
+    pub fn with_attribution_window(
+        mut self,
+        window: SignedDuration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        if window <= SignedDuration::ZERO {
+            return Err(ExperimentError::invalid(format!(
+                "attribution window must be positive, got {window:?}"
+            )));
+        }
+        self.attribution = Some((window, clock));
+        Ok(self)
+    }
+
+    /// Rewards ignored in a campaign because they arrived after the attribution window.
+    pub fn late_rewards(&self, campaign: &CampaignId) -> u64 {
+        self.lock().get(campaign).map_or(0, |s| s.late)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<CampaignId, CampaignState>> {
@@ -121,9 +156,10 @@ impl Bandit {
         self.campaigns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a reward for the contact's assignment. Returns `false`, changing nothing, when the
-    /// contact has no assignment in the campaign or was already rewarded. Values are clamped
-    /// to [0, 1].
+    /// Counts a reward for the contact's assignment. Returns `false`, counting nothing, when the
+    /// contact has no assignment in the campaign, was already rewarded, or the reward arrived
+    /// after the attribution window (counted in [`late_rewards`](Bandit::late_rewards)).
+    /// Values are clamped to [0, 1].
     pub fn record(&self, reward: &Reward) -> bool {
         let mut campaigns = self.lock();
         let Some(state) = campaigns.get_mut(&reward.campaign) else {
@@ -133,6 +169,13 @@ impl Bandit {
             return false;
         };
         if !state.rewarded.insert(reward.contact.clone()) {
+            return false;
+        }
+        if let Some((window, clock)) = &self.attribution
+            && let Some(start) = state.assigned_at.get(&reward.contact)
+            && clock.now().duration_since(*start) > *window
+        {
+            state.late += 1;
             return false;
         }
         // The assignment decides the arm, whatever variant the reward names.
@@ -187,11 +230,8 @@ impl Bandit {
                 let posteriors: Vec<BetaPosterior> = arms
                     .iter()
                     .map(|a| {
-                        let s = a.reward.clamp(0.0, a.pulls);
-                        BetaPosterior {
-                            alpha: 1.0 + s,
-                            beta: 1.0 + a.pulls - s,
-                        }
+                        let (alpha, beta) = a.posterior_shapes();
+                        BetaPosterior { alpha, beta }
                     })
                     .collect();
                 return prob_best(&posteriors).unwrap_or_else(|_| vec![1.0 / k as f64; k]);
@@ -271,6 +311,11 @@ impl Allocator for Bandit {
         state
             .assignments
             .insert(request.contact.clone(), assignment.clone());
+        if let Some((_, clock)) = &self.attribution {
+            state
+                .assigned_at
+                .insert(request.contact.clone(), clock.now());
+        }
         state.since_refresh += 1;
         if state.since_refresh >= self.config.batch {
             state.refresh();
@@ -318,6 +363,37 @@ mod tests {
         let total: f64 = stats.iter().map(|(_, s)| s.reward).sum();
         let pulls: f64 = stats.iter().map(|(_, s)| s.pulls).sum();
         assert_eq!((total, pulls), (1.0, 1.0));
+    }
+
+    #[test]
+    fn rewards_after_the_window_are_ignored_and_counted() {
+        let start = Timestamp::from_second(1_800_000_000).unwrap();
+        let clock = Arc::new(mia_core::VirtualClock::starting_at(start));
+        let b = Bandit::new(BanditConfig::default())
+            .unwrap()
+            .with_attribution_window(SignedDuration::from_hours(24), clock.clone())
+            .unwrap();
+        let vs = [VariantId::new("A"), VariantId::new("B")];
+        assign(&b, &vs, "early");
+        assign(&b, &vs, "late");
+        clock.advance(SignedDuration::from_hours(24));
+        assert!(b.record(&reward("early", 1.0)), "the boundary is inside");
+        clock.advance(SignedDuration::from_secs(1));
+        assert!(!b.record(&reward("late", 1.0)));
+        assert!(
+            !b.record(&reward("late", 1.0)),
+            "a late duplicate is not late twice"
+        );
+        let c = CampaignId::new("c");
+        assert_eq!(b.late_rewards(&c), 1);
+        let total: f64 = b.arm_stats(&c).iter().map(|(_, s)| s.reward).sum();
+        assert_eq!(total, 1.0);
+        assert!(
+            Bandit::new(BanditConfig::default())
+                .unwrap()
+                .with_attribution_window(SignedDuration::ZERO, clock)
+                .is_err()
+        );
     }
 
     #[test]

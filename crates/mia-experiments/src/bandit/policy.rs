@@ -16,6 +16,15 @@ pub struct ArmStats {
 }
 
 impl ArmStats {
+    /// The Beta(1 + successes, 1 + failures) posterior's shapes, both at least 1: negative or
+    /// NaN counts count as 0 (`f64::clamp` would panic on them, and a shape below 0 would
+    /// never be accepted by the Gamma sampler).
+    pub(crate) fn posterior_shapes(&self) -> (f64, f64) {
+        let pulls = self.pulls.max(0.0);
+        let successes = self.reward.max(0.0).min(pulls);
+        (1.0 + successes, 1.0 + pulls - successes)
+    }
+
     /// Mean reward, 0 before the first pull.
     pub fn mean(&self) -> f64 {
         if self.pulls > 0.0 {
@@ -100,8 +109,8 @@ impl Policy {
     ) -> usize {
         match self {
             Policy::Thompson => argmax(arms.iter().map(|a| {
-                let s = a.reward.clamp(0.0, a.pulls);
-                beta(rng, 1.0 + s, 1.0 + a.pulls - s)
+                let (alpha, beta_shape) = a.posterior_shapes();
+                beta(rng, alpha, beta_shape)
             })),
             Policy::KlUcb => {
                 if let Some(k) = arms.iter().position(|a| a.pulls == 0.0) {
@@ -181,6 +190,31 @@ mod tests {
             let q = kl_ucb_index(p, n, t);
             assert!(q >= p && (n * kl(p, q) - t).abs() < 1e-6, "{p} {n} {t} {q}");
         }
+    }
+
+    #[test]
+    fn thompson_survives_nonsense_counts() {
+        use rand::SeedableRng;
+        let arms = [
+            ArmStats {
+                pulls: -3.0,
+                reward: 1.0,
+            },
+            ArmStats {
+                pulls: f64::NAN,
+                reward: f64::NAN,
+            },
+            ArmStats {
+                pulls: 100.0,
+                reward: 90.0,
+            },
+        ];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let picks = (0..100)
+            .filter(|_| Policy::Thompson.choose(&arms, 0.0, &mut rng) == Some(2))
+            .count();
+        // Beta(91, 11) against two uniforms: the third arm wins about 80% of the time.
+        assert!(picks > 60, "{picks}");
     }
 
     #[test]
