@@ -260,25 +260,36 @@ mod tests {
             .when_full(WhenFull::Error)
             .build(stuck)
             .unwrap();
-        let first = tokio::spawn({
-            let sink = sink.clone();
-            async move { sink.record(&[event(1)]).await }
-        });
-        let second = tokio::spawn({
-            let sink = sink.clone();
-            async move { sink.record(&[event(2)]).await }
-        });
-        // The writer holds one batch, the queue the other: the next is refused, not queued.
-        while sink.tx.capacity() > 0 {
+        // The writer can hold one batch and the queue one more: of three callers at least one
+        // is refused at once, whatever order they run in, and the others wait.
+        let callers: Vec<_> = (0..3)
+            .map(|n| {
+                let sink = sink.clone();
+                tokio::spawn(async move { sink.record(&[event(n)]).await })
+            })
+            .collect();
+        let refused = loop {
+            if let Some(i) = callers
+                .iter()
+                .position(tokio::task::JoinHandle::is_finished)
+            {
+                break i;
+            }
             tokio::task::yield_now().await;
-        }
-        let refused = sink.record(&[event(3)]).await.unwrap_err();
+        };
+        let mut callers = callers;
+        let refused = callers.remove(refused).await.unwrap().unwrap_err();
         assert!(
             refused.is_retryable() && refused.to_string().contains("full"),
             "{refused}"
         );
-        first.abort();
-        second.abort();
+        for caller in callers {
+            assert!(
+                !caller.is_finished(),
+                "an accepted batch waits for its write"
+            );
+            caller.abort();
+        }
     }
 
     #[test]
