@@ -174,6 +174,7 @@ mod tests {
 
     /// Counts writes and events; fails while `fail` is set; waits on `gate` before writing.
     struct Probe {
+        entered: AtomicUsize,
         writes: AtomicUsize,
         events: AtomicUsize,
         fail: AtomicBool,
@@ -183,6 +184,7 @@ mod tests {
     impl Default for Probe {
         fn default() -> Self {
             Self {
+                entered: AtomicUsize::new(0),
                 writes: AtomicUsize::new(0),
                 events: AtomicUsize::new(0),
                 fail: AtomicBool::new(false),
@@ -194,6 +196,7 @@ mod tests {
     #[async_trait]
     impl EventSink for Probe {
         async fn record(&self, events: &[Event]) -> mia_core::Result<()> {
+            self.entered.fetch_add(events.len(), Ordering::SeqCst);
             let _permit = self.gate.acquire().await.map_err(|_| stopped())?;
             if self.fail.load(Ordering::SeqCst) {
                 return Err(Error::Store {
@@ -229,7 +232,8 @@ mod tests {
             let sink = sink.clone();
             tasks.push(tokio::spawn(async move { sink.record(&[event(n)]).await }));
         }
-        while sink.tx.capacity() > 1024 - 199 {
+        // Every batch is either with the writer (waiting at the gate) or in the queue.
+        while probe.entered.load(Ordering::SeqCst) + (1024 - sink.tx.capacity()) < 200 {
             tokio::task::yield_now().await;
         }
         probe.gate.add_permits(1_000);
@@ -255,8 +259,10 @@ mod tests {
         assert_eq!(probe.events.load(Ordering::SeqCst), 1);
 
         let stuck = Arc::new(Probe::default()); // no permits: the writer never finishes
+        // One batch per write, so the writer holds exactly one and the queue one more.
         let sink = BatchingSink::builder()
             .queue(1)
+            .max_batch(1)
             .when_full(WhenFull::Error)
             .build(stuck)
             .unwrap();
