@@ -971,3 +971,20 @@ async fn an_interrupted_send_on_a_transport_that_cannot_deduplicate_is_never_rep
     );
     assert!(campaign_posts(&w.telegram).values().all(|n| *n == 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_with_the_same_seed_does_not_reuse_campaign_ids() {
+    let (w, clock) = memory_world(4).await;
+    let first = launch(&w.agent).await;
+    // The same seed on the same store, as a host restarted with a fixed seed would be.
+    let again = Agent::builder(TemplateProvider::new(), w.telegram.clone())
+        .shared_store(w.store.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .seed(7)
+        .build()
+        .unwrap();
+    let second = launch(&again).await;
+    assert_ne!(first.id, second.id);
+    assert_eq!(w.store.campaigns().await.unwrap().len(), 2);
+}

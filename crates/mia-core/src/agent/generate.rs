@@ -134,7 +134,16 @@ impl Agent {
     pub async fn create_campaign(&self, spec: CampaignSpec) -> Result<Campaign> {
         spec.validate()?;
         let now = self.now();
-        let mut campaign = Campaign::draft(CampaignId::new(self.random_id("cmp")), spec, now);
+        // A seeded agent draws the same ids in every process: skip ids the store already has,
+        // so a restarted host with the same seed does not collide with its own campaigns.
+        let mut id = CampaignId::new(self.random_id("cmp"));
+        for _ in 0..64 {
+            if self.inner.store.campaign(&id).await?.is_none() {
+                break;
+            }
+            id = CampaignId::new(self.random_id("cmp"));
+        }
+        let mut campaign = Campaign::draft(id, spec, now);
         self.inner.store.insert_campaign(&campaign).await?;
         let span = tracing::info_span!("mia.campaign", campaign = %campaign.id, variants = tracing::field::Empty);
         async {
