@@ -988,3 +988,31 @@ async fn a_restarted_agent_with_the_same_seed_does_not_reuse_campaign_ids() {
     assert_ne!(first.id, second.id);
     assert_eq!(w.store.campaigns().await.unwrap().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_confirmation_is_a_logged_policy_decision_without_its_text() {
+    let (w, _) = memory_world(4).await;
+    let contact = w.everyone[0].clone();
+    w.telegram.user_writes(contact.peer, "STOP");
+    w.agent.poll_inbound().await.unwrap();
+    let entries = w.store.audit_entries(0, 10_000).await.unwrap();
+    let replies: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == AuditAction::PolicyDecision && e.detail["kind"] == "service_reply")
+        .collect();
+    assert_eq!(replies.len(), 1, "{entries:?}");
+    assert_eq!(
+        replies[0].detail["decision"], "allow",
+        "{:?}",
+        replies[0].detail
+    );
+    let logged = serde_json::to_string(&entries).unwrap();
+    assert!(
+        !logged.contains("unsubscribed"),
+        "no message text in the log"
+    );
+    assert!(
+        !logged.contains(contact.id.as_str()),
+        "no raw contact id in the log"
+    );
+}

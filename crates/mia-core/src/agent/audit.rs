@@ -11,7 +11,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::campaign::{Campaign, CampaignState};
 use crate::consent::{ConsentRecord, current_consent};
 use crate::error::Result;
-use crate::ids::ContactId;
+use crate::ids::{ContactId, IdempotencyKey};
 use crate::policy::{Decision, RuleHit, Verdict};
 use crate::store::Job;
 
@@ -83,6 +83,31 @@ pub(crate) fn send_decision(
             "rule": verdict.deciding_rule(),
             "trace": trace(&verdict.trace),
             "consent": consent,
+        }),
+    )
+}
+
+/// The entry for a service reply's send decision (a STOP confirmation, a `/privacy` answer):
+/// the answer `tag`, the update it answers, the verdict and its trace. Never the text.
+pub(crate) fn service_reply_decision(
+    actor: &str,
+    contact: &ContactId,
+    key: &IdempotencyKey,
+    verdict: &Verdict,
+    now: Timestamp,
+) -> AuditEvent {
+    AuditEvent::new(
+        now,
+        actor,
+        AuditAction::PolicyDecision,
+        Some(contact),
+        json!({
+            "policy": "send",
+            "kind": "service_reply",
+            "reply": key.as_str(),
+            "decision": decision(&verdict.decision),
+            "rule": verdict.deciding_rule(),
+            "trace": trace(&verdict.trace),
         }),
     )
 }

@@ -135,6 +135,14 @@ impl Agent {
             campaign: None,
             now,
         });
+        self.audit(&[super::audit::service_reply_decision(
+            &self.worker_actor(),
+            &contact.id,
+            &key,
+            &verdict,
+            now,
+        )])
+        .await?;
         if !verdict.is_allow() {
             return Ok(Reply::Denied {
                 rule: verdict.deciding_rule().unwrap_or("send_policy").to_owned(),
