@@ -124,7 +124,11 @@ async fn the_agent_logs_every_decision_without_personal_data_and_the_log_verifie
     let count = |a: AuditAction| entries.iter().filter(|e| e.action == a).count();
     assert_eq!(count(AuditAction::ConsentChange), 4, "3 grants and a STOP");
     assert_eq!(count(AuditAction::ContentDecision), 2, "one per variant");
-    assert_eq!(count(AuditAction::PolicyDecision), 3, "one per send");
+    assert_eq!(
+        count(AuditAction::PolicyDecision),
+        4,
+        "one per send, and one for the STOP confirmation"
+    );
     assert!(
         count(AuditAction::CampaignState) >= 4,
         "approved, scheduled, running, completed"
