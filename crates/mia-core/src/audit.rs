@@ -284,80 +284,136 @@ impl AuditEntry {
     /// presence byte, then the text), and the detail as canonical JSON ([`canonical_json`]).
     /// Everything but `prev_hash` and `hash`.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let detail = canonical_json(&self.detail);
-        let mut out = Vec::with_capacity(128 + detail.len());
-        let mut field = |bytes: &[u8]| {
-            out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-            out.extend_from_slice(bytes);
-        };
-        field(ENTRY_TAG);
-        field(&self.seq.to_be_bytes());
-        field(&self.at.as_microsecond().to_be_bytes());
-        field(self.actor.as_bytes());
-        field(self.action.as_str().as_bytes());
-        match &self.subject {
-            Some(subject) => {
-                field(&[1]);
-                field(subject.as_bytes());
-            }
-            None => field(&[0]),
-        }
-        field(detail.as_bytes());
+        let mut out = Vec::with_capacity(256);
+        self.write_canonical_bytes(&mut out);
         out
+    }
+
+    fn write_canonical_bytes(&self, out: &mut Vec<u8>) {
+        canonical_fields(
+            out,
+            self.seq,
+            self.at,
+            &self.actor,
+            self.action,
+            self.subject.as_deref(),
+            &self.detail,
+        );
     }
 
     /// What `hash` must be: `SHA-256(prev_hash || canonical_bytes())`.
     pub fn expected_hash(&self) -> AuditHash {
-        let mut hasher = Sha256::new();
-        hasher.update(self.prev_hash.0);
-        hasher.update(self.canonical_bytes());
-        AuditHash(hasher.finalize().into())
+        let mut bytes = Vec::with_capacity(256);
+        self.write_canonical_bytes(&mut bytes);
+        chain_hash(self.prev_hash, &bytes)
     }
+}
+
+fn chain_hash(prev: AuditHash, canonical: &[u8]) -> AuditHash {
+    let mut hasher = Sha256::new();
+    hasher.update(prev.0);
+    hasher.update(canonical);
+    AuditHash(hasher.finalize().into())
+}
+
+/// The canonical bytes of an entry from its parts (see [`AuditEntry::canonical_bytes`]).
+fn canonical_fields(
+    out: &mut Vec<u8>,
+    seq: u64,
+    at: Timestamp,
+    actor: &str,
+    action: AuditAction,
+    subject: Option<&str>,
+    detail: &serde_json::Value,
+) {
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    field(out, ENTRY_TAG);
+    field(out, &seq.to_be_bytes());
+    field(out, &at.as_microsecond().to_be_bytes());
+    field(out, actor.as_bytes());
+    field(out, action.as_str().as_bytes());
+    match subject {
+        Some(subject) => {
+            field(out, &[1]);
+            field(out, subject.as_bytes());
+        }
+        None => field(out, &[0]),
+    }
+    // The detail's length comes first: write a placeholder, the JSON, then the length.
+    let at_len = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write_canonical(detail, out);
+    let len = (out.len() - at_len - 8) as u64;
+    out[at_len..at_len + 8].copy_from_slice(&len.to_be_bytes());
 }
 
 /// JSON with object keys sorted by their UTF-8 bytes and no insignificant whitespace, so equal
 /// values always give equal bytes (whatever map order a JSON library or database keeps).
 /// Numbers are written as `serde_json` writes them, which reads back to the same number.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    // Only UTF-8 is ever written: JSON text from `serde_json` and the keys and strings of
+    // `value`, which are `String`s.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => out.push_str(&Value::String(s.clone()).to_string()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_json_string(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            out.push(b'{');
+            let mut write_entry = |i: usize, key: &str, v: &Value| {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
+                write_json_string(key, out);
+                out.push(b':');
+                write_canonical(v, out);
+            };
+            // Maps usually iterate in key order already (serde_json's default `BTreeMap`);
+            // sort only when they do not (its `preserve_order` feature).
+            if map.keys().is_sorted() {
+                for (i, (key, v)) in map.iter().enumerate() {
+                    write_entry(i, key, v);
+                }
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (i, (key, v)) in entries.into_iter().enumerate() {
+                    write_entry(i, key, v);
                 }
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
+}
+
+/// A JSON string literal exactly as `serde_json` writes it.
+fn write_json_string(s: &str, out: &mut Vec<u8>) {
+    // Serialising a `&str` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// A signed statement that the log had `size` entries whose RFC 6962 Merkle tree root is
@@ -571,6 +627,31 @@ mod tests {
             canonical_json(&f),
             "reads back to the same bytes"
         );
+    }
+
+    /// Computed by the first implementation (which built the canonical JSON through
+    /// `serde_json::Value` strings).
+    const GOLDEN_HASH: &str = "f29b098a4a2961e914e99df0d7221a483685f1eb0eb2541fa0cbb45d84acf21f";
+
+    /// The hash of one entry, pinned: logs written by earlier versions must keep verifying.
+    #[test]
+    fn the_entry_hash_format_is_stable() {
+        let entry = AuditDraft {
+            at: Timestamp::from_second(1_800_000_000).unwrap(),
+            actor: "worker:w1".into(),
+            action: AuditAction::PolicyDecision,
+            subject: Some("sub_00ff".into()),
+            detail: json!({
+                "z": [1, -2, 0.5, u64::MAX, null, false],
+                "policy": "send",
+                "quote": "a\"b\\c\n\u{1}é🙂",
+                "nested": {"b": {}, "a": []},
+            }),
+        }
+        .seal(7, AuditHash([9; 32]));
+        assert_eq!(entry.hash.to_hex(), GOLDEN_HASH);
+        let value: serde_json::Value = serde_json::from_str(&entry.detail.to_string()).unwrap();
+        assert_eq!(canonical_json(&value), value.to_string());
     }
 
     #[test]
