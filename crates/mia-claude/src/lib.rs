@@ -23,7 +23,9 @@ pub use client::{CallReport, ClaudeClient, ClaudeClientBuilder};
 pub use config::{
     ANTHROPIC_VERSION, ApiKey, ClaudeConfig, ClaudeConfigBuilder, DEFAULT_BASE_URL, DEFAULT_MODEL,
 };
-pub use context::{ContextManager, Fitted, mark_cacheable_prefix};
+pub use context::{
+    ClaudeSummarizer, ContextManager, Fitted, SUMMARY_HEADING, Summarizer, mark_cacheable_prefix,
+};
 pub use cost::{Cost, CostBreakdown, ModelPrice, PriceTable, Rates};
 pub use error::{ApiErrorType, ClaudeError, Result};
 pub use ledger::{CallRecord, CostLedger, Scope, Totals};

@@ -1,11 +1,43 @@
 //! The tool-use loop: the host registers tools, the loop runs the model's calls and feeds
 //! the results back until the model is done, a hook stops it, or the turn budget is spent.
+//!
+//! Every tool's input schema is compiled when the tool is registered
+//! ([`mia_core::schema::Schema`]: the JSON Schema subset tool schemas use; an unknown keyword is
+//! refused then, not ignored later). Each input the model sends is validated before the handler
+//! runs; input that breaks the schema never reaches the handler and goes back to the model as a
+//! tool error naming every problem with its JSON pointer, so the model can correct the call:
+//!
+//! ```
+//! use mia_claude::ToolRegistry;
+//! use serde_json::{Value, json};
+//!
+//! # async fn run() -> Result<(), mia_claude::ClaudeError> {
+//! let mut tools = ToolRegistry::new();
+//! tools.register(
+//!     "segment_size",
+//!     "How many consenting contacts a segment has.",
+//!     json!({
+//!         "type": "object",
+//!         "properties": {"segment": {"type": "string", "enum": ["vip", "new"]}},
+//!         "required": ["segment"],
+//!         "additionalProperties": false
+//!     }),
+//!     |input: Value| async move { Ok(format!("412 in {}", input["segment"])) },
+//! )?;
+//! let error = tools.call("segment_size", json!({"segment": "all"})).await.unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "invalid input for tool segment_size: /segment: expected one of \"vip\", \"new\", got \"all\""
+//! );
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use mia_core::schema::{self, Schema};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -61,12 +93,16 @@ impl ToolRegistry {
         Self::default()
     }
 
-    /// Registers a tool whose handler takes the raw JSON input. The input is checked to be a
-    /// JSON object before the handler runs.
+    /// Registers a tool whose handler takes the raw JSON input. The schema is compiled now;
+    /// each input is checked to be a JSON object that satisfies it before the handler runs,
+    /// and input that does not becomes a tool error (`invalid input for tool NAME: /path:
+    /// reason; ...`) the model sees.
     ///
     /// # Errors
     /// [`ClaudeError::Tools`] for a name outside `^[a-zA-Z0-9_-]{1,64}$`, a name already
-    /// registered, or a schema that is not an object schema.
+    /// registered, a schema that is not an object schema, or a schema that does not compile
+    /// (an unknown or unsupported keyword, a keyword of the wrong shape; the reason is in
+    /// the message).
     pub fn register<F, Fut>(
         &mut self,
         name: &str,
@@ -93,13 +129,23 @@ impl ToolRegistry {
                 "tool {name}: the input schema must be {{\"type\": \"object\", ...}}"
             )));
         }
+        let compiled = Schema::compile(&input_schema).map_err(|e| {
+            ClaudeError::Tools(format!("tool {name}: the input schema is unusable: {e}"))
+        })?;
         let handler = Arc::new(handler);
         let tool_name = name.to_owned();
         let wrapped: Handler = Arc::new(move |input: Value| {
+            let refuse = |message: String| Box::pin(async move { Err(ToolError(message)) });
             if !input.is_object() {
-                let message =
-                    format!("tool {tool_name}: the input must be a JSON object, got {input}");
-                return Box::pin(async move { Err(ToolError(message)) }) as ToolFuture;
+                return refuse(format!(
+                    "tool {tool_name}: the input must be a JSON object, got {input}"
+                )) as ToolFuture;
+            }
+            if let Err(violations) = compiled.validate(&input) {
+                return refuse(format!(
+                    "invalid input for tool {tool_name}: {}",
+                    schema::describe(&violations)
+                ));
             }
             Box::pin(handler(input)) as ToolFuture
         });
@@ -115,9 +161,10 @@ impl ToolRegistry {
         Ok(self)
     }
 
-    /// Registers a tool whose handler takes typed arguments, read from the input with serde.
-    /// Input that does not fit `A` (a missing field, a wrong type) reaches the model as a tool
-    /// error naming the problem, and the handler does not run.
+    /// Registers a tool whose handler takes typed arguments, read from the input with serde
+    /// after the schema check of [`register`](Self::register). Input that breaks the schema or
+    /// does not fit `A` (a missing field, a wrong type) reaches the model as a tool error
+    /// naming the problem, and the handler does not run.
     ///
     /// # Errors
     /// As [`register`](Self::register).
@@ -388,6 +435,89 @@ mod tests {
         let not_object = tools.call("weather", json!("Oslo")).await.unwrap_err();
         assert!(not_object.0.contains("JSON object"));
         assert!(tools.call("nope", json!({})).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn input_is_validated_against_the_schema_before_the_handler() {
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let mut tools = ToolRegistry::new();
+        tools
+            .register(
+                "send_offer",
+                "",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "segment": {"type": "string", "minLength": 1},
+                        "discount": {"type": "integer", "minimum": 5, "maximum": 50}
+                    },
+                    "required": ["segment", "discount"],
+                    "additionalProperties": false
+                }),
+                move |_| {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { Ok("sent".to_owned()) }
+                },
+            )
+            .unwrap();
+        let bad = tools
+            .call(
+                "send_offer",
+                json!({"segment": "", "discount": 80, "urgent": true}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            bad.0,
+            "invalid input for tool send_offer: /discount: expected at most 50, got 80; \
+             /segment: expected at least 1 character, got 0; \
+             /urgent: unexpected property; allowed properties are discount, segment"
+        );
+        let missing = tools.call("send_offer", json!({})).await.unwrap_err();
+        assert!(
+            missing
+                .0
+                .contains("(root): missing required property \"segment\""),
+            "{missing}"
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let ok = tools
+            .call("send_offer", json!({"segment": "vip", "discount": 20}))
+            .await;
+        assert_eq!(ok.unwrap(), "sent");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_refused_at_registration() {
+        let mut tools = ToolRegistry::new();
+        let ok = |_: Value| async { Ok(String::new()) };
+        let error = tools
+            .register(
+                "lookup",
+                "",
+                json!({"type": "object", "properties": {"email": {"type": "string", "format": "email"}}}),
+                ok,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&error, ClaudeError::Tools(m) if m.contains("tool lookup") && m.contains("/properties/email/format") && m.contains("`format` is not supported")),
+            "{error}"
+        );
+        let error = tools
+            .register_typed(
+                "lookup",
+                "",
+                json!({"type": "object", "requird": ["email"]}),
+                |_: Value| async { Ok(String::new()) },
+            )
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("unknown keyword `requird`"),
+            "{error}"
+        );
+        assert!(tools.definitions().is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The tool-use loop against a local server: two tools over several turns, a malformed
-//! tool input fed back as an error, pause_turn, the turn budget and a stopping hook.
+//! tool input fed back as an error, input that breaks the schema corrected by the model,
+//! pause_turn, the turn budget and a stopping hook.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -205,6 +206,108 @@ async fn two_tools_over_three_turns_with_a_malformed_input() {
             (1, "segment_size".to_owned(), true),
             (1, "current_offer".to_owned(), true),
             (2, "current_offer".to_owned(), false)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn input_that_breaks_the_schema_goes_back_to_the_model_which_corrects_it() {
+    static SENT: AtomicU32 = AtomicU32::new(0);
+    let server = MockServer::start().await;
+    script(
+        &server,
+        vec![
+            answer(
+                "msg_1",
+                json!([{"type": "tool_use", "id": "toolu_bad", "name": "send_offer",
+                        "input": {"segment": "everyone", "discount": "20", "urgent": true}}]),
+                "tool_use",
+                20,
+            ),
+            answer(
+                "msg_2",
+                json!([{"type": "tool_use", "id": "toolu_good", "name": "send_offer",
+                        "input": {"segment": "vip", "discount": 20}}]),
+                "tool_use",
+                20,
+            ),
+            answer(
+                "msg_3",
+                json!([{"type": "text", "text": "The VIP offer is queued."}]),
+                "end_turn",
+                8,
+            ),
+        ],
+    )
+    .await;
+    let mut tools = ToolRegistry::new();
+    tools
+        .register(
+            "send_offer",
+            "Queue a discount for a segment of consenting contacts.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "segment": {"type": "string", "enum": ["vip", "new"]},
+                    "discount": {"type": "integer", "minimum": 5, "maximum": 50,
+                                 "description": "percent off"}
+                },
+                "required": ["segment", "discount"],
+                "additionalProperties": false
+            }),
+            |input: Value| async move {
+                SENT.fetch_add(1, Ordering::SeqCst);
+                Ok(format!(
+                    "queued {}% for {}",
+                    input["discount"],
+                    input["segment"].as_str().unwrap_or_default()
+                ))
+            },
+        )
+        .unwrap();
+    let client = client(&server.uri());
+    let hook = Recorder::default();
+    let outcome = ToolLoop::new(&client, &tools)
+        .hook(&hook)
+        .run(MessagesRequest::new(
+            "claude-haiku-4-5",
+            256,
+            "Give the VIPs 20% off.",
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!((outcome.end, outcome.turns), (LoopEnd::Finished, 3));
+    assert_eq!(
+        SENT.load(Ordering::SeqCst),
+        1,
+        "the handler ran once, for the valid input"
+    );
+    let sent = bodies(&server).await;
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        sent[0]["tools"][0]["input_schema"]["properties"]["discount"]["description"], "percent off",
+        "the schema goes to the API as registered"
+    );
+    let refused = &sent[1]["messages"][2]["content"][0];
+    assert_eq!(refused["tool_use_id"], "toolu_bad");
+    assert_eq!(refused["is_error"], true);
+    assert_eq!(
+        refused["content"],
+        "invalid input for tool send_offer: \
+         /discount: expected integer, got string \"20\"; \
+         /segment: expected one of \"vip\", \"new\", got \"everyone\"; \
+         /urgent: unexpected property; allowed properties are discount, segment"
+    );
+    let accepted = &sent[2]["messages"][4]["content"][0];
+    assert_eq!(accepted["tool_use_id"], "toolu_good");
+    assert_eq!(accepted["content"], "queued 20% for vip");
+    assert!(accepted.get("is_error").is_none());
+    assert_eq!(
+        *hook.results.lock().unwrap(),
+        vec![
+            (1, "send_offer".to_owned(), false),
+            (2, "send_offer".to_owned(), true)
         ]
     );
 }

@@ -4,9 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use mia::safety::inbound::ReplyScreen;
 use mia::safety::{ContentGuard, SendGuard};
 use mia::telegram::bot_api::{BotApiConfig, BotApiTransport, BotRunner, BotToken};
-use mia::{Agent, Result, TemplateProvider};
+use mia::{Agent, Error, ReplyAssistant, Result};
+
+use crate::dry_run::LlmChoice;
 
 use crate::ops::DbArgs;
 
@@ -21,8 +24,9 @@ pub(crate) struct BotArgs {
 enum BotCommand {
     /// Long-polls the bot's updates (token in `TELEGRAM_BOT_TOKEN`): `/start [purpose]` opts in
     /// with the update as evidence, `/stop` and STOP opt out at once, `/privacy` answers what
-    /// is stored, `/help` explains, replies are recorded as events. One JSON line per update
-    /// on stdout, without message texts.
+    /// is stored, `/help` explains, replies are recorded as events; with `--assistant`, the
+    /// model answers other messages. One JSON line per update on stdout, without message
+    /// texts.
     Run(RunArgs),
 }
 
@@ -42,6 +46,18 @@ struct RunArgs {
     /// The last line of the `/privacy` answer: where to ask for a copy or erasure.
     #[arg(long)]
     privacy_contact: Option<String>,
+    /// Lets the model answer contacts' other messages, following the instructions in this
+    /// file (who you are, what you may answer). Messages are redacted first, injections are
+    /// held, answers pass the content and send policies. Off unless given.
+    #[arg(long, value_name = "FILE")]
+    assistant: Option<std::path::PathBuf>,
+    /// The model for `--assistant`: `offline` (a fixed holding answer) or `claude`
+    /// (`ANTHROPIC_API_KEY`, optional `ANTHROPIC_BASE_URL`).
+    #[arg(long, value_enum, default_value_t = LlmChoice::Offline)]
+    llm: LlmChoice,
+    /// The Claude model (with `--llm claude`).
+    #[arg(long)]
+    model: Option<String>,
 }
 
 pub(crate) async fn bot(args: &BotArgs) -> Result<()> {
@@ -64,11 +80,21 @@ async fn run_bot(args: &RunArgs) -> Result<()> {
         me.username.as_deref().unwrap_or("?"),
         me.id
     );
-    let agent = Agent::builder(TemplateProvider::new(), transport.clone())
+    let (llm, _) = crate::dry_run::provider(args.llm, args.model.as_deref())?;
+    let mut builder = Agent::builder_shared(llm, Arc::new(transport.clone()))
         .shared_store(Arc::clone(&store))
         .content_policy(ContentGuard::builder().build()?)
-        .send_policy(SendGuard::builder().build()?)
-        .build()?;
+        .send_policy(SendGuard::builder().build()?);
+    if let Some(path) = &args.assistant {
+        let instructions = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read the assistant instructions {}: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.reply_assistant(ReplyAssistant::new(instructions), ReplyScreen::new()?);
+    }
+    let agent = builder.build()?;
     let mut runner =
         BotRunner::new(agent, transport).poll_timeout(Duration::from_secs(args.poll_seconds));
     if let Some(line) = &args.privacy_contact {

@@ -72,19 +72,29 @@ impl LlmProvider for Metered {
     }
 }
 
-fn copywriter(args: &DryRunArgs) -> Result<(Arc<Metered>, Option<mia::claude::ClaudeClient>)> {
-    let (inner, claude): (Arc<dyn LlmProvider>, _) = match args.llm {
+/// The model `choice` names: the offline writer, or Claude configured from
+/// `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL` with `model` if given (the client is returned too,
+/// for its retry counts).
+pub(crate) fn provider(
+    choice: LlmChoice,
+    model: Option<&str>,
+) -> Result<(Arc<dyn LlmProvider>, Option<mia::claude::ClaudeClient>)> {
+    Ok(match choice {
         LlmChoice::Offline => (Arc::new(TemplateProvider::new()), None),
         LlmChoice::Claude => {
             let mut config =
                 mia::claude::ClaudeConfigBuilder::from_lookup(|k| std::env::var(k).ok())?;
-            if let Some(model) = &args.model {
-                config = config.model(model.as_str());
+            if let Some(model) = model {
+                config = config.model(model);
             }
             let client = mia::claude::ClaudeClient::new(config.build()?)?;
             (Arc::new(client.clone()), Some(client))
         }
-    };
+    })
+}
+
+fn copywriter(args: &DryRunArgs) -> Result<(Arc<Metered>, Option<mia::claude::ClaudeClient>)> {
+    let (inner, claude) = provider(args.llm, args.model.as_deref())?;
     let usage = LlmUsage {
         provider: inner.name().to_owned(),
         ..LlmUsage::default()

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use clap::Args;
 use mia::safety::{ContentGuard, SendGuard};
 use mia::{
-    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, LlmProvider, Purpose,
-    Result, Store, SystemClock, TemplateProvider,
+    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, Purpose, Result, Store,
+    SystemClock,
 };
 use serde::Deserialize;
 
@@ -96,17 +96,7 @@ pub(crate) async fn send(store: Arc<dyn Store>, args: &SendArgs) -> Result<()> {
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let transport = args.transport.open(clock.clone()).await?;
-    let llm: Arc<dyn LlmProvider> = match args.llm {
-        LlmChoice::Offline => Arc::new(TemplateProvider::new()),
-        LlmChoice::Claude => {
-            let mut config =
-                mia::claude::ClaudeConfigBuilder::from_lookup(|k| std::env::var(k).ok())?;
-            if let Some(model) = &args.model {
-                config = config.model(model.as_str());
-            }
-            Arc::new(mia::claude::ClaudeClient::new(config.build()?)?)
-        }
-    };
+    let (llm, _) = crate::dry_run::provider(args.llm, args.model.as_deref())?;
     let mut content = ContentGuard::builder();
     for d in args
         .allow_domains

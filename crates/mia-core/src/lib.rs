@@ -3,6 +3,7 @@
 
 mod agent;
 mod allocator;
+pub mod assist;
 mod audit;
 mod campaign;
 mod clock;
@@ -20,6 +21,7 @@ mod operator;
 mod policy;
 mod privacy;
 mod ratelimit;
+pub mod schema;
 mod store;
 mod template;
 mod transport;
@@ -32,6 +34,7 @@ pub use agent::{
     Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
+pub use assist::{Answer, Answered, InboundScreen, ReplyAssistant, ScreenedText};
 pub use audit::{
     AuditAction, AuditCheckpoint, AuditDraft, AuditEntry, AuditEvent, AuditHash, AuditTrail,
     StoreAuditTrail, SubjectKey, canonical_json,
@@ -59,8 +62,8 @@ pub use memory::MemoryStore;
 pub use message::{FailureReason, OutboundMessage, SendOutcome};
 pub use operator::{CampaignStatus, Operator};
 pub use policy::{
-    ConsentRule, ContentContext, ContentPolicies, ContentPolicy, Decision, PermissiveSendPolicy,
-    RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
+    ConsentRule, ContentContext, ContentKind, ContentPolicies, ContentPolicy, Decision,
+    PermissiveSendPolicy, RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
 };
 pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};

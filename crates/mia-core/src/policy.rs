@@ -103,6 +103,20 @@ impl Verdict {
     }
 }
 
+/// What a text is for, which decides the content rules that apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentKind {
+    /// Marketing copy (campaign variants, reviewers' edits): every rule applies, including
+    /// the ones only marketing needs (who sends it, how to opt out).
+    #[default]
+    Marketing,
+    /// A one-to-one answer to the person's own message (the reply assistant): the rules on
+    /// what may be said apply; the marketing-only ones (sender identity, opt-out notice) do
+    /// not.
+    Answer,
+}
+
 /// What a content policy knows about the text it checks.
 #[derive(Clone, Debug)]
 pub struct ContentContext<'a> {
@@ -110,6 +124,8 @@ pub struct ContentContext<'a> {
     pub campaign: Option<&'a CampaignId>,
     /// The language of the text (BCP 47).
     pub language: &'a str,
+    /// What the text is for.
+    pub kind: ContentKind,
 }
 
 /// Checks text (LLM output, edits by reviewers) before it can be sent.

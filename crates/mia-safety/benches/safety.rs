@@ -18,8 +18,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
 use mia_core::{
-    Contact, ContentContext, ContentPolicy, Purpose, SendContext, SendKind, SendPolicy,
-    TelegramPeer,
+    Contact, ContentContext, ContentKind, ContentPolicy, Purpose, SendContext, SendKind,
+    SendPolicy, TelegramPeer,
 };
 use mia_safety::{ContentGuard, Normalizer, Scanner, SendGuard};
 
@@ -119,6 +119,7 @@ fn content_policy(c: &mut Criterion) {
                     let ctx = ContentContext {
                         campaign: None,
                         language,
+                        kind: ContentKind::Marketing,
                     };
                     denied += usize::from(!guard.check(black_box(text), &ctx).is_allow());
                 }

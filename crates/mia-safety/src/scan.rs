@@ -17,7 +17,7 @@
 //! # Ok::<(), mia_safety::SafetyError>(())
 //! ```
 
-use mia_core::{ContentContext, ContentPolicy, Decision};
+use mia_core::{ContentContext, ContentKind, ContentPolicy, Decision};
 use serde_json::{Map, Value, json};
 
 use crate::{ContentGuard, Redaction, Scanner, redact};
@@ -95,6 +95,7 @@ impl LineScanner {
         let ctx = ContentContext {
             campaign: None,
             language: &locale,
+            kind: ContentKind::Marketing,
         };
         let verdict = self.guard.check(&text, &ctx);
         let mut out = Map::new();

@@ -38,6 +38,10 @@ pub struct AgentBuilder {
     clock: Option<Arc<dyn Clock>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     audit: Option<Arc<dyn crate::AuditTrail>>,
+    assistant: Option<(
+        crate::assist::ReplyAssistant,
+        Arc<dyn crate::assist::InboundScreen>,
+    )>,
     seed: Option<u64>,
     config: AgentConfig,
 }
@@ -55,6 +59,7 @@ impl AgentBuilder {
             clock: None,
             limiter: None,
             audit: None,
+            assistant: None,
             seed: None,
             config: AgentConfig::default(),
         }
@@ -130,6 +135,19 @@ impl AgentBuilder {
     /// signs checkpoints. The log is always written; reading it is up to the host.
     pub fn audit_trail(mut self, trail: impl crate::AuditTrail + 'static) -> Self {
         self.audit = Some(Arc::new(trail));
+        self
+    }
+
+    /// Turns on the reply assistant ([`Agent::answer`]): the model may answer a contact's own
+    /// message, after `screen` (e.g. `mia_safety::ReplyScreen`) redacted it and found no
+    /// injection, and its answer passes the content and send policies. Off unless called. See
+    /// [`crate::assist`].
+    pub fn reply_assistant(
+        mut self,
+        assistant: crate::assist::ReplyAssistant,
+        screen: impl crate::assist::InboundScreen + 'static,
+    ) -> Self {
+        self.assistant = Some((assistant, Arc::new(screen)));
         self
     }
 
@@ -247,6 +265,9 @@ impl AgentBuilder {
                     .into(),
             ));
         }
+        if let Some((assistant, _)) = &self.assistant {
+            assistant.validate()?;
+        }
         if c.claim_batch == 0 {
             return Err(Error::Config("claim_batch must be at least 1".into()));
         }
@@ -286,6 +307,7 @@ impl AgentBuilder {
                 blocks,
                 limiter,
                 audit,
+                assistant: self.assistant,
                 journeys_repaired: std::sync::atomic::AtomicBool::new(false),
             }),
         })

@@ -1,7 +1,9 @@
 //! Campaign creation: the LLM writes copy as structured output, the content policy checks every
 //! variant, escalations wait for a human.
 
-use serde_json::json;
+use std::sync::LazyLock;
+
+use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::Agent;
@@ -9,7 +11,8 @@ use crate::campaign::{Campaign, CampaignSpec, CampaignState, Variant, VariantSta
 use crate::error::{Error, Result};
 use crate::ids::{CampaignId, ReviewId, VariantId, hex_digest};
 use crate::llm::{Completion, CompletionRequest, Message, ToolChoice, ToolSpec};
-use crate::policy::{ContentContext, ContentPolicy, Decision};
+use crate::policy::{ContentContext, ContentKind, ContentPolicy, Decision};
+use crate::schema::{self, Schema, SchemaError};
 use crate::store::{JobState, ReviewItem, ReviewState, ReviewSubject};
 
 /// The tool the model must call with the variants (structured output).
@@ -39,6 +42,37 @@ pub(crate) fn prompt_version(provider: &str) -> String {
 const INSTRUCTION: &str =
     "Write {n} clearly different message variants in language {lang} for this campaign.";
 
+/// The input schema of the variants tool. The request caps the array at the variant count;
+/// without a cap it is the schema [`parse_variants`] checks answers against.
+fn variants_schema(max_items: Option<u8>) -> Value {
+    let mut variants = json!({
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "properties": {
+                "text": { "type": "string", "maxLength": 4096 },
+                "rationale": { "type": "string" }
+            },
+            "required": ["text"]
+        }
+    });
+    if let (Some(max), Some(map)) = (max_items, variants.as_object_mut()) {
+        map.insert("maxItems".into(), Value::from(max));
+    }
+    json!({
+        "type": "object",
+        "properties": { "variants": variants },
+        "required": ["variants"]
+    })
+}
+
+/// The variants schema, compiled once. It is the schema the request sends without `maxItems`:
+/// a model that writes more variants than asked loses the extras (see [`parse_variants`])
+/// instead of the whole answer; every other rule holds.
+static VARIANTS_SCHEMA: LazyLock<std::result::Result<Schema, SchemaError>> =
+    LazyLock::new(|| Schema::compile(&variants_schema(None)));
+
 pub(crate) fn variants_request(spec: &CampaignSpec) -> Result<CompletionRequest> {
     let spec_json = serde_json::to_string(spec)
         .map_err(|e| Error::invalid(format!("campaign spec cannot be serialised: {e}")))?;
@@ -55,25 +89,7 @@ pub(crate) fn variants_request(spec: &CampaignSpec) -> Result<CompletionRequest>
         tools: vec![ToolSpec {
             name: VARIANTS_TOOL.into(),
             description: "Submit the message variants for the campaign.".into(),
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "variants": {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": n,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "text": { "type": "string", "maxLength": 4096 },
-                                "rationale": { "type": "string" }
-                            },
-                            "required": ["text"]
-                        }
-                    }
-                },
-                "required": ["variants"]
-            }),
+            input_schema: variants_schema(Some(n)),
         }],
         tool_choice: ToolChoice::Tool {
             name: VARIANTS_TOOL.into(),
@@ -84,6 +100,9 @@ pub(crate) fn variants_request(spec: &CampaignSpec) -> Result<CompletionRequest>
 }
 
 /// The texts from the model's tool call: trimmed, non-empty, distinct, at most `max`.
+///
+/// The call's input must match the tool's schema (see [`VARIANTS_SCHEMA`]); an answer that
+/// does not is an error naming every violation, with its JSON pointer.
 pub(crate) fn parse_variants(completion: &Completion, max: usize) -> Result<Vec<String>> {
     let bad = |why: &str| Error::Llm {
         message: format!("the model's variants are unusable: {why}"),
@@ -93,6 +112,15 @@ pub(crate) fn parse_variants(completion: &Completion, max: usize) -> Result<Vec<
     let input = completion
         .tool_input(VARIANTS_TOOL)
         .ok_or_else(|| bad("it did not call submit_variants"))?;
+    let schema = VARIANTS_SCHEMA
+        .as_ref()
+        .map_err(|e| bad(&format!("the {VARIANTS_TOOL} schema does not compile: {e}")))?;
+    schema.validate(input).map_err(|violations| {
+        bad(&format!(
+            "the {VARIANTS_TOOL} input does not match its schema: {}",
+            schema::describe(&violations)
+        ))
+    })?;
     let items = input["variants"]
         .as_array()
         .ok_or_else(|| bad("`variants` is not an array"))?;
@@ -175,6 +203,7 @@ impl Agent {
             let ctx = ContentContext {
                 campaign: Some(&campaign.id),
                 language: &campaign.spec.language,
+                kind: ContentKind::Marketing,
             };
             let mut variants = Vec::with_capacity(texts.len());
             let mut audit = Vec::with_capacity(texts.len() + 1);
@@ -349,6 +378,7 @@ impl Agent {
                         let ctx = ContentContext {
                             campaign: Some(&campaign.id),
                             language: &campaign.spec.language,
+                            kind: ContentKind::Marketing,
                         };
                         let verdict = self.inner.content.check(text, &ctx);
                         if !verdict.is_allow() {
@@ -502,6 +532,57 @@ mod tests {
                 .iter()
                 .all(|v| v.prompt_version == prompt_version("template"))
         );
+    }
+
+    #[test]
+    fn the_request_schema_is_the_checked_schema_plus_the_count() {
+        let spec = CampaignSpec::new("n", "tea", "20% off");
+        let request = variants_request(&spec).unwrap();
+        let mut sent = request.tools[0].input_schema.clone();
+        assert_eq!(
+            sent["properties"]["variants"]["maxItems"],
+            json!(spec.variant_count)
+        );
+        sent["properties"]["variants"]
+            .as_object_mut()
+            .unwrap()
+            .remove("maxItems");
+        assert_eq!(sent, variants_schema(None));
+        assert!(VARIANTS_SCHEMA.is_ok());
+    }
+
+    #[test]
+    fn output_that_breaks_the_schema_is_a_clear_error() {
+        let error = |input: serde_json::Value| {
+            parse_variants(&completion(input), 3)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = error(json!({"variants": [{"text": "ok"}, {"text": 7}, {"rationale": "x"}]}));
+        assert!(e.contains("does not match its schema"), "{e}");
+        assert!(
+            e.contains("/variants/1/text: expected string, got integer 7"),
+            "{e}"
+        );
+        assert!(
+            e.contains("/variants/2: missing required property \"text\""),
+            "{e}"
+        );
+        let e = error(json!({"variants": [{"text": "x".repeat(4097)}]}));
+        assert!(
+            e.contains("/variants/0/text: expected at most 4096 characters, got 4097"),
+            "{e}"
+        );
+        let e = error(json!({"variants": [{"text": "ok", "rationale": null}]}));
+        assert!(e.contains("/variants/0/rationale: expected string"), "{e}");
+        let e = error(json!({"drafts": [{"text": "ok"}]}));
+        assert!(
+            e.contains("(root): missing required property \"variants\""),
+            "{e}"
+        );
+        // Unknown extra members are allowed, as the schema does not forbid them.
+        let c = completion(json!({"variants": [{"text": "ok", "tone": "warm"}], "note": 1}));
+        assert_eq!(parse_variants(&c, 3).unwrap(), vec!["ok"]);
     }
 
     #[test]

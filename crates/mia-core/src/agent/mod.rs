@@ -1,6 +1,7 @@
 //! The [`Agent`]: the orchestrator that takes a campaign from spec to copy to guard to outbox to
 //! transport to events.
 
+mod assist;
 mod audit;
 mod builder;
 pub(crate) mod generate;
@@ -126,6 +127,11 @@ pub(crate) struct Inner {
     pub(crate) limiter: Option<Arc<dyn crate::RateLimiter>>,
     /// Where every decision is recorded (the store's audit log by default).
     pub(crate) audit: Arc<dyn crate::AuditTrail>,
+    /// The reply assistant and the screen its input passes, when the host turned it on.
+    pub(crate) assistant: Option<(
+        crate::assist::ReplyAssistant,
+        Arc<dyn crate::assist::InboundScreen>,
+    )>,
     /// Whether this agent repaired the running journeys a crash may have left behind.
     pub(crate) journeys_repaired: std::sync::atomic::AtomicBool,
 }

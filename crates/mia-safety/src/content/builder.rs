@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::guard::{ContentGuard, PiiAction, TELEGRAM_MAX_LENGTH};
 use super::links::LinkScanner;
 use super::lists::{CREDENTIAL_REQUESTS, DEFAULT_OPT_OUT_KEYWORDS, DEFAULT_RISKY_CLAIMS};
-use super::phrases::PhraseSet;
+use super::phrases::{PhraseSet, PhraseSets};
 use crate::error::SafetyError;
 use crate::normalize::Normalizer;
 use crate::pii::{PiiKind, Scanner};
@@ -237,30 +237,43 @@ impl ContentGuardBuilder {
         if let Some(regions) = self.phone_regions {
             scanner = scanner.phone_regions(regions);
         }
+        let blacklist = PhraseSet::new(rules::BLACKLIST, &self.blacklist, strict)?;
+        let credentials = if self.credentials {
+            Some(PhraseSet::new(rules::CREDENTIALS, &credentials, strict)?)
+        } else {
+            None
+        };
+        let risky_claims = PhraseSet::new(rules::RISKY_CLAIMS, &claims, strict)?;
+        let sender_identity = if self.sender_identity.is_empty() {
+            None
+        } else {
+            Some(PhraseSet::new(
+                rules::SENDER_IDENTITY,
+                &self.sender_identity,
+                strict,
+            )?)
+        };
+        let opt_out_keywords = PhraseSet::new(rules::OPT_OUT_NOTICE, &keywords, strict)?;
+        // In the order `ContentGuard::verdict` reads them.
+        let phrase_lists = PhraseSets::new([
+            Some(&blacklist),
+            credentials.as_ref(),
+            Some(&risky_claims),
+            sender_identity.as_ref(),
+            Some(&opt_out_keywords),
+        ])?;
         Ok(ContentGuard {
             max_length: self.max_length,
-            blacklist: PhraseSet::new(rules::BLACKLIST, &self.blacklist, strict)?,
-            credentials: if self.credentials {
-                Some(PhraseSet::new(rules::CREDENTIALS, &credentials, strict)?)
-            } else {
-                None
-            },
+            blacklist,
+            credentials,
             pii: scanner.build()?,
             pii_action: self.pii_action,
             allowed_emails,
-            risky_claims: PhraseSet::new(rules::RISKY_CLAIMS, &claims, strict)?,
+            risky_claims,
             links: LinkScanner::new(&self.allowed_domains)?,
-            sender_identity: if self.sender_identity.is_empty() {
-                None
-            } else {
-                Some(PhraseSet::new(
-                    rules::SENDER_IDENTITY,
-                    &self.sender_identity,
-                    strict,
-                )?)
-            },
+            sender_identity,
             opt_out_notice: self.opt_out_notice,
-            opt_out_keywords: PhraseSet::new(rules::OPT_OUT_NOTICE, &keywords, strict)?,
+            phrase_lists,
         })
     }
 }

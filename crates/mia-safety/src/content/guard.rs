@@ -2,11 +2,11 @@
 
 use std::collections::BTreeSet;
 
-use mia_core::{ContentContext, ContentPolicy, Decision, RuleHit, Verdict};
+use mia_core::{ContentContext, ContentKind, ContentPolicy, Decision, RuleHit, Verdict};
 
 use super::links::{LinkFinding, LinkScanner};
-use super::phrases::PhraseSet;
-use crate::normalize::Normalizer;
+use super::phrases::{PhraseSet, PhraseSets};
+use crate::normalize::{Normalizer, standard_and_strict};
 use crate::pii::{self, Finding, Redaction, Scanner, redact};
 use crate::rules;
 
@@ -48,13 +48,13 @@ pub enum PiiAction {
 /// Built once (patterns compile in [`ContentGuardBuilder::build`]) and cheap to share.
 ///
 /// ```
-/// use mia_core::{ContentContext, ContentPolicy, Decision};
+/// use mia_core::{ContentContext, ContentKind, ContentPolicy, Decision};
 /// use mia_safety::ContentGuard;
 ///
 /// let guard = ContentGuard::builder()
 ///     .allow_domains(["shop.example"])
 ///     .build()?;
-/// let ctx = ContentContext { campaign: None, language: "en" };
+/// let ctx = ContentContext { campaign: None, language: "en", kind: ContentKind::Marketing };
 /// let ok = guard.check("Spring sale at https://shop.example/spring. Reply STOP to opt out.", &ctx);
 /// assert_eq!(ok.decision, Decision::Allow);
 /// let short = guard.check("Spring sale: bit.ly/x. Reply STOP to opt out.", &ctx);
@@ -76,7 +76,9 @@ pub struct ContentGuard {
     pub(super) links: LinkScanner,
     pub(super) sender_identity: Option<PhraseSet>,
     pub(super) opt_out_notice: bool,
-    pub(super) opt_out_keywords: PhraseSet,
+    /// The phrase lists (blacklist, credentials, risky claims, sender identity, opt-out
+    /// keywords, in that order) in one automaton, so one pass over the text serves all.
+    pub(super) phrase_lists: PhraseSets<5>,
 }
 
 /// The outcome of [`ContentGuard::screen`]: the text to send and the verdict on it.
@@ -158,9 +160,9 @@ impl ContentGuard {
     }
 
     /// The verdict on `text`, whose personal data (`findings`) was found beforehand.
-    fn verdict(&self, text: &str, _ctx: &ContentContext<'_>, findings: &[Finding]) -> Verdict {
-        let length = text.encode_utf16().count();
-        if length > self.max_length {
+    fn verdict(&self, text: &str, ctx: &ContentContext<'_>, findings: &[Finding]) -> Verdict {
+        if exceeds(text, self.max_length) {
+            let length = text.encode_utf16().count();
             return Verdict::deny(
                 rules::LENGTH,
                 format!(
@@ -169,7 +171,7 @@ impl ContentGuard {
                 ),
             );
         }
-        let strict = Normalizer::strict().normalize(text);
+        let (standard, strict) = standard_and_strict(text);
         let strict = strict.as_str();
         if strict.is_empty() {
             return Verdict::deny(rules::LENGTH, "text is empty");
@@ -183,7 +185,9 @@ impl ContentGuard {
                 detail,
             });
         };
-        if let Some(i) = self.blacklist.first_match(strict) {
+        let [blacklisted, credentials, claim, brand, opt_out] =
+            self.phrase_lists.first_matches(strict);
+        if let Some(i) = blacklisted {
             fire(
                 rules::BLACKLIST,
                 Decision::Deny,
@@ -194,11 +198,7 @@ impl ContentGuard {
                 ),
             );
         }
-        if let Some(i) = self
-            .credentials
-            .as_ref()
-            .and_then(|c| c.first_match(strict))
-        {
+        if let Some(i) = credentials {
             let phrase = self.credentials.as_ref().map_or("", |c| c.phrase(i));
             fire(
                 rules::CREDENTIALS,
@@ -233,29 +233,29 @@ impl ContentGuard {
                 ),
             }
         }
-        if let Some(i) = self.risky_claims.first_match(strict) {
+        if let Some(i) = claim {
             fire(
                 rules::RISKY_CLAIMS,
                 Decision::Escalate,
                 format!("risky claim {:?}", self.risky_claims.phrase(i)),
             );
         }
-        let standard = Normalizer::standard().normalize(text);
-        match self.links.check(standard.as_str()) {
+        match self.links.check(&standard) {
             Some(LinkFinding::Shortener(detail)) => fire(rules::LINKS, Decision::Deny, detail),
             Some(LinkFinding::Review(detail)) => fire(rules::LINKS, Decision::Escalate, detail),
             None => {}
         }
-        if let Some(brands) = &self.sender_identity
-            && brands.first_match(strict).is_none()
-        {
+        // Who sends it and how to opt out are marketing rules; a one-to-one answer to the
+        // person's own message needs neither.
+        let marketing = ctx.kind == ContentKind::Marketing;
+        if marketing && self.sender_identity.is_some() && brand.is_none() {
             fire(
                 rules::SENDER_IDENTITY,
                 Decision::Escalate,
                 "copy does not say who sends it (no configured brand name appears)".to_owned(),
             );
         }
-        if self.opt_out_notice && self.opt_out_keywords.first_match(strict).is_none() {
+        if marketing && self.opt_out_notice && opt_out.is_none() {
             fire(
                 rules::OPT_OUT_NOTICE,
                 Decision::Escalate,
@@ -271,6 +271,13 @@ impl ContentGuard {
     }
 }
 
+/// Whether `text` is longer than `max` UTF-16 code units. A text of at most `max` bytes is
+/// not (no character takes more UTF-16 units than UTF-8 bytes), so the common case skips the
+/// count.
+fn exceeds(text: &str, max: usize) -> bool {
+    text.len() > max && text.encode_utf16().count() > max
+}
+
 impl Default for ContentGuard {
     /// The same as [`ContentGuard::recommended`].
     fn default() -> Self {
@@ -280,7 +287,7 @@ impl Default for ContentGuard {
 
 impl ContentPolicy for ContentGuard {
     fn check(&self, text: &str, ctx: &ContentContext<'_>) -> Verdict {
-        if text.encode_utf16().count() > self.max_length {
+        if exceeds(text, self.max_length) {
             return self.verdict(text, ctx, &[]);
         }
         let findings = self.personal_data(text, ctx.language);

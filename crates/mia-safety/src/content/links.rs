@@ -1,6 +1,8 @@
 //! Links in copy: where they go, whether the host vouches for that place, and whether the
 //! destination is hidden behind a shortener.
 
+use std::borrow::Cow;
+
 use regex::Regex;
 
 use crate::domain::{is_bare_tld, is_homoglyph_host, registrable_domain};
@@ -22,8 +24,10 @@ pub const SHORTENERS: &[&str] = &[
     "shorturl.at",
 ];
 
-/// `scheme://authority...`, any scheme (only http and https are web links).
-const SCHEME_URL: &str = r"\b[a-z][a-z0-9+.\-]*://[^\s<>]*";
+/// `scheme://authority...`, any scheme (only http and https are web links), starting at a
+/// word boundary. The boundary is checked in code ([`LinkScanner::scheme_urls`]): a Unicode
+/// `\b` would make the regex engine leave its fast DFA on any non-ASCII text.
+const SCHEME_URL: &str = r"[a-z][a-z0-9+.\-]*://[^\s<>]*";
 /// A host name followed by an optional port and path, without a scheme (`example.com/sale`).
 /// Labels may be Unicode (look-alike domains are links too). Label lengths and hyphens are
 /// checked afterwards ([`is_host_name`]), and so is the top-level label (against the known
@@ -64,6 +68,8 @@ pub(crate) struct LinkScanner {
     scheme_url: Regex,
     bare_domain: Regex,
     email: Regex,
+    /// One word character, as the `regex` crate's Unicode `\b` sees it.
+    word_char: Regex,
     /// Allowed registrable domains (eTLD+1), normalised.
     allowed: Vec<String>,
 }
@@ -100,15 +106,21 @@ impl LinkScanner {
             scheme_url: compile(SCHEME_URL)?,
             bare_domain: compile(BARE_DOMAIN)?,
             email: compile(EMAIL)?,
+            word_char: compile(r"\A\w\z")?,
             allowed: domains,
         })
     }
 
     /// Checks every link in normalised `text`; `None` when there is none to worry about.
     pub(crate) fn check(&self, text: &str) -> Option<LinkFinding> {
+        // A bare domain needs a dot and a scheme a colon: without either, there is no link.
+        if !text.contains(['.', ':']) {
+            return None;
+        }
         let mut problems = Vec::new();
-        for m in self.scheme_url.find_iter(text) {
-            let url = m.as_str();
+        let urls = self.scheme_urls(text);
+        for &(start, end) in &urls {
+            let url = text.get(start..end).unwrap_or("");
             let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
             let host = host_of(rest);
             match scheme {
@@ -120,9 +132,27 @@ impl LinkScanner {
                 _ => problems.push(Problem::OtherScheme),
             }
         }
-        let without_urls = self.scheme_url.replace_all(text, " ");
-        let without_emails = self.email.replace_all(&without_urls, " ");
+        if !text.contains('.') {
+            // No bare domain either.
+            return summarise(&problems);
+        }
+        let without_urls = blank_out(text, &urls);
+        let without_emails = if without_urls.contains('@') {
+            self.email.replace_all(&without_urls, " ")
+        } else {
+            Cow::Borrowed(without_urls.as_ref())
+        };
         let rest: &str = &without_emails;
+        // A bare domain has a dot followed by a letter (`\p{L}` is alphabetic); most copy
+        // has none left once its URLs and addresses are out.
+        let dotted = rest.match_indices('.').any(|(i, _)| {
+            rest.get(i + 1..)
+                .and_then(|t| t.chars().next())
+                .is_some_and(char::is_alphabetic)
+        });
+        if !dotted {
+            return summarise(&problems);
+        }
         for m in self.bare_domain.find_iter(rest) {
             let before = rest.get(..m.start()).and_then(|s| s.chars().next_back());
             let after = rest.get(m.end()..).and_then(|s| s.chars().next());
@@ -141,6 +171,46 @@ impl LinkScanner {
         summarise(&problems)
     }
 
+    /// The byte ranges of the `scheme://` URLs in `text`, as `\b` + [`SCHEME_URL`] finds them:
+    /// a match must not follow a word character. A match that does is dropped and the search
+    /// goes on after that word (no match can start inside it), which keeps it linear.
+    fn scheme_urls(&self, text: &str) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        if !text.contains("://") {
+            return found;
+        }
+        let mut from = 0;
+        while let Some(m) = self.scheme_url.find_at(text, from) {
+            let glued = text
+                .get(..m.start())
+                .and_then(|h| h.chars().next_back())
+                .is_some_and(|c| self.is_word_char(c));
+            if !glued {
+                found.push((m.start(), m.end()));
+                // An empty match is impossible (`://` is required); move on regardless.
+                from = m.end().max(m.start() + 1);
+                continue;
+            }
+            // Skip to the end of the word the match starts in.
+            let rest = text.get(m.start()..).unwrap_or("");
+            let word = rest
+                .char_indices()
+                .find(|&(_, c)| !self.is_word_char(c))
+                .map_or(rest.len(), |(i, _)| i);
+            from = m.start() + word.max(1);
+        }
+        found
+    }
+
+    /// Whether `c` is a word character for the `regex` crate (Unicode `\w`, which counts
+    /// combining marks and joiners but not every numeric character, unlike
+    /// [`is_word_char`]).
+    fn is_word_char(&self, c: char) -> bool {
+        c.is_ascii_alphanumeric()
+            || c == '_'
+            || (!c.is_ascii() && self.word_char.is_match(c.encode_utf8(&mut [0; 4])))
+    }
+
     /// The problem with a link to `host`, if any (the scheme is judged by the caller).
     fn judge(&self, host: &str) -> Option<Problem> {
         if let Some(shortener) = SHORTENERS.iter().find(|s| within(host, s)) {
@@ -156,6 +226,23 @@ impl LinkScanner {
             Some(Problem::NotAllowed)
         }
     }
+}
+
+/// `text` with each of the (ordered, disjoint) byte `ranges` replaced by one space, as
+/// `Regex::replace_all` with `" "` would; borrowed when there is none.
+fn blank_out<'t>(text: &'t str, ranges: &[(usize, usize)]) -> Cow<'t, str> {
+    if ranges.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for &(start, end) in ranges {
+        out.push_str(text.get(at..start).unwrap_or(""));
+        out.push(' ');
+        at = end;
+    }
+    out.push_str(text.get(at..).unwrap_or(""));
+    Cow::Owned(out)
 }
 
 /// The host of `authority[/path...]`: without user info, port, or a trailing dot.
@@ -385,6 +472,29 @@ mod tests {
         assert!(LinkScanner::new(&["exa mple.com".into()]).is_err());
         let s = LinkScanner::new(&["*.Example.com.".into()]).unwrap();
         assert_eq!(check(&s, "https://a.example.com"), None);
+    }
+
+    #[test]
+    fn scheme_urls_start_at_a_word_boundary_as_with_a_regex_boundary() {
+        let s = scanner(&[]);
+        let reference = Regex::new(&format!(r"\b{SCHEME_URL}")).unwrap();
+        for text in [
+            "see https://a.example/x and http://b.example",
+            "éhttps://evil.test",
+            "_https://evil.test x:https://ok.test",
+            "ühttp://a.b/http://c.d ok",
+            "a\u{0301}https://x.y 2https://z.w ²https://v.w",
+            "xhttps://x.y (https://z.w) «ftp://q.r»",
+            "https://",
+            "ééé",
+        ] {
+            let ours: Vec<(usize, usize)> = s.scheme_urls(text);
+            let theirs: Vec<(usize, usize)> = reference
+                .find_iter(text)
+                .map(|m| (m.start(), m.end()))
+                .collect();
+            assert_eq!(ours, theirs, "{text}");
+        }
     }
 
     #[test]

@@ -1,21 +1,22 @@
-//! A set of phrases matched on normalised text at word boundaries, for the blacklist, the
-//! risky claims and the opt-out keywords.
+//! Sets of phrases matched on normalised text at word boundaries, for the blacklist, the
+//! credential requests, the risky claims, the sender identity and the opt-out keywords: all
+//! in one automaton, so a text is read once for every list.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Match};
 
 use crate::error::SafetyError;
 use crate::normalize::{Normalizer, is_word_char};
 
-/// Phrases compiled once into one automaton.
+/// Phrases normalised once, matched through [`PhraseSets`].
 #[derive(Clone, Debug)]
 pub(crate) struct PhraseSet {
-    /// `None` when there are no phrases (nothing can match).
-    matcher: Option<AhoCorasick>,
     /// The phrases as given, for the trace.
     phrases: Vec<String>,
     /// For each phrase, whether it starts and ends with a word character: only those edges
     /// need a word boundary (`"scam"` needs both, `"$$$"` none, `"100% free"` one).
     edges: Vec<(bool, bool)>,
+    /// The phrases normalised, as the automaton holds them.
+    normalised: Vec<String>,
 }
 
 impl PhraseSet {
@@ -43,42 +44,21 @@ impl PhraseSet {
             edges.push((is_word_char(first), is_word_char(last)));
             normalised.push(n);
         }
-        let matcher = if normalised.is_empty() {
-            None
-        } else {
-            let ac = AhoCorasick::new(&normalised)
-                .map_err(|e| SafetyError::pattern(rule, "phrase list", e))?;
-            Some(ac)
-        };
+        // Compiled here too, so a list that cannot be compiled is reported with its rule.
+        automaton(rule, &normalised)?;
         Ok(Self {
-            matcher,
             phrases: phrases.to_vec(),
             edges,
+            normalised,
         })
     }
 
     /// The index of the first phrase (by position in `text`) that occurs in the normalised
-    /// `text` as whole words.
+    /// `text` as whole words. (The guard asks [`PhraseSets`] for all its lists at once.)
+    #[cfg(test)]
     pub(crate) fn first_match(&self, text: &str) -> Option<usize> {
-        let matcher = self.matcher.as_ref()?;
-        // Overlapping search, so a candidate that fails the boundary test ("scam" inside
-        // "scampi") cannot hide a real match that overlaps it.
-        matcher
-            .find_overlapping_iter(text)
-            .filter(|m| {
-                let (starts_word, ends_word) = self
-                    .edges
-                    .get(m.pattern().as_usize())
-                    .copied()
-                    .unwrap_or((true, true));
-                let before = text.get(..m.start()).and_then(|s| s.chars().next_back());
-                let after = text.get(m.end()..).and_then(|s| s.chars().next());
-                let glued_before = starts_word && before.is_some_and(is_word_char);
-                let glued_after = ends_word && after.is_some_and(is_word_char);
-                !(glued_before || glued_after)
-            })
-            .min_by_key(|m| (m.start(), m.pattern().as_usize()))
-            .map(|m| m.pattern().as_usize())
+        let [found] = PhraseSets::new([Some(self)]).ok()?.first_matches(text);
+        found
     }
 
     /// The phrase at `index` as it was configured.
@@ -89,6 +69,93 @@ impl PhraseSet {
     /// How many phrases the set holds.
     pub(crate) fn len(&self) -> usize {
         self.phrases.len()
+    }
+}
+
+/// One automaton for all phrases, `None` when there is none. A DFA where it can be built (the
+/// fastest kind, and the lists are short), else whatever kind the crate picks.
+fn automaton(rule: &'static str, phrases: &[String]) -> Result<Option<AhoCorasick>, SafetyError> {
+    if phrases.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(dfa) = AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(phrases)
+    {
+        return Ok(Some(dfa));
+    }
+    AhoCorasick::new(phrases)
+        .map(Some)
+        .map_err(|e| SafetyError::pattern(rule, "phrase list", e))
+}
+
+/// Whether the match `m` in `text` is not glued to a word at an edge that needs a boundary.
+fn stands_alone(text: &str, m: &Match, edges: Option<&(bool, bool)>) -> bool {
+    let (starts_word, ends_word) = edges.copied().unwrap_or((true, true));
+    let glued_before = starts_word
+        && text
+            .get(..m.start())
+            .and_then(|s| s.chars().next_back())
+            .is_some_and(is_word_char);
+    let glued_after = ends_word
+        && text
+            .get(m.end()..)
+            .and_then(|s| s.chars().next())
+            .is_some_and(is_word_char);
+    !(glued_before || glued_after)
+}
+
+/// Several [`PhraseSet`]s matched in one pass over the text.
+#[derive(Clone, Debug)]
+pub(crate) struct PhraseSets<const N: usize> {
+    /// `None` when no set has a phrase.
+    matcher: Option<AhoCorasick>,
+    /// For each pattern of the automaton: its set, its index there and its edges.
+    owners: Vec<(usize, usize, (bool, bool))>,
+}
+
+impl<const N: usize> PhraseSets<N> {
+    /// Compiles the phrases of `sets` (a `None` set has none) into one automaton.
+    ///
+    /// # Errors
+    /// [`SafetyError::InvalidPattern`] when the automaton cannot be built.
+    pub(crate) fn new(sets: [Option<&PhraseSet>; N]) -> Result<Self, SafetyError> {
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
+        for (set_index, set) in sets.iter().enumerate() {
+            let Some(set) = set else { continue };
+            for (i, (phrase, edges)) in set.normalised.iter().zip(&set.edges).enumerate() {
+                patterns.push(phrase.clone());
+                owners.push((set_index, i, *edges));
+            }
+        }
+        Ok(Self {
+            matcher: automaton("phrases", &patterns)?,
+            owners,
+        })
+    }
+
+    /// For each set, the index of its first phrase (by position in `text`, then by index)
+    /// that occurs in the normalised `text` as whole words. The search reports overlapping
+    /// matches, so a candidate that fails the boundary test ("scam" inside "scampi") cannot
+    /// hide a real match that overlaps it.
+    pub(crate) fn first_matches(&self, text: &str) -> [Option<usize>; N] {
+        let mut best: [Option<(usize, usize)>; N] = [None; N];
+        if let Some(matcher) = &self.matcher {
+            for m in matcher.find_overlapping_iter(text) {
+                let Some(&(set, index, edges)) = self.owners.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                let Some(slot) = best.get_mut(set) else {
+                    continue;
+                };
+                let candidate = (m.start(), index);
+                if slot.is_none_or(|b| candidate < b) && stands_alone(text, &m, Some(&edges)) {
+                    *slot = Some(candidate);
+                }
+            }
+        }
+        best.map(|b| b.map(|(_, index)| index))
     }
 }
 
@@ -156,6 +223,27 @@ mod tests {
     fn the_earliest_match_in_the_text_is_reported() {
         let s = set(&["miracle", "get rich"]);
         assert_eq!(hit(&s, "get rich with this miracle"), Some("get rich"));
+    }
+
+    #[test]
+    fn sets_matched_together_answer_as_each_alone() {
+        let a = set(&["scam", "free", "free money", "$$$"]);
+        let b = set(&["money", "scam", "stop"]);
+        let empty = set(&[]);
+        let together = PhraseSets::new([Some(&a), None, Some(&b), Some(&empty)]).unwrap();
+        for text in [
+            "free money, no scam",
+            "scampi for free$$$ stop",
+            "stop the money",
+            "nothing here",
+            "money money free scam",
+        ] {
+            let n = crate::normalize(text);
+            let [x, none, y, nothing] = together.first_matches(&n);
+            assert_eq!(x, a.first_match(&n), "{text}");
+            assert_eq!(y, b.first_match(&n), "{text}");
+            assert_eq!((none, nothing), (None, None), "{text}");
+        }
     }
 
     #[test]

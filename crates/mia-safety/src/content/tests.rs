@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
-use mia_core::{ContentContext, ContentPolicy, Decision, Verdict};
+use mia_core::{ContentContext, ContentKind, ContentPolicy, Decision, Verdict};
 
 use super::*;
 use crate::{Redaction, TELEGRAM_MAX_LENGTH};
@@ -8,6 +8,7 @@ use crate::{Redaction, TELEGRAM_MAX_LENGTH};
 const CTX: ContentContext<'static> = ContentContext {
     campaign: None,
     language: "en",
+    kind: ContentKind::Marketing,
 };
 const FOOTER: &str = " Reply STOP to opt out.";
 
@@ -328,6 +329,7 @@ fn the_language_decides_how_phone_numbers_are_read() {
     let de = ContentContext {
         campaign: None,
         language: "de",
+        kind: ContentKind::Marketing,
     };
     let v = g.check(&format!("Ruf an: 030 1234567.{FOOTER}"), &de);
     assert_eq!(rules_fired(&v), ["pii"]);
@@ -403,4 +405,25 @@ fn copy_from_the_offline_template_provider_passes() {
     ] {
         assert!(g.check(text, &CTX).is_allow(), "{text}");
     }
+}
+
+#[test]
+fn answers_need_no_sender_identity_or_opt_out_notice_but_keep_every_other_rule() {
+    let g = ContentGuard::builder()
+        .sender_identity(["Acme"])
+        .build()
+        .unwrap();
+    let answer = ContentContext {
+        kind: ContentKind::Answer,
+        ..CTX
+    };
+    let text = "We open at 9:00 tomorrow.";
+    assert_eq!(
+        rules_fired(&g.check(text, &CTX)),
+        ["sender_identity", "opt_out_notice"]
+    );
+    assert!(g.check(text, &answer).is_allow());
+    let phishing = g.check("Please send me your password to check the order.", &answer);
+    assert_eq!(phishing.decision, Decision::Deny);
+    assert_eq!(rules_fired(&phishing), ["credentials"]);
 }

@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::{IsNormalized, is_nfkc_quick};
 
 use super::{Unit, is_starter, push_segment};
 
@@ -44,6 +45,14 @@ pub(crate) fn case_fold(c: char, mut push: impl FnMut(char)) {
         }
         'ς' => push('σ'),
         c if c.is_ascii() => push(c.to_ascii_lowercase()),
+        // The capitals of Latin-1 and of the basic Cyrillic alphabet, without the table
+        // search (`common_case_folds_match_the_tables` checks them against it).
+        'À'..='Ö' | 'Ø'..='Þ' | 'А'..='Я' => {
+            push(char::from_u32(u32::from(c) + 0x20).unwrap_or(c))
+        }
+        'Ѐ'..='Џ' => push(char::from_u32(u32::from(c) + 0x50).unwrap_or(c)),
+        // Their small letters fold to themselves.
+        'ß'..='ÿ' | 'а'..='џ' => push(c),
         c => c.to_lowercase().for_each(push),
     }
 }
@@ -54,27 +63,46 @@ pub(crate) fn case_fold(c: char, mut push: impl FnMut(char)) {
 /// Per-segment NFKC equals NFKC of the whole text except where two starters compose (Hangul
 /// conjoining jamo written one by one), which marketing text does not use.
 pub(crate) fn base(text: &str, fold: bool) -> Vec<Unit> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(text.len());
     let mut segment = String::new();
     let mut range: Option<(u32, u32)> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        // An ASCII character followed by another (or by nothing) is a segment of its own
-        // that NFKC leaves alone: the common case, without the segment buffer.
-        if c.is_ascii() && chars.peek().is_none_or(|(_, next)| next.is_ascii()) {
+    let mut i = 0;
+    while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
+        // ASCII characters followed by another (or by nothing) are segments of their own that
+        // NFKC leaves alone: the common case, byte by byte, without the segment buffer. The
+        // last one before a non-ASCII character goes the general way (a combining mark may
+        // follow it).
+        let ascii = rest
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let plain = if ascii == rest.len() {
+            ascii
+        } else {
+            ascii.saturating_sub(1)
+        };
+        if plain > 0 {
             flush(&mut out, &mut segment, &mut range, fold);
-            out.push(Unit {
-                c: if fold { c.to_ascii_lowercase() } else { c },
-                start: offset(i),
-                end: offset(i + 1),
-            });
+            for (k, &b) in rest.iter().take(plain).enumerate() {
+                out.push(Unit {
+                    c: char::from(if fold { b.to_ascii_lowercase() } else { b }),
+                    start: offset(i + k),
+                    end: offset(i + k + 1),
+                });
+            }
+            i += plain;
             continue;
         }
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            break;
+        };
+        let start = offset(i);
+        i += c.len_utf8();
         if is_invisible(c) {
             continue;
         }
-        let start = offset(i);
-        let end = offset(i + c.len_utf8());
+        let end = offset(i);
         if is_starter(c) {
             flush(&mut out, &mut segment, &mut range, fold);
         }
@@ -103,6 +131,23 @@ fn flush(out: &mut Vec<Unit>, segment: &mut String, range: &mut Option<(u32, u32
             start: r.0,
             end: r.1,
         }),
+        // A lone character NFKC leaves alone (most letters, signs and emoji): only the case
+        // fold, without the normalisation iterator.
+        (Some(c), None)
+            if super::is_plainly_stable(c)
+                || is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes =>
+        {
+            let unit = |c| Unit {
+                c,
+                start: r.0,
+                end: r.1,
+            };
+            if fold {
+                case_fold(c, |f| out.push(unit(f)));
+            } else {
+                out.push(unit(c));
+            }
+        }
         _ => push_segment(out, segment, r, fold),
     }
     segment.clear();
@@ -110,10 +155,12 @@ fn flush(out: &mut Vec<Unit>, segment: &mut String, range: &mut Option<(u32, u32
 
 /// Collapses every run of whitespace into one space mapped to the whole run; drops
 /// whitespace at both ends.
-pub(crate) fn collapse_whitespace(units: Vec<Unit>) -> Vec<Unit> {
-    let mut out = Vec::with_capacity(units.len());
+pub(crate) fn collapse_whitespace(mut units: Vec<Unit>) -> Vec<Unit> {
+    // In place: the output is never longer than the input read so far.
+    let mut kept = 0;
     let mut pending: Option<(u32, u32)> = None;
-    for u in units {
+    for read in 0..units.len() {
+        let Some(&u) = units.get(read) else { break };
         if u.c.is_whitespace() {
             pending = Some(match pending {
                 Some((s, _)) => (s, u.end),
@@ -122,17 +169,25 @@ pub(crate) fn collapse_whitespace(units: Vec<Unit>) -> Vec<Unit> {
             continue;
         }
         if let Some((start, end)) = pending.take()
-            && !out.is_empty()
+            && kept > 0
+            && let Some(slot) = units.get_mut(kept)
         {
-            out.push(Unit { c: ' ', start, end });
+            *slot = Unit { c: ' ', start, end };
+            kept += 1;
         }
-        out.push(u);
+        if let Some(slot) = units.get_mut(kept) {
+            *slot = u;
+            kept += 1;
+        }
     }
-    out
+    units.truncate(kept);
+    units
 }
 
 /// Characters that spell a word out letter by letter: `f.r.e.e`, `f-r-e-e`, `f r e e`.
-const SEPARATORS: &[char] = &['.', '-', '_', '*', ' ', '·', '~', '•', '/', '+'];
+fn is_separator(c: char) -> bool {
+    matches!(c, '.' | '-' | '_' | '*' | ' ' | '·' | '~' | '•' | '/' | '+')
+}
 
 /// Joins runs of at least three single letters or digits (two of them letters) separated by
 /// the same separator: `f.r.e.e` → `free`. The separators are dropped from the text.
@@ -141,11 +196,10 @@ pub(crate) fn separators(units: Vec<Unit>) -> Vec<Unit> {
     let mut out = Vec::with_capacity(units.len());
     let mut i = 0;
     while let Some(&first) = units.get(i) {
-        let isolated_left = i == 0 || !alnum(units.get(i - 1));
-        let sep = units.get(i + 1).map(|u| u.c);
-        if first.c.is_alphanumeric()
-            && isolated_left
-            && let Some(sep) = sep.filter(|s| SEPARATORS.contains(s))
+        // The cheap test first: most characters are not followed by a separator.
+        if let Some(sep) = units.get(i + 1).map(|u| u.c).filter(|&s| is_separator(s))
+            && first.c.is_alphanumeric()
+            && (i == 0 || !alnum(units.get(i - 1)))
         {
             let mut last = i;
             while units.get(last + 1).is_some_and(|u| u.c == sep)
@@ -193,6 +247,11 @@ fn leet(c: char) -> Option<(char, bool)> {
 /// between letters (`fr33` → `free`, `m0ney` → `money`, `v!agra` → `viagra`). Words
 /// without letters (`100%`, `19.99`) are untouched.
 pub(crate) fn leetspeak(mut units: Vec<Unit>) -> Vec<Unit> {
+    // Most copy has no leetspeak character in a word with letters; none at all is common
+    // enough to answer at once.
+    if !units.iter().any(|u| leet(u.c).is_some()) {
+        return units;
+    }
     let mut start = 0;
     while start < units.len() {
         let end = units
@@ -200,9 +259,9 @@ pub(crate) fn leetspeak(mut units: Vec<Unit>) -> Vec<Unit> {
             .skip(start)
             .position(|u| u.c.is_whitespace())
             .map_or(units.len(), |p| start + p);
-        let has_letter = units
-            .get(start..end)
-            .is_some_and(|w| w.iter().any(|u| u.c.is_alphabetic()));
+        let has_letter = units.get(start..end).is_some_and(|w| {
+            w.iter().any(|u| leet(u.c).is_some()) && w.iter().any(|u| u.c.is_alphabetic())
+        });
         if has_letter {
             for k in start..end {
                 let Some((letter, symbol)) = units.get(k).and_then(|u| leet(u.c)) else {
@@ -312,20 +371,38 @@ pub(crate) fn script_fold_is_identity(c: char) -> bool {
 /// character by its Unicode TR39 confusable skeleton and drops combining marks, so
 /// look-alikes from other scripts and accents compare equal.
 pub(crate) fn confusables(units: Vec<Unit>) -> Vec<Unit> {
+    // Room for the few characters whose skeleton is longer (`m` → `rn`).
+    let mut out = Vec::with_capacity(units.len() + units.len() / 4 + 4);
     let table = &*SKELETONS;
-    let mut out = Vec::with_capacity(units.len());
-    let mut buf = [0u8; 4];
-    for mut u in units {
-        u.c = script_fold(u.c);
-        if let Some(prototype) = table.get(u.c) {
-            out.extend(prototype.iter().map(|&c| Unit { c, ..u }));
-            continue;
-        }
-        out.extend(
-            unicode_security::skeleton(u.c.encode_utf8(&mut buf))
-                .filter(|c| !is_combining_mark(*c))
-                .map(|c| Unit { c, ..u }),
-        );
+    for u in units {
+        skeleton(table, u.c, |c| out.push(Unit { c, ..u }));
     }
     out
+}
+
+/// The text of [`confusables`]`(units)`, without building its units: what matching needs.
+pub(crate) fn confusables_text(units: &[Unit]) -> String {
+    let mut out = String::with_capacity(units.len() + units.len() / 4 + 4);
+    let table = &*SKELETONS;
+    for u in units {
+        skeleton(table, u.c, |c| out.push(c));
+    }
+    out
+}
+
+/// The characters `c` turns into in [`confusables`].
+fn skeleton(table: &SkeletonTable, c: char, mut push: impl FnMut(char)) {
+    let c = if c.is_ascii() { c } else { script_fold(c) };
+    if let Some(prototype) = table.get(c) {
+        if let [one] = prototype {
+            push(*one);
+        } else {
+            prototype.iter().for_each(|&c| push(c));
+        }
+        return;
+    }
+    let mut buf = [0u8; 4];
+    unicode_security::skeleton(c.encode_utf8(&mut buf))
+        .filter(|c| !is_combining_mark(*c))
+        .for_each(push);
 }

@@ -181,10 +181,50 @@ impl Normalizer {
         if text.is_ascii() {
             return true;
         }
-        let others: Vec<char> = text.chars().filter(|c| !is_plainly_stable(*c)).collect();
-        !others.iter().copied().any(is_invisible)
-            && is_nfkc_quick(others.iter().copied()) == IsNormalized::Yes
+        // One pass: the quick check answers `Yes` only after seeing every character.
+        let mut invisible = false;
+        let quick = is_nfkc_quick(
+            non_ascii_chars(text)
+                .filter(|c| !is_plainly_stable(*c))
+                .inspect(|c| invisible |= is_invisible(*c)),
+        );
+        quick == IsNormalized::Yes && !invisible
     }
+
+    /// Whether [`normalize`](Self::normalize) would return `text` unchanged; then the
+    /// caller can work on `text` itself instead of a copy.
+    pub(crate) fn leaves_unchanged(&self, text: &str) -> bool {
+        self.is_identity_on(text)
+    }
+}
+
+/// The [standard](Normalizer::standard) and [strict](Normalizer::strict) forms of `text`,
+/// without offset maps: what the content rules match on. The strict form continues from the
+/// standard one instead of starting over, so both cost little more than the strict form alone.
+pub(crate) fn standard_and_strict(text: &str) -> (String, String) {
+    let units = fold::collapse_whitespace(fold::base(text, true));
+    let standard = text_of(&units);
+    let units = fold::leetspeak(fold::separators(units));
+    (standard, fold::confusables_text(&units))
+}
+
+/// The characters of `units` as a string, allocated once.
+fn text_of(units: &[Unit]) -> String {
+    let mut text = String::with_capacity(units.iter().map(|u| u.c.len_utf8()).sum());
+    text.extend(units.iter().map(|u| u.c));
+    text
+}
+
+/// The non-ASCII characters of `text`, found by skipping ASCII bytes without decoding them.
+fn non_ascii_chars(text: &str) -> impl Iterator<Item = char> + '_ {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        at += bytes.get(at..)?.iter().position(|b| !b.is_ascii())?;
+        let c = text.get(at..)?.chars().next()?;
+        at += c.len_utf8();
+        Some(c)
+    })
 }
 
 impl Default for Normalizer {

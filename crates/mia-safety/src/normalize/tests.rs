@@ -277,3 +277,17 @@ fn the_skeleton_table_matches_tr39() {
         }
     }
 }
+
+#[test]
+fn common_case_folds_match_the_tables() {
+    // The fast paths of `case_fold` for Latin-1 and Cyrillic agree with full lowercasing.
+    for c in ('\u{0080}'..='\u{00FF}').chain('\u{0400}'..='\u{045F}') {
+        let mut fast = String::new();
+        fold::case_fold(c, |f| fast.push(f));
+        let expected: String = match c {
+            'ß' => "ss".to_owned(),
+            c => c.to_lowercase().collect(),
+        };
+        assert_eq!(fast, expected, "{:04X}", u32::from(c));
+    }
+}

@@ -1,6 +1,8 @@
 //! The words and characters around a number that say what it is: an order number, a price,
 //! a version, a postcode, or a phone number.
 
+use std::borrow::Cow;
+
 use crate::normalize::is_word_char;
 
 /// Words that, right before a number, say it is a reference, not a phone number (several
@@ -272,7 +274,7 @@ const NOT_A_NUMBER_NEIGHBOUR: &[char] = &[
 ];
 
 /// The word before byte `at` of `text` (skipping spaces and `:.,#№-` around it), lowercase.
-fn word_before(text: &str, at: usize) -> (String, usize) {
+fn word_before(text: &str, at: usize) -> (Cow<'_, str>, usize) {
     let head = text.get(..at).unwrap_or("");
     let trimmed = head.trim_end_matches(|c: char| {
         c.is_whitespace() || matches!(c, ':' | '.' | ',' | '#' | '№' | '-' | '(' | '\'' | '"')
@@ -282,11 +284,11 @@ fn word_before(text: &str, at: usize) -> (String, usize) {
         .rev()
         .find(|(_, c)| !(is_word_char(*c) || matches!(c, '$' | '°' | '\'')))
         .map_or(0, |(i, c)| i + c.len_utf8());
-    (trimmed.get(start..).unwrap_or("").to_lowercase(), start)
+    (lowercase(trimmed.get(start..).unwrap_or("")), start)
 }
 
 /// The word after byte `at` of `text` (skipping one run of spaces), lowercase.
-fn word_after(text: &str, at: usize) -> String {
+fn word_after(text: &str, at: usize) -> Cow<'_, str> {
     let tail = text.get(at..).unwrap_or("");
     let trimmed = tail.trim_start();
     let end = trimmed
@@ -296,9 +298,19 @@ fn word_after(text: &str, at: usize) -> String {
     let word = trimmed.get(..end).unwrap_or("");
     if word.is_empty() {
         // A lone symbol: `19 €`, `50 %`.
-        trimmed.chars().next().map(String::from).unwrap_or_default()
+        let symbol = trimmed.chars().next().map_or(0, char::len_utf8);
+        Cow::Borrowed(trimmed.get(..symbol).unwrap_or(""))
     } else {
-        word.trim_end_matches('.').to_lowercase()
+        lowercase(word.trim_end_matches('.'))
+    }
+}
+
+/// `word` in lowercase, borrowed when it already is (the common case: no allocation).
+fn lowercase(word: &str) -> Cow<'_, str> {
+    if word.is_ascii() && !word.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(word)
+    } else {
+        Cow::Owned(word.to_lowercase())
     }
 }
 
@@ -317,22 +329,28 @@ pub(crate) struct Context {
     pub(crate) amount: bool,
 }
 
-/// Reads the context of the number at `start..end` of `text`.
-pub(crate) fn context(text: &str, start: usize, end: usize) -> Context {
-    let before = text.get(..start).unwrap_or("");
-    let after = text.get(end..).unwrap_or("");
-    let mut prev = before.chars().rev();
+/// Whether the number at `start..end` of `text` is glued to a word, a price sign, a path or
+/// a decimal ([`Context::glued`]).
+pub(crate) fn is_glued(text: &str, start: usize, end: usize) -> bool {
+    let mut prev = text.get(..start).unwrap_or("").chars().rev();
     let (p1, p2) = (prev.next(), prev.next());
-    let mut next = after.chars();
+    let mut next = text.get(end..).unwrap_or("").chars();
     let (n1, n2) = (next.next(), next.next());
     let bad = |c: char| is_word_char(c) || NOT_A_NUMBER_NEIGHBOUR.contains(&c);
     let digit_or_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
-    let glued = p1.is_some_and(bad)
+    p1.is_some_and(bad)
         || (matches!(p1, Some('-' | '+')) && digit_or_word(p2))
         || (matches!(p1, Some('.' | ',' | ':')) && p2.is_some_and(|c| c.is_ascii_digit()))
         || n1.is_some_and(bad)
         || (matches!(n1, Some('.' | ',' | ':')) && n2.is_some_and(|c| c.is_ascii_digit()))
-        || (matches!(n1, Some('-' | '.' | ',')) && n2.is_some_and(char::is_alphanumeric));
+        || (matches!(n1, Some('-' | '.' | ',')) && n2.is_some_and(char::is_alphanumeric))
+}
+
+/// Reads the context of the number at `start..end` of `text`.
+pub(crate) fn context(text: &str, start: usize, end: usize) -> Context {
+    let before = text.get(..start).unwrap_or("");
+    let glued = is_glued(text, start, end);
+    let p1 = before.chars().next_back();
 
     let mut reference = p1.is_some_and(|c| matches!(c, '#' | '№'));
     let mut phone_cue = false;
@@ -344,29 +362,29 @@ pub(crate) fn context(text: &str, start: usize, end: usize) -> Context {
         if word.is_empty() {
             break;
         }
-        if REFERENCE_WORDS.contains(&word.as_str())
+        if REFERENCE_WORDS.contains(&word.as_ref())
             || REFERENCE_STEMS.iter().any(|r| word.starts_with(r))
         {
             reference = true;
             break;
         }
-        if PHONE_CUES.contains(&word.as_str()) || word.starts_with("tel") {
+        if PHONE_CUES.contains(&word.as_ref()) || word.starts_with("tel") {
             phone_cue = true;
             break;
         }
-        if VERSION_WORDS.contains(&word.as_str()) {
+        if VERSION_WORDS.contains(&word.as_ref()) {
             version = true;
             break;
         }
-        if !FILLER_WORDS.contains(&word.as_str()) {
+        if !FILLER_WORDS.contains(&word.as_ref()) {
             break;
         }
         at = word_start;
     }
     let (prev_word, _) = word_before(text, start);
     let next_word = word_after(text, end);
-    let amount = AMOUNT_WORDS.contains(&next_word.as_str())
-        || CURRENCY_WORDS.contains(&prev_word.as_str())
+    let amount = AMOUNT_WORDS.contains(&next_word.as_ref())
+        || CURRENCY_WORDS.contains(&prev_word.as_ref())
         || next_word.chars().next().is_some_and(is_currency_or_percent)
         || before
             .trim_end()

@@ -33,7 +33,7 @@ pub use phone::DEFAULT_PHONE_REGIONS;
 pub use redact::{Redaction, redact};
 
 use crate::error::SafetyError;
-use crate::normalize::Normalizer;
+use crate::normalize::{Normalized, Normalizer};
 
 /// A kind of personal data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -215,8 +215,10 @@ impl Scanner {
     }
 
     fn scan_in(&self, text: &str, regions: &[Region]) -> Vec<Finding> {
-        let normalized = Normalizer::nfkc().normalize(text);
-        let s = normalized.as_str();
+        // Most text is already in NFKC without invisible characters: scan it in place.
+        let nfkc = Normalizer::nfkc();
+        let normalized = (!nfkc.leaves_unchanged(text)).then(|| nfkc.normalize(text));
+        let s = normalized.as_ref().map_or(text, Normalized::as_str);
         let mut hits: Vec<Hit> = Vec::new();
         let wants = |k: PiiKind| self.kinds.contains(&k);
         if wants(PiiKind::Email) {
@@ -236,9 +238,12 @@ impl Scanner {
         }
         let numbers = wants(PiiKind::Phone) || wants(PiiKind::CreditCard) || wants(PiiKind::Ip);
         if numbers && s.bytes().any(|b| b.is_ascii_digit()) {
-            let taken = hits.clone();
+            let taken = hits.len();
             for run in numbers::runs(s) {
-                if taken.iter().any(|&(_, a, b)| run.start < b && a < run.end) {
+                if hits
+                    .get(..taken)
+                    .is_some_and(|t| t.iter().any(|&(_, a, b)| run.start < b && a < run.end))
+                {
                     continue;
                 }
                 hits.extend(
@@ -251,7 +256,10 @@ impl Scanner {
         resolve_overlaps(&mut hits);
         hits.into_iter()
             .filter_map(|(kind, start, end)| {
-                let range = normalized.original_range(start..end)?;
+                let range = match &normalized {
+                    Some(n) => n.original_range(start..end)?,
+                    None => start..end,
+                };
                 Some(Finding {
                     kind,
                     text: text.get(range.clone())?.to_owned(),

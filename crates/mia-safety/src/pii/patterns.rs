@@ -59,6 +59,8 @@ pub(crate) struct Patterns {
     /// Markers of obfuscated addresses: the costly pattern runs only where they are.
     at_markers: AhoCorasick,
     spoken_at: AhoCorasick,
+    /// Both of the above: one pass rules out most text.
+    any_at: AhoCorasick,
     dot_markers: AhoCorasick,
 }
 
@@ -94,6 +96,7 @@ impl Patterns {
             ipv6: compile(r"(?i)[0-9a-f:]*:[0-9a-f]*:[0-9a-f:.]*")?,
             at_markers: markers(AT_MARKERS)?,
             spoken_at: markers(SPOKEN_AT)?,
+            any_at: markers(&[AT_MARKERS, SPOKEN_AT].concat())?,
             dot_markers: markers(DOT_MARKERS)?,
         })
     }
@@ -115,8 +118,9 @@ impl Patterns {
                 out.push((PiiKind::Email, start, m.end()));
             }
         }
-        let obfuscated = self.at_markers.is_match(text)
-            || (self.spoken_at.is_match(text) && self.dot_markers.is_match(text));
+        let obfuscated = self.any_at.is_match(text)
+            && (self.at_markers.is_match(text)
+                || (self.spoken_at.is_match(text) && self.dot_markers.is_match(text)));
         if !obfuscated {
             return;
         }
@@ -237,8 +241,11 @@ impl Patterns {
         // Two letters and two digits at a word start, or no IBAN at all.
         let b = text.as_bytes();
         let possible = b.windows(4).enumerate().any(|(i, w)| {
-            w.iter().take(2).all(u8::is_ascii_alphabetic)
-                && w.iter().skip(2).all(u8::is_ascii_digit)
+            // The digits first: most text has few, and fewer after two letters.
+            matches!(w, [l1, l2, d1, d2] if d2.is_ascii_digit()
+                && d1.is_ascii_digit()
+                && l2.is_ascii_alphabetic()
+                && l1.is_ascii_alphabetic())
                 && (i == 0 || b.get(i - 1).is_some_and(|p| !p.is_ascii_alphanumeric()))
         });
         if !possible {
@@ -282,9 +289,16 @@ impl Patterns {
             let after = text.get(e..).and_then(|t| t.chars().next());
             !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
         };
-        let long_token = text
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|t| t.len() >= 26);
+        // Bytes, not characters: a non-ASCII character's bytes are all outside ASCII.
+        let mut token = 0usize;
+        let long_token = text.bytes().any(|b| {
+            token = if b.is_ascii_alphanumeric() {
+                token + 1
+            } else {
+                0
+            };
+            token >= 26
+        });
         if !long_token {
             return;
         }

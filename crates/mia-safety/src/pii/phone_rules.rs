@@ -87,13 +87,13 @@ impl Rules {
     }
 }
 
-type Cache = RwLock<HashMap<(String, u16), Option<Arc<Rules>>>>;
+type Cache = RwLock<HashMap<(&'static str, u16), Option<Arc<Rules>>>>;
 
 /// Compiled rules by region id and country code, filled as regions are first seen.
 static RULES: LazyLock<Cache> = LazyLock::new(|| RwLock::new(HashMap::new()));
 
-fn rules(meta: &Metadata) -> Option<Arc<Rules>> {
-    let key = (meta.id().to_owned(), meta.country_code());
+fn rules(meta: &'static Metadata) -> Option<Arc<Rules>> {
+    let key = (meta.id(), meta.country_code());
     if let Ok(cache) = RULES.read()
         && let Some(found) = cache.get(&key)
     {

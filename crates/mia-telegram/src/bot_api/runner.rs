@@ -1,9 +1,9 @@
 //! [`BotRunner`]: the loop of a consent-first bot — poll, hand updates to the agent, answer
-//! `/privacy` and `/help`.
+//! `/privacy` and `/help`, and let the reply assistant answer other messages when it is on.
 
 use std::time::Duration;
 
-use mia_core::{Agent, InboundKind, Reply, is_stop_request};
+use mia_core::{Agent, Answered, InboundKind, Reply, is_stop_request};
 use serde::Serialize;
 
 use super::transport::BotApiTransport;
@@ -18,12 +18,19 @@ pub struct Handled {
     /// The answer sent to a `/privacy` or `/help` command, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<Reply>,
+    /// What the reply assistant did with a text message, when it is on
+    /// ([`Agent::answer`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answered>,
 }
 
 /// Runs a bot: long-polls updates, lets the [`Agent`] handle them (`/start [purpose]` opts in
 /// with the update as evidence, `/stop` and STOP words opt out at once with one confirmation,
 /// replies become events), and answers `/privacy` with what is stored and `/help` with the
-/// help text. Every answer goes through the agent's send policy.
+/// help text. With the agent's reply assistant on
+/// ([`AgentBuilder::reply_assistant`](mia_core::AgentBuilder::reply_assistant)), other text
+/// messages are answered by the model through [`Agent::answer`]. Every answer goes through the
+/// agent's send policy.
 ///
 /// The agent must be built on the same [`BotApiTransport`] (a clone).
 #[derive(Debug)]
@@ -86,6 +93,7 @@ impl BotRunner {
         }
         let mut handled = Vec::with_capacity(events.len());
         for event in &events {
+            let mut answer = None;
             let (kind, reply) = match &event.kind {
                 InboundKind::Command { name, .. } if name == "privacy" => {
                     let notice = self
@@ -101,7 +109,20 @@ impl BotRunner {
                 }
                 InboundKind::Command { name, .. } => (format!("/{name}"), None),
                 InboundKind::Text { text, .. } if is_stop_request(text) => ("stop".into(), None),
-                InboundKind::Text { .. } => ("text".into(), None),
+                InboundKind::Text { .. } => {
+                    if self.agent.has_reply_assistant() {
+                        match self.agent.answer(event).await {
+                            Ok(a) => answer = Some(a),
+                            // The model being down must not stop the bot: the message is
+                            // recorded, and STOP and /privacy keep working.
+                            Err(e @ mia_core::Error::Llm { .. }) => {
+                                tracing::warn!(error = %e, update = %event.id, "mia.assistant model call failed; not answered");
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    ("text".into(), None)
+                }
                 InboundKind::Blocked => ("blocked".into(), None),
                 _ => ("other".into(), None),
             };
@@ -109,6 +130,7 @@ impl BotRunner {
                 update: event.id.clone(),
                 kind,
                 reply,
+                answer,
             });
         }
         Ok(handled)
