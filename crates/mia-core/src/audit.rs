@@ -174,31 +174,46 @@ impl fmt::Display for AuditAction {
 /// The secret that turns a contact id into the pseudonym the audit log keeps
 /// (HMAC-SHA-256). Anyone holding it and a contact id can find that contact's entries; without
 /// it a pseudonym says nothing. Never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SubjectKey([u8; 32]);
+#[derive(Clone)]
+pub struct SubjectKey {
+    bytes: [u8; 32],
+    /// HMAC keyed with `bytes`, cloned for each pseudonym (keying costs two hash blocks).
+    mac: Option<Hmac<Sha256>>,
+}
+
+impl PartialEq for SubjectKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for SubjectKey {}
 
 impl SubjectKey {
     /// A key from 32 secret bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self {
+            bytes,
+            // HMAC takes keys of any length, so this is always `Some`.
+            mac: Hmac::<Sha256>::new_from_slice(&bytes).ok(),
+        }
     }
 
     /// A fresh random key.
     pub fn generate() -> Self {
-        Self(rand::random())
+        Self::from_bytes(rand::random())
     }
 
     /// The key's bytes, to keep it somewhere safe.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
+        self.bytes
     }
 
     /// The pseudonym of `contact`: `sub_` and 32 hex digits (128 bits of
     /// HMAC-SHA-256(key, contact id)). The same contact always gets the same pseudonym under one
     /// key.
     pub fn pseudonym(&self, contact: &ContactId) -> String {
-        // HMAC takes keys of any length, so this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+        let Some(mut mac) = self.mac.clone() else {
             return String::from("sub_unkeyed");
         };
         mac.update(contact.as_str().as_bytes());
@@ -579,7 +594,7 @@ impl<S: AuditStore> StoreAuditTrail<S> {
             return Ok(Vec::new());
         }
         let drafts = self.drafts(events).await?;
-        self.store.append_audit(&drafts).await
+        self.store.append_audit(drafts).await
     }
 
     /// The store.

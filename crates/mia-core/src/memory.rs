@@ -26,6 +26,8 @@ struct Inner {
     contacts: BTreeMap<ContactId, Contact>,
     peers: HashMap<TelegramPeer, ContactId>,
     consents: Vec<ConsentRecord>,
+    /// Positions in `consents` by contact, in insertion order.
+    consents_by_contact: HashMap<ContactId, Vec<usize>>,
     campaigns: BTreeMap<CampaignId, Campaign>,
     campaign_order: Vec<CampaignId>,
     jobs: BTreeMap<IdempotencyKey, Job>,
@@ -133,21 +135,33 @@ impl ContactStore for MemoryStore {
     }
 }
 
+/// Appends a consent record and indexes it under its contact.
+fn push_consent(inner: &mut Inner, record: ConsentRecord) {
+    inner
+        .consents_by_contact
+        .entry(record.contact.clone())
+        .or_default()
+        .push(inner.consents.len());
+    inner.consents.push(record);
+}
+
 #[async_trait]
 impl ConsentStore for MemoryStore {
     async fn append_consent(&self, records: &[ConsentRecord]) -> Result<()> {
-        self.lock().consents.extend_from_slice(records);
+        let mut inner = self.lock();
+        for record in records {
+            push_consent(&mut inner, record.clone());
+        }
         Ok(())
     }
 
     async fn consent_history(&self, contact: &ContactId) -> Result<Vec<ConsentRecord>> {
-        Ok(self
-            .lock()
-            .consents
-            .iter()
-            .filter(|r| &r.contact == contact)
-            .cloned()
-            .collect())
+        let inner = self.lock();
+        Ok(inner
+            .consents_by_contact
+            .get(contact)
+            .map(|at| at.iter().map(|&i| inner.consents[i].clone()).collect())
+            .unwrap_or_default())
     }
 
     async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>> {
@@ -162,7 +176,7 @@ impl ConsentStore for MemoryStore {
 
     async fn withdraw_consent(&self, record: &ConsentRecord) -> Result<u64> {
         let mut inner = self.lock();
-        inner.consents.push(record.clone());
+        push_consent(&mut inner, record.clone());
         let mut cancelled = 0;
         let keys = inner
             .jobs_by_contact
@@ -637,7 +651,7 @@ impl ReviewStore for MemoryStore {
 
 #[async_trait]
 impl AuditStore for MemoryStore {
-    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>> {
+    async fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
         let mut inner = self.lock();
         let (mut seq, mut prev) = inner
             .audit
@@ -646,7 +660,7 @@ impl AuditStore for MemoryStore {
         let mut sealed = Vec::with_capacity(drafts.len());
         for draft in drafts {
             seq += 1;
-            let entry = draft.clone().seal(seq, prev);
+            let entry = draft.seal(seq, prev);
             prev = entry.hash;
             sealed.push(entry);
         }
@@ -739,10 +753,24 @@ impl SubjectStore for MemoryStore {
             inner.peers.remove(&old.peer);
             counts.contacts = 1;
         }
-        for record in inner.consents.iter_mut().filter(|r| &r.contact == contact) {
+        let positions = inner
+            .consents_by_contact
+            .remove(contact)
+            .unwrap_or_default();
+        for &i in &positions {
+            let record = &mut inner.consents[i];
             record.contact = replacement.clone();
             record.evidence.reference = String::new();
             counts.consents += 1;
+        }
+        if !positions.is_empty() {
+            let mut moved = inner
+                .consents_by_contact
+                .remove(replacement)
+                .unwrap_or_default();
+            moved.extend(positions);
+            moved.sort_unstable();
+            inner.consents_by_contact.insert(replacement.clone(), moved);
         }
         let keys = inner.jobs_by_contact.remove(contact).unwrap_or_default();
         for key in &keys {

@@ -541,7 +541,7 @@ pub trait AuditStore: Send + Sync {
     ///
     /// # Errors
     /// A store error; nothing is appended then.
-    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>>;
+    async fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>>;
     /// Up to `limit` entries with a sequence number above `after`, in order.
     ///
     /// # Errors
@@ -700,7 +700,7 @@ macro_rules! forward_store {
         }
         #[async_trait]
         impl<S: AuditStore + ?Sized> AuditStore for $wrapper<S> {
-            async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>> { (**self).append_audit(drafts).await }
+            async fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> { (**self).append_audit(drafts).await }
             async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> { (**self).audit_entries(after, limit).await }
             async fn audit_entries_for(&self, subject: &str) -> Result<Vec<AuditEntry>> { (**self).audit_entries_for(subject).await }
             async fn append_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<()> { (**self).append_checkpoint(checkpoint).await }

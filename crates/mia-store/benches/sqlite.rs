@@ -165,11 +165,11 @@ fn audit_appends(c: &mut Criterion) {
     let mut group = c.benchmark_group("sqlite.audit_append");
     group.throughput(Throughput::Elements(1));
     group.bench_function("1", |b| {
-        b.iter(|| rt.block_on(store.append_audit(&one)).unwrap());
+        b.iter(|| rt.block_on(store.append_audit(one.clone())).unwrap());
     });
     group.throughput(Throughput::Elements(64));
     group.bench_function("64", |b| {
-        b.iter(|| rt.block_on(store.append_audit(&round)).unwrap());
+        b.iter(|| rt.block_on(store.append_audit(round.clone())).unwrap());
     });
     group.finish();
 }

@@ -41,7 +41,7 @@ pub(super) async fn audit_log<S: Store + ?Sized>(store: &S) {
     assert!(store.audit_entries(0, 10).await.unwrap().is_empty());
     assert!(store.audit_checkpoints().await.unwrap().is_empty());
     let written = store
-        .append_audit(&[
+        .append_audit(vec![
             draft(1, Some("sub_a")),
             draft(2, None),
             draft(3, Some("sub_b")),
@@ -52,9 +52,9 @@ pub(super) async fn audit_log<S: Store + ?Sized>(store: &S) {
     assert_eq!(written[0].prev_hash, AuditHash::ZERO);
     let read = store.audit_entries(0, 100).await.unwrap();
     assert_eq!(read, written, "entries read back exactly as sealed");
-    assert!(store.append_audit(&[]).await.unwrap().is_empty());
+    assert!(store.append_audit(Vec::new()).await.unwrap().is_empty());
     let more = store
-        .append_audit(&[draft(4, Some("sub_a")), draft(5, None)])
+        .append_audit(vec![draft(4, Some("sub_a")), draft(5, None)])
         .await
         .unwrap();
     assert_eq!(more[0].seq, 4);
@@ -75,10 +75,10 @@ pub(super) async fn audit_log<S: Store + ?Sized>(store: &S) {
     };
     let (a, b, c, d) = (batch(1), batch(2), batch(3), batch(4));
     let (ra, rb, rc, rd) = tokio::join!(
-        store.append_audit(&a),
-        store.append_audit(&b),
-        store.append_audit(&c),
-        store.append_audit(&d)
+        store.append_audit(a),
+        store.append_audit(b),
+        store.append_audit(c),
+        store.append_audit(d)
     );
     for r in [ra, rb, rc, rd] {
         let r = r.unwrap();

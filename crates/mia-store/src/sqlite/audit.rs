@@ -21,7 +21,7 @@ const APPEND: Insert = Insert {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>> {
+    async fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<Vec<AuditEntry>> {
         const DOING: &str = "append to the audit log";
         if drafts.is_empty() {
             return Ok(Vec::new());
@@ -44,7 +44,7 @@ impl AuditStore for SqliteStore {
         let mut sealed = Vec::with_capacity(drafts.len());
         for draft in drafts {
             next += 1;
-            let entry = draft.clone().seal(next, prev);
+            let entry = draft.seal(next, prev);
             prev = entry.hash;
             sealed.push(entry);
         }
