@@ -34,6 +34,23 @@ fn claude_says(text: &str) -> ResponseTemplate {
     }))
 }
 
+/// A `tool_use` answer calling `name` with `input`.
+fn claude_calls(name: &str, input: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "msg_01T",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": format!("toolu_{name}"), "name": name, "input": input}
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": null,
+        "usage": {"input_tokens": 300, "output_tokens": 40}
+    }))
+}
+
 struct World {
     agent: Agent,
     telegram: SimTelegram,
@@ -42,13 +59,29 @@ struct World {
     ana: Contact,
 }
 
+fn acme() -> ReplyAssistant {
+    ReplyAssistant::new("You answer for Acme Shoes, open 9:00-18:00 Monday to Saturday.")
+}
+
 async fn world(answer: &str, assistant: bool) -> World {
+    world_with(vec![claude_says(answer)], assistant.then(acme)).await
+}
+
+/// A world whose Claude answers with `responses` in order (the last one from then on).
+async fn world_with(responses: Vec<ResponseTemplate>, assistant: Option<ReplyAssistant>) -> World {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(claude_says(answer))
-        .mount(&server)
-        .await;
+    let last = responses.len().saturating_sub(1);
+    for (i, response) in responses.into_iter().enumerate() {
+        let mock = Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(response);
+        let mock = if i < last {
+            mock.up_to_n_times(1)
+        } else {
+            mock
+        };
+        mock.mount(&server).await;
+    }
     let claude = ClaudeClient::new(
         ClaudeConfig::builder(ApiKey::new(SECRET))
             .base_url(server.uri())
@@ -62,11 +95,8 @@ async fn world(answer: &str, assistant: bool) -> World {
         .content_policy(ContentGuard::builder().build().unwrap())
         .send_policy(SendGuard::builder().build().unwrap())
         .clock(clock.clone());
-    if assistant {
-        builder = builder.reply_assistant(
-            ReplyAssistant::new("You answer for Acme Shoes, open 9:00-18:00 Monday to Saturday."),
-            ReplyScreen::new().unwrap(),
-        );
+    if let Some(assistant) = assistant {
+        builder = builder.reply_assistant(assistant, ReplyScreen::new().unwrap());
     }
     let agent = builder.build().unwrap();
     let ana = Contact::new("ana", TelegramPeer::user(42), "Europe/Berlin", noon()).unwrap();
@@ -287,4 +317,132 @@ async fn strangers_and_non_text_are_skipped_and_the_assistant_is_off_by_default(
     let err = off.agent.answer(&off.writes("u9", "hi")).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(err.to_string().contains("reply_assistant"), "{err}");
+}
+
+/// The catalogue tool of the tests: records every call it runs.
+fn catalogue(calls: Arc<std::sync::Mutex<Vec<(ContactId, Value)>>>) -> impl AssistantTool {
+    tool_fn(
+        "lookup_product",
+        "Price and stock of a product by SKU.",
+        json!({
+            "type": "object",
+            "properties": {"sku": {"type": "string", "minLength": 2}},
+            "required": ["sku"],
+            "additionalProperties": false
+        }),
+        move |contact, input| {
+            let calls = Arc::clone(&calls);
+            async move {
+                calls.lock().unwrap().push((contact, input.clone()));
+                match input["sku"].as_str() {
+                    Some("X1") => Ok("Trail Runner X1: 89 EUR, in stock".to_owned()),
+                    _ => Err("no such product".to_owned()),
+                }
+            }
+        },
+    )
+}
+
+#[tokio::test]
+async fn host_tools_run_only_on_input_that_matches_their_schema() {
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let w = world_with(
+        vec![
+            claude_calls("lookup_product", json!({"sku": 42})),
+            claude_calls("lookup_product", json!({"sku": "X1"})),
+            claude_says("The Trail Runner X1 is 89 EUR and in stock."),
+        ],
+        Some(acme().tool(catalogue(Arc::clone(&calls)))),
+    )
+    .await;
+    let event = w.writes("t1", "How much is the X1?");
+    let answered = w.agent.answer(&event).await.unwrap();
+    assert!(
+        matches!(answered.answer, Answer::Sent { .. }),
+        "{answered:?}"
+    );
+    assert_eq!(answered.tool_calls, ["lookup_product", "lookup_product"]);
+    assert_eq!(
+        answered.usage.input_tokens,
+        300 + 300 + 210,
+        "every turn counted"
+    );
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [(ContactId::new("ana"), json!({"sku": "X1"}))],
+        "the handler ran once, on the valid input"
+    );
+    assert_eq!(
+        w.telegram.sent_log()[0].text,
+        "The Trail Runner X1 is 89 EUR and in stock."
+    );
+
+    let requests = w.requests().await;
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0]["tools"][0]["name"], "lookup_product");
+    let second = requests[1]["messages"].to_string();
+    assert!(second.contains("\"is_error\":true"), "{second}");
+    assert!(
+        second.contains("invalid input for tool lookup_product: /sku: expected string"),
+        "{second}"
+    );
+    let third = requests[2]["messages"].to_string();
+    assert!(
+        third.contains("Trail Runner X1: 89 EUR, in stock"),
+        "{third}"
+    );
+    let audit = w.audit_text().await;
+    assert!(
+        audit.contains("\"tool_calls\":[\"lookup_product\",\"lookup_product\"]"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("89 EUR"),
+        "tool results stay out of the log: {audit}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_that_keeps_calling_tools_is_stopped_and_a_person_answers() {
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let w = world_with(
+        vec![claude_calls("lookup_product", json!({"sku": "ZZ"}))],
+        Some(acme().tool(catalogue(Arc::clone(&calls))).max_turns(2)),
+    )
+    .await;
+    let answered = w
+        .agent
+        .answer(&w.writes("t2", "Do you have ZZ?"))
+        .await
+        .unwrap();
+    assert_eq!(
+        answered.answer,
+        Answer::Held {
+            reason: "turn_limit".into(),
+            rules: Vec::new()
+        }
+    );
+    assert_eq!(w.requests().await.len(), 2);
+    assert_eq!(calls.lock().unwrap().len(), 2);
+    assert!(w.telegram.sent_log().is_empty());
+}
+
+#[tokio::test]
+async fn tools_with_bad_names_or_schemas_are_refused_when_the_agent_is_built() {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let telegram = SimTelegram::new(SimConfig::seeded(5), clock.clone()).unwrap();
+    let bad_schema = tool_fn(
+        "lookup",
+        "",
+        json!({"type": "object", "patternProperties": {}}),
+        |_, _| async { Ok(String::new()) },
+    );
+    let err = Agent::builder(TemplateProvider::new(), telegram)
+        .permissive_policies()
+        .clock(clock)
+        .reply_assistant(acme().tool(bad_schema), ReplyScreen::new().unwrap())
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("tool lookup"), "{err}");
 }

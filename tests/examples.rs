@@ -10,6 +10,9 @@ mod telegram_bot;
 #[path = "../examples/custom_transport.rs"]
 mod custom_transport;
 
+#[path = "../examples/lead_qualifier.rs"]
+mod lead_qualifier;
+
 #[tokio::test(start_paused = true)]
 async fn quickstart_sends_only_to_the_half_that_opted_in() {
     let report = quickstart::run(7).await.unwrap();
@@ -106,4 +109,32 @@ async fn the_contract_catches_a_transport_that_posts_twice() {
     }
     let inner = custom_transport::Harness(custom_transport::StagingTransport::default());
     transport_contract(&H(Forgetful(inner))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_qualifier_books_a_call_from_redacted_text_and_holds_the_injection() {
+    let (fake, anthropic, bookings) = lead_qualifier::demo().await.unwrap();
+    let texts = fake.texts_to(2001);
+    assert_eq!(
+        texts.len(),
+        1,
+        "one answer, none to the injection: {texts:?}"
+    );
+    assert!(texts[0].contains("Sales will call you"), "{}", texts[0]);
+    let booked = bookings.lock().unwrap().clone();
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0].1["pairs"], 40);
+    let asked = anthropic.received_requests().await.unwrap();
+    assert_eq!(asked.len(), 2, "a tool round and the answer");
+    let bodies: String = asked
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(bodies.contains("[EMAIL]"), "{bodies}");
+    assert!(!bodies.contains("coach@club.example"), "{bodies}");
+    assert!(
+        !bodies.contains("90% discount"),
+        "the injection never reached Claude"
+    );
+    assert!(bodies.contains("booked; sales will call"), "{bodies}");
 }

@@ -11,18 +11,26 @@
 //! 2. the screen redacts the text; a message with injection signals is **held** for a person
 //!    and never reaches the model;
 //! 3. the model sees the redacted text only, inside `<customer_message>` tags with `<`, `>` and
-//!    `&` escaped, as data under fixed rules that follow the host's instructions; it is offered
-//!    no tools, so nothing a customer writes can call one;
+//!    `&` escaped, as data under fixed rules that follow the host's instructions; it may call
+//!    only the host's [`AssistantTool`]s, each input checked against the tool's JSON Schema
+//!    before the tool runs, for at most [`ReplyAssistant::max_turns`] model turns (a message
+//!    with injection signals never gets this far, so it never has tool authority);
 //! 4. the answer passes the content policy (a deny blocks it, an escalation holds it for a
 //!    person) and then the send policy as a service reply, like a STOP confirmation;
 //! 5. the decision is written to the audit log: what the screen found (kinds and signal names,
 //!    never the text), whether the model was called, the content verdict and the outcome.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::llm::Usage;
+use crate::ids::ContactId;
+use crate::llm::{ToolSpec, Usage};
 use crate::message::SendOutcome;
+use crate::schema::Schema;
 
 /// What an [`InboundScreen`] found in a person's message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +59,77 @@ impl<S: InboundScreen + ?Sized> InboundScreen for std::sync::Arc<S> {
     }
 }
 
-/// How the reply assistant answers: the host's instructions and the model's limits.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A host function the assistant's model may call: look up a product, book a call.
+#[async_trait]
+pub trait AssistantTool: Send + Sync {
+    /// Its name, description and JSON Schema (the subset [`crate::schema`] supports).
+    fn spec(&self) -> ToolSpec;
+
+    /// Runs one call for `contact`, with input that matched the schema. `Err` reaches the
+    /// model as a tool error (`is_error`), so it can apologise or try another way.
+    async fn call(
+        &self,
+        contact: &ContactId,
+        input: serde_json::Value,
+    ) -> std::result::Result<String, String>;
+}
+
+/// An [`AssistantTool`] from a closure: `tool_fn(name, description, schema, |contact, input|
+/// async move { ... })`.
+pub fn tool_fn<F, Fut>(
+    name: impl Into<String>,
+    description: impl Into<String>,
+    input_schema: serde_json::Value,
+    handler: F,
+) -> impl AssistantTool
+where
+    F: Fn(ContactId, serde_json::Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<String, String>> + Send + 'static,
+{
+    FnTool {
+        spec: ToolSpec {
+            name: name.into(),
+            description: description.into(),
+            input_schema,
+        },
+        handler,
+    }
+}
+
+struct FnTool<F> {
+    spec: ToolSpec,
+    handler: F,
+}
+
+#[async_trait]
+impl<F, Fut> AssistantTool for FnTool<F>
+where
+    F: Fn(ContactId, serde_json::Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<String, String>> + Send + 'static,
+{
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+
+    async fn call(
+        &self,
+        contact: &ContactId,
+        input: serde_json::Value,
+    ) -> std::result::Result<String, String> {
+        (self.handler)(contact.clone(), input).await
+    }
+}
+
+/// A registered tool with its compiled schema.
+#[derive(Clone)]
+pub(crate) struct RegisteredTool {
+    pub(crate) spec: ToolSpec,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) tool: Arc<dyn AssistantTool>,
+}
+
+/// How the reply assistant answers: the host's instructions, its tools and the model's limits.
+#[derive(Clone)]
 pub struct ReplyAssistant {
     instructions: String,
     model: Option<String>,
@@ -60,6 +137,22 @@ pub struct ReplyAssistant {
     max_input_chars: usize,
     temperature: Option<f32>,
     quote_campaign_message: bool,
+    max_turns: u32,
+    tools: Vec<Arc<dyn AssistantTool>>,
+}
+
+impl std::fmt::Debug for ReplyAssistant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyAssistant")
+            .field("model", &self.model)
+            .field("max_tokens", &self.max_tokens)
+            .field("max_turns", &self.max_turns)
+            .field(
+                "tools",
+                &self.tools.iter().map(|t| t.spec().name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReplyAssistant {
@@ -75,7 +168,24 @@ impl ReplyAssistant {
             max_input_chars: 2_000,
             temperature: None,
             quote_campaign_message: true,
+            max_turns: 4,
+            tools: Vec::new(),
         }
+    }
+
+    /// A tool the model may call. Its schema is compiled when the agent is built.
+    #[must_use]
+    pub fn tool(mut self, tool: impl AssistantTool + 'static) -> Self {
+        self.tools.push(Arc::new(tool));
+        self
+    }
+
+    /// The most model turns one answer may take (each tool round is a turn). Default 4; past
+    /// it the message is held for a person.
+    #[must_use]
+    pub fn max_turns(mut self, turns: u32) -> Self {
+        self.max_turns = turns;
+        self
     }
 
     /// The model to ask (default: the provider's).
@@ -125,12 +235,52 @@ impl ReplyAssistant {
                 "reply assistant: the instructions must not be empty".into(),
             ));
         }
-        if self.max_tokens == 0 || self.max_input_chars == 0 {
+        if self.max_tokens == 0 || self.max_input_chars == 0 || self.max_turns == 0 {
             return Err(Error::Config(
-                "reply assistant: max_tokens and max_input_chars must be at least 1".into(),
+                "reply assistant: max_tokens, max_input_chars and max_turns must be at least 1"
+                    .into(),
             ));
         }
-        Ok(())
+        self.registered_tools().map(|_| ())
+    }
+
+    /// The tools with their compiled schemas.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a tool name outside `^[a-zA-Z0-9_-]{1,64}$`, a name used twice, or
+    /// a schema that does not compile.
+    pub(crate) fn registered_tools(&self) -> Result<Vec<RegisteredTool>> {
+        let mut out: Vec<RegisteredTool> = Vec::with_capacity(self.tools.len());
+        for tool in &self.tools {
+            let spec = tool.spec();
+            let name = &spec.name;
+            let valid = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(Error::Config(format!(
+                    "reply assistant: tool name {name:?} must match ^[a-zA-Z0-9_-]{{1,64}}$"
+                )));
+            }
+            if out.iter().any(|t| &t.spec.name == name) {
+                return Err(Error::Config(format!(
+                    "reply assistant: tool {name} is registered twice"
+                )));
+            }
+            let schema = Schema::compile(&spec.input_schema)
+                .map_err(|e| Error::Config(format!("reply assistant: tool {name}: {e}")))?;
+            out.push(RegisteredTool {
+                spec,
+                schema: Arc::new(schema),
+                tool: Arc::clone(tool),
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn turns(&self) -> u32 {
+        self.max_turns
     }
 
     /// The system prompt: the host's instructions, then mia's fixed rules.
@@ -209,8 +359,10 @@ pub enum Answer {
         message_id: i64,
     },
     /// A person should answer: the message carried injection signals (`reason`
-    /// `"injection"`, never shown to the model) or the content policy escalated the model's
-    /// answer (`"content_review"`). `rules` names the signals or rules.
+    /// `"injection"`, never shown to the model), the content policy escalated the model's
+    /// answer (`"content_review"`), or the model was still calling tools after
+    /// [`ReplyAssistant::max_turns`] turns (`"turn_limit"`). `rules` names the signals or
+    /// rules.
     Held {
         /// Why.
         reason: String,
@@ -248,8 +400,11 @@ pub struct Answered {
     pub answer: Answer,
     /// The model that answered, if one was called.
     pub model: Option<String>,
-    /// Tokens used (zero when the model was not called).
+    /// Tokens used over every turn (zero when the model was not called).
     pub usage: Usage,
+    /// The tools the model called, in order (names only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<String>,
     /// What the call cost in millionths of a US dollar; `None` when unknown or not called.
     pub cost_micro_usd: Option<u64>,
 }
@@ -260,6 +415,7 @@ impl Answered {
             answer,
             model: None,
             usage: Usage::default(),
+            tool_calls: Vec::new(),
             cost_micro_usd: None,
         }
     }

@@ -34,7 +34,9 @@ pub use agent::{
     Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
-pub use assist::{Answer, Answered, InboundScreen, ReplyAssistant, ScreenedText};
+pub use assist::{
+    Answer, Answered, AssistantTool, InboundScreen, ReplyAssistant, ScreenedText, tool_fn,
+};
 pub use audit::{
     AuditAction, AuditCheckpoint, AuditDraft, AuditEntry, AuditEvent, AuditHash, AuditTrail,
     StoreAuditTrail, SubjectKey, canonical_json,

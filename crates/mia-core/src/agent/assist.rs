@@ -9,7 +9,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::contact::Contact;
 use crate::error::{Error, Result};
 use crate::ids::IdempotencyKey;
-use crate::llm::{CompletionRequest, ContentBlock, Message, ToolChoice};
+use crate::llm::{Completion, CompletionRequest, ContentBlock, Message, Role, ToolChoice, Usage};
 use crate::policy::{ContentContext, ContentKind, Decision, Verdict};
 use crate::transport::{InboundEvent, InboundKind};
 
@@ -74,37 +74,84 @@ impl Agent {
                 .find(|v| Some(&v.id) == job.variant.as_ref())
                 .map(|v| v.text.clone());
         }
-        let request = CompletionRequest {
-            model: assistant.model_name().map(str::to_owned),
-            system: Some(assistant.system_prompt()),
-            messages: vec![Message::user(
-                assistant.user_turn(&screened.redacted, quoted.as_deref()),
-            )],
-            // No tools: nothing a customer writes can call one.
-            tools: Vec::new(),
-            tool_choice: ToolChoice::None,
-            max_tokens: assistant.tokens(),
-            temperature: assistant.temperature_setting(),
+        let tools = assistant.registered_tools()?;
+        let specs: Vec<_> = tools.iter().map(|t| t.spec.clone()).collect();
+        let mut messages = vec![Message::user(
+            assistant.user_turn(&screened.redacted, quoted.as_deref()),
+        )];
+        let mut spent = Spent::default();
+        let mut draft = None;
+        for _ in 0..assistant.turns() {
+            let request = CompletionRequest {
+                model: assistant.model_name().map(str::to_owned),
+                system: Some(assistant.system_prompt()),
+                messages: messages.clone(),
+                // Only the host's tools; without any, none at all.
+                tool_choice: if specs.is_empty() {
+                    ToolChoice::None
+                } else {
+                    ToolChoice::Auto
+                },
+                tools: specs.clone(),
+                max_tokens: assistant.tokens(),
+                temperature: assistant.temperature_setting(),
+            };
+            let completion = self.inner.llm.complete(&request).await?;
+            record.model_called = true;
+            spent.add(&completion);
+            let calls: Vec<(String, String, Value)> = completion
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::ToolUse { id, name, input } => {
+                        Some((id.clone(), name.clone(), input.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if calls.is_empty() {
+                draft = Some(text_of(&completion.content));
+                break;
+            }
+            messages.push(Message {
+                role: Role::Assistant,
+                content: completion.content,
+            });
+            let mut results = Vec::with_capacity(calls.len());
+            for (id, name, input) in calls {
+                spent.tool_calls.push(name.clone());
+                let outcome = match tools.iter().find(|t| t.spec.name == name) {
+                    None => Err(format!("there is no tool named {name}")),
+                    Some(t) => match t.schema.validate(&input) {
+                        Err(violations) => Err(format!(
+                            "invalid input for tool {name}: {}",
+                            crate::schema::describe(&violations)
+                        )),
+                        Ok(()) => t.tool.call(&contact.id, input).await,
+                    },
+                };
+                let is_error = outcome.is_err();
+                results.push(ContentBlock::ToolResult {
+                    tool_use_id: id,
+                    content: outcome.unwrap_or_else(|e| e),
+                    is_error,
+                });
+            }
+            messages.push(Message {
+                role: Role::User,
+                content: results,
+            });
+        }
+        record.tool_calls.clone_from(&spent.tool_calls);
+        let with_model = |answer: Answer| spent.answered(answer);
+        let Some(draft) = draft else {
+            let answer = Answer::Held {
+                reason: "turn_limit".into(),
+                rules: Vec::new(),
+            };
+            self.audit_answer(&contact, &record, &answer).await?;
+            return Ok(with_model(answer));
         };
-        let completion = self.inner.llm.complete(&request).await?;
-        record.model_called = true;
-        let with_model = |answer: Answer| Answered {
-            answer,
-            model: Some(completion.model.clone()),
-            usage: completion.usage,
-            cost_micro_usd: completion.cost_micro_usd,
-        };
-        let draft: String = completion
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                ContentBlock::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("")
-            .trim()
-            .to_owned();
         if draft.is_empty() {
             let answer = Answer::Skipped {
                 reason: "empty_answer".into(),
@@ -169,6 +216,54 @@ impl Agent {
     }
 }
 
+/// The text blocks of a completion, joined and trimmed.
+fn text_of(content: &[ContentBlock]) -> String {
+    content
+        .iter()
+        .filter_map(|b| match b {
+            ContentBlock::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// What the model calls of one answer used, over every turn.
+#[derive(Default)]
+struct Spent {
+    model: Option<String>,
+    usage: Usage,
+    /// `None` once a turn's cost is unknown: unknown, never a made-up sum.
+    cost_micro_usd: Option<u64>,
+    turns: u32,
+    tool_calls: Vec<String>,
+}
+
+impl Spent {
+    fn add(&mut self, completion: &Completion) {
+        self.cost_micro_usd = match (self.turns, self.cost_micro_usd, completion.cost_micro_usd) {
+            (0, _, cost) => cost,
+            (_, Some(sum), Some(cost)) => Some(sum + cost),
+            _ => None,
+        };
+        self.turns += 1;
+        self.model = Some(completion.model.clone());
+        self.usage.input_tokens += completion.usage.input_tokens;
+        self.usage.output_tokens += completion.usage.output_tokens;
+    }
+
+    fn answered(&self, answer: Answer) -> Answered {
+        Answered {
+            answer,
+            model: self.model.clone(),
+            usage: self.usage,
+            tool_calls: self.tool_calls.clone(),
+            cost_micro_usd: self.cost_micro_usd,
+        }
+    }
+}
+
 fn deciding(verdict: &Verdict, fallback: &str) -> String {
     verdict.deciding_rule().unwrap_or(fallback).to_owned()
 }
@@ -178,6 +273,7 @@ struct AssistRecord<'a> {
     key: &'a IdempotencyKey,
     screened: &'a ScreenedText,
     model_called: bool,
+    tool_calls: Vec<String>,
     content: Option<Verdict>,
 }
 
@@ -187,6 +283,7 @@ impl<'a> AssistRecord<'a> {
             key,
             screened,
             model_called: false,
+            tool_calls: Vec::new(),
             content: None,
         }
     }
@@ -199,6 +296,7 @@ impl<'a> AssistRecord<'a> {
             "redacted": self.screened.redacted_kinds,
             "injection": self.screened.injection,
             "model_called": self.model_called,
+            "tool_calls": self.tool_calls,
             "content": self.content.as_ref().map(|v| json!({
                 "decision": super::audit::decision_json(&v.decision),
                 "rule": v.deciding_rule(),
