@@ -13,6 +13,9 @@ mod custom_transport;
 #[path = "../examples/lead_qualifier.rs"]
 mod lead_qualifier;
 
+#[path = "../examples/channel_broadcast.rs"]
+mod channel_broadcast;
+
 #[tokio::test(start_paused = true)]
 async fn quickstart_sends_only_to_the_half_that_opted_in() {
     let report = quickstart::run(7).await.unwrap();
@@ -137,4 +140,58 @@ async fn lead_qualifier_books_a_call_from_redacted_text_and_holds_the_injection(
         "the injection never reached Claude"
     );
     assert!(bodies.contains("booked; sales will call"), "{bodies}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn channel_broadcast_guards_every_post_and_keeps_group_limits() {
+    use mia::{Error, Posted};
+    let demo = channel_broadcast::demo().await.unwrap();
+    let outcome = |key: &str| {
+        demo.outcomes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
+    assert!(
+        matches!(outcome("advent-1"), Posted::Sent { .. }),
+        "{:?}",
+        outcome("advent-1")
+    );
+    assert!(
+        matches!(outcome("short"), Posted::Blocked { rule } if rule == "links"),
+        "{:?}",
+        outcome("short")
+    );
+    assert!(
+        matches!(outcome("claim"), Posted::Held { rules } if rules.contains(&"risky_claims".to_owned())),
+        "{:?}",
+        outcome("claim")
+    );
+    assert!(
+        matches!(outcome("late (deferred)"), Posted::Deferred { rule, .. } if rule == "quiet_hours"),
+        "{:?}",
+        outcome("late (deferred)")
+    );
+    assert!(matches!(outcome("late (retried)"), Posted::Sent { .. }));
+    assert!(
+        demo.burst_seconds >= 55,
+        "25 posts to one group within {} s",
+        demo.burst_seconds
+    );
+    assert!(
+        matches!(demo.refused, Error::Refused(_)),
+        "{}",
+        demo.refused
+    );
+    let log = demo.telegram.sent_log();
+    assert_eq!(log.len(), 2 + 25, "two channel posts and the burst");
+    let group: Vec<_> = log.iter().filter(|m| m.peer.id == -100_888).collect();
+    for window in group.windows(21) {
+        let span = window[20].at.duration_since(window[0].at);
+        assert!(
+            span >= jiff::SignedDuration::from_mins(1),
+            "21 posts within {span:#}"
+        );
+    }
 }

@@ -46,6 +46,14 @@ impl TelegramPeer {
             id,
         }
     }
+
+    /// The broadcast channel `id`.
+    pub fn channel(id: i64) -> Self {
+        Self {
+            kind: PeerKind::Channel,
+            id,
+        }
+    }
 }
 
 /// A contact: someone the business knows, whether or not they agreed to hear from it.

@@ -33,6 +33,7 @@ pub use agent::{
     AccountHealth, Agent, AgentBuilder, DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT, OUTCOME_UNKNOWN,
     Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
+pub use agent::{ChatPost, Posted};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use assist::{
     Answer, Answered, AssistantTool, InboundScreen, ReplyAssistant, ScreenedText, tool_fn,

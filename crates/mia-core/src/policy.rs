@@ -115,6 +115,9 @@ pub enum ContentKind {
     /// what may be said apply; the marketing-only ones (sender identity, opt-out notice) do
     /// not.
     Answer,
+    /// A post to a group or channel (`Agent::post_to_chat`): every rule but the opt-out
+    /// notice, since members stop by leaving the chat.
+    ChatPost,
 }
 
 /// What a content policy knows about the text it checks.
@@ -153,6 +156,10 @@ pub enum SendKind {
         /// When the contact's message arrived.
         in_response_to: Timestamp,
     },
+    /// A post to a group or channel the sender administers (`Agent::post_to_chat`): its members
+    /// joined it themselves, so no one person's consent applies, but the content rules and the
+    /// send rules on the chat's clock (quiet hours, weekdays) do. Never to a private chat.
+    ChatPost,
 }
 
 /// Everything a send policy may look at. Built by the agent from the stores.
@@ -354,6 +361,18 @@ impl SendPolicy for ConsentRule {
                     Verdict::deny("consent", "service reply window has closed")
                 }
             }
+            SendKind::ChatPost => match ctx.contact.peer.kind {
+                crate::contact::PeerKind::Group | crate::contact::PeerKind::Channel => Verdict::of(
+                    "consent",
+                    Decision::Allow,
+                    "post to a chat the sender administers; its members joined it",
+                ),
+                crate::contact::PeerKind::User => Verdict::deny(
+                    "consent",
+                    "a chat post goes to groups and channels only; a person is written to \
+                     through a campaign, with consent",
+                ),
+            },
             SendKind::Campaign => match consent_state(ctx.consent_history, ctx.purpose, ctx.now) {
                 ConsentState::Valid => {
                     let evidence = current_consent(ctx.consent_history, ctx.purpose, ctx.now)
@@ -485,5 +504,20 @@ mod tests {
             rule.check(&ctx(&c, &p, &[], stale, now)).decision,
             Decision::Deny
         );
+    }
+
+    #[test]
+    fn chat_posts_go_to_groups_and_channels_never_to_a_person() {
+        let now = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(100);
+        let p = Purpose::marketing();
+        let rule = ConsentRule::default();
+        for peer in [TelegramPeer::group(-100), TelegramPeer::channel(-1001)] {
+            let chat = Contact::new("chat", peer, "UTC", now).unwrap();
+            let v = rule.check(&ctx(&chat, &p, &[], SendKind::ChatPost, now));
+            assert!(v.is_allow(), "{peer:?}");
+        }
+        let person = Contact::new("u", TelegramPeer::user(1), "UTC", now).unwrap();
+        let v = rule.check(&ctx(&person, &p, &[], SendKind::ChatPost, now));
+        assert_eq!(v.decision, Decision::Deny);
     }
 }

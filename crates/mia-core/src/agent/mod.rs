@@ -3,6 +3,8 @@
 
 mod assist;
 mod audit;
+mod broadcast;
+pub use broadcast::{ChatPost, Posted};
 mod builder;
 pub(crate) mod generate;
 mod health;

@@ -157,25 +157,34 @@ impl Agent {
             text,
             silent,
         };
-        // Rate limits apply to replies too: pace, and wait out a retry-after a few times
-        // rather than drop the one message the person is owed.
+        Ok(match self.deliver(&message).await? {
+            Ok(message_id) => Reply::Sent { message_id },
+            Err(outcome) => Reply::NotDelivered { outcome },
+        })
+    }
+
+    /// Sends one message outside the outbox (a reply, a chat post), after its policy checks:
+    /// paced like every send, waiting out a retry-after up to three times rather than dropping
+    /// it. `Ok(Err(outcome))` when the transport did not deliver it.
+    pub(super) async fn deliver(
+        &self,
+        message: &OutboundMessage,
+    ) -> Result<std::result::Result<i64, SendOutcome>> {
         let mut last = None;
         for _ in 0..3 {
             self.pace().await?;
-            match self.inner.transport.send(&message).await? {
-                SendOutcome::Sent { message_id, .. } => return Ok(Reply::Sent { message_id }),
+            match self.inner.transport.send(message).await? {
+                SendOutcome::Sent { message_id, .. } => return Ok(Ok(message_id)),
                 SendOutcome::RetryAfter { after, reason } => {
                     let until = super::worker::add(self.now(), after);
                     self.inner.clock.sleep_until(until).await;
                     last = Some(SendOutcome::RetryAfter { after, reason });
                 }
-                other => return Ok(Reply::NotDelivered { outcome: other }),
+                other => return Ok(Err(other)),
             }
         }
-        Ok(Reply::NotDelivered {
-            outcome: last.unwrap_or(SendOutcome::Failed(crate::FailureReason::Other(
-                "no attempt".into(),
-            ))),
-        })
+        Ok(Err(last.unwrap_or(SendOutcome::Failed(
+            crate::FailureReason::Other("no attempt".into()),
+        ))))
     }
 }

@@ -245,17 +245,18 @@ impl ContentGuard {
             Some(LinkFinding::Review(detail)) => fire(rules::LINKS, Decision::Escalate, detail),
             None => {}
         }
-        // Who sends it and how to opt out are marketing rules; a one-to-one answer to the
-        // person's own message needs neither.
-        let marketing = ctx.kind == ContentKind::Marketing;
-        if marketing && self.sender_identity.is_some() && brand.is_none() {
+        // Who sends it and how to opt out are marketing rules: a one-to-one answer to the
+        // person's own message needs neither, and members of a chat stop by leaving it.
+        let needs_identity = ctx.kind != ContentKind::Answer;
+        let needs_opt_out = ctx.kind == ContentKind::Marketing;
+        if needs_identity && self.sender_identity.is_some() && brand.is_none() {
             fire(
                 rules::SENDER_IDENTITY,
                 Decision::Escalate,
                 "copy does not say who sends it (no configured brand name appears)".to_owned(),
             );
         }
-        if marketing && self.opt_out_notice && opt_out.is_none() {
+        if needs_opt_out && self.opt_out_notice && opt_out.is_none() {
             fire(
                 rules::OPT_OUT_NOTICE,
                 Decision::Escalate,

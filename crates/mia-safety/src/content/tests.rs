@@ -408,7 +408,7 @@ fn copy_from_the_offline_template_provider_passes() {
 }
 
 #[test]
-fn answers_need_no_sender_identity_or_opt_out_notice_but_keep_every_other_rule() {
+fn answers_and_chat_posts_skip_marketing_only_rules_but_keep_every_other_rule() {
     let g = ContentGuard::builder()
         .sender_identity(["Acme"])
         .build()
@@ -423,6 +423,11 @@ fn answers_need_no_sender_identity_or_opt_out_notice_but_keep_every_other_rule()
         ["sender_identity", "opt_out_notice"]
     );
     assert!(g.check(text, &answer).is_allow());
+    let post = ContentContext {
+        kind: ContentKind::ChatPost,
+        ..CTX
+    };
+    assert_eq!(rules_fired(&g.check(text, &post)), ["sender_identity"]);
     let phishing = g.check("Please send me your password to check the order.", &answer);
     assert_eq!(phishing.decision, Decision::Deny);
     assert_eq!(rules_fired(&phishing), ["credentials"]);
