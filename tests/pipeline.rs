@@ -1016,3 +1016,81 @@ async fn a_stop_confirmation_is_a_logged_policy_decision_without_its_text() {
         "no raw contact id in the log"
     );
 }
+
+#[tokio::test]
+async fn a_daily_cap_holds_across_restarts_and_campaigns_and_defers_to_the_next_local_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let clock = Arc::new(VirtualClock::starting_at(noon()));
+    let telegram = SimTelegram::new(sim_config(9), clock.clone()).unwrap();
+    let capped = |store: Arc<dyn Store>, id: &str| {
+        Agent::builder(TemplateProvider::new(), telegram.clone())
+            .shared_store(store)
+            .permissive_policies()
+            .clock(clock.clone())
+            .worker_id(id)
+            .daily_cap(4, "Europe/Berlin")
+            .build()
+            .unwrap()
+    };
+    let first;
+    {
+        let store: Arc<dyn Store> = Arc::new(mia::store::SqliteStore::open(&path).await.unwrap());
+        // 20 contacts, 10 with consent.
+        drop(
+            world(
+                20,
+                store.clone(),
+                Arc::new(SimClock::starting_at(noon())),
+                telegram.clone(),
+            )
+            .await,
+        );
+        let agent = capped(store, "before-restart");
+        first = launch(&agent).await;
+        let stats = agent.run_once().await.unwrap();
+        assert_eq!(stats.sent, 4, "{stats:?}");
+        assert_eq!(stats.deferred.get(DAILY_CAP_RULE), Some(&6));
+    }
+    // A restarted worker, a second campaign, the same Berlin day: the count survived.
+    let store: Arc<dyn Store> = Arc::new(mia::store::SqliteStore::open(&path).await.unwrap());
+    let agent = capped(store.clone(), "after-restart");
+    let mut spec = CampaignSpec::new("Autumn", "black tea", "10% off");
+    spec.call_to_action_url = Some("https://shop.example/black".into());
+    let second = agent.create_campaign(spec).await.unwrap();
+    agent.schedule(&second.id, None).await.unwrap();
+    agent.start(&second.id).await.unwrap();
+    let stats = agent.run_once().await.unwrap();
+    assert_eq!(stats.sent, 0, "the day's 4 are used: {stats:?}");
+    assert_eq!(stats.deferred.get(DAILY_CAP_RULE), Some(&10));
+
+    agent.run_until_idle().await.unwrap();
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let mut per_day: BTreeMap<jiff::civil::Date, usize> = BTreeMap::new();
+    for m in telegram.sent_log() {
+        *per_day.entry(berlin.to_datetime(m.at).date()).or_default() += 1;
+    }
+    assert_eq!(
+        per_day.values().sum::<usize>(),
+        20,
+        "both campaigns, every consented contact"
+    );
+    assert!(per_day.values().all(|n| *n == 4), "{per_day:?}");
+    assert_eq!(per_day.len(), 5);
+    // Each later day starts at Berlin midnight (23:00 UTC), not at noon.
+    let second_day = telegram
+        .sent_log()
+        .iter()
+        .map(|m| m.at)
+        .filter(|at| berlin.to_datetime(*at).date() > berlin.to_datetime(noon()).date())
+        .min()
+        .unwrap();
+    assert_eq!(
+        second_day,
+        "2026-12-01T23:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    for id in [&first.id, &second.id] {
+        let report = CampaignReport::build(store.as_ref(), id).await.unwrap();
+        assert_eq!((report.sent, report.open), (10, 0));
+    }
+}

@@ -22,8 +22,38 @@ mod stats;
 #[derive(Parser, Debug)]
 #[command(name = "mia", version, about)]
 struct Cli {
+    /// How logs go to stderr: `text`, or `json` (one JSON object a line, with the current span
+    /// and its parents). The level comes from `RUST_LOG` (default `warn`; e.g. `RUST_LOG=info`
+    /// or `RUST_LOG=mia_core=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The format of the logs on stderr.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Sends `tracing` events to stderr at the level `RUST_LOG` asks for (default `warn`).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second subscriber cannot be installed; there is none before this, and logs are not
+    // worth failing the command over.
+    let _ = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    };
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +69,13 @@ enum Command {
     /// letters (`--db postgres://... | path.db`).
     Campaign(ops::CampaignArgs),
     /// Sends the jobs of running campaigns in a shared database through the guards.
+    ///
+    /// Runs until no job is open (with `--watch`, until stopped) and prints what it did as JSON.
+    /// Observability: `--metrics 127.0.0.1:9464` serves Prometheus metrics at `/metrics`
+    /// (`mia_sends_total{outcome}`, `mia_policy_denials_total{policy,rule}`, retries, FloodWaits,
+    /// `mia_outbox_jobs{campaign,state}`, LLM tokens and cost, inbound events), and
+    /// `mia --log-format json worker ...` writes JSON logs carrying the `mia.send` and
+    /// `mia.policy` spans with each job's `correlation_id` (`RUST_LOG=info` for more).
     Worker(ops::WorkerArgs),
     /// Scans text (JSON lines `{"id", "text"}` or plain lines) for personal data and checks it
     /// against the content rules; one JSON line out per line in.
@@ -102,6 +139,7 @@ fn block_on(work: impl std::future::Future<Output = mia::Result<()>>) -> mia::Re
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::DryRun(args) => dry_run::run(&args),
         Command::Stats(args) => stats::run(&args),

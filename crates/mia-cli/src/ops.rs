@@ -244,7 +244,7 @@ impl TransportArgs {
 
 /// `mia worker`: sends the jobs of running campaigns through the guards until none is open,
 /// sleeping through quiet hours and rate limits; run as many as you like against one database
-/// (with `--redis` they share one limit).
+/// (with `--redis` they share one limit). Its `--help` text is on `Command::Worker`.
 #[derive(Args, Debug)]
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
@@ -266,10 +266,49 @@ pub(crate) struct WorkerArgs {
     /// This worker's name in leases.
     #[arg(long)]
     worker_id: Option<String>,
+    /// At most this many campaign sends a day from the account, counted in the database so
+    /// every worker and every restart share the day's count; the rest wait for the next day.
+    #[arg(long, value_name = "N")]
+    daily_cap: Option<u32>,
+    /// The time zone whose midnight starts a new day for `--daily-cap` (IANA name).
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    daily_cap_tz: String,
+    /// Serves Prometheus metrics at `http://ADDR/metrics` while the worker runs, e.g.
+    /// `127.0.0.1:9464`. Any address is accepted, but the endpoint has no authentication:
+    /// bind a non-loopback address only behind a firewall or an authenticating proxy.
+    #[cfg(feature = "metrics")]
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Keeps running when no job is open, looking for new jobs and inbound events every second
+    /// until stopped; for a long-lived worker (and its `--metrics`).
+    #[arg(long)]
+    watch: bool,
+}
+
+/// Installs the Prometheus exporter as the global metrics recorder, serving `/metrics` on
+/// `addr`.
+#[cfg(feature = "metrics")]
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<()> {
+    // Installed from a thread without a runtime, the exporter runs on a runtime thread of its
+    // own: a scrape is answered even while the worker's thread is busy sending.
+    std::thread::spawn(move || {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+    })
+    .join()
+    .map_err(|_| Error::Config("the metrics exporter panicked while starting".into()))?
+    .map_err(|e| Error::Config(format!("cannot serve metrics on {addr}: {e}")))?;
+    mia::metrics::describe();
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]
 pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
+    #[cfg(feature = "metrics")]
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr)?;
+    }
     let store = args.db.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let telegram = args.transport.open(clock.clone()).await?;
@@ -287,6 +326,10 @@ pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| format!("worker-{}", std::process::id())),
         );
+    let builder = match args.daily_cap {
+        Some(max) => builder.daily_cap(max, &args.daily_cap_tz),
+        None => builder,
+    };
     let builder = match &args.redis {
         Some(url) => builder.rate_limiter(
             mia::redis::RedisRateLimiter::connect(url, &args.redis_prefix, limit).await?,
@@ -294,10 +337,17 @@ pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
         None => builder.rate_limiter(mia::LocalRateLimiter::new(limit)?),
     };
     let agent = builder.build()?;
-    let stats = agent.run_until_idle().await?;
-    println!(
-        "{}",
-        serde_json::to_string(&stats).map_err(|e| Error::invalid(e.to_string()))?
-    );
-    Ok(())
+    loop {
+        let stats = agent.run_until_idle().await?;
+        if !args.watch || stats != mia::RunStats::default() {
+            println!(
+                "{}",
+                serde_json::to_string(&stats).map_err(|e| Error::invalid(e.to_string()))?
+            );
+        }
+        if !args.watch {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }

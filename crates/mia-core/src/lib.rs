@@ -17,6 +17,7 @@ mod journey;
 mod llm;
 mod memory;
 mod message;
+pub mod metrics;
 mod operator;
 mod policy;
 mod privacy;
@@ -33,7 +34,7 @@ pub use agent::{
     AccountHealth, Agent, AgentBuilder, DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT, OUTCOME_UNKNOWN,
     Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
-pub use agent::{ChatPost, Posted};
+pub use agent::{ChatPost, DAILY_CAP_RULE, Posted};
 pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
 pub use assist::{
     Answer, Answered, AssistantTool, InboundScreen, ReplyAssistant, ScreenedText, tool_fn,

@@ -39,6 +39,7 @@ struct Inner {
     audit: Vec<AuditEntry>,
     checkpoints: Vec<AuditCheckpoint>,
     audit_key: Option<SubjectKey>,
+    daily: HashMap<(String, String), u32>,
     requests: BTreeMap<String, SubjectRequest>,
     request_order: Vec<String>,
 }
@@ -527,6 +528,19 @@ impl OutboxStore for MemoryStore {
             .collect();
         sends.sort_by(|a, b| b.cmp(a));
         Ok(sends)
+    }
+
+    async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> {
+        let mut inner = self.lock();
+        let used = inner
+            .daily
+            .entry((key.to_owned(), day.to_owned()))
+            .or_default();
+        if *used >= cap {
+            return Ok(false);
+        }
+        *used += 1;
+        Ok(true)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {

@@ -471,6 +471,16 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>>;
+
+    /// Counts one send against the daily cap of `key` (a sending account) on `day` (its local
+    /// date, `YYYY-MM-DD`), atomically across every worker sharing the store: `true` when
+    /// fewer than `cap` sends were counted that day and this one now is, `false` when the cap
+    /// is reached (nothing is counted). Counters are kept with the store, so a restarted
+    /// worker finds the day's count.
+    ///
+    /// # Errors
+    /// A store error; nothing is counted then.
+    async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool>;
     /// The earliest time a job of a running campaign becomes claimable (its due time, or its
     /// lease expiry), if any job is open.
     ///
@@ -682,6 +692,7 @@ macro_rules! forward_store {
             async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> { (**self).job_counts(campaign).await }
             async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> { (**self).job_by_message(contact, message_id).await }
             async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> { (**self).sends_since(contact, since).await }
+            async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> { (**self).take_daily(key, day, cap).await }
             async fn next_due(&self) -> Result<Option<Timestamp>> { (**self).next_due().await }
             async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }
         }

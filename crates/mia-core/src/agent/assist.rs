@@ -1,6 +1,7 @@
 //! [`Agent::answer`]: the reply assistant's one path from a person's message to an answer.
 
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::Agent;
 use super::reply::Reply;
@@ -96,7 +97,15 @@ impl Agent {
                 max_tokens: assistant.tokens(),
                 temperature: assistant.temperature_setting(),
             };
-            let completion = self.inner.llm.complete(&request).await?;
+            let provider = self.inner.llm.name();
+            let span = crate::metrics::llm_span(provider);
+            let completion = self
+                .inner
+                .llm
+                .complete(&request)
+                .instrument(span.clone())
+                .await?;
+            crate::metrics::llm_completion(&span, provider, &completion);
             record.model_called = true;
             spent.add(&completion);
             let calls: Vec<(String, String, Value)> = completion

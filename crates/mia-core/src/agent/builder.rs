@@ -42,6 +42,7 @@ pub struct AgentBuilder {
         crate::assist::ReplyAssistant,
         Arc<dyn crate::assist::InboundScreen>,
     )>,
+    daily_cap: Option<(u32, String)>,
     seed: Option<u64>,
     config: AgentConfig,
 }
@@ -60,6 +61,7 @@ impl AgentBuilder {
             limiter: None,
             audit: None,
             assistant: None,
+            daily_cap: None,
             seed: None,
             config: AgentConfig::default(),
         }
@@ -205,6 +207,18 @@ impl AgentBuilder {
         self
     }
 
+    /// At most `max` campaign sends a day from the sending account, days counted on
+    /// `time_zone` (IANA). The count is kept in the store ([`OutboxStore::take_daily`]), so
+    /// every worker sharing it and every restart see the day's count; a job over the cap is
+    /// deferred to the account's next day (rule `daily_cap`), never dropped. A cap counts send
+    /// attempts, so a retried send counts again. Off by default.
+    ///
+    /// [`OutboxStore::take_daily`]: crate::OutboxStore::take_daily
+    pub fn daily_cap(mut self, max: u32, time_zone: &str) -> Self {
+        self.daily_cap = Some((max, time_zone.to_owned()));
+        self
+    }
+
     /// The privacy notice version recorded with consents granted through `/start`.
     pub fn notice_version(mut self, version: impl Into<String>) -> Self {
         self.config.notice_version = version.into();
@@ -214,6 +228,15 @@ impl AgentBuilder {
     /// The reply sent once after a STOP.
     pub fn stop_confirmation(mut self, text: impl Into<String>) -> Self {
         self.config.stop_confirmation = text.into();
+        self
+    }
+
+    /// Whether spans may carry personal data: with `true`, the `mia.send` span also records
+    /// the contact id. Default: `false`, and spans carry campaign ids, rule names and the job's
+    /// correlation id (a digest) only. Message text and chat ids never go into spans. See
+    /// [`crate::metrics`] for every span and its fields.
+    pub fn trace_personal_data(mut self, on: bool) -> Self {
+        self.config.trace_personal_data = on;
         self
     }
 
@@ -271,6 +294,11 @@ impl AgentBuilder {
         if c.claim_batch == 0 {
             return Err(Error::Config("claim_batch must be at least 1".into()));
         }
+        let blocks = super::health::BlockWatch::new(c.block_rate, c.block_min, c.block_window);
+        let mut config = self.config;
+        if let Some((max, tz)) = &self.daily_cap {
+            config.daily_cap = Some(super::DailyCap::new(*max, tz)?);
+        }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let audit = self
             .audit
@@ -285,7 +313,6 @@ impl AgentBuilder {
                 None => None,
             },
         };
-        let blocks = super::health::BlockWatch::new(c.block_rate, c.block_min, c.block_window);
         let mut sends = SendPolicies::new().with(ConsentRule::default());
         sends.push_arc(send);
         let rng = match self.seed {
@@ -302,7 +329,7 @@ impl AgentBuilder {
                 allocator: self.allocator.unwrap_or_else(|| Arc::new(EvenSplit)),
                 sink,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                config: self.config,
+                config,
                 rng: Mutex::new(rng),
                 blocks,
                 limiter,

@@ -173,19 +173,15 @@ impl Agent {
         }
         let mut campaign = Campaign::draft(id, spec, now);
         self.inner.store.insert_campaign(&campaign).await?;
-        let span = tracing::info_span!("mia.campaign", campaign = %campaign.id, variants = tracing::field::Empty);
+        let span = super::campaign_span(&campaign.id, "create");
         async {
             campaign.transition(CampaignState::Generating, self.now())?;
             self.inner.store.update_campaign(&campaign).await?;
 
             let request = variants_request(&campaign.spec)?;
             let prompt_version = prompt_version(self.inner.llm.name());
-            let llm_span = tracing::info_span!(
-                "mia.llm",
-                provider = self.inner.llm.name(),
-                input_tokens = tracing::field::Empty,
-                output_tokens = tracing::field::Empty,
-            );
+            let provider = self.inner.llm.name();
+            let llm_span = crate::metrics::llm_span(provider);
             let completion = match self.inner.llm.complete(&request).instrument(llm_span.clone()).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -194,8 +190,7 @@ impl Agent {
                     return Err(e);
                 }
             };
-            llm_span.record("input_tokens", completion.usage.input_tokens);
-            llm_span.record("output_tokens", completion.usage.output_tokens);
+            crate::metrics::llm_completion(&llm_span, provider, &completion);
             let texts = parse_variants(&completion, usize::from(campaign.spec.variant_count))?;
             tracing::Span::current().record("variants", texts.len());
 
@@ -211,7 +206,24 @@ impl Agent {
                 let id = variant_id(i);
                 // The policy may hand back a safer text (personal data redacted): that is
                 // the copy, and the verdict is on it.
-                let (verdict, rewritten) = self.inner.content.check_rewriting(&text, &ctx);
+                let policy_span = tracing::info_span!(
+                    "mia.policy",
+                    policy = "content",
+                    campaign = %campaign.id,
+                    variant = %id,
+                    decision = tracing::field::Empty,
+                    rule = tracing::field::Empty,
+                );
+                let (verdict, rewritten) =
+                    policy_span.in_scope(|| self.inner.content.check_rewriting(&text, &ctx));
+                let decision = crate::metrics::decision_name(&verdict.decision);
+                policy_span.record("decision", decision);
+                if let Some(rule) = verdict.deciding_rule() {
+                    policy_span.record("rule", rule);
+                }
+                if verdict.decision == Decision::Deny {
+                    crate::metrics::denial("content", verdict.deciding_rule().unwrap_or("policy"));
+                }
                 audit.push(crate::AuditEvent::new(
                     self.now(),
                     "agent",
@@ -249,7 +261,9 @@ impl Agent {
                         VariantStatus::InReview
                     }
                 };
-                tracing::info!(variant = %id, decision = ?verdict.decision, rule = verdict.deciding_rule(), "mia.policy content");
+                policy_span.in_scope(|| {
+                    tracing::info!(variant = %id, decision, rule = verdict.deciding_rule(), "mia.policy content");
+                });
                 variants.push(Variant {
                     id,
                     text,

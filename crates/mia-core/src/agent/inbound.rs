@@ -13,6 +13,8 @@ use crate::ids::{ContactId, EventId, IdempotencyKey};
 use crate::store::Job;
 use crate::transport::{InboundEvent, InboundKind};
 
+use tracing::Instrument;
+
 /// Words that, sent alone, mean "stop messaging me" (compared case-insensitively, trimmed).
 const STOP_WORDS: &[&str] = &[
     "stop",
@@ -33,6 +35,22 @@ const STOP_WORDS: &[&str] = &[
     "arret",
     "parar",
 ];
+
+/// The `kind` of an inbound event in spans and metrics: a bounded set, never its text.
+fn kind_name(kind: &InboundKind) -> &'static str {
+    match kind {
+        InboundKind::Command { name, .. } if name == "start" => "start",
+        InboundKind::Command { name, .. } if is_stop_request(name) => "stop",
+        InboundKind::Command { .. } => "command",
+        InboundKind::Text { text, .. } if is_stop_request(text) => "stop",
+        InboundKind::Text { .. } => "text",
+        InboundKind::Delivered { .. } => "delivered",
+        InboundKind::Read { .. } => "read",
+        InboundKind::Clicked { .. } => "clicked",
+        InboundKind::Converted { .. } => "converted",
+        InboundKind::Blocked => "blocked",
+    }
+}
 
 /// Whether `text` is a request to stop messages.
 pub fn is_stop_request(text: &str) -> bool {
@@ -69,23 +87,39 @@ impl Agent {
         // others: the transport does not redeliver them.
         let mut confirmations = Vec::new();
         let mut first_error = None;
+        // The span of each confirmation's event, so the confirmation is traced under it.
+        let mut confirmation_spans = Vec::new();
         for event in events {
             stats.inbound += 1;
+            let kind = kind_name(&event.kind);
+            crate::metrics::inbound(kind);
+            // The update id is Telegram's, not the contact's; the correlation id is recorded when
+            // the event follows one of our sends.
+            let span = tracing::info_span!(
+                "mia.inbound",
+                kind,
+                update_id = %event.id,
+                correlation_id = tracing::field::Empty,
+            );
             if let Err(e) = self
                 .handle_one(event, &mut stats, &mut out, &mut confirmations)
+                .instrument(span.clone())
                 .await
             {
-                tracing::error!(update = %event.id, error = %e, "mia.inbound event not handled");
+                span.in_scope(|| {
+                    tracing::error!(error = %e, "mia.inbound event not handled");
+                });
                 first_error.get_or_insert(e);
             }
+            confirmation_spans.resize(confirmations.len(), span);
         }
         if !out.is_empty() {
             self.inner.sink.record(&out).await?;
             // A reply, click, read or conversion ends the wait-fors of journeys waiting for it.
             stats.journey_steps += self.resolve_waits(&out).await?;
         }
-        for (event, contact) in &confirmations {
-            self.confirm_stop(event, contact).await?;
+        for ((event, contact), span) in confirmations.iter().zip(confirmation_spans) {
+            self.confirm_stop(event, contact).instrument(span).await?;
         }
         match first_error {
             Some(e) => Err(e),
@@ -166,7 +200,7 @@ impl Agent {
                     stats.paused_for_spam += self.note_block().await?;
                 }
                 (_, None) => {
-                    tracing::debug!(update = %event.id, "inbound event from an unknown chat ignored");
+                    tracing::debug!("mia.inbound event from an unknown chat ignored");
                 }
                 (InboundKind::Command { .. }, Some(_)) => {}
             }
@@ -195,6 +229,10 @@ impl Agent {
         kind: EventKind,
         out: &mut Vec<Event>,
     ) {
+        // Called inside the event's `mia.inbound` span (see `handle_inbound`).
+        if let Some(job) = job {
+            tracing::Span::current().record("correlation_id", job.key.as_str());
+        }
         out.push(Event {
             id: EventId::derived(&event.id, kind.name()),
             at: event.at,

@@ -54,7 +54,7 @@ impl Agent {
         let history = self.inner.store.consent_history(&job.contact).await?;
         let state = consent_state(&history, &job.purpose, now);
         if state != crate::ConsentState::Valid {
-            tracing::info!(campaign = %campaign.id, job = %job.key, reason = state.reason(), "mia.journey ends: no consent");
+            tracing::info!(campaign = %campaign.id, correlation_id = %job.key, reason = state.reason(), "mia.journey ends: no consent");
             return Ok(0);
         }
         let step = planned.position.step();

@@ -24,6 +24,7 @@ use jiff::Timestamp;
 use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 pub(crate) use audit::campaign_state as campaign_state_event;
 pub use builder::AgentBuilder;
@@ -42,6 +43,17 @@ use crate::operator::{CampaignStatus, Operator};
 use crate::policy::{ContentPolicy, SendPolicies};
 use crate::store::{NewJob, Store};
 use crate::transport::Transport;
+
+/// The `mia.campaign` span of `action` (`create`, `schedule`, `start`, `pause`, `resume`,
+/// `abort`, `complete`) on campaign `id`.
+pub(crate) fn campaign_span(id: &CampaignId, action: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "mia.campaign",
+        campaign = %id,
+        action,
+        variants = tracing::field::Empty,
+    )
+}
 
 /// Retries of transient transport failures: exponential backoff with jitter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +102,55 @@ pub(crate) struct AgentConfig {
     pub(crate) block_min: u64,
     pub(crate) block_window: jiff::SignedDuration,
     pub(crate) review_deadline: Duration,
+    /// Whether spans may carry contact ids (off: see [`crate::metrics`]).
+    pub(crate) trace_personal_data: bool,
+    /// The sending account's daily cap, if any.
+    pub(crate) daily_cap: Option<DailyCap>,
+}
+
+/// The rule name of a send deferred by the daily cap.
+pub const DAILY_CAP_RULE: &str = "daily_cap";
+
+/// At most `max` campaign sends a day from the sending account, days counted on `time_zone`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DailyCap {
+    pub(crate) max: u32,
+    pub(crate) time_zone: String,
+    tz: jiff::tz::TimeZone,
+}
+
+impl DailyCap {
+    pub(crate) fn new(max: u32, time_zone: &str) -> Result<Self> {
+        if max == 0 {
+            return Err(Error::Config("daily_cap must allow at least 1 send".into()));
+        }
+        let tz = jiff::tz::TimeZone::get(time_zone).map_err(|e| {
+            Error::Config(format!("daily_cap: unknown time zone {time_zone:?}: {e}"))
+        })?;
+        Ok(Self {
+            max,
+            time_zone: time_zone.to_owned(),
+            tz,
+        })
+    }
+
+    /// The local date of `now`, `YYYY-MM-DD`.
+    pub(crate) fn day_of(&self, now: Timestamp) -> String {
+        self.tz.to_datetime(now).date().to_string()
+    }
+
+    /// The start of the local day after the one holding `now`.
+    pub(crate) fn next_day(&self, now: Timestamp) -> Timestamp {
+        let date = self.tz.to_datetime(now).date();
+        date.tomorrow()
+            .and_then(|d| {
+                self.tz
+                    .to_ambiguous_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+                    .compatible()
+            })
+            // Only past the end of jiff's calendar: a day later is close enough.
+            .unwrap_or_else(|_| now + jiff::SignedDuration::from_hours(24))
+    }
 }
 
 impl Default for AgentConfig {
@@ -108,6 +169,8 @@ impl Default for AgentConfig {
             block_min: 10,
             block_window: jiff::SignedDuration::from_hours(24),
             review_deadline: Duration::from_secs(72 * 3600),
+            trace_personal_data: false,
+            daily_cap: None,
         }
     }
 }
@@ -362,6 +425,16 @@ impl Agent {
         id: &CampaignId,
         start_at: Option<Timestamp>,
     ) -> Result<ScheduleSummary> {
+        self.schedule_inner(id, start_at)
+            .instrument(campaign_span(id, "schedule"))
+            .await
+    }
+
+    async fn schedule_inner(
+        &self,
+        id: &CampaignId,
+        start_at: Option<Timestamp>,
+    ) -> Result<ScheduleSummary> {
         let now = self.now();
         let mut campaign = self.campaign(id).await?;
         campaign.transition(CampaignState::Scheduled, now)?;
@@ -453,7 +526,10 @@ impl Agent {
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is scheduled; a store error.
     pub async fn start(&self, id: &CampaignId) -> Result<Campaign> {
-        self.operator().start(id).await
+        self.operator()
+            .start(id)
+            .instrument(campaign_span(id, "start"))
+            .await
     }
 
     /// Holds a running campaign. See [`Operator::pause`].
@@ -461,7 +537,10 @@ impl Agent {
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is running; a store error.
     pub async fn pause(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
-        self.operator().pause(id, reason).await
+        self.operator()
+            .pause(id, reason)
+            .instrument(campaign_span(id, "pause"))
+            .await
     }
 
     /// Resumes a paused campaign. See [`Operator::resume`].
@@ -469,7 +548,10 @@ impl Agent {
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is paused; a store error.
     pub async fn resume(&self, id: &CampaignId) -> Result<Campaign> {
-        self.operator().resume(id).await
+        self.operator()
+            .resume(id)
+            .instrument(campaign_span(id, "resume"))
+            .await
     }
 
     /// Stops a campaign for good and cancels its open jobs. See [`Operator::abort`].
@@ -477,7 +559,10 @@ impl Agent {
     /// # Errors
     /// [`Error::InvalidTransition`] for a finished campaign; a store error.
     pub async fn abort(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
-        self.operator().abort(id, reason).await
+        self.operator()
+            .abort(id, reason)
+            .instrument(campaign_span(id, "abort"))
+            .await
     }
 
     /// The status of a campaign. See [`Operator::status`].

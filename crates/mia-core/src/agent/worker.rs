@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::ids::{CampaignId, EventId, ReviewId, VariantId};
 use crate::message::{FailureReason, OutboundMessage, SendOutcome};
+use crate::metrics::{self, JobOutcome};
 use crate::policy::{Decision, SendContext, SendKind, SendPolicy};
 use crate::store::{Job, JobUpdate, ReviewItem, ReviewState, ReviewSubject};
 
@@ -128,15 +129,24 @@ impl Agent {
                     reason: "campaign_paused".into(),
                 };
                 self.update(&job, &update).await?;
+                metrics::send(JobOutcome::Paused);
                 continue;
             }
+            // The job's idempotency key is its correlation id: it follows the job through the
+            // policy, the transport and the events (which run inside this span).
             let span = tracing::info_span!(
                 "mia.send",
                 campaign = %job.campaign,
-                job = %job.key,
+                correlation_id = %job.key,
+                variant = tracing::field::Empty,
                 decision = tracing::field::Empty,
                 outcome = tracing::field::Empty,
+                reason = tracing::field::Empty,
+                contact = tracing::field::Empty,
             );
+            if self.inner.config.trace_personal_data {
+                span.record("contact", job.contact.as_str());
+            }
             // A journey's wait-for timer sends nothing: no send slot, no policy.
             let one = match self.run_wait_for(campaign, &job).await.transpose() {
                 Some(decided) => decided,
@@ -160,16 +170,19 @@ impl Agent {
                     stats.merge(s);
                 }
                 // Another worker took the job over (or STOP cancelled it): not ours any more.
-                Err(Error::LeaseLost(key)) => tracing::debug!(job = %key, "lease lost"),
+                Err(Error::LeaseLost(key)) => {
+                    tracing::debug!(correlation_id = %key, "lease lost");
+                }
                 // A busy database or a dropped connection: the job's lease runs out and it is
                 // claimed again, so nothing is lost by moving on.
                 Err(e) if e.is_retryable() => {
-                    tracing::warn!(job = %job.key, error = %e, "mia.send transient error; the job will be retried");
+                    tracing::warn!(correlation_id = %job.key, error = %e, "mia.send transient error; the job will be retried");
                 }
                 // Something is wrong with this one job (a corrupt row, an allocator that
                 // cannot choose): set it aside for a human instead of stalling every campaign.
                 Err(e) => {
-                    tracing::error!(job = %job.key, error = %e, "mia.send job failed; moved to the dead letter queue");
+                    tracing::error!(correlation_id = %job.key, error = %e, "mia.send job failed; moved to the dead letter queue");
+                    metrics::send(JobOutcome::Error);
                     let update = JobUpdate::DeadLetter {
                         reason: format!("error: {e}"),
                     };
@@ -267,6 +280,8 @@ impl Agent {
     ) -> Result<()> {
         for id in campaigns {
             let counts = self.inner.store.job_counts(id).await?;
+            // The counts are read here anyway: the queue-depth gauge costs no extra query.
+            metrics::outbox(id, &counts);
             if counts.open() == 0 {
                 let mut c = self.campaign(id).await?;
                 // A crash between a journey's send and its next step leaves nothing open:
@@ -275,16 +290,21 @@ impl Agent {
                     continue;
                 }
                 if c.state == CampaignState::Running {
-                    c.transition(CampaignState::Completed, self.now())?;
-                    self.inner.store.update_campaign(&c).await?;
-                    tracing::info!(campaign = %id, sent = counts.sent, "mia.campaign completed");
-                    let extra = serde_json::json!({ "jobs": counts });
-                    self.audit(&[super::audit::campaign_state(
-                        &self.worker_actor(),
-                        &c,
-                        CampaignState::Running,
-                        extra,
-                    )])
+                    let span = super::campaign_span(id, "complete");
+                    async {
+                        c.transition(CampaignState::Completed, self.now())?;
+                        self.inner.store.update_campaign(&c).await?;
+                        tracing::info!(campaign = %id, sent = counts.sent, "mia.campaign completed");
+                        let extra = serde_json::json!({ "jobs": counts });
+                        self.audit(&[super::audit::campaign_state(
+                            &self.worker_actor(),
+                            &c,
+                            CampaignState::Running,
+                            extra,
+                        )])
+                        .await
+                    }
+                    .instrument(span)
                     .await?;
                 }
             }
@@ -319,13 +339,20 @@ impl Agent {
     ) -> Result<RunStats> {
         let mut stats = RunStats::default();
         let store = &self.inner.store;
+        // Called inside the job's `mia.send` span (see `run_batch`).
+        let finish = |outcome: JobOutcome| {
+            tracing::Span::current().record("outcome", outcome.as_str());
+            metrics::send(outcome);
+            tracing::debug!(outcome = outcome.as_str(), "mia.send done");
+        };
         if job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT)
             && !self.inner.transport.capabilities().idempotent_sends
         {
             // The previous worker stopped between handing this message to the transport and
             // recording the result. Telegram may have it, and this transport cannot recognise
             // a resend: never twice, so a human decides (requeue or discard).
-            tracing::warn!(job = %job.key, "mia.send outcome unknown after an interrupted send; not resent");
+            tracing::warn!(correlation_id = %job.key, "mia.send outcome unknown after an interrupted send; not resent");
+            finish(JobOutcome::OutcomeUnknown);
             let variant = job
                 .variant
                 .clone()
@@ -342,6 +369,8 @@ impl Agent {
                 },
             )
             .await?;
+            tracing::Span::current().record("reason", "unknown_contact");
+            finish(JobOutcome::Failed);
             stats.dead_lettered += 1;
             return Ok(stats);
         };
@@ -351,16 +380,30 @@ impl Agent {
             .checked_sub(SignedDuration::from_hours(24 * 7))
             .unwrap_or(now);
         let recent = store.sends_since(&contact.id, week_ago).await?;
-        let verdict = self.inner.sends.check(&SendContext {
-            contact: &contact,
-            kind: SendKind::Campaign,
-            purpose: &job.purpose,
-            consent_history: &history,
-            recent_sends: &recent,
-            campaign: Some(&campaign.id),
-            now,
+        let policy_span = tracing::info_span!(
+            "mia.policy",
+            policy = "send",
+            campaign = %campaign.id,
+            correlation_id = %job.key,
+            decision = tracing::field::Empty,
+            rule = tracing::field::Empty,
+        );
+        let verdict = policy_span.in_scope(|| {
+            self.inner.sends.check(&SendContext {
+                contact: &contact,
+                kind: SendKind::Campaign,
+                purpose: &job.purpose,
+                consent_history: &history,
+                recent_sends: &recent,
+                campaign: Some(&campaign.id),
+                now,
+            })
         });
         let rule = verdict.deciding_rule().unwrap_or("policy").to_owned();
+        let decision = metrics::decision_name(&verdict.decision);
+        policy_span.record("decision", decision);
+        policy_span.record("rule", rule.as_str());
+        policy_span.in_scope(|| tracing::debug!(decision, rule, "mia.policy send"));
         audit.push(super::audit::send_decision(
             &self.worker_actor(),
             job,
@@ -368,7 +411,7 @@ impl Agent {
             &history,
             now,
         ));
-        tracing::Span::current().record("decision", tracing::field::debug(&verdict.decision));
+        tracing::Span::current().record("decision", decision);
         match verdict.decision {
             Decision::Allow => {}
             Decision::Deny => {
@@ -378,6 +421,8 @@ impl Agent {
                     .await?;
                 self.update(job, &JobUpdate::Skipped { rule: rule.clone() })
                     .await?;
+                metrics::denial("send", &rule);
+                finish(JobOutcome::Skipped);
                 *stats.skipped.entry(rule).or_default() += 1;
                 return Ok(stats);
             }
@@ -388,6 +433,7 @@ impl Agent {
                     reason: rule.clone(),
                 };
                 self.update(job, &update).await?;
+                finish(JobOutcome::Deferred);
                 *stats.deferred.entry(rule).or_default() += 1;
                 return Ok(stats);
             }
@@ -414,6 +460,7 @@ impl Agent {
                 store.insert_reviews(std::slice::from_ref(&item)).await?;
                 self.update(job, &JobUpdate::Held { rule: rule.clone() })
                     .await?;
+                finish(JobOutcome::Held);
                 stats.held += 1;
                 return Ok(stats);
             }
@@ -429,6 +476,33 @@ impl Agent {
                 reason: format!("campaign_{current}"),
             };
             self.update(job, &update).await?;
+            finish(JobOutcome::Paused);
+            return Ok(stats);
+        }
+
+        // The sending account's daily cap, counted in the store so every worker and every
+        // restart sees the day's count. Full: the job waits for the account's next day.
+        if let Some(cap) = &self.inner.config.daily_cap
+            && !store
+                .take_daily(&self.limit_key(), &cap.day_of(now), cap.max)
+                .await?
+        {
+            let rule = crate::agent::DAILY_CAP_RULE.to_owned();
+            let update = JobUpdate::Retry {
+                due_at: cap.next_day(now).max(now),
+                count_attempt: false,
+                reason: rule.clone(),
+            };
+            audit.push(super::audit::daily_cap_decision(
+                &self.worker_actor(),
+                job,
+                cap,
+                now,
+            ));
+            self.update(job, &update).await?;
+            metrics::denial("send", &rule);
+            finish(JobOutcome::Deferred);
+            *stats.deferred.entry(rule).or_default() += 1;
             return Ok(stats);
         }
 
@@ -456,6 +530,7 @@ impl Agent {
                 "allocator chose unknown variant {variant}"
             )));
         };
+        tracing::Span::current().record("variant", variant.as_str());
         store
             .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
             .await?;
@@ -472,7 +547,7 @@ impl Agent {
         let now = self.now();
         match outcome {
             Ok(SendOutcome::Sent { message_id, .. }) => {
-                tracing::Span::current().record("outcome", "sent");
+                finish(JobOutcome::Sent);
                 self.emit(job, Some(&variant), EventKind::Sent).await?;
                 self.update(job, &JobUpdate::Sent { message_id }).await?;
                 stats.sent += 1;
@@ -481,13 +556,14 @@ impl Agent {
                 match self.after_sent(campaign, job).await {
                     Ok(n) => stats.journey_steps += n,
                     Err(e) => {
-                        tracing::warn!(job = %job.key, error = %e, "mia.journey next step not queued yet; it will be repaired");
+                        tracing::warn!(correlation_id = %job.key, error = %e, "mia.journey next step not queued yet; it will be repaired");
                     }
                 }
                 self.inner.blocks.record(false, now);
             }
             Ok(SendOutcome::RetryAfter { after, reason }) => {
-                tracing::Span::current().record("outcome", "retry_after");
+                finish(JobOutcome::RetryAfter);
+                metrics::flood_wait(after);
                 stats.retried += 1;
                 self.inner
                     .blocks
@@ -503,13 +579,14 @@ impl Agent {
                         reason,
                     };
                     self.update(job, &update).await?;
+                    metrics::send_retry();
                 }
             }
             Ok(SendOutcome::Failed(FailureReason::SpamLimited)) => {
                 // Invariant: a spam signal pauses the account, so every running campaign of it
                 // pauses (every worker stops within one job); the traffic is never moved to
                 // another account. The job waits, unsent, until a human resumes.
-                tracing::Span::current().record("outcome", "spam_limited");
+                finish(JobOutcome::SpamLimited);
                 self.inner
                     .blocks
                     .signal(super::health::Signal::SpamLimited, now);
@@ -525,7 +602,12 @@ impl Agent {
                     .await?;
             }
             Ok(SendOutcome::Failed(reason)) => {
-                tracing::Span::current().record("outcome", reason.code());
+                tracing::Span::current().record("reason", reason.code());
+                finish(if reason == FailureReason::Blocked {
+                    JobOutcome::Blocked
+                } else {
+                    JobOutcome::Failed
+                });
                 if reason == FailureReason::PrivacyRestricted {
                     self.inner
                         .blocks
@@ -541,7 +623,7 @@ impl Agent {
             Err(e)
                 if e.is_retryable() && job.attempts + 1 < self.inner.config.retry.max_attempts =>
             {
-                tracing::Span::current().record("outcome", "transient_error");
+                finish(JobOutcome::TransientError);
                 let delay = self
                     .inner
                     .config
@@ -553,12 +635,13 @@ impl Agent {
                     reason: format!("transport: {e}"),
                 };
                 self.update(job, &update).await?;
+                metrics::send_retry();
                 stats.retried += 1;
             }
             Err(e @ Error::Config(_)) => {
                 // A refused token, a second poller: nothing was sent, and every other job would
                 // fail the same way. The job goes back unchanged and the run stops.
-                tracing::Span::current().record("outcome", "config_error");
+                finish(JobOutcome::ConfigError);
                 let update = JobUpdate::Retry {
                     due_at: job.due_at,
                     count_attempt: false,
@@ -568,7 +651,7 @@ impl Agent {
                 return Err(e);
             }
             Err(e) => {
-                tracing::Span::current().record("outcome", "error");
+                finish(JobOutcome::Error);
                 self.dead_letter(job, &variant, format!("transport: {e}"), &mut stats)
                     .await?;
             }
@@ -641,7 +724,8 @@ impl Agent {
         for campaign in self.inner.store.campaigns().await? {
             if campaign.state == CampaignState::Running {
                 let op = self.operator().with_actor(self.worker_actor());
-                match op.pause(&campaign.id, reason).await {
+                let span = super::campaign_span(&campaign.id, "pause");
+                match op.pause(&campaign.id, reason).instrument(span).await {
                     Ok(_) => paused += 1,
                     // Another worker paused it first.
                     Err(Error::InvalidTransition { .. }) => {}

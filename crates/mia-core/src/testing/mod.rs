@@ -81,10 +81,68 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     events(store).await;
     reviews(store).await;
     claim_order_and_rejections(store).await;
+    daily_caps(store).await;
     compliance::audit_log(store).await;
     compliance::subject_requests(store).await;
     compliance::erasure(store).await;
     compliance::retention(store).await;
+}
+
+async fn daily_caps<S: Store + ?Sized>(store: &S) {
+    let take = |key: &'static str, day: &'static str| store.take_daily(key, day, 3);
+    for n in 1..=3 {
+        assert!(
+            take("acct", "2026-12-01").await.unwrap(),
+            "send {n} of 3 fits"
+        );
+    }
+    assert!(
+        !take("acct", "2026-12-01").await.unwrap(),
+        "the 4th does not"
+    );
+    assert!(!take("acct", "2026-12-01").await.unwrap(), "nor a 5th");
+    assert!(
+        take("acct", "2026-12-02").await.unwrap(),
+        "a new day starts at zero"
+    );
+    assert!(
+        take("other", "2026-12-01").await.unwrap(),
+        "each key has its own count"
+    );
+    assert!(
+        store.take_daily("acct", "2026-12-01", 4).await.unwrap(),
+        "a raised cap lets one more through"
+    );
+    // Racing takes never pass the cap together.
+    let racing = futures_join_all((0..12).map(|_| store.take_daily("race", "2026-12-01", 5))).await;
+    let granted = racing.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(granted, 5, "exactly the cap is granted under concurrency");
+}
+
+/// Runs futures concurrently on the current task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, fut) in out.iter_mut().zip(pinned.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 async fn contacts<S: Store + ?Sized>(store: &S) {

@@ -197,8 +197,18 @@ END
 $$;
 "#;
 
+/// Version 3: per-account daily send counters (`OutboxStore::take_daily`).
+const V3: &str = r#"
+CREATE TABLE daily_counters (
+    key   TEXT COLLATE "C" NOT NULL,
+    day   TEXT COLLATE "C" NOT NULL,
+    used  BIGINT NOT NULL,
+    PRIMARY KEY (key, day)
+);
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

@@ -371,6 +371,24 @@ impl OutboxStore for SqliteStore {
             .context(DOING)
     }
 
+    async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> {
+        const DOING: &str = "count a send against the daily cap";
+        // One statement: a new day starts at 1; an existing one goes up only while under the
+        // cap, and returns no row when it is full.
+        let used: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO daily_counters (key, day, used) VALUES (?, ?, 1) \
+             ON CONFLICT (key, day) DO UPDATE SET used = daily_counters.used + 1 \
+             WHERE daily_counters.used < ? RETURNING used",
+        )
+        .bind(key)
+        .bind(day)
+        .bind(i64::from(cap))
+        .fetch_optional(&self.pool)
+        .await
+        .context(DOING)?;
+        Ok(used.is_some_and(|n| n <= i64::from(cap)))
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         const DOING: &str = "find the next due job";
         // The earliest pending job comes first in the (state, due_at) index; claimed jobs are

@@ -174,8 +174,20 @@ BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
 PRAGMA user_version = 2;
 "#;
 
+/// Version 3: per-account daily send counters (`OutboxStore::take_daily`).
+const V3: &str = r#"
+CREATE TABLE daily_counters (
+    key   TEXT NOT NULL,
+    day   TEXT NOT NULL,
+    used  INTEGER NOT NULL,
+    PRIMARY KEY (key, day)
+) STRICT;
+
+PRAGMA user_version = 3;
+"#;
+
 /// Every migration, oldest first; each one ends by setting `user_version` to its number.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
