@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::{SignedDuration, Timestamp};
-use mia::analytics::{CampaignReport, Collector};
+use mia::analytics::{CampaignReport, Collector, HtmlReport};
 use mia::experiments::Splitter;
 use mia::safety::{ContentGuard, SendGuard};
 use mia::store::SqliteStore;
@@ -139,8 +139,21 @@ pub(crate) fn run(args: &DryRunArgs) -> Result<()> {
     let report = runtime.block_on(simulate(args))?;
     let real = started.elapsed();
     write_json(&args.json, &report)?;
+    if let Some(path) = &args.html {
+        let page = runtime.block_on(html_page(args, &report))?;
+        crate::report::write(path, &page)?;
+    }
     output::print(&report, real, &args.json);
     Ok(())
+}
+
+/// The main campaign's report as an HTML page, with the same numbers as the JSON.
+async fn html_page(args: &DryRunArgs, report: &DryRunReport) -> Result<String> {
+    let store = SqliteStore::open(&args.db).await?;
+    let events = mia::EventStore::campaign_events(&store, &report.campaign.campaign).await?;
+    Ok(HtmlReport::new(report.campaign.clone())
+        .with_events(&events)
+        .render())
 }
 
 fn write_json(path: &Path, report: &DryRunReport) -> Result<()> {

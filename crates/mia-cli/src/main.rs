@@ -13,6 +13,7 @@ mod dsar;
 mod funnel;
 mod ops;
 mod output;
+mod report;
 mod risk;
 mod scan;
 mod send;
@@ -88,6 +89,9 @@ enum Command {
     Bot(bot::BotArgs),
     /// A funnel over a CSV file of events (`user_id,event,ts`): users per step as JSON.
     Funnel(funnel::FunnelArgs),
+    /// One campaign's report from a database (`--db postgres://... | path.db`): JSON on stdout
+    /// or `--json PATH`, and a self-contained HTML page with `--html PATH`.
+    Report(report::ReportArgs),
 }
 
 /// Flags of `mia dry-run`.
@@ -105,6 +109,9 @@ pub(crate) struct DryRunArgs {
     /// Where to write the report as JSON.
     #[arg(long, default_value = "mia-data/dry-run-report.json")]
     pub(crate) json: PathBuf,
+    /// Also write the report as a self-contained HTML page (inline SVG charts) here.
+    #[arg(long)]
+    pub(crate) html: Option<PathBuf>,
     /// Virtual start time (RFC 3339).
     #[arg(long, default_value = "2026-12-01T08:00:00Z")]
     pub(crate) start: jiff::Timestamp,
@@ -151,6 +158,7 @@ fn main() -> ExitCode {
         Command::Dsar(args) => block_on(dsar::dsar(&args)),
         Command::Bot(args) => block_on(bot::bot(&args)),
         Command::Funnel(args) => funnel::run(&args),
+        Command::Report(args) => block_on(report::report(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

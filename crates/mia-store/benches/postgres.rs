@@ -8,6 +8,10 @@
 //!   one `UPDATE ... FROM UNNEST(...)` written here: a prototype of a batched completion API
 //!   that mia-core does not have, to show what it would buy.
 //!
+//! `postgres.events` measures event ingest: batches of 1,000 and 10,000 events appended with
+//! `append_events` (one transaction each) into a table that keeps growing, as a collector's
+//! writes do.
+//!
 //! Durability is the server's default: every commit waits for its WAL flush
 //! (`synchronous_commit = on`).
 //!
@@ -27,8 +31,8 @@ use criterion::{
 };
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
-    Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ContactId, IdempotencyKey,
-    JobUpdate, NewJob, OutboxStore, Purpose,
+    Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ContactId, Event, EventId,
+    EventKind, EventStore, IdempotencyKey, JobUpdate, NewJob, OutboxStore, Purpose, VariantId,
 };
 use mia_store::PostgresStore;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -278,5 +282,66 @@ fn outbox_throughput(c: &mut Criterion) {
     rt.block_on(fixture.drop_schema());
 }
 
-criterion_group!(benches, outbox_throughput);
+/// One event of the `n`th send, spread over 1,000 contacts like the root `events` bench.
+fn event(n: u64) -> Event {
+    Event {
+        id: EventId::new(format!("e{n}")),
+        at: t(0),
+        contact: ContactId::new(format!("c{}", n % 1000)),
+        campaign: Some(CampaignId::new("bench")),
+        variant: Some(VariantId::new("A")),
+        kind: EventKind::Sent,
+    }
+}
+
+fn events_ingest(c: &mut Criterion) {
+    let Some(url) = std::env::var("MIA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        println!("skipped: set MIA_TEST_POSTGRES_URL to run the Postgres store benches");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let schema = format!("mia_bench_events_{}", std::process::id());
+    let store = rt
+        .block_on(PostgresStore::connect_with_schema(&url, &schema))
+        .unwrap();
+    let mut next = 0_u64;
+    let mut group = c.benchmark_group("postgres.events");
+    group.sample_size(10);
+    for size in [1_000_u64, 10_000] {
+        group.throughput(Throughput::Elements(size));
+        group.bench_with_input(BenchmarkId::new("append_batch", size), &size, |b, &size| {
+            b.iter_batched(
+                || {
+                    let batch: Vec<Event> = (next..next + size).map(event).collect();
+                    next += size;
+                    batch
+                },
+                |batch| {
+                    let new = rt.block_on(store.append_events(std::hint::black_box(&batch)));
+                    assert_eq!(new.unwrap(), size);
+                },
+                criterion::BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+    rt.block_on(async {
+        store.close().await;
+        let raw = PgPool::connect(&url).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&raw)
+            .await
+            .unwrap();
+        raw.close().await;
+    });
+}
+
+criterion_group!(benches, outbox_throughput, events_ingest);
 criterion_main!(benches);

@@ -57,26 +57,36 @@ impl Insert {
         items: &[T],
         bind: impl Fn(Binds, &T) -> Result<Binds, StoreError>,
     ) -> Result<u64, StoreError> {
+        self.run_sized(conn, items, &[CHUNK, 1], bind).await
+    }
+
+    /// Like [`run`](Self::run), with statements of the given numbers of rows, largest first
+    /// and ending with 1: as many of the largest as fit, then of the next size for what is
+    /// left, and so on. Each size is one statement text, kept prepared by the driver.
+    pub(crate) async fn run_sized<T>(
+        &self,
+        conn: &mut SqliteConnection,
+        mut items: &[T],
+        sizes: &[usize],
+        bind: impl Fn(Binds, &T) -> Result<Binds, StoreError>,
+    ) -> Result<u64, StoreError> {
         let mut changed = 0;
-        let mut chunks = items.chunks_exact(CHUNK);
-        if chunks.len() > 0 {
-            // Built from the constant parts above only; every value is bound.
-            let sql = self.sql(CHUNK);
-            for chunk in &mut chunks {
-                let mut query = sqlx::query(AssertSqlSafe(Arc::clone(&sql)));
-                for item in chunk {
-                    query = bind(query, item)?;
+        for (i, &size) in sizes.iter().enumerate() {
+            // The last size takes everything left, so no item is ever dropped.
+            let size = if i + 1 == sizes.len() { 1 } else { size.max(1) };
+            let mut chunks = items.chunks_exact(size);
+            if chunks.len() > 0 {
+                // Built from the constant parts above only; every value is bound.
+                let sql = self.sql(size);
+                for chunk in &mut chunks {
+                    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(&sql)));
+                    for item in chunk {
+                        query = bind(query, item)?;
+                    }
+                    changed += query.execute(&mut *conn).await?.rows_affected();
                 }
-                changed += query.execute(&mut *conn).await?.rows_affected();
             }
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let sql = self.sql(1);
-            for item in rest {
-                let query = bind(sqlx::query(AssertSqlSafe(Arc::clone(&sql))), item)?;
-                changed += query.execute(&mut *conn).await?.rows_affected();
-            }
+            items = chunks.remainder();
         }
         Ok(changed)
     }
