@@ -261,6 +261,37 @@ async fn a_stop_is_not_answered_by_the_model() {
 }
 
 #[tokio::test]
+async fn an_opt_out_in_other_words_withdraws_consent_at_once() {
+    let w = world("Why would you leave?", true).await;
+    let grant = ConsentRecord::grant(
+        "ana",
+        Purpose::marketing(),
+        Evidence::new("telegram_start", "update=1"),
+        "v1",
+        noon(),
+    );
+    w.agent.record_consent(&[grant]).await.unwrap();
+    let event = w.writes("u10", "Please remove me from this list, thanks");
+    w.agent
+        .handle_inbound(std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    let answered = w.agent.answer(&event).await.unwrap();
+    assert_eq!(
+        answered.answer,
+        Answer::Skipped {
+            reason: "opt_out".into()
+        }
+    );
+    let history = w.agent.store().consent_history(&w.ana.id).await.unwrap();
+    assert_eq!(history.last().unwrap().status, ConsentStatus::Withdrawn);
+    let sent = w.telegram.sent_log();
+    assert_eq!(sent.len(), 1, "one confirmation: {sent:?}");
+    assert!(sent[0].text.contains("unsubscribed"), "{}", sent[0].text);
+    assert!(w.requests().await.is_empty(), "the model was not asked");
+}
+
+#[tokio::test]
 async fn an_answer_the_content_policy_denies_is_not_sent() {
     let w = world(
         "To check your order, please send me your password and the login code.",

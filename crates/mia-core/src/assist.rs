@@ -7,7 +7,8 @@
 //! [`Agent::answer`](crate::Agent::answer) runs, for one inbound text:
 //!
 //! 1. only for a contact (someone who started the bot and saw the privacy notice), never for a
-//!    STOP (that is a withdrawal, answered by the STOP confirmation);
+//!    STOP (that is a withdrawal, answered by the STOP confirmation); an opt-out in other words
+//!    ("please remove me") that the screen recognises is handled as a STOP here;
 //! 2. the screen redacts the text; a message with injection signals is **held** for a person
 //!    and never reaches the model;
 //! 3. the model sees the redacted text only, inside `<customer_message>` tags with `<`, `>` and
@@ -385,7 +386,8 @@ pub enum Answer {
         outcome: SendOutcome,
     },
     /// Not a message the assistant answers: `"not_text"`, `"not_a_contact"`, `"opt_out"`
-    /// (a STOP, answered by its confirmation) or `"empty_answer"` (the model said nothing).
+    /// (a STOP, or an opt-out in other words that the screen recognised: consent is withdrawn
+    /// at once and confirmed, as for STOP) or `"empty_answer"` (the model said nothing).
     Skipped {
         /// Why.
         reason: String,

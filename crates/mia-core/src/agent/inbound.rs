@@ -292,7 +292,7 @@ impl Agent {
         Ok(())
     }
 
-    async fn stop(
+    pub(super) async fn stop(
         &self,
         event: &InboundEvent,
         contact: &Contact,
@@ -314,7 +314,7 @@ impl Agent {
 
     /// One confirmation, through the send policy like every send. Its key derives from the
     /// update id, so a redelivered STOP does not confirm twice.
-    async fn confirm_stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
+    pub(super) async fn confirm_stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
         let key = IdempotencyKey::new(format!("stop:{}", event.id));
         let text = self.inner.config.stop_confirmation.clone();
         match self.service_reply(event, contact, key, text, true).await {
