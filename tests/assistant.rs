@@ -477,3 +477,54 @@ async fn tools_with_bad_names_or_schemas_are_refused_when_the_agent_is_built() {
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(err.to_string().contains("tool lookup"), "{err}");
 }
+
+#[tokio::test]
+async fn with_an_inbound_screen_alone_an_opt_out_in_other_words_is_a_stop() {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let telegram = SimTelegram::new(SimConfig::seeded(5), clock.clone()).unwrap();
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .inbound_screen(ReplyScreen::new().unwrap())
+        .build()
+        .unwrap();
+    let ben = Contact::new("ben", TelegramPeer::user(7), "Europe/Berlin", noon()).unwrap();
+    agent
+        .import_contacts(std::slice::from_ref(&ben))
+        .await
+        .unwrap();
+    telegram.wrote_first([ben.peer]);
+    let grant = ConsentRecord::grant(
+        "ben",
+        Purpose::marketing(),
+        Evidence::new("telegram_start", "update=1"),
+        "v1",
+        noon(),
+    );
+    agent.record_consent(&[grant]).await.unwrap();
+    let says = |id: &str, text: &str| InboundEvent {
+        id: id.into(),
+        at: clock.now(),
+        peer: ben.peer,
+        kind: InboundKind::Text {
+            text: text.into(),
+            reply_to: None,
+        },
+    };
+    // A question keeps the consent; "don't write to me anymore" ends it at once.
+    agent
+        .handle_inbound(&[says("b1", "Can I stop by the shop tomorrow?")])
+        .await
+        .unwrap();
+    let history = agent.store().consent_history(&ben.id).await.unwrap();
+    assert_eq!(history.last().unwrap().status, ConsentStatus::Granted);
+    agent
+        .handle_inbound(&[says("b2", "please remove me from this list")])
+        .await
+        .unwrap();
+    let history = agent.store().consent_history(&ben.id).await.unwrap();
+    assert_eq!(history.last().unwrap().status, ConsentStatus::Withdrawn);
+    let sent = telegram.sent_log();
+    assert_eq!(sent.len(), 1, "one confirmation: {sent:?}");
+    assert!(sent[0].text.contains("unsubscribed"), "{}", sent[0].text);
+}

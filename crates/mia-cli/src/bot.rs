@@ -84,7 +84,9 @@ async fn run_bot(args: &RunArgs) -> Result<()> {
     let mut builder = Agent::builder_shared(llm, Arc::new(transport.clone()))
         .shared_store(Arc::clone(&store))
         .content_policy(ContentGuard::builder().build()?)
-        .send_policy(SendGuard::builder().build()?);
+        .send_policy(SendGuard::builder().build()?)
+        // "Please remove me" and its localised forms stop like STOP does.
+        .inbound_screen(ReplyScreen::new()?);
     if let Some(path) = &args.assistant {
         let instructions = std::fs::read_to_string(path).map_err(|e| {
             Error::Config(format!(

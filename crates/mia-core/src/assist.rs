@@ -7,8 +7,9 @@
 //! [`Agent::answer`](crate::Agent::answer) runs, for one inbound text:
 //!
 //! 1. only for a contact (someone who started the bot and saw the privacy notice), never for a
-//!    STOP (that is a withdrawal, answered by the STOP confirmation); an opt-out in other words
-//!    ("please remove me") that the screen recognises is handled as a STOP here;
+//!    STOP (that is a withdrawal, answered by the STOP confirmation); with the screen on,
+//!    [`Agent::handle_inbound`](crate::Agent::handle_inbound) treats an opt-out in other words
+//!    ("please remove me") as a STOP too;
 //! 2. the screen redacts the text; a message with injection signals is **held** for a person
 //!    and never reaches the model;
 //! 3. the model sees the redacted text only, inside `<customer_message>` tags with `<`, `>` and
@@ -386,8 +387,8 @@ pub enum Answer {
         outcome: SendOutcome,
     },
     /// Not a message the assistant answers: `"not_text"`, `"not_a_contact"`, `"opt_out"`
-    /// (a STOP, or an opt-out in other words that the screen recognised: consent is withdrawn
-    /// at once and confirmed, as for STOP) or `"empty_answer"` (the model said nothing).
+    /// (a STOP, or an opt-out in other words that the screen recognised, which
+    /// [`Agent::handle_inbound`](crate::Agent::handle_inbound) withdrew and confirmed) or `"empty_answer"` (the model said nothing).
     Skipped {
         /// Why.
         reason: String,

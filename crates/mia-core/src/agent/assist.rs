@@ -46,22 +46,9 @@ impl Agent {
         let locale = contact.locale.clone().unwrap_or_else(|| "und".to_owned());
         let screened = screen.screen(text, &locale);
         let key = IdempotencyKey::new(format!("assist:{}", event.id));
-        if super::is_stop_request(text) {
-            // handle_inbound withdrew consent and confirmed.
-            return skipped("opt_out");
-        }
-        if screened.opt_out {
-            // "Please remove me from this list": an opt-out in other words is a STOP too, at
-            // once, with its confirmation, and never a question for the model.
-            let job = match reply_to {
-                Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
-                None => None,
-            };
-            let mut events = Vec::new();
-            self.stop(event, &contact, job.as_ref(), &mut events)
-                .await?;
-            self.inner.sink.record(&events).await?;
-            self.confirm_stop(event, &contact).await?;
+        if screened.opt_out || super::is_stop_request(text) {
+            // A STOP, or an opt-out in other words: handle_inbound withdrew consent at once and
+            // confirmed (the screen is the agent's inbound screen too); never for the model.
             return skipped("opt_out");
         }
         let mut record = AssistRecord::new(&key, &screened);

@@ -38,6 +38,7 @@ pub struct AgentBuilder {
     clock: Option<Arc<dyn Clock>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     audit: Option<Arc<dyn crate::AuditTrail>>,
+    screen: Option<Arc<dyn crate::assist::InboundScreen>>,
     assistant: Option<(
         crate::assist::ReplyAssistant,
         Arc<dyn crate::assist::InboundScreen>,
@@ -61,6 +62,7 @@ impl AgentBuilder {
             limiter: None,
             audit: None,
             assistant: None,
+            screen: None,
             daily_cap: None,
             seed: None,
             config: AgentConfig::default(),
@@ -140,6 +142,15 @@ impl AgentBuilder {
         self
     }
 
+    /// Reads every inbound text from a contact with `screen` (e.g. `mia_safety::ReplyScreen`):
+    /// an opt-out in other words ("please remove me from this list", localised forms) is then a
+    /// STOP, withdrawn at once and confirmed, like the STOP keywords mia always knows.
+    /// [`reply_assistant`](Self::reply_assistant) sets it too.
+    pub fn inbound_screen(mut self, screen: impl crate::assist::InboundScreen + 'static) -> Self {
+        self.screen = Some(Arc::new(screen));
+        self
+    }
+
     /// Turns on the reply assistant ([`Agent::answer`]): the model may answer a contact's own
     /// message, after `screen` (e.g. `mia_safety::ReplyScreen`) redacted it and found no
     /// injection, and its answer passes the content and send policies. Off unless called. See
@@ -149,7 +160,9 @@ impl AgentBuilder {
         assistant: crate::assist::ReplyAssistant,
         screen: impl crate::assist::InboundScreen + 'static,
     ) -> Self {
-        self.assistant = Some((assistant, Arc::new(screen)));
+        let screen: Arc<dyn crate::assist::InboundScreen> = Arc::new(screen);
+        self.screen = Some(Arc::clone(&screen));
+        self.assistant = Some((assistant, screen));
         self
     }
 
@@ -335,6 +348,7 @@ impl AgentBuilder {
                 limiter,
                 audit,
                 assistant: self.assistant,
+                screen: self.screen,
                 journeys_repaired: std::sync::atomic::AtomicBool::new(false),
             }),
         })

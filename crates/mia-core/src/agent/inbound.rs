@@ -144,7 +144,9 @@ impl Agent {
                     self.stop(event, &contact, None, out).await?;
                     confirmations.push((event.clone(), contact));
                 }
-                (InboundKind::Text { text, reply_to }, Some(contact)) if is_stop_request(text) => {
+                (InboundKind::Text { text, reply_to }, Some(contact))
+                    if is_stop_request(text) || self.opts_out(text, &contact) =>
+                {
                     // A STOP quoting one of our messages is attributed to its campaign.
                     let job = match reply_to {
                         Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
@@ -292,7 +294,16 @@ impl Agent {
         Ok(())
     }
 
-    pub(super) async fn stop(
+    /// Whether the inbound screen reads `text` as an opt-out in other words.
+    fn opts_out(&self, text: &str, contact: &Contact) -> bool {
+        self.inner.screen.as_ref().is_some_and(|screen| {
+            screen
+                .screen(text, contact.locale.as_deref().unwrap_or("und"))
+                .opt_out
+        })
+    }
+
+    async fn stop(
         &self,
         event: &InboundEvent,
         contact: &Contact,
@@ -314,7 +325,7 @@ impl Agent {
 
     /// One confirmation, through the send policy like every send. Its key derives from the
     /// update id, so a redelivered STOP does not confirm twice.
-    pub(super) async fn confirm_stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
+    async fn confirm_stop(&self, event: &InboundEvent, contact: &Contact) -> Result<()> {
         let key = IdempotencyKey::new(format!("stop:{}", event.id));
         let text = self.inner.config.stop_confirmation.clone();
         match self.service_reply(event, contact, key, text, true).await {

@@ -192,6 +192,9 @@ pub(crate) struct Inner {
     pub(crate) limiter: Option<Arc<dyn crate::RateLimiter>>,
     /// Where every decision is recorded (the store's audit log by default).
     pub(crate) audit: Arc<dyn crate::AuditTrail>,
+    /// Examines inbound text: its opt-out intent makes a STOP (see
+    /// [`AgentBuilder::inbound_screen`]).
+    pub(crate) screen: Option<Arc<dyn crate::assist::InboundScreen>>,
     /// The reply assistant and the screen its input passes, when the host turned it on.
     pub(crate) assistant: Option<(
         crate::assist::ReplyAssistant,
