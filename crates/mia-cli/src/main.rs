@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audience;
 mod audit;
 mod bot;
+mod cohort;
 mod dry_run;
 mod dsar;
 mod funnel;
@@ -89,6 +90,9 @@ enum Command {
     Bot(bot::BotArgs),
     /// A funnel over a CSV file of events (`user_id,event,ts`): users per step as JSON.
     Funnel(funnel::FunnelArgs),
+    /// Retention cohorts over a CSV file of events (`user_id,event,ts`): of the users who did
+    /// `--start` in a period, how many did `--return` 0, 1, 2, ... periods later, as JSON.
+    Cohort(cohort::CohortArgs),
     /// One campaign's report from a database (`--db postgres://... | path.db`): JSON on stdout
     /// or `--json PATH`, and a self-contained HTML page with `--html PATH`.
     Report(report::ReportArgs),
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         Command::Dsar(args) => block_on(dsar::dsar(&args)),
         Command::Bot(args) => block_on(bot::bot(&args)),
         Command::Funnel(args) => funnel::run(&args),
+        Command::Cohort(args) => cohort::run(&args),
         Command::Report(args) => block_on(report::report(&args)),
     };
     match result {
