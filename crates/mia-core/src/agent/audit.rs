@@ -87,34 +87,6 @@ pub(crate) fn send_decision(
     )
 }
 
-/// The entry for a send deferred because the account's daily cap is used up.
-pub(crate) fn daily_cap_decision(
-    actor: &str,
-    job: &Job,
-    cap: &super::DailyCap,
-    now: Timestamp,
-) -> AuditEvent {
-    AuditEvent::new(
-        now,
-        actor,
-        AuditAction::PolicyDecision,
-        Some(&job.contact),
-        json!({
-            "policy": "send",
-            "campaign": job.campaign.as_str(),
-            "job": job.key.as_str(),
-            "step": job.step,
-            "decision": { "defer": cap.next_day(now).to_string() },
-            "rule": super::DAILY_CAP_RULE,
-            "trace": [{
-                "rule": super::DAILY_CAP_RULE,
-                "decision": "defer",
-                "detail": format!("{} sends a day on {} are used up", cap.max, cap.time_zone),
-            }],
-        }),
-    )
-}
-
 /// The entry for a service reply's send decision (a STOP confirmation, a `/privacy` answer):
 /// the answer `tag`, the update it answers, the verdict and its trace. Never the text.
 pub(crate) fn service_reply_decision(

@@ -488,15 +488,23 @@ impl Agent {
                 .await?
         {
             let rule = crate::agent::DAILY_CAP_RULE.to_owned();
+            let until = cap.next_day(now).max(now);
             let update = JobUpdate::Retry {
-                due_at: cap.next_day(now).max(now),
+                due_at: until,
                 count_attempt: false,
                 reason: rule.clone(),
             };
-            audit.push(super::audit::daily_cap_decision(
+            // Logged like every send decision: the deferral, its rule and the consent in force.
+            let verdict = crate::policy::Verdict::of(
+                &rule,
+                Decision::Defer { until },
+                format!("{} sends a day on {} are used up", cap.max, cap.time_zone),
+            );
+            audit.push(super::audit::send_decision(
                 &self.worker_actor(),
                 job,
-                cap,
+                &verdict,
+                &history,
                 now,
             ));
             self.update(job, &update).await?;
