@@ -4,7 +4,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
 use mia_core::{CampaignId, Event, EventId, EventSink, EventStore, VariantId};
+
+use crate::error::{AnalyticsError, Result};
+use crate::window::{Granularity, Window, WindowConfig, WindowCounts, Windows};
 
 /// Live counts per campaign, variant and event kind.
 pub type Counts = BTreeMap<(Option<VariantId>, &'static str), u64>;
@@ -13,6 +17,7 @@ pub type Counts = BTreeMap<(Option<VariantId>, &'static str), u64>;
 struct Live {
     seen: HashSet<EventId>,
     counts: BTreeMap<CampaignId, Counts>,
+    windows: Option<Windows>,
 }
 
 /// Writes events to an [`EventStore`] (which deduplicates by id) and counts them as they come,
@@ -20,6 +25,9 @@ struct Live {
 ///
 /// Counting happens after the store accepted the batch, and each event id counts once, so a
 /// redelivered event never double-counts and a failed write never counts at all.
+///
+/// Built with [`Collector::with_windows`], it also keeps [real-time windows](crate::window)
+/// (minute, hour and day tumbling windows and sliding windows) under the same rules.
 pub struct Collector {
     store: Arc<dyn EventStore>,
     live: Mutex<Live>,
@@ -38,6 +46,50 @@ impl Collector {
             store,
             live: Mutex::new(Live::default()),
         }
+    }
+
+    /// A collector that also keeps real-time [windows](crate::window) per campaign, variant and
+    /// event kind.
+    pub fn with_windows(store: Arc<dyn EventStore>, config: WindowConfig) -> Self {
+        Self {
+            store,
+            live: Mutex::new(Live {
+                windows: Some(Windows::new(config)),
+                ..Live::default()
+            }),
+        }
+    }
+
+    /// Tumbling windows of a campaign, oldest first (empty without [`Collector::with_windows`]).
+    pub fn tumbling(&self, campaign: &CampaignId, granularity: Granularity) -> Vec<Window> {
+        self.lock()
+            .windows
+            .as_ref()
+            .map(|w| w.tumbling(campaign, granularity))
+            .unwrap_or_default()
+    }
+
+    /// A sliding window of real time ending at `now` (see [`Windows::sliding`]).
+    ///
+    /// # Errors
+    /// [`AnalyticsError::InvalidQuery`] for a bad width, or when the collector keeps no windows.
+    pub fn sliding(
+        &self,
+        campaign: &CampaignId,
+        width: SignedDuration,
+        now: Timestamp,
+    ) -> Result<WindowCounts> {
+        match self.lock().windows.as_ref() {
+            Some(w) => w.sliding(campaign, width, now),
+            None => Err(AnalyticsError::InvalidQuery(
+                "this collector keeps no windows: build it with Collector::with_windows".into(),
+            )),
+        }
+    }
+
+    /// Events of a campaign too old for every kept window (see [`Windows::late`]).
+    pub fn late(&self, campaign: &CampaignId) -> u64 {
+        self.lock().windows.as_ref().map_or(0, |w| w.late(campaign))
     }
 
     fn lock(&self) -> MutexGuard<'_, Live> {
@@ -77,6 +129,9 @@ impl EventSink for Collector {
         for e in events {
             if !live.seen.insert(e.id.clone()) {
                 continue;
+            }
+            if let Some(windows) = live.windows.as_mut() {
+                windows.add(e);
             }
             if let Some(campaign) = &e.campaign {
                 *live
@@ -121,5 +176,29 @@ mod tests {
         assert_eq!(c.count(&k, Some(&a), "clicked"), 1);
         assert_eq!(c.count(&k, None, "sent"), 0);
         assert_eq!(store.campaign_events(&k).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn windows_count_each_event_once_and_need_with_windows() {
+        use crate::window::{Granularity, WindowConfig};
+        let store = Arc::new(MemoryStore::new());
+        let c = Collector::with_windows(store.clone(), WindowConfig::default());
+        let batch = [event("1", EventKind::Sent), event("2", EventKind::Sent)];
+        c.record(&batch).await.unwrap();
+        c.record(&batch[1..]).await.unwrap();
+        let k = CampaignId::new("k");
+        let days = c.tumbling(&k, Granularity::Day);
+        assert_eq!(days.len(), 1);
+        assert_eq!(days[0].counts.total("sent"), 2);
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let width = jiff::SignedDuration::from_mins(1);
+        assert_eq!(c.sliding(&k, width, now).unwrap().total("sent"), 2);
+        assert_eq!(c.late(&k), 0);
+
+        let plain = Collector::new(store);
+        plain.record(&batch).await.unwrap();
+        assert!(plain.tumbling(&k, Granularity::Day).is_empty());
+        let err = plain.sliding(&k, width, now).unwrap_err();
+        assert!(err.to_string().contains("with_windows"), "{err}");
     }
 }

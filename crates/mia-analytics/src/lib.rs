@@ -10,6 +10,7 @@ pub mod html;
 mod report;
 pub mod roi;
 pub mod segment;
+pub mod window;
 
 pub use batching::{BatchingSink, BatchingSinkBuilder, WhenFull};
 pub use collector::{Collector, Counts};

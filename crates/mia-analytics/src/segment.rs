@@ -2,13 +2,12 @@
 //! the last 7 days and not converted"), and RFM scores. A segment becomes a campaign audience;
 //! consent is still checked for every member when the campaign is scheduled and sent.
 
-use std::collections::HashMap;
-
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{Audience, Contact, ContactId, Event, EventKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AnalyticsError, Result};
+use crate::funnel::table::FastMap;
 
 /// How an attribute is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,33 +110,108 @@ impl Rule {
         }
     }
 
-    fn holds(
-        &self,
-        contact: &Contact,
-        history: &[(&'static str, Timestamp)],
-        now: Timestamp,
-    ) -> bool {
+    /// The rule with event names resolved to kind codes and time limits fixed at `now`, so
+    /// evaluating it per contact compares small integers.
+    fn compile(&self, now: Timestamp) -> Compiled<'_> {
         match self {
-            Rule::Attribute { key, op, value } => compare(contact.attributes.get(key), *op, value),
+            Rule::Attribute { key, op, value } => Compiled::Attribute {
+                key,
+                op: *op,
+                value,
+            },
             Rule::Did {
                 event,
                 within_days,
                 min_count,
-            } => {
-                let since =
-                    within_days.map(|d| now - SignedDuration::from_hours(24 * i64::from(d)));
-                let n = history
+            } => Compiled::Did {
+                // `validate` has checked the name; an unknown one matches no event.
+                kind: KINDS
                     .iter()
-                    .filter(|(kind, at)| {
-                        *kind == event.as_str() && since.is_none_or(|s| *at >= s) && *at <= now
-                    })
-                    .count();
-                n >= *min_count as usize
-            }
-            Rule::All(rules) => rules.iter().all(|r| r.holds(contact, history, now)),
-            Rule::Any(rules) => rules.iter().any(|r| r.holds(contact, history, now)),
-            Rule::Not(rule) => !rule.holds(contact, history, now),
+                    .position(|k| *k == event.as_str())
+                    .map_or(u8::MAX, |i| i as u8),
+                since: within_days.map(|d| now - SignedDuration::from_hours(24 * i64::from(d))),
+                until: now,
+                min_count: *min_count as usize,
+            },
+            Rule::All(rules) => Compiled::All(rules.iter().map(|r| r.compile(now)).collect()),
+            Rule::Any(rules) => Compiled::Any(rules.iter().map(|r| r.compile(now)).collect()),
+            Rule::Not(rule) => Compiled::Not(Box::new(rule.compile(now))),
         }
+    }
+}
+
+/// A [`Rule`] ready to evaluate (see [`Rule::compile`]).
+enum Compiled<'r> {
+    Attribute {
+        key: &'r str,
+        op: Op,
+        value: &'r serde_json::Value,
+    },
+    Did {
+        kind: u8,
+        since: Option<Timestamp>,
+        until: Timestamp,
+        min_count: usize,
+    },
+    All(Vec<Compiled<'r>>),
+    Any(Vec<Compiled<'r>>),
+    Not(Box<Compiled<'r>>),
+}
+
+impl Compiled<'_> {
+    fn holds(&self, contact: &Contact, events: Events<'_>) -> bool {
+        match self {
+            Compiled::Attribute { key, op, value } => {
+                compare(contact.attributes.get(*key), *op, value)
+            }
+            Compiled::Did {
+                kind,
+                since,
+                until,
+                min_count,
+            } => {
+                if *min_count == 0 {
+                    return true;
+                }
+                let mut n = 0;
+                for (k, at) in events.kinds.iter().zip(events.at) {
+                    if k == kind && since.is_none_or(|s| *at >= s) && at <= until {
+                        n += 1;
+                        if n >= *min_count {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+            Compiled::All(rules) => rules.iter().all(|r| r.holds(contact, events)),
+            Compiled::Any(rules) => rules.iter().any(|r| r.holds(contact, events)),
+            Compiled::Not(rule) => !rule.holds(contact, events),
+        }
+    }
+}
+
+/// One contact's events: kind codes (positions in [`KINDS`]) and times, in input order.
+#[derive(Clone, Copy)]
+struct Events<'h> {
+    kinds: &'h [u8],
+    at: &'h [Timestamp],
+}
+
+/// The position of the kind's name in [`KINDS`].
+fn kind_code(kind: &EventKind) -> u8 {
+    match kind {
+        EventKind::Sent => 0,
+        EventKind::Delivered => 1,
+        EventKind::Read => 2,
+        EventKind::Clicked => 3,
+        EventKind::Replied => 4,
+        EventKind::Converted { .. } => 5,
+        EventKind::OptedIn => 6,
+        EventKind::OptedOut => 7,
+        EventKind::Blocked => 8,
+        EventKind::Failed { .. } => 9,
+        EventKind::Skipped { .. } => 10,
     }
 }
 
@@ -171,33 +245,93 @@ pub struct Segment {
     pub rule: Rule,
 }
 
-/// Each contact's events as (kind name, time), built once for many segments.
+/// Each contact's events, built once for many segments.
+///
+/// Contact ids are interned once: the events of all contacts sit in two flat arrays (kind
+/// code, time) grouped by contact, so indexing copies no id per event and evaluating a rule
+/// reads one contiguous slice per contact.
 #[derive(Debug, Default)]
 pub struct History {
-    by_contact: HashMap<ContactId, Vec<(&'static str, Timestamp)>>,
-    value_by_contact: HashMap<ContactId, (u32, i64, Timestamp)>,
+    /// Contact id to its row.
+    rows: FastMap<ContactId, u32>,
+    /// The events of row `i` are at `start[i]..start[i + 1]`.
+    start: Vec<usize>,
+    kinds: Vec<u8>,
+    at: Vec<Timestamp>,
+    /// Purchases per contact: (count, value, last time).
+    value_by_contact: FastMap<ContactId, (u32, i64, Timestamp)>,
 }
 
 impl History {
     /// Indexes `events` by contact.
     pub fn new(events: &[Event]) -> Self {
-        let mut h = History::default();
+        // Pass 1: a row per contact (ids borrowed from the events) and each row's size.
+        let mut ids: FastMap<&str, u32> = FastMap::default();
+        let mut row_of = Vec::with_capacity(events.len());
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut value_by_contact: FastMap<ContactId, (u32, i64, Timestamp)> = FastMap::default();
         for e in events {
-            h.by_contact
-                .entry(e.contact.clone())
-                .or_default()
-                .push((e.kind.name(), e.at));
+            let next = sizes.len() as u32;
+            let row = *ids.entry(e.contact.as_str()).or_insert(next);
+            if row == next {
+                sizes.push(0);
+            }
+            sizes[row as usize] += 1;
+            row_of.push(row);
             if let EventKind::Converted { value_minor } = e.kind {
-                let entry = h
-                    .value_by_contact
-                    .entry(e.contact.clone())
-                    .or_insert((0, 0, e.at));
+                let entry = match value_by_contact.get_mut(&e.contact) {
+                    Some(entry) => entry,
+                    None => value_by_contact
+                        .entry(e.contact.clone())
+                        .or_insert((0, 0, e.at)),
+                };
                 entry.0 += 1;
-                entry.1 += value_minor;
+                entry.1 = entry.1.saturating_add(value_minor);
                 entry.2 = entry.2.max(e.at);
             }
         }
-        h
+        // Pass 2: place each event in its row, keeping input order within a row.
+        let mut start = Vec::with_capacity(sizes.len() + 1);
+        start.push(0);
+        for size in &sizes {
+            start.push(start[start.len() - 1] + size);
+        }
+        let mut fill = start[..sizes.len()].to_vec();
+        let mut kinds = vec![0u8; events.len()];
+        let mut at = vec![Timestamp::UNIX_EPOCH; events.len()];
+        for (e, row) in events.iter().zip(&row_of) {
+            let slot = &mut fill[*row as usize];
+            kinds[*slot] = kind_code(&e.kind);
+            at[*slot] = e.at;
+            *slot += 1;
+        }
+        let rows = ids
+            .into_iter()
+            .map(|(id, row)| (ContactId::new(id), row))
+            .collect();
+        History {
+            rows,
+            start,
+            kinds,
+            at,
+            value_by_contact,
+        }
+    }
+
+    fn events(&self, contact: &ContactId) -> Events<'_> {
+        match self.rows.get(contact) {
+            Some(&row) => {
+                let range = self.start[row as usize]..self.start[row as usize + 1];
+                Events {
+                    kinds: &self.kinds[range.clone()],
+                    at: &self.at[range],
+                }
+            }
+            None => Events {
+                kinds: &[],
+                at: &[],
+            },
+        }
     }
 }
 
@@ -213,12 +347,10 @@ impl Segment {
         now: Timestamp,
     ) -> Result<Vec<ContactId>> {
         self.rule.validate()?;
+        let rule = self.rule.compile(now);
         Ok(contacts
             .iter()
-            .filter(|c| {
-                let events = history.by_contact.get(&c.id).map_or(&[][..], Vec::as_slice);
-                self.rule.holds(c, events, now)
-            })
+            .filter(|c| rule.holds(c, history.events(&c.id)))
             .map(|c| c.id.clone())
             .collect())
     }
@@ -354,22 +486,45 @@ mod tests {
     #[test]
     fn attributes_compare_by_type_and_missing_is_never_a_match() {
         let c = contact("a", "pro");
-        let h: &[(&'static str, Timestamp)] = &[];
+        let h = Events {
+            kinds: &[],
+            at: &[],
+        };
         let rule = |key: &str, op: Op, value: serde_json::Value| Rule::Attribute {
             key: key.into(),
             op,
             value,
         };
-        assert!(rule("plan", Op::Eq, "pro".into()).holds(&c, h, now()));
-        assert!(rule("orders", Op::Gte, 3.into()).holds(&c, h, now()));
-        assert!(!rule("orders", Op::Gt, 3.into()).holds(&c, h, now()));
         assert!(
-            !rule("plan", Op::Gt, 3.into()).holds(&c, h, now()),
+            rule("plan", Op::Eq, "pro".into())
+                .compile(now())
+                .holds(&c, h)
+        );
+        assert!(
+            rule("orders", Op::Gte, 3.into())
+                .compile(now())
+                .holds(&c, h)
+        );
+        assert!(!rule("orders", Op::Gt, 3.into()).compile(now()).holds(&c, h));
+        assert!(
+            !rule("plan", Op::Gt, 3.into()).compile(now()).holds(&c, h),
             "a string is not a number"
         );
-        assert!(rule("plan", Op::Contains, "pr".into()).holds(&c, h, now()));
-        assert!(!rule("city", Op::Ne, "Vienna".into()).holds(&c, h, now()));
-        assert!(!rule("city", Op::Exists, serde_json::Value::Null).holds(&c, h, now()));
+        assert!(
+            rule("plan", Op::Contains, "pr".into())
+                .compile(now())
+                .holds(&c, h)
+        );
+        assert!(
+            !rule("city", Op::Ne, "Vienna".into())
+                .compile(now())
+                .holds(&c, h)
+        );
+        assert!(
+            !rule("city", Op::Exists, serde_json::Value::Null)
+                .compile(now())
+                .holds(&c, h)
+        );
     }
 
     #[test]
@@ -410,5 +565,120 @@ mod tests {
         assert_eq!(best.monetary_minor, 10 * 1000);
         let worst = rows.iter().find(|r| r.contact.as_str() == "c0").unwrap();
         assert_eq!((worst.r, worst.f, worst.m), (1, 1, 1), "{worst:?}");
+    }
+
+    #[test]
+    fn kind_codes_are_the_positions_of_the_names() {
+        let kinds = [
+            EventKind::Sent,
+            EventKind::Delivered,
+            EventKind::Read,
+            EventKind::Clicked,
+            EventKind::Replied,
+            EventKind::Converted { value_minor: 1 },
+            EventKind::OptedIn,
+            EventKind::OptedOut,
+            EventKind::Blocked,
+            EventKind::Failed { reason: "x".into() },
+            EventKind::Skipped { rule: "y".into() },
+        ];
+        assert_eq!(kinds.len(), KINDS.len());
+        for kind in &kinds {
+            assert_eq!(KINDS[kind_code(kind) as usize], kind.name());
+        }
+    }
+
+    /// The rule's meaning, straight from the raw events: the oracle for the indexed evaluation.
+    fn brute_force(rule: &Rule, contact: &Contact, events: &[Event], now: Timestamp) -> bool {
+        match rule {
+            Rule::Attribute { key, op, value } => compare(contact.attributes.get(key), *op, value),
+            Rule::Did {
+                event,
+                within_days,
+                min_count,
+            } => {
+                let since =
+                    within_days.map(|d| now - SignedDuration::from_hours(24 * i64::from(d)));
+                events
+                    .iter()
+                    .filter(|e| {
+                        e.contact == contact.id
+                            && e.kind.name() == event.as_str()
+                            && since.is_none_or(|s| e.at >= s)
+                            && e.at <= now
+                    })
+                    .count()
+                    >= *min_count as usize
+            }
+            Rule::All(rules) => rules.iter().all(|r| brute_force(r, contact, events, now)),
+            Rule::Any(rules) => rules.iter().any(|r| brute_force(r, contact, events, now)),
+            Rule::Not(r) => !brute_force(r, contact, events, now),
+        }
+    }
+
+    fn arb_rule() -> impl proptest::strategy::Strategy<Value = Rule> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            (0usize..3, 0u32..3).prop_map(|(p, n)| Rule::Attribute {
+                key: "orders".into(),
+                op: [Op::Gte, Op::Lt, Op::Eq][p],
+                value: n.into(),
+            }),
+            (0usize..4, proptest::option::of(0u32..10), 0u32..3).prop_map(|(k, within, min)| {
+                Rule::Did {
+                    event: ["sent", "read", "clicked", "converted"][k].into(),
+                    within_days: within,
+                    min_count: min,
+                }
+            }),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 1..3).prop_map(Rule::All),
+                proptest::collection::vec(inner.clone(), 1..3).prop_map(Rule::Any),
+                inner.prop_map(|r| Rule::Not(Box::new(r))),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn indexed_evaluation_matches_the_raw_events(
+            rule in arb_rule(),
+            raw in proptest::collection::vec((0usize..12, 0usize..4, -3i64..15), 0..80),
+        ) {
+            let contacts: Vec<Contact> = (0..10)
+                .map(|i| {
+                    let mut c = contact(&format!("c{i}"), "pro");
+                    c.attributes.insert("orders".into(), (i % 3).into());
+                    c
+                })
+                .collect();
+            let kinds = [
+                EventKind::Sent,
+                EventKind::Read,
+                EventKind::Clicked,
+                EventKind::Converted { value_minor: 100 },
+            ];
+            let events: Vec<Event> = raw
+                .iter()
+                .enumerate()
+                .map(|(n, (who, kind, days_ago))| Event {
+                    id: EventId::new(format!("e{n}")),
+                    // Contacts 10 and 11 have events but are not in the list.
+                    ..event(&format!("c{who}"), kinds[*kind].clone(), *days_ago)
+                })
+                .collect();
+            let seg = Segment { name: "s".into(), rule: rule.clone() };
+            let got = seg.members(&contacts, &History::new(&events), now()).unwrap();
+            let expected: Vec<ContactId> = contacts
+                .iter()
+                .filter(|c| brute_force(&rule, c, &events, now()))
+                .map(|c| c.id.clone())
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 }

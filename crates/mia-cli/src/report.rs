@@ -3,12 +3,16 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use std::collections::HashMap;
+
+use jiff::tz::TimeZone;
 use mia::analytics::HtmlReport;
-use mia::{CampaignId, Error, Result};
+use mia::analytics::window::{Granularity, Retention, WindowConfig, Windows, ZoneRule};
+use mia::{CampaignId, Error, Result, Store};
 
 use crate::ops::DbArgs;
 
-/// `mia report --db PATH --campaign ID [--html PATH] [--json PATH]`.
+/// `mia report --db PATH --campaign ID [--html PATH] [--json PATH] [--by minute|hour|day --tz ZONE]`.
 #[derive(Args, Debug)]
 pub(crate) struct ReportArgs {
     #[command(flatten)]
@@ -22,12 +26,28 @@ pub(crate) struct ReportArgs {
     /// Write the JSON report here instead of printing it.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Instead of the report, the campaign's activity per minute, hour or day: counts per
+    /// variant and event kind, with revenue, in tumbling windows.
+    #[arg(long, value_name = "minute|hour|day")]
+    by: Option<Granularity>,
+    /// Whose wall clock the windows follow: an IANA zone such as `Europe/Berlin` (default UTC),
+    /// or `contact` for each contact's own zone.
+    #[arg(long, requires = "by", default_value = "UTC")]
+    tz: String,
 }
 
 /// Reads the campaign's jobs and events and writes the report.
 #[allow(clippy::print_stdout)]
 pub(crate) async fn report(args: &ReportArgs) -> Result<()> {
     let store = args.db.open().await?;
+    if let Some(by) = args.by {
+        let json = activity(store.as_ref(), &args.campaign, by, &args.tz).await?;
+        match &args.json {
+            Some(path) => write(path, &json)?,
+            None => println!("{json}"),
+        }
+        return Ok(());
+    }
     let page = HtmlReport::build(store.as_ref(), &CampaignId::new(args.campaign.clone())).await?;
     let json = serde_json::to_string_pretty(page.report())
         .map_err(|e| Error::invalid(format!("report is not serialisable: {e}")))?;
@@ -39,6 +59,49 @@ pub(crate) async fn report(args: &ReportArgs) -> Result<()> {
         write(path, &page.render())?;
     }
     Ok(())
+}
+
+/// The campaign's events in tumbling windows, as pretty JSON.
+async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) -> Result<String> {
+    let id = CampaignId::new(campaign);
+    if store.campaign(&id).await?.is_none() {
+        return Err(Error::not_found("campaign", campaign));
+    }
+    let zone = |name: &str| {
+        TimeZone::get(name).map_err(|e| Error::invalid(format!("unknown time zone {name:?}: {e}")))
+    };
+    let rule = if tz == "contact" {
+        let mut zones = HashMap::new();
+        for c in store.contacts().await? {
+            // Zones are validated on import; an unknown one falls back to UTC like a missing one.
+            if let Ok(z) = TimeZone::get(&c.time_zone) {
+                zones.insert(c.id, z);
+            }
+        }
+        ZoneRule::contacts(zones, TimeZone::UTC)
+    } else {
+        ZoneRule::Campaign(zone(tz)?)
+    };
+    // Keep every window: a report covers the campaign's whole life.
+    let all = Retention {
+        minutes: usize::MAX,
+        hours: usize::MAX,
+        days: usize::MAX,
+    };
+    let mut windows = Windows::new(WindowConfig::new(rule).retention(all));
+    let events = store.campaign_events(&id).await?;
+    for e in &events {
+        windows.add(e);
+    }
+    let out = serde_json::json!({
+        "campaign": campaign,
+        "by": by,
+        "tz": tz,
+        "events": events.len(),
+        "windows": windows.tumbling(&id, by),
+    });
+    serde_json::to_string_pretty(&out)
+        .map_err(|e| Error::invalid(format!("windows are not serialisable: {e}")))
 }
 
 /// Writes `text` to `path`, creating its folder.

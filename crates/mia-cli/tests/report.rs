@@ -76,6 +76,60 @@ fn report_reads_a_campaign_back_from_the_dry_run_database() {
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(written, printed);
+
+    // --by: the same sends in tumbling windows, on one zone's clock or each contact's.
+    let sent_in = |windows: &serde_json::Value| -> u64 {
+        windows["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["counts"]["counts"].as_array().unwrap())
+            .filter(|row| row["kind"] == "sent")
+            .map(|row| row["count"].as_u64().unwrap())
+            .sum()
+    };
+    for (by, tz) in [
+        ("hour", "Europe/Berlin"),
+        ("day", "contact"),
+        ("minute", "UTC"),
+    ] {
+        let out = mia(
+            &["report", "--campaign", &campaign, "--by", by, "--tz", tz],
+            &[("--db", &db)],
+        );
+        let windows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(windows["by"], by);
+        assert_eq!(sent_in(&windows), sent, "{by} in {tz}");
+        let starts: Vec<&str> = windows["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["start"].as_str().unwrap())
+            .collect();
+        assert!(!starts.is_empty());
+        assert!(
+            starts.windows(2).all(|p| p[0] < p[1]),
+            "oldest first: {starts:?}"
+        );
+    }
+    for (args, message) in [
+        (vec!["--by", "week"], "week"),
+        (
+            vec!["--by", "day", "--tz", "Mars/Olympus"],
+            "unknown time zone",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mia"))
+            .args(["report", "--campaign", &campaign])
+            .args(&args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -90,7 +90,7 @@ mod csv;
 mod engine;
 mod result;
 mod spec;
-mod table;
+pub(crate) mod table;
 pub(crate) mod timestamp;
 
 pub use self::csv::CsvOptions;
