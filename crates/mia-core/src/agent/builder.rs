@@ -232,6 +232,18 @@ impl AgentBuilder {
         self
     }
 
+    /// How long after a campaign message a reply that does not quote any message still counts
+    /// as an answer to it (default 72 hours). Most people just type instead of using Telegram's
+    /// reply; such a reply (or STOP) is credited to the latest campaign message the contact got
+    /// within this window, so reply rates, journeys waiting for a reply and opt-outs per
+    /// campaign see it. A reply quoting a message is credited to that message only.
+    /// `Duration::ZERO` credits quoting replies only.
+    pub fn reply_window(mut self, window: Duration) -> Self {
+        self.config.reply_window =
+            jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+        self
+    }
+
     /// The privacy notice version recorded with consents granted through `/start`.
     pub fn notice_version(mut self, version: impl Into<String>) -> Self {
         self.config.notice_version = version.into();

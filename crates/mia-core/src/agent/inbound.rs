@@ -12,6 +12,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{ContactId, EventId, IdempotencyKey};
 use crate::store::Job;
 use crate::transport::{InboundEvent, InboundKind};
+use jiff::Timestamp;
 
 use tracing::Instrument;
 
@@ -147,19 +148,14 @@ impl Agent {
                 (InboundKind::Text { text, reply_to }, Some(contact))
                     if is_stop_request(text) || self.opts_out(text, &contact) =>
                 {
-                    // A STOP quoting one of our messages is attributed to its campaign.
-                    let job = match reply_to {
-                        Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
-                        None => None,
-                    };
+                    // A STOP is attributed to the campaign message it answers (withdrawal
+                    // itself is for every campaign).
+                    let job = self.answered(&contact.id, *reply_to, event.at).await?;
                     self.stop(event, &contact, job.as_ref(), out).await?;
                     confirmations.push((event.clone(), contact));
                 }
                 (InboundKind::Text { reply_to, .. }, Some(contact)) => {
-                    let job = match reply_to {
-                        Some(id) => self.inner.store.job_by_message(&contact.id, *id).await?,
-                        None => None,
-                    };
+                    let job = self.answered(&contact.id, *reply_to, event.at).await?;
                     self.record_inbound(event, &contact.id, job.as_ref(), EventKind::Replied, out);
                 }
                 (InboundKind::Delivered { message_id }, Some(c)) => {
@@ -208,6 +204,34 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// The campaign job a text from `contact` at `at` answers: the message it quotes; or, when
+    /// it quotes nothing, the latest campaign message sent to the contact within the reply
+    /// window before it. A text quoting a message that is not a campaign message (a STOP
+    /// confirmation, a `/privacy` answer) answers no campaign.
+    async fn answered(
+        &self,
+        contact: &ContactId,
+        reply_to: Option<i64>,
+        at: Timestamp,
+    ) -> Result<Option<Job>> {
+        if let Some(id) = reply_to {
+            return self.inner.store.job_by_message(contact, id).await;
+        }
+        let window = self.inner.config.reply_window;
+        if window.is_zero() {
+            return Ok(None);
+        }
+        let since = at.checked_sub(window).unwrap_or(Timestamp::MIN);
+        Ok(self
+            .inner
+            .store
+            .contact_jobs(contact)
+            .await?
+            .into_iter()
+            .filter(|j| j.message_id.is_some() && j.updated_at <= at && j.updated_at >= since)
+            .max_by(|a, b| (a.updated_at, &a.key).cmp(&(b.updated_at, &b.key))))
     }
 
     async fn attributed(

@@ -106,6 +106,9 @@ pub(crate) struct AgentConfig {
     pub(crate) trace_personal_data: bool,
     /// The sending account's daily cap, if any.
     pub(crate) daily_cap: Option<DailyCap>,
+    /// How long after a campaign message a reply that quotes nothing is still taken as an
+    /// answer to it (zero: only quoting replies are attributed).
+    pub(crate) reply_window: jiff::SignedDuration,
 }
 
 /// The rule name of a send deferred by the daily cap.
@@ -171,6 +174,7 @@ impl Default for AgentConfig {
             review_deadline: Duration::from_secs(72 * 3600),
             trace_personal_data: false,
             daily_cap: None,
+            reply_window: jiff::SignedDuration::from_hours(72),
         }
     }
 }
