@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct VariantReport {
     /// The text sent.
     pub text: String,
-    /// Messages sent.
+    /// Messages of this variant sent, at every step of a journey.
     pub sent: u64,
     /// Contacts whose message was delivered.
     pub delivered: u64,
@@ -48,8 +48,12 @@ pub struct CampaignReport {
     pub state_reason: Option<String>,
     /// Audience members (jobs of step 0).
     pub audience: u64,
-    /// Messages sent.
+    /// Audience members whose first message was sent.
     pub sent: u64,
+    /// Messages sent, counting a journey's later steps too (equal to `sent` without a
+    /// journey).
+    #[serde(default)]
+    pub messages: u64,
     /// Not sent because a rule said no, by rule (`no_consent`, `withdrawn`, `frequency_cap`...).
     pub skipped: BTreeMap<String, u64>,
     /// Cancelled before sending, by reason (`withdrawn` for a STOP mid-campaign).
@@ -85,6 +89,7 @@ impl CampaignReport {
             state_reason: campaign.state_reason.clone(),
             audience: 0,
             sent: 0,
+            messages: 0,
             skipped: BTreeMap::new(),
             cancelled: BTreeMap::new(),
             failed: BTreeMap::new(),
@@ -103,15 +108,18 @@ impl CampaignReport {
             opt_outs: 0,
         };
         let reason = |o: &Option<String>| o.clone().unwrap_or_else(|| "unknown".into());
+        // Every message sent, at any step: a journey's follow-ups count for their variant.
+        // (A journey's timers and decision records are never sent.)
+        for job in jobs.iter().filter(|j| j.state == JobState::Sent) {
+            report.messages += 1;
+            if let Some(v) = &job.variant {
+                report.variants.entry(v.clone()).or_default().sent += 1;
+            }
+        }
         for job in jobs.iter().filter(|j| j.step == 0) {
             report.audience += 1;
             match job.state {
-                JobState::Sent => {
-                    report.sent += 1;
-                    if let Some(v) = &job.variant {
-                        report.variants.entry(v.clone()).or_default().sent += 1;
-                    }
-                }
+                JobState::Sent => report.sent += 1,
                 JobState::Skipped => *report.skipped.entry(reason(&job.outcome)).or_default() += 1,
                 JobState::Cancelled => {
                     *report.cancelled.entry(reason(&job.outcome)).or_default() += 1;

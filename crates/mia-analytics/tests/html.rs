@@ -43,6 +43,7 @@ fn report(name: &str) -> CampaignReport {
         state_reason: None,
         audience: 2_000,
         sent: 1_800,
+        messages: 1_800,
         skipped: BTreeMap::from([("no_consent".to_owned(), 150), ("withdrawn".to_owned(), 40)]),
         cancelled: BTreeMap::new(),
         failed: BTreeMap::from([("blocked".to_owned(), 10)]),

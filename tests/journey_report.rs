@@ -1,0 +1,85 @@
+//! A campaign report counts every message of a journey: follow-ups count for their variant and
+//! in `messages`, while the audience is still accounted for once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use mia::analytics::CampaignReport;
+use mia::telegram::{SimConfig, SimTelegram};
+use mia::*;
+
+const JOURNEY: &str = r#"{
+  "steps": [
+    { "name": "intro",     "kind": "send" },
+    { "name": "pause",     "kind": "wait", "duration": "1h" },
+    { "name": "follow_up", "kind": "send", "variants": ["B"], "next": "done" },
+    { "name": "done",      "kind": "exit" }
+  ]
+}"#;
+
+#[tokio::test(start_paused = true)]
+async fn follow_ups_count_as_messages_of_their_variant() {
+    let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+    let clock = Arc::new(SimClock::starting_at(noon));
+    let telegram = SimTelegram::new(
+        SimConfig {
+            deactivated_share: 0.0,
+            blocked_share: 0.0,
+            privacy_share: 0.0,
+            ..SimConfig::seeded(4)
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .shared_store(store.clone())
+        .permissive_policies()
+        .clock(clock)
+        .seed(2)
+        .build()
+        .unwrap();
+    let everyone: Vec<Contact> = (0..12)
+        .map(|i| Contact::new(format!("u{i}"), TelegramPeer::user(i + 1), "UTC", noon).unwrap())
+        .collect();
+    agent.import_contacts(&everyone).await.unwrap();
+    // Ten of twelve opted in.
+    let grants: Vec<_> = everyone[..10]
+        .iter()
+        .map(|c| {
+            ConsentRecord::grant(
+                c.id.clone(),
+                Purpose::marketing(),
+                Evidence::new("telegram_start", format!("test {}", c.id)),
+                "v1",
+                noon - SignedDuration::from_hours(1),
+            )
+        })
+        .collect();
+    agent.record_consent(&grants).await.unwrap();
+    let mut spec = CampaignSpec::new("Winter", "green tea", "20% off this week");
+    spec.journey = Some(serde_json::from_str(JOURNEY).unwrap());
+    let campaign = agent.create_campaign(spec).await.unwrap();
+    agent.schedule(&campaign.id, None).await.unwrap();
+    agent.start(&campaign.id).await.unwrap();
+    agent.run_until_idle().await.unwrap();
+
+    let posts = telegram
+        .sent_log()
+        .into_iter()
+        .filter(|m| m.campaign.is_some())
+        .count();
+    assert_eq!(posts, 20, "an intro and a follow-up each");
+    let report = CampaignReport::build(store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    assert_eq!(report.audience, 12);
+    assert_eq!(report.sent, 10);
+    assert_eq!(report.messages, 20);
+    assert!(report.accounts_for_everyone(), "{report:?}");
+    let a = &report.variants[&VariantId::new("A")];
+    let b = &report.variants[&VariantId::new("B")];
+    assert_eq!(a.sent + b.sent, 20, "{report:?}");
+    assert!(b.sent >= 10, "every follow-up is a B: {report:?}");
+}
