@@ -112,6 +112,9 @@ impl std::str::FromStr for Granularity {
     }
 }
 
+/// Looks up a contact's time zone.
+pub type ZoneLookup = Arc<dyn Fn(&ContactId) -> Option<TimeZone> + Send + Sync>;
+
 /// Whose wall clock the tumbling windows follow.
 #[derive(Clone)]
 pub enum ZoneRule {
@@ -121,7 +124,7 @@ pub enum ZoneRule {
     /// `fallback`.
     Contact {
         /// The contact's zone, if known.
-        lookup: Arc<dyn Fn(&ContactId) -> Option<TimeZone> + Send + Sync>,
+        lookup: ZoneLookup,
         /// The zone for contacts without one.
         fallback: TimeZone,
     },
