@@ -4,7 +4,8 @@
 //! in memory, so a QA team can watch campaigns without Telegram — and prove it keeps the same
 //! contract as the real ones: `mia::telegram::contract::transport_contract` runs the checks the
 //! simulator and the Bot API transport pass (a key posts once, retry-after, blocks, opt-in and
-//! STOP in order, updates paged without loss, overlong texts refused).
+//! STOP in order, updates paged without loss, overlong texts refused, replies, and what it
+//! cannot do — schedule, format — refused rather than done wrong).
 #![allow(clippy::print_stdout)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -17,7 +18,8 @@ use mia::*;
 
 #[derive(Default)]
 struct Gateway {
-    posts: Vec<(i64, String)>,
+    /// Chat, text, the message it replies to; a post's id is its position + 1.
+    posts: Vec<(i64, String, Option<i64>)>,
     by_key: HashMap<IdempotencyKey, i64>,
     blocked: HashSet<i64>,
     throttled: HashMap<i64, u64>,
@@ -50,6 +52,9 @@ impl Transport for StagingTransport {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        // No scheduling, no markup: refuse those instead of sending early or showing tags.
+        self.capabilities()
+            .check(self.name(), message, jiff::Timestamp::now())?;
         let mut g = self.gateway();
         if let Some(id) = g.by_key.get(&message.key) {
             return Ok(SendOutcome::Sent {
@@ -72,7 +77,19 @@ impl Transport for StagingTransport {
                 "too long".into(),
             )));
         }
-        g.posts.push((message.peer.id, message.text.clone()));
+        if let Some(reply_to) = message.reply_to {
+            let exists = usize::try_from(reply_to - 1)
+                .ok()
+                .and_then(|i| g.posts.get(i))
+                .is_some_and(|(chat, _, _)| *chat == message.peer.id);
+            if !exists {
+                return Ok(SendOutcome::Failed(FailureReason::InvalidMessage(
+                    "message to be replied not found".into(),
+                )));
+            }
+        }
+        g.posts
+            .push((message.peer.id, message.text.clone(), message.reply_to));
         let id = g.posts.len() as i64;
         g.by_key.insert(message.key.clone(), id);
         Ok(SendOutcome::Sent {
@@ -124,8 +141,20 @@ impl ContractHarness for Harness {
         let g = self.0.gateway();
         g.posts
             .iter()
-            .filter(|(p, _)| *p == user)
-            .map(|(_, t)| t.clone())
+            .filter(|(p, _, _)| *p == user)
+            .map(|(_, t, _)| t.clone())
+            .collect()
+    }
+    async fn user_replies(&self, user: i64, text: &str, reply_to: i64) {
+        let kind = mia::telegram::inbound_kind(text, Some(reply_to));
+        self.push(user, kind);
+    }
+    async fn replies_posted_to(&self, user: i64) -> Vec<(i64, Option<i64>)> {
+        let g = self.0.gateway();
+        (1..)
+            .zip(&g.posts)
+            .filter(|(_, (p, _, _))| *p == user)
+            .map(|(id, (_, _, reply_to))| (id, *reply_to))
             .collect()
     }
 }

@@ -109,6 +109,12 @@ async fn the_contract_catches_a_transport_that_posts_twice() {
         async fn posted_to(&self, user: i64) -> Vec<String> {
             self.0.0.posted_to(user).await
         }
+        async fn user_replies(&self, user: i64, text: &str, reply_to: i64) {
+            self.0.0.user_replies(user, text, reply_to).await;
+        }
+        async fn replies_posted_to(&self, user: i64) -> Vec<(i64, Option<i64>)> {
+            self.0.0.replies_posted_to(user).await
+        }
     }
     let inner = custom_transport::Harness(custom_transport::StagingTransport::default());
     transport_contract(&H(Forgetful(inner))).await;

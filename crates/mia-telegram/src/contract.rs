@@ -22,8 +22,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
-    ContactId, FailureReason, IdempotencyKey, InboundEvent, InboundKind, OutboundMessage,
-    SendOutcome, TelegramPeer, Transport, VirtualClock,
+    Clock, ContactId, FailureReason, IdempotencyKey, InboundEvent, InboundKind, OutboundMessage,
+    SendOutcome, TelegramPeer, TextFormat, Transport, VirtualClock,
 };
 
 use crate::bot_api::{BotApiConfig, BotApiTransport, FakeBotApi, FakeFailure};
@@ -42,19 +42,37 @@ pub trait ContractHarness: Send + Sync {
     async fn rate_limit_next_send(&self, user: i64, secs: u64);
     /// Time passes for the transport (its clock moves forward).
     async fn advance(&self, by: Duration);
-    /// The texts Telegram posted to `user`, in order: its own record, the ground truth.
+    /// The texts Telegram posted to `user`, in order: its own record, the ground truth. A
+    /// formatted text appears as the reader sees it; a scheduled one once its time has come.
     async fn posted_to(&self, user: i64) -> Vec<String>;
+    /// The person writes `text` quoting our message `reply_to`.
+    async fn user_replies(&self, user: i64, text: &str, reply_to: i64);
+    /// The messages Telegram posted to `user`, in order: `(message id, the message it replies
+    /// to)`.
+    async fn replies_posted_to(&self, user: i64) -> Vec<(i64, Option<i64>)>;
+    /// The transport's time now (the clock it paces and schedules by); the system clock unless
+    /// the harness has its own.
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
 }
 
 fn message(key: &str, user: i64, text: &str) -> OutboundMessage {
-    OutboundMessage {
-        key: IdempotencyKey::new(key),
-        campaign: None,
-        contact: ContactId::new(format!("c{user}")),
-        peer: TelegramPeer::user(user),
-        variant: None,
-        text: text.to_owned(),
-        silent: false,
+    OutboundMessage::new(
+        IdempotencyKey::new(key),
+        ContactId::new(format!("c{user}")),
+        TelegramPeer::user(user),
+        text,
+    )
+}
+
+fn sent_id(outcome: &SendOutcome, what: &str) -> i64 {
+    match outcome {
+        SendOutcome::Sent {
+            message_id,
+            duplicate: false,
+        } => *message_id,
+        other => panic!("{what} must post: {other:?}"),
     }
 }
 
@@ -79,6 +97,161 @@ pub async fn transport_contract<H: ContractHarness + ?Sized>(h: &H) {
     opt_in_and_opt_out_arrive_in_order(h).await;
     updates_are_paginated_without_loss_or_repeats(h).await;
     overlong_text_is_an_invalid_message(h).await;
+    replies_round_trip(h).await;
+    scheduled_messages_wait_for_their_time(h).await;
+    markup_is_parsed_and_bad_markup_refused(h).await;
+}
+
+async fn replies_round_trip<H: ContractHarness + ?Sized>(h: &H) {
+    h.user_writes(107, "/start").await;
+    drain(h).await;
+    h.advance(Duration::from_secs(2)).await;
+    let order = message("contract:reply:1", 107, "Your order has shipped.");
+    let first = sent_id(&h.transport().send(&order).await.expect("send"), "a send");
+    h.advance(Duration::from_secs(2)).await;
+    let follow_up = message("contract:reply:2", 107, "It arrives on Friday.").with_reply_to(first);
+    let second = sent_id(
+        &h.transport().send(&follow_up).await.expect("send"),
+        "a reply to our own message",
+    );
+    assert_eq!(
+        h.replies_posted_to(107).await,
+        vec![(first, None), (second, Some(first))],
+        "reply_to reaches Telegram"
+    );
+    h.user_replies(107, "Thanks!", first).await;
+    let kinds: Vec<InboundKind> = drain(h)
+        .await
+        .into_iter()
+        .filter(|e| e.peer == TelegramPeer::user(107))
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![InboundKind::Text {
+            text: "Thanks!".into(),
+            reply_to: Some(first),
+        }],
+        "a reply names the message it quotes"
+    );
+    h.advance(Duration::from_secs(2)).await;
+    let dangling = message("contract:reply:3", 107, "Re: nothing").with_reply_to(second + 1000);
+    let outcome = h.transport().send(&dangling).await.expect("send");
+    assert!(
+        matches!(
+            outcome,
+            SendOutcome::Failed(FailureReason::InvalidMessage(_))
+        ),
+        "a reply to a message that does not exist is an invalid message: {outcome:?}"
+    );
+    assert_eq!(h.posted_to(107).await.len(), 2, "nothing posted for it");
+}
+
+async fn scheduled_messages_wait_for_their_time<H: ContractHarness + ?Sized>(h: &H) {
+    h.user_writes(108, "/start").await;
+    drain(h).await;
+    h.advance(Duration::from_secs(2)).await;
+    let text = "Doors open in an hour.";
+    let hour = SignedDuration::from_hours(1);
+    let later = message("contract:scheduled", 108, text).with_send_at(h.now() + hour);
+    let outcome = h.transport().send(&later).await;
+    if h.transport().capabilities().scheduled_sends {
+        sent_id(&outcome.expect("send"), "a scheduled message");
+        assert!(
+            h.posted_to(108).await.is_empty(),
+            "a scheduled message is not delivered before its time"
+        );
+        h.advance(Duration::from_secs(59 * 60)).await;
+        assert!(h.posted_to(108).await.is_empty(), "not a minute early");
+        h.advance(Duration::from_secs(2 * 60)).await;
+        assert_eq!(
+            h.posted_to(108).await,
+            vec![text.to_owned()],
+            "delivered at its time"
+        );
+    } else {
+        let err = outcome.expect_err(
+            "a transport that cannot schedule must refuse a message for later, not send it now",
+        );
+        assert!(!err.is_retryable(), "the refusal is final: {err}");
+        assert!(err.to_string().contains("schedule"), "says why: {err}");
+        assert!(h.posted_to(108).await.is_empty(), "nothing sent early");
+    }
+    h.advance(Duration::from_secs(2)).await;
+    let due = message("contract:scheduled:due", 108, "Doors are open.")
+        .with_send_at(h.now() - SignedDuration::from_secs(1));
+    sent_id(
+        &h.transport().send(&due).await.expect("send"),
+        "a message whose time has come",
+    );
+    assert!(
+        h.posted_to(108)
+            .await
+            .contains(&"Doors are open.".to_owned())
+    );
+}
+
+async fn markup_is_parsed_and_bad_markup_refused<H: ContractHarness + ?Sized>(h: &H) {
+    h.user_writes(109, "/start").await;
+    drain(h).await;
+    h.advance(Duration::from_secs(2)).await;
+    if !h.transport().capabilities().formatting {
+        let html =
+            message("contract:html", 109, "<b>Spring</b> sale").with_format(TextFormat::Html);
+        let err = h.transport().send(&html).await.expect_err(
+            "a transport that cannot format must refuse markup, not show it to the reader",
+        );
+        assert!(!err.is_retryable(), "the refusal is final: {err}");
+        assert!(h.posted_to(109).await.is_empty(), "nothing sent");
+        return;
+    }
+    let html = message("contract:html", 109, "<b>Spring</b> sale &amp; <i>more</i>")
+        .with_format(TextFormat::Html);
+    sent_id(
+        &h.transport().send(&html).await.expect("send"),
+        "valid HTML",
+    );
+    h.advance(Duration::from_secs(2)).await;
+    let markdown =
+        message("contract:markdown", 109, "*20%* off\\!").with_format(TextFormat::MarkdownV2);
+    sent_id(
+        &h.transport().send(&markdown).await.expect("send"),
+        "valid MarkdownV2",
+    );
+    h.advance(Duration::from_secs(2)).await;
+    let plain = "<b>not bold</b> *nor this*.";
+    sent_id(
+        &h.transport()
+            .send(&message("contract:plain", 109, plain))
+            .await
+            .expect("send"),
+        "plain text",
+    );
+    assert_eq!(
+        h.posted_to(109).await,
+        vec![
+            "Spring sale & more".to_owned(),
+            "20% off!".to_owned(),
+            plain.to_owned()
+        ],
+        "the reader sees the text without its markup, and plain text exactly as it was guarded"
+    );
+    for (key, text, format) in [
+        ("contract:bad-html", "<b>Spring sale", TextFormat::Html),
+        ("contract:bad-tag", "<blink>Sale</blink>", TextFormat::Html),
+        ("contract:bad-markdown", "20% off.", TextFormat::MarkdownV2),
+    ] {
+        h.advance(Duration::from_secs(2)).await;
+        let bad = message(key, 109, text).with_format(format);
+        match h.transport().send(&bad).await.expect("send") {
+            SendOutcome::Failed(FailureReason::InvalidMessage(why)) => assert!(
+                why.contains("can't parse entities"),
+                "{text:?} is refused as Telegram refuses it: {why}"
+            ),
+            other => panic!("bad markup {text:?} is a permanent invalid message: {other:?}"),
+        }
+    }
+    assert_eq!(h.posted_to(109).await.len(), 3, "bad markup posts nothing");
 }
 
 async fn sends_once_per_key<H: ContractHarness + ?Sized>(h: &H) {
@@ -306,6 +479,27 @@ impl ContractHarness for SimHarness {
             .map(|m| m.text)
             .collect()
     }
+    async fn user_replies(&self, user: i64, text: &str, reply_to: i64) {
+        self.sim.push_inbound(
+            TelegramPeer::user(user),
+            InboundKind::Text {
+                text: text.to_owned(),
+                reply_to: Some(reply_to),
+            },
+            self.clock.now(),
+        );
+    }
+    async fn replies_posted_to(&self, user: i64) -> Vec<(i64, Option<i64>)> {
+        self.sim
+            .sent_log()
+            .into_iter()
+            .filter(|m| m.peer == TelegramPeer::user(user))
+            .map(|m| (m.message_id, m.reply_to))
+            .collect()
+    }
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
 }
 
 /// The Bot API transport against a [`FakeBotApi`], pacing on a [`VirtualClock`].
@@ -362,5 +556,19 @@ impl ContractHarness for FakeBotApiHarness {
     }
     async fn posted_to(&self, user: i64) -> Vec<String> {
         self.fake.texts_to(user)
+    }
+    async fn user_replies(&self, user: i64, text: &str, reply_to: i64) {
+        self.fake.user_replies(user, text, Some(reply_to));
+    }
+    async fn replies_posted_to(&self, user: i64) -> Vec<(i64, Option<i64>)> {
+        self.fake
+            .messages()
+            .into_iter()
+            .filter(|m| m.chat_id == user)
+            .map(|m| (m.message_id, m.reply_to))
+            .collect()
+    }
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }

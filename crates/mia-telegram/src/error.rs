@@ -108,6 +108,28 @@ pub enum TelegramError {
     /// Signing in failed, or the session is not (or no longer) signed in.
     #[error("MTProto sign-in: {0}")]
     Login(String),
+    /// The transport cannot do what was asked (the Bot API cannot schedule a message or create
+    /// a group). Nothing was sent or changed.
+    #[error("{transport} cannot {what}")]
+    Unsupported {
+        /// The transport (`bot_api`, `sim`, ...).
+        transport: &'static str,
+        /// What it cannot do, and what to use instead.
+        what: String,
+    },
+    /// Telegram's flood control refused a call that is not a send (edit, pin, resolve a
+    /// username, ...): wait this long. Retryable; [`retry_after`](crate::retry_after) reads the
+    /// wait back from a `mia_core::Error`.
+    #[error("FLOOD_WAIT_{}: {method} is over Telegram's limit; retry after {} s", after.as_secs(), after.as_secs())]
+    FloodWait {
+        /// The call.
+        method: &'static str,
+        /// How long Telegram asked to wait.
+        after: std::time::Duration,
+    },
+    /// The caller asked for something mia refuses to do (invite people without their consent).
+    #[error("refused: {0}")]
+    Refused(String),
     /// The client library panicked; the panic was contained and the host keeps running.
     #[error("the MTProto client library panicked during {during}; the call was abandoned")]
     ClientPanicked {
@@ -116,11 +138,24 @@ pub enum TelegramError {
     },
 }
 
+/// The wait a flood-limited call asked for, if `error` is a [`TelegramError::FloodWait`]
+/// (directly, or converted into a `mia_core::Error`).
+pub fn retry_after(error: &(dyn std::error::Error + 'static)) -> Option<std::time::Duration> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(TelegramError::FloodWait { after, .. }) = e.downcast_ref::<TelegramError>() {
+            return Some(*after);
+        }
+        current = e.source();
+    }
+    None
+}
+
 impl TelegramError {
     /// Whether trying again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TelegramError::SimulatedOutage => true,
+            TelegramError::SimulatedOutage | TelegramError::FloodWait { .. } => true,
             TelegramError::Api { retryable, .. }
             | TelegramError::Http { retryable, .. }
             | TelegramError::Mtproto { retryable, .. } => *retryable,
@@ -139,6 +174,8 @@ impl From<TelegramError> for mia_core::Error {
             | TelegramError::Session { .. }
             | TelegramError::AuthKeyDuplicated
             | TelegramError::Login(_) => mia_core::Error::Config(e.to_string()),
+            TelegramError::Unsupported { .. } => mia_core::Error::InvalidInput(e.to_string()),
+            TelegramError::Refused(why) => mia_core::Error::Refused(why),
             TelegramError::MessageNotFound { chat, message_id } => mia_core::Error::NotFound {
                 kind: "message",
                 id: format!("{chat}/{message_id}"),

@@ -10,8 +10,10 @@ mod limits;
 #[cfg(feature = "mtproto")]
 pub mod mtproto;
 pub mod sim;
+mod username;
 
 pub use command::inbound_kind;
-pub use error::TelegramError;
+pub use error::{TelegramError, retry_after};
 pub use limits::Limits;
-pub use sim::{Behaviour, Scripted, SentMessage, SimConfig, SimTelegram};
+pub use sim::{Behaviour, MethodLimit, Scripted, SentMessage, SimConfig, SimMethod, SimTelegram};
+pub use username::{UsernameCache, normalize_username};

@@ -14,15 +14,12 @@ use mia_telegram::bot_api::{BotApiConfig, BotApiTransport, FakeBotApi, FakeFailu
 use mia_telegram::{Limits, TelegramError};
 
 fn message(key: &str, peer: TelegramPeer, text: &str) -> OutboundMessage {
-    OutboundMessage {
-        key: IdempotencyKey::new(key),
-        campaign: None,
-        contact: ContactId::new(format!("c{}", peer.id)),
+    OutboundMessage::new(
+        IdempotencyKey::new(key),
+        ContactId::new(format!("c{}", peer.id)),
         peer,
-        variant: None,
-        text: text.to_owned(),
-        silent: false,
-    }
+        text,
+    )
 }
 
 struct Setup {
@@ -309,6 +306,48 @@ async fn edit_delete_pin_and_invite_links() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("chat not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_api_says_clearly_what_a_bot_cannot_administer() {
+    use mia_core::{ChatKind, NewChat};
+    let s = setup(|c| c).await;
+    let group = TelegramPeer::group(-100_500);
+    s.fake.add_group(group.id);
+    let link = s
+        .transport
+        .export_invite_link(group, Some(20))
+        .await
+        .unwrap();
+    assert!(link.starts_with("https://t.me/+"), "{link}");
+    assert!(
+        s.transport
+            .export_invite_link(group, Some(0))
+            .await
+            .is_err()
+    );
+    let err = s
+        .transport
+        .create_chat(&NewChat::new(ChatKind::Supergroup, "Tea").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mia_core::Error::InvalidInput(_)), "{err}");
+    assert!(
+        err.to_string().contains("the Bot API cannot create groups"),
+        "{err}"
+    );
+    let err = s.transport.resolve_username("@tea_shop").await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot resolve usernames"),
+        "{err}"
+    );
+    let err = s.transport.invite_members(group, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("invite link"), "{err}");
+    assert_eq!(
+        s.fake.calls("createChatInviteLink"),
+        1,
+        "refusals never reach Telegram"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,15 +36,13 @@ async fn a_real_bot_sends_once_per_key() {
     let transport =
         BotApiTransport::new(BotApiConfig::new(BotToken::new(token).expect("token"))).unwrap();
     transport.me().await.expect("the token works");
-    let message = OutboundMessage {
-        key: IdempotencyKey::new(format!("live:{}", jiff::Timestamp::now())),
-        campaign: None,
-        contact: ContactId::new("live"),
-        peer: TelegramPeer::user(chat),
-        variant: None,
-        text: "mia live test: you asked for this (MIA_TEST_TELEGRAM_CHAT).".into(),
-        silent: true,
-    };
+    let message = OutboundMessage::new(
+        IdempotencyKey::new(format!("live:{}", jiff::Timestamp::now())),
+        ContactId::new("live"),
+        TelegramPeer::user(chat),
+        "mia live test: you asked for this (MIA_TEST_TELEGRAM_CHAT).",
+    )
+    .with_silent(true);
     let first = transport.send(&message).await.unwrap();
     let SendOutcome::Sent { message_id, .. } = first else {
         panic!("{first:?}");

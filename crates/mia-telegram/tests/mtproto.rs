@@ -169,15 +169,13 @@ async fn a_real_account_sends_once_per_key_even_across_restarts() {
         }
         panic!("the session stayed leased");
     };
-    let message = OutboundMessage {
-        key: IdempotencyKey::new(format!("live:{}", jiff::Timestamp::now())),
-        campaign: None,
-        contact: ContactId::new("live"),
-        peer: TelegramPeer::user(chat),
-        variant: None,
-        text: "mia live test: you asked for this (MIA_TEST_MTPROTO_CHAT).".into(),
-        silent: true,
-    };
+    let message = OutboundMessage::new(
+        IdempotencyKey::new(format!("live:{}", jiff::Timestamp::now())),
+        ContactId::new("live"),
+        TelegramPeer::user(chat),
+        "mia live test: you asked for this (MIA_TEST_MTPROTO_CHAT).",
+    )
+    .with_silent(true);
     let transport = connect().await;
     assert_eq!(transport.name(), "mtproto");
     assert!(transport.capabilities().idempotent_sends);

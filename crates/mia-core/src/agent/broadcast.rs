@@ -208,15 +208,9 @@ impl Agent {
             }
             Decision::Deny | Decision::Escalate => return Ok(Posted::Denied { rule: rule() }),
         }
-        let message = OutboundMessage {
-            key,
-            campaign: None,
-            contact: chat.id.clone(),
-            peer: post.chat,
-            variant: None,
-            text: rewritten.unwrap_or_else(|| post.text.clone()),
-            silent: post.silent,
-        };
+        let text = rewritten.unwrap_or_else(|| post.text.clone());
+        let message =
+            OutboundMessage::new(key, chat.id.clone(), post.chat, text).with_silent(post.silent);
         Ok(match self.deliver(&message).await? {
             Ok(message_id) => Posted::Sent { message_id },
             Err(outcome) => Posted::NotDelivered { outcome },

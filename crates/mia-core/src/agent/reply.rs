@@ -148,15 +148,8 @@ impl Agent {
                 rule: verdict.deciding_rule().unwrap_or("send_policy").to_owned(),
             });
         }
-        let message = OutboundMessage {
-            key,
-            campaign: None,
-            contact: contact.id.clone(),
-            peer: contact.peer,
-            variant: None,
-            text,
-            silent,
-        };
+        let message =
+            OutboundMessage::new(key, contact.id.clone(), contact.peer, text).with_silent(silent);
         Ok(match self.deliver(&message).await? {
             Ok(message_id) => Reply::Sent { message_id },
             Err(outcome) => Reply::NotDelivered { outcome },

@@ -103,6 +103,7 @@ pub fn classify(code: i64, description: &str, parameters: &ResponseParameters) -
             "message text is empty",
             "can't parse entities",
             "entity",
+            "message to be replied not found",
         ]) =>
         {
             ApiFailure::Undeliverable(FailureReason::InvalidMessage(description.to_owned()))
@@ -254,6 +255,7 @@ mod tests {
             (400, "Bad Request: chat not found", none.clone(), Undeliverable(R::Other("chat not found".into()))),
             (400, "Bad Request: message is too long", none.clone(), Undeliverable(R::InvalidMessage("Bad Request: message is too long".into()))),
             (400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0", none.clone(), Undeliverable(R::InvalidMessage("Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0".into()))),
+            (400, "Bad Request: message to be replied not found", none.clone(), Undeliverable(R::InvalidMessage("Bad Request: message to be replied not found".into()))),
             (400, "Bad Request: message to edit not found", none.clone(), MessageNotFound),
             (400, "Bad Request: message to delete not found", none.clone(), MessageNotFound),
             (400, "Bad Request: message can't be deleted for everyone", none.clone(), MessageNotFound),

@@ -78,7 +78,6 @@ pub struct BotApiConfig {
     pub(crate) api_base: String,
     pub(crate) limits: Limits,
     pub(crate) allow_paid_broadcast: bool,
-    pub(crate) parse_mode: Option<String>,
     pub(crate) request_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) remembered_keys: usize,
@@ -86,14 +85,14 @@ pub struct BotApiConfig {
 
 impl BotApiConfig {
     /// Telegram's server, its published free limits (30 messages/s, 1/s per chat, 20/min per
-    /// group), plain text, 30 s request timeout.
+    /// group), 30 s request timeout. Each message says its own format
+    /// ([`OutboundMessage::format`](mia_core::OutboundMessage::format)).
     pub fn new(token: BotToken) -> Self {
         Self {
             token,
             api_base: DEFAULT_API_BASE.to_owned(),
             limits: Limits::default(),
             allow_paid_broadcast: false,
-            parse_mode: None,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             remembered_keys: 100_000,
@@ -141,20 +140,6 @@ impl BotApiConfig {
         }
         self.allow_paid_broadcast = true;
         self.limits.global_per_second = per_second;
-        Ok(self)
-    }
-
-    /// Sends texts with this `parse_mode` (`HTML` or `MarkdownV2`).
-    ///
-    /// # Errors
-    /// [`TelegramError::Config`] for any other mode.
-    pub fn with_parse_mode(mut self, mode: &str) -> Result<Self, TelegramError> {
-        if !matches!(mode, "HTML" | "MarkdownV2") {
-            return Err(TelegramError::Config(format!(
-                "parse mode must be HTML or MarkdownV2, got {mode:?}"
-            )));
-        }
-        self.parse_mode = Some(mode.to_owned());
         Ok(self)
     }
 
@@ -220,7 +205,6 @@ mod tests {
                 .global_per_second,
             500
         );
-        assert!(c.clone().with_parse_mode("Markdown").is_err());
         assert!(
             c.with_limits(Limits {
                 global_per_second: 0,

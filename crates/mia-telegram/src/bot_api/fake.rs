@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use mia_core::{TextEntity, TextFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -45,8 +46,14 @@ pub struct FakeMessage {
     pub chat_id: i64,
     /// Its id in the chat.
     pub message_id: i64,
-    /// The text.
+    /// The text as the reader sees it (the `parse_mode` markup parsed and removed).
     pub text: String,
+    /// Its formatting, from the markup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<TextEntity>,
+    /// The message it replies to (`reply_parameters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
     /// Sent without notification.
     pub silent: bool,
     /// Sent with `allow_paid_broadcast`.
@@ -353,12 +360,37 @@ fn send_message(s: &mut State, body: &Value) -> ResponseTemplate {
     } else if !s.groups.contains(&chat) {
         return error(400, "Bad Request: chat not found");
     }
-    let chars = text.chars().count();
+    let format = match body["parse_mode"].as_str() {
+        None => TextFormat::Plain,
+        Some("HTML") => TextFormat::Html,
+        Some("MarkdownV2") => TextFormat::MarkdownV2,
+        Some(other) => {
+            return error(
+                400,
+                &format!("Bad Request: unsupported parse_mode \"{other}\""),
+            );
+        }
+    };
+    // Telegram parses the markup first, then counts what the reader will see.
+    let formatted = match format.parse(text) {
+        Ok(formatted) => formatted,
+        Err(e) => return error(400, &format!("Bad Request: {e}")),
+    };
+    let chars = formatted.text.chars().count();
     if chars == 0 {
         return error(400, "Bad Request: message text is empty");
     }
     if chars > 4096 {
         return error(400, "Bad Request: message is too long");
+    }
+    let reply_to = body["reply_parameters"]["message_id"].as_i64();
+    if let Some(id) = reply_to
+        && !s
+            .messages
+            .iter()
+            .any(|m| m.chat_id == chat && m.message_id == id && !m.deleted)
+    {
+        return error(400, "Bad Request: message to be replied not found");
     }
     let message_id = s.next_message_id;
     s.next_message_id += 1;
@@ -366,7 +398,9 @@ fn send_message(s: &mut State, body: &Value) -> ResponseTemplate {
     s.messages.push(FakeMessage {
         chat_id: chat,
         message_id,
-        text: text.to_owned(),
+        text: formatted.text.clone(),
+        entities: formatted.entities,
+        reply_to,
         silent: body["disable_notification"].as_bool().unwrap_or(false),
         paid_broadcast: body["allow_paid_broadcast"].as_bool().unwrap_or(false),
         edited: false,
@@ -375,7 +409,7 @@ fn send_message(s: &mut State, body: &Value) -> ResponseTemplate {
     });
     let kind = if chat > 0 { "private" } else { "supergroup" };
     let answer = ok(json!({"message_id": message_id, "date": s.clock,
-        "chat": {"id": chat, "type": kind}, "text": text}));
+        "chat": {"id": chat, "type": kind}, "text": formatted.text}));
     match slow {
         Some(delay) => answer.set_delay(delay),
         None => answer,

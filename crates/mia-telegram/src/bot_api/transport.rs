@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mia_core::{
-    Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent, OutboundMessage,
-    SendOutcome, SystemClock, TelegramPeer, Transport,
+    Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent, InviteReport,
+    Invitee, NewChat, OutboundMessage, SendOutcome, SystemClock, TelegramPeer, Transport,
 };
 
 use super::client::{ApiFailure, BotApiClient, CallError, classify};
@@ -15,7 +15,7 @@ use super::config::BotApiConfig;
 use super::updates::{ALLOWED_UPDATES, inbound_event};
 use super::wire::{
     ChatInviteLink, CreateChatInviteLink, EditMessageText, GetUpdates, Message, MessageRef,
-    SendMessage, Update, User,
+    ReplyParameters, SendMessage, Update, User,
 };
 use crate::error::TelegramError;
 use crate::limits::{Pacer, whole_seconds};
@@ -227,6 +227,9 @@ impl Transport for BotApiTransport {
             read_receipts: false,
             // Keys are remembered in this process only; Telegram cannot recognise a resend.
             idempotent_sends: false,
+            // sendMessage has no schedule: a message for later is refused, never sent early.
+            scheduled_sends: false,
+            formatting: true,
         }
     }
 
@@ -239,6 +242,16 @@ impl Transport for BotApiTransport {
                     message_id: *id,
                     duplicate: true,
                 });
+            }
+            if message.is_scheduled_after(now) {
+                return Err(TelegramError::Unsupported {
+                    transport: "the Bot API",
+                    what: "schedule a message (sendMessage has no send time; capabilities() \
+                           reports scheduled_sends: false): send it when it is due, or use \
+                           MTProto"
+                        .into(),
+                }
+                .into());
             }
             let chat_id = state
                 .migrations
@@ -264,9 +277,13 @@ impl Transport for BotApiTransport {
             let request = SendMessage {
                 chat_id,
                 text: message.text.clone(),
-                parse_mode: self.config.parse_mode.clone(),
+                // Telegram parses the markup; text it cannot parse is refused with 400 "can't
+                // parse entities", an invalid message.
+                parse_mode: message.format.parse_mode().map(str::to_owned),
                 disable_notification: message.silent,
-                reply_parameters: None,
+                reply_parameters: message
+                    .reply_to
+                    .map(|message_id| ReplyParameters { message_id }),
                 allow_paid_broadcast: self.config.allow_paid_broadcast
                     && message.campaign.is_some(),
             };
@@ -380,5 +397,53 @@ impl ChatAdmin for BotApiTransport {
             disable_notification: true,
         };
         self.admin_call("pinChatMessage", &request).await
+    }
+
+    async fn create_chat(&self, chat: &NewChat) -> mia_core::Result<TelegramPeer> {
+        let _ = chat;
+        Err(TelegramError::Unsupported {
+            transport: "the Bot API",
+            what: "create groups or channels (bots cannot): create it with an MTProto user \
+                   account or in the app, then make the bot an admin"
+                .into(),
+        }
+        .into())
+    }
+
+    async fn export_invite_link(
+        &self,
+        chat: TelegramPeer,
+        member_limit: Option<u32>,
+    ) -> mia_core::Result<String> {
+        if member_limit.is_some_and(|n| !(1..=99_999).contains(&n)) {
+            return Err(mia_core::Error::invalid("member_limit must be 1 to 99999"));
+        }
+        Ok(self.create_invite_link(chat, None, member_limit).await?)
+    }
+
+    async fn resolve_username(&self, username: &str) -> mia_core::Result<Option<TelegramPeer>> {
+        let _ = username;
+        Err(TelegramError::Unsupported {
+            transport: "the Bot API",
+            what: "resolve usernames of people (a bot learns a person's id when they write to \
+                   it): use an MTProto account"
+                .into(),
+        }
+        .into())
+    }
+
+    async fn invite_members(
+        &self,
+        chat: TelegramPeer,
+        invitees: &[Invitee],
+    ) -> mia_core::Result<InviteReport> {
+        let _ = (chat, invitees);
+        Err(TelegramError::Unsupported {
+            transport: "the Bot API",
+            what: "add people to a chat (bots cannot): send those who asked to join an invite \
+                   link from export_invite_link"
+                .into(),
+        }
+        .into())
     }
 }

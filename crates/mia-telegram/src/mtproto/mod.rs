@@ -23,6 +23,7 @@
 //! - Every call into grammers runs in its own task, so a panic inside the library is
 //!   [`TelegramError::ClientPanicked`](crate::TelegramError::ClientPanicked), not a crash.
 
+mod admin;
 mod client;
 mod config;
 mod login;

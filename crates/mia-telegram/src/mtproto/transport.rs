@@ -13,8 +13,9 @@ use grammers_client::session::updates::{MessageBox, State, UpdatesLike};
 use grammers_client::tl;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
-    Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent, OutboundMessage,
-    SendOutcome, SystemClock, TelegramPeer, Transport,
+    Capabilities, ChatAdmin, Clock, EntityKind, FailureReason, IdempotencyKey, InboundEvent,
+    InviteReport, Invitee, NewChat, OutboundMessage, SendOutcome, SystemClock, TelegramPeer,
+    TextEntity, Transport,
 };
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -23,6 +24,7 @@ use super::client::{MtprotoClient, MtprotoFailure, classify, random_id, rpc_text
 use super::updates::event_of;
 use crate::error::TelegramError;
 use crate::limits::{Pacer, whole_seconds};
+use crate::username::UsernameCache;
 
 /// The message id reported for a key Telegram says was already sent (`RANDOM_ID_DUPLICATE`)
 /// when this process no longer knows the original id (it was sent before a crash). Telegram
@@ -43,6 +45,10 @@ struct SendState {
     frozen_until: Option<Timestamp>,
     /// Slow mode freezes one chat.
     chat_frozen: HashMap<i64, Timestamp>,
+    /// Telegram answered `PEER_FLOOD` to a chat-administration call (an invitation): the
+    /// account is limited for spam, so every later send fails the same way without asking
+    /// Telegram, and the agent pauses the account. Kept for the life of the transport.
+    spam_limited: bool,
 }
 
 impl SendState {
@@ -108,6 +114,7 @@ pub struct MtprotoTransport {
     clock: Arc<dyn Clock>,
     sends: Arc<Mutex<SendState>>,
     inbound: Arc<tokio::sync::Mutex<Inbound>>,
+    usernames: Arc<Mutex<UsernameCache>>,
     _pump: Arc<PumpGuard>,
 }
 
@@ -156,8 +163,26 @@ impl MtprotoTransport {
                 handed: Vec::new(),
                 stopped,
             })),
+            usernames: Arc::new(Mutex::new(UsernameCache::default())),
             _pump: Arc::new(PumpGuard(pump.abort_handle())),
         })
+    }
+
+    /// Caches resolved usernames this way instead of the default (found peers for a day,
+    /// unknown names for an hour).
+    #[must_use]
+    pub fn with_username_cache(self, cache: UsernameCache) -> Self {
+        *self.usernames() = cache;
+        self
+    }
+
+    pub(super) fn usernames(&self) -> MutexGuard<'_, UsernameCache> {
+        // Every mutation completes before anything can panic, so poison is harmless.
+        self.usernames.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// Paces by `clock` instead of the system clock (share the agent's clock).
@@ -189,7 +214,13 @@ impl MtprotoTransport {
         }
     }
 
-    fn freeze(&self, chat: i64, after: Duration, per_chat: bool) {
+    /// Marks the account limited for spam (see `SendState::spam_limited`).
+    pub(super) fn mark_spam_limited(&self) {
+        tracing::warn!("mia.mtproto Telegram limited this account for spam (PEER_FLOOD)");
+        self.lock().spam_limited = true;
+    }
+
+    pub(super) fn freeze(&self, chat: i64, after: Duration, per_chat: bool) {
         let until = self
             .clock
             .now()
@@ -234,10 +265,114 @@ impl MtprotoTransport {
             Err(e) => match classify(&e) {
                 MtprotoFailure::MessageNotFound => Err(not_found().into()),
                 MtprotoFailure::NotModified => Ok(None),
-                _ => Err(self.client.error(method, &e).into()),
+                // A flood wait keeps its length, for the caller to wait it out.
+                _ => Err(super::admin::flood_wait(method, &e)
+                    .unwrap_or_else(|| self.client.error(method, &e))
+                    .into()),
             },
         }
     }
+}
+
+/// The parts of `messages.sendMessage` that come from the message: the visible text and its
+/// entities, the message replied to, the schedule.
+#[derive(Debug, PartialEq)]
+struct Prepared {
+    text: String,
+    entities: Option<Vec<tl::enums::MessageEntity>>,
+    reply_to: Option<tl::enums::InputReplyTo>,
+    schedule_date: Option<i32>,
+}
+
+/// Parses the markup (MTProto has no `parse_mode`: the client sends entities) and converts the
+/// reply and the schedule. Pure; refusals are the outcomes Telegram would give.
+fn prepare(message: &OutboundMessage, now: Timestamp) -> Result<Prepared, FailureReason> {
+    let formatted = message
+        .formatted()
+        .map_err(|e| FailureReason::InvalidMessage(e.to_string()))?;
+    let entities: Vec<tl::enums::MessageEntity> = formatted
+        .entities
+        .iter()
+        .filter_map(|e| tl_entity(e).ok())
+        .collect();
+    if entities.len() != formatted.entities.len() {
+        return Err(FailureReason::InvalidMessage(
+            "ENTITY_BOUNDS_INVALID: the text is too long for its entities".into(),
+        ));
+    }
+    let reply_to = match message.reply_to {
+        None => None,
+        Some(id) => {
+            let reply_to_msg_id = i32::try_from(id).map_err(|_| {
+                FailureReason::InvalidMessage(format!("REPLY_MESSAGE_ID_INVALID: {id}"))
+            })?;
+            Some(
+                tl::types::InputReplyToMessage {
+                    reply_to_msg_id,
+                    top_msg_id: None,
+                    reply_to_peer_id: None,
+                    quote_text: None,
+                    quote_entities: None,
+                    quote_offset: None,
+                    monoforum_peer_id: None,
+                    todo_item_id: None,
+                    poll_option: None,
+                }
+                .into(),
+            )
+        }
+    };
+    let schedule_date = match message.send_at.filter(|at| *at > now) {
+        None => None,
+        Some(at) => Some(i32::try_from(at.as_second()).map_err(|_| {
+            FailureReason::InvalidMessage("SCHEDULE_DATE_INVALID: beyond 2038".into())
+        })?),
+    };
+    Ok(Prepared {
+        text: formatted.text,
+        entities: (!entities.is_empty()).then_some(entities),
+        reply_to,
+        schedule_date,
+    })
+}
+
+/// One entity as MTProto's `MessageEntity`; an error when an offset does not fit in an `int`.
+fn tl_entity(entity: &TextEntity) -> Result<tl::enums::MessageEntity, std::num::TryFromIntError> {
+    use tl::types as t;
+    let offset = i32::try_from(entity.offset)?;
+    let length = i32::try_from(entity.length)?;
+    Ok(match &entity.kind {
+        EntityKind::Bold => t::MessageEntityBold { offset, length }.into(),
+        EntityKind::Italic => t::MessageEntityItalic { offset, length }.into(),
+        EntityKind::Underline => t::MessageEntityUnderline { offset, length }.into(),
+        EntityKind::Strikethrough => t::MessageEntityStrike { offset, length }.into(),
+        EntityKind::Spoiler => t::MessageEntitySpoiler { offset, length }.into(),
+        EntityKind::Code => t::MessageEntityCode { offset, length }.into(),
+        EntityKind::Pre { language } => t::MessageEntityPre {
+            offset,
+            length,
+            language: language.clone().unwrap_or_default(),
+        }
+        .into(),
+        EntityKind::TextLink { url } => t::MessageEntityTextUrl {
+            offset,
+            length,
+            url: url.clone(),
+        }
+        .into(),
+        EntityKind::Blockquote => t::MessageEntityBlockquote {
+            collapsed: false,
+            offset,
+            length,
+        }
+        .into(),
+        EntityKind::CustomEmoji { id } => t::MessageEntityCustomEmoji {
+            offset,
+            length,
+            document_id: *id,
+        }
+        .into(),
+    })
 }
 
 /// Streams updates into `tx` until the connection closes.
@@ -315,6 +450,9 @@ fn sent_message_id(updates: &tl::enums::Updates, random_id: i64) -> Option<i64> 
                 | Update::NewChannelMessage(tl::types::UpdateNewChannelMessage {
                     message: Message::Message(m),
                     ..
+                })
+                | Update::NewScheduledMessage(tl::types::UpdateNewScheduledMessage {
+                    message: Message::Message(m),
                 }) if m.out => Some(i64::from(m.id)),
                 _ => None,
             })
@@ -341,6 +479,9 @@ impl Transport for MtprotoTransport {
             max_text_chars: 4096,
             read_receipts: false,
             idempotent_sends: true,
+            // `schedule_date`: Telegram holds the message until its time.
+            scheduled_sends: true,
+            formatting: true,
         }
     }
 
@@ -353,6 +494,9 @@ impl Transport for MtprotoTransport {
                     message_id: *id,
                     duplicate: true,
                 });
+            }
+            if state.spam_limited {
+                return Ok(SendOutcome::Failed(FailureReason::SpamLimited));
             }
             if let Some(wait) = state.frozen(message.peer.id, now) {
                 return Ok(SendOutcome::RetryAfter {
@@ -376,6 +520,10 @@ impl Transport for MtprotoTransport {
                 message.peer.id
             ))));
         };
+        let request = match prepare(message, now) {
+            Ok(prepared) => prepared,
+            Err(reason) => return Ok(SendOutcome::Failed(reason)),
+        };
         let peer = self.client.peer_ref(peer).await;
         let random_id = random_id(&message.key);
         let request = tl::functions::messages::SendMessage {
@@ -388,12 +536,12 @@ impl Transport for MtprotoTransport {
             invert_media: false,
             allow_paid_floodskip: false,
             peer: peer.into(),
-            reply_to: None,
-            message: message.text.clone(),
+            reply_to: request.reply_to,
+            message: request.text,
             random_id,
             reply_markup: None,
-            entities: None,
-            schedule_date: None,
+            entities: request.entities,
+            schedule_date: request.schedule_date,
             schedule_repeat_period: None,
             send_as: None,
             quick_reply_shortcut: None,
@@ -542,6 +690,30 @@ impl ChatAdmin for MtprotoTransport {
         .await
         .map(drop)
     }
+
+    async fn create_chat(&self, chat: &NewChat) -> mia_core::Result<TelegramPeer> {
+        self.create(chat).await
+    }
+
+    async fn export_invite_link(
+        &self,
+        chat: TelegramPeer,
+        member_limit: Option<u32>,
+    ) -> mia_core::Result<String> {
+        self.invite_link(chat, member_limit).await
+    }
+
+    async fn resolve_username(&self, username: &str) -> mia_core::Result<Option<TelegramPeer>> {
+        self.resolve(username).await
+    }
+
+    async fn invite_members(
+        &self,
+        chat: TelegramPeer,
+        invitees: &[Invitee],
+    ) -> mia_core::Result<InviteReport> {
+        self.invite(chat, invitees).await
+    }
 }
 
 #[cfg(test)]
@@ -579,6 +751,71 @@ mod tests {
         };
         assert_eq!(sent_message_id(&ids(99), 99), Some(8));
         assert_eq!(sent_message_id(&Updates::TooLong, 99), None);
+    }
+
+    #[test]
+    fn markup_reply_and_schedule_become_the_request() {
+        use mia_core::{ContactId, TextFormat};
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let base = OutboundMessage::new(
+            IdempotencyKey::new("k"),
+            ContactId::new("c"),
+            TelegramPeer::user(5),
+            "😀 <b>Sale</b> at <a href=\"https://shop.example\">the shop</a>",
+        );
+        let plain = prepare(&base, now).unwrap();
+        assert_eq!(plain.text, base.text, "plain text is sent as it is");
+        assert_eq!(
+            (plain.entities, plain.reply_to, plain.schedule_date),
+            (None, None, None)
+        );
+        let html = base
+            .clone()
+            .with_format(TextFormat::Html)
+            .with_reply_to(41)
+            .with_send_at(now + SignedDuration::from_hours(2));
+        let prepared = prepare(&html, now).unwrap();
+        assert_eq!(prepared.text, "😀 Sale at the shop");
+        assert_eq!(
+            prepared.entities,
+            Some(vec![
+                tl::types::MessageEntityBold {
+                    offset: 3,
+                    length: 4
+                }
+                .into(),
+                tl::types::MessageEntityTextUrl {
+                    offset: 11,
+                    length: 8,
+                    url: "https://shop.example".into()
+                }
+                .into(),
+            ])
+        );
+        assert!(matches!(
+            prepared.reply_to,
+            Some(tl::enums::InputReplyTo::Message(
+                tl::types::InputReplyToMessage {
+                    reply_to_msg_id: 41,
+                    ..
+                }
+            ))
+        ));
+        assert_eq!(prepared.schedule_date, Some(1_800_007_200));
+        let due = base.clone().with_send_at(now);
+        assert_eq!(
+            prepare(&due, now).unwrap().schedule_date,
+            None,
+            "due now: sent now"
+        );
+        let mut bad = base.with_format(TextFormat::Html);
+        bad.text = "<b>open".into();
+        match prepare(&bad, now) {
+            Err(FailureReason::InvalidMessage(why)) => {
+                assert!(why.contains("can't parse entities"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -117,6 +117,12 @@ pub struct SimConfig {
     /// (`SLOWMODE_WAIT_X`).
     #[serde(default)]
     pub slow_mode: BTreeMap<i64, Duration>,
+    /// Telegram's undocumented limits per kind of call (edit, delete, pin, invite link,
+    /// resolve username, create chat, invite members), each drawn from the seed inside a
+    /// realistic range ([`SimTelegram::hidden_limit`](super::SimTelegram::hidden_limit)) and
+    /// answered with escalating flood waits. On by default.
+    #[serde(default = "yes")]
+    pub hidden_limits: bool,
 }
 
 fn yes() -> bool {
@@ -136,6 +142,7 @@ impl Default for SimConfig {
             flood_escalation: true,
             cold_message_limit: None,
             slow_mode: BTreeMap::new(),
+            hidden_limits: true,
         }
     }
 }

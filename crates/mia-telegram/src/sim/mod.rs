@@ -6,6 +6,7 @@
 //! [`SimClock`](mia_core::SimClock) so that both live in the same virtual time).
 
 mod config;
+mod hidden;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -15,14 +16,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
-    CampaignId, Capabilities, ChatAdmin, Clock, FailureReason, IdempotencyKey, InboundEvent,
-    InboundKind, OutboundMessage, PeerKind, SendOutcome, TelegramPeer, Transport, VariantId,
+    CampaignId, Capabilities, ChatAdmin, ChatKind, Clock, FailureReason, IdempotencyKey,
+    InboundEvent, InboundKind, InviteReport, Invitee, NewChat, OutboundMessage, PeerKind,
+    SendOutcome, TelegramPeer, TextEntity, Transport, VariantId,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Behaviour, SimConfig};
+pub use hidden::{MethodLimit, SimMethod};
 
 use crate::error::TelegramError;
 use crate::limits::{Pacer, whole_seconds};
@@ -38,16 +41,32 @@ pub struct SentMessage {
     pub campaign: Option<CampaignId>,
     /// The chat.
     pub peer: TelegramPeer,
-    /// The text (after edits).
+    /// The text as the reader sees it (markup parsed and removed; after edits).
     pub text: String,
+    /// Its formatting, parsed from the markup it was sent with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<TextEntity>,
+    /// The message it replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
     /// The variant, if the sender said.
     pub variant: Option<VariantId>,
-    /// When Telegram accepted it.
+    /// When it reached the chat: when Telegram accepted it, or the time it was scheduled for.
     pub at: Timestamp,
+    /// Sent with a schedule: Telegram holds it until [`at`](Self::at).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scheduled: bool,
     /// Whether it was deleted.
     pub deleted: bool,
     /// Whether it is pinned.
     pub pinned: bool,
+}
+
+impl SentMessage {
+    /// Whether it is in the chat at `now` (a scheduled message only from its time on).
+    pub fn delivered_by(&self, now: Timestamp) -> bool {
+        !self.scheduled || self.at <= now
+    }
 }
 
 /// A scripted answer for the next send to a chat, for tests of failure handling.
@@ -80,6 +99,17 @@ struct State {
     /// Per chat: until when its flood wait runs, and how long the last one was.
     flood: HashMap<i64, (Timestamp, SignedDuration)>,
     slow_last: HashMap<i64, Timestamp>,
+    /// Calls against the hidden per-method limits.
+    methods: hidden::MethodCalls,
+    /// Chats the sender created: their members, how many invite links were made.
+    chats: BTreeMap<i64, SimChat>,
+    usernames: HashMap<String, TelegramPeer>,
+    next_chat: i64,
+}
+
+struct SimChat {
+    members: std::collections::BTreeSet<i64>,
+    links: u64,
 }
 
 /// The simulated Telegram. Cheap to clone; clones share one simulated world.
@@ -199,9 +229,30 @@ impl SimTelegram {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every message posted, in order, including deleted ones.
+    /// Every message posted, in the order Telegram accepted them, including deleted ones; a
+    /// scheduled message appears once its time has come.
     pub fn sent_log(&self) -> Vec<SentMessage> {
-        self.lock().log.clone()
+        let now = self.clock.now();
+        self.lock()
+            .log
+            .iter()
+            .filter(|m| m.delivered_by(now))
+            .cloned()
+            .collect()
+    }
+
+    /// Scheduled messages Telegram holds until their time, soonest first.
+    pub fn scheduled(&self) -> Vec<SentMessage> {
+        let now = self.clock.now();
+        let mut held: Vec<SentMessage> = self
+            .lock()
+            .log
+            .iter()
+            .filter(|m| !m.delivered_by(now))
+            .cloned()
+            .collect();
+        held.sort_by_key(|m| m.at);
+        held
     }
 
     /// How many sends were answered with a retry-after because of a rate limit.
@@ -244,6 +295,52 @@ impl SimTelegram {
     pub fn wrote_first(&self, peers: impl IntoIterator<Item = TelegramPeer>) {
         let mut state = self.lock();
         state.wrote_first.extend(peers.into_iter().map(|p| p.id));
+    }
+
+    /// The hidden limit of `method` in this simulated world (drawn from the seed). A dry-run
+    /// may report it; a sender should not tune to it, as the real numbers are unknown.
+    pub fn hidden_limit(&self, method: SimMethod) -> MethodLimit {
+        hidden::hidden_limit(self.config.seed, method)
+    }
+
+    /// How many calls other than sends were answered with a flood wait (hidden limits).
+    pub fn method_limited_count(&self) -> u64 {
+        self.lock().methods.limited
+    }
+
+    /// Gives `peer` the public username `username` (any accepted form), so
+    /// [`ChatAdmin::resolve_username`] finds it.
+    ///
+    /// # Errors
+    /// [`TelegramError::Config`] for a malformed username.
+    pub fn set_username(&self, username: &str, peer: TelegramPeer) -> Result<(), TelegramError> {
+        let name = crate::username::normalize_username(username)?;
+        self.lock().usernames.insert(name, peer);
+        Ok(())
+    }
+
+    /// The people in a chat the sender created, by user id; `None` for an unknown chat.
+    pub fn members(&self, chat: TelegramPeer) -> Option<Vec<i64>> {
+        self.lock()
+            .chats
+            .get(&chat.id)
+            .map(|c| c.members.iter().copied().collect())
+    }
+
+    /// Admits `n` calls of `method` under its hidden limit, or the flood wait to answer.
+    fn admit(&self, state: &mut State, method: SimMethod, n: u32) -> Result<(), TelegramError> {
+        if !self.config.hidden_limits {
+            return Ok(());
+        }
+        let limit = self.hidden_limit(method);
+        let now = self.clock.now();
+        state
+            .methods
+            .admit(method, limit, n, self.config.flood_escalation, now)
+            .map_err(|after| TelegramError::FloodWait {
+                method: method.name(),
+                after,
+            })
     }
 
     /// Whether Telegram has limited the account for spam (`PEER_FLOOD`).
@@ -422,6 +519,8 @@ impl Transport for SimTelegram {
             read_receipts: true,
             // Its log recognises a key, across restarts with a journal.
             idempotent_sends: true,
+            scheduled_sends: true,
+            formatting: true,
         }
     }
 
@@ -446,11 +545,37 @@ impl Transport for SimTelegram {
                 Scripted::Outcome(other) => return Ok(other),
             }
         }
-        let chars = message.text.chars().count();
+        // Telegram parses the markup first and counts what the reader will see.
+        let formatted = match message.formatted() {
+            Ok(formatted) => formatted,
+            Err(e) => {
+                return Ok(SendOutcome::Failed(FailureReason::InvalidMessage(
+                    e.to_string(),
+                )));
+            }
+        };
+        let chars = formatted.text.chars().count();
         if chars == 0 || chars > 4096 {
             return Ok(SendOutcome::Failed(FailureReason::InvalidMessage(format!(
                 "MESSAGE_TOO_LONG or empty: {chars} characters"
             ))));
+        }
+        if let Some(reply_to) = message.reply_to
+            && !state
+                .index
+                .get(&(message.peer.id, reply_to))
+                .and_then(|i| state.log.get(*i))
+                .is_some_and(|m| !m.deleted && m.delivered_by(now))
+        {
+            return Ok(SendOutcome::Failed(FailureReason::InvalidMessage(format!(
+                "REPLY_MESSAGE_ID_INVALID: message {reply_to} to be replied not found"
+            ))));
+        }
+        let deliver_at = message.send_at.filter(|at| *at > now).unwrap_or(now);
+        if deliver_at.duration_since(now) > SignedDuration::from_hours(365 * 24) {
+            return Ok(SendOutcome::Failed(FailureReason::InvalidMessage(
+                "SCHEDULE_DATE_TOO_LATE: at most 365 days ahead".into(),
+            )));
         }
         if let Some(fate) = self.chat_fate(message.peer) {
             return Ok(SendOutcome::Failed(fate));
@@ -488,9 +613,12 @@ impl Transport for SimTelegram {
             key: message.key.clone(),
             campaign: message.campaign.clone(),
             peer: message.peer,
-            text: message.text.clone(),
+            text: formatted.text,
+            entities: formatted.entities,
+            reply_to: message.reply_to,
             variant: message.variant.clone(),
-            at: now,
+            at: deliver_at,
+            scheduled: deliver_at > now,
             deleted: false,
             pinned: false,
         };
@@ -514,7 +642,7 @@ impl Transport for SimTelegram {
         let position = state.log.len();
         state.index.insert((message.peer.id, message_id), position);
         state.log.push(posted);
-        self.plan_reactions(&mut state, message, message_id, now);
+        self.plan_reactions(&mut state, message, message_id, deliver_at);
         Ok(SendOutcome::Sent {
             message_id,
             duplicate: false,
@@ -555,13 +683,16 @@ impl ChatAdmin for SimTelegram {
         text: &str,
     ) -> mia_core::Result<()> {
         let mut state = self.lock();
+        self.admit(&mut state, SimMethod::EditMessage, 1)?;
         let i = live(&state, peer, message_id)?;
         state.log[i].text = text.to_owned();
+        state.log[i].entities.clear();
         Ok(())
     }
 
     async fn delete_message(&self, peer: TelegramPeer, message_id: i64) -> mia_core::Result<()> {
         let mut state = self.lock();
+        self.admit(&mut state, SimMethod::DeleteMessage, 1)?;
         let i = live(&state, peer, message_id)?;
         state.log[i].deleted = true;
         Ok(())
@@ -569,9 +700,102 @@ impl ChatAdmin for SimTelegram {
 
     async fn pin_message(&self, peer: TelegramPeer, message_id: i64) -> mia_core::Result<()> {
         let mut state = self.lock();
+        self.admit(&mut state, SimMethod::PinMessage, 1)?;
         let i = live(&state, peer, message_id)?;
         state.log[i].pinned = true;
         Ok(())
+    }
+
+    async fn create_chat(&self, chat: &NewChat) -> mia_core::Result<TelegramPeer> {
+        chat.validate()?;
+        let mut state = self.lock();
+        self.admit(&mut state, SimMethod::CreateChat, 1)?;
+        state.next_chat += 1;
+        let n = state.next_chat;
+        // Bot API style ids: basic groups -N, supergroups and channels -100N.
+        let peer = match chat.kind {
+            ChatKind::Group => TelegramPeer::group(-(4_000_000_000 + n)),
+            ChatKind::Supergroup => TelegramPeer::group(-(1_000_000_000_000 + n)),
+            ChatKind::Channel => TelegramPeer::channel(-(1_000_000_000_000 + n)),
+        };
+        state.chats.insert(
+            peer.id,
+            SimChat {
+                members: std::collections::BTreeSet::new(),
+                links: 0,
+            },
+        );
+        Ok(peer)
+    }
+
+    async fn export_invite_link(
+        &self,
+        chat: TelegramPeer,
+        member_limit: Option<u32>,
+    ) -> mia_core::Result<String> {
+        if member_limit.is_some_and(|n| !(1..=99_999).contains(&n)) {
+            return Err(mia_core::Error::invalid(
+                "member_limit must be 1 to 99999 (USAGE_LIMIT_INVALID)",
+            ));
+        }
+        let mut state = self.lock();
+        self.admit(&mut state, SimMethod::ExportInviteLink, 1)?;
+        let seed = self.config.seed;
+        let Some(known) = state.chats.get_mut(&chat.id) else {
+            return Err(mia_core::Error::not_found("chat", chat.id));
+        };
+        known.links += 1;
+        let token = stable_hash(&[
+            &seed.to_be_bytes(),
+            b"invite",
+            &chat.id.to_be_bytes(),
+            &known.links.to_be_bytes(),
+        ]);
+        Ok(format!("https://t.me/+sim{token:016x}"))
+    }
+
+    async fn resolve_username(&self, username: &str) -> mia_core::Result<Option<TelegramPeer>> {
+        let name = crate::username::normalize_username(username)
+            .map_err(|e| mia_core::Error::invalid(e.to_string()))?;
+        let mut state = self.lock();
+        self.admit(&mut state, SimMethod::ResolveUsername, 1)?;
+        Ok(state.usernames.get(&name).copied())
+    }
+
+    async fn invite_members(
+        &self,
+        chat: TelegramPeer,
+        invitees: &[Invitee],
+    ) -> mia_core::Result<InviteReport> {
+        let mut state = self.lock();
+        if !state.chats.contains_key(&chat.id) {
+            return Err(mia_core::Error::not_found("chat", chat.id));
+        }
+        let n = u32::try_from(invitees.len()).unwrap_or(u32::MAX);
+        self.admit(&mut state, SimMethod::InviteMembers, n)?;
+        let mut report = InviteReport::default();
+        for invitee in invitees {
+            let peer = invitee.peer();
+            let refused = self.chat_fate(peer).or_else(|| {
+                state
+                    .blocked
+                    .get(&peer.id)
+                    .copied()
+                    .unwrap_or(false)
+                    .then_some(FailureReason::PrivacyRestricted)
+            });
+            match refused {
+                // Telegram's `missing_invitees`: their privacy settings keep them out.
+                Some(reason) => report.not_invited.push((invitee.contact().clone(), reason)),
+                None => {
+                    if let Some(known) = state.chats.get_mut(&chat.id) {
+                        known.members.insert(peer.id);
+                    }
+                    report.invited.push(invitee.contact().clone());
+                }
+            }
+        }
+        Ok(report)
     }
 }
 

@@ -22,15 +22,14 @@ fn quiet_config() -> SimConfig {
 
 fn msg(contact: &str, peer: TelegramPeer) -> OutboundMessage {
     let campaign = CampaignId::new("c");
-    OutboundMessage {
-        key: IdempotencyKey::for_job(&campaign, &ContactId::new(contact), 0),
-        campaign: Some(campaign),
-        contact: ContactId::new(contact),
+    OutboundMessage::new(
+        IdempotencyKey::for_job(&campaign, &ContactId::new(contact), 0),
+        ContactId::new(contact),
         peer,
-        variant: Some(VariantId::new("A")),
-        text: "Hello. Reply STOP to unsubscribe.".into(),
-        silent: false,
-    }
+        "Hello. Reply STOP to unsubscribe.",
+    )
+    .with_campaign(campaign)
+    .with_variant(VariantId::new("A"))
 }
 
 #[tokio::test(start_paused = true)]
@@ -423,4 +422,191 @@ async fn privacy_settings_and_slow_mode() {
         ..quiet_config()
     };
     assert!(bad.validate().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn hidden_limits_answer_pushy_pinning_with_escalating_flood_waits() {
+    let (tg, _) = sim(quiet_config());
+    let limit = tg.hidden_limit(SimMethod::PinMessage);
+    assert_eq!(
+        limit,
+        sim(quiet_config()).0.hidden_limit(SimMethod::PinMessage),
+        "seeded"
+    );
+    let peer = TelegramPeer::user(1);
+    let SendOutcome::Sent { message_id, .. } = tg.send(&msg("pin", peer)).await.unwrap() else {
+        panic!("posted");
+    };
+    for _ in 0..limit.calls {
+        tg.pin_message(peer, message_id).await.unwrap();
+    }
+    let err = tg.pin_message(peer, message_id).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("FLOOD_WAIT"), "{err}");
+    let first = crate::retry_after(&err).expect("the wait is readable");
+    assert!(first > Duration::ZERO && first <= limit.per, "{first:?}");
+    let pushed = crate::retry_after(&tg.pin_message(peer, message_id).await.unwrap_err()).unwrap();
+    assert_eq!(pushed, first * 2, "pushing on doubles the wait");
+    // Other methods keep their own budgets.
+    tg.edit_message(peer, message_id, "edited").await.unwrap();
+    tokio::time::sleep(pushed).await;
+    tg.pin_message(peer, message_id).await.unwrap();
+    assert_eq!(tg.method_limited_count(), 2);
+
+    let (relaxed, _) = sim(SimConfig {
+        hidden_limits: false,
+        ..quiet_config()
+    });
+    let SendOutcome::Sent { message_id, .. } = relaxed.send(&msg("pin", peer)).await.unwrap()
+    else {
+        panic!("posted");
+    };
+    for _ in 0..=limit.calls * 2 {
+        relaxed.pin_message(peer, message_id).await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolving_usernames_is_limited_per_day() {
+    let (tg, _) = sim(quiet_config());
+    tg.set_username("@Tea_Shop", TelegramPeer::channel(-1_000_000_000_777))
+        .unwrap();
+    assert_eq!(
+        tg.resolve_username("https://t.me/tea_shop").await.unwrap(),
+        Some(TelegramPeer::channel(-1_000_000_000_777))
+    );
+    assert_eq!(tg.resolve_username("nobody_here").await.unwrap(), None);
+    let bad = tg.resolve_username("a b").await.unwrap_err();
+    assert!(matches!(bad, mia_core::Error::InvalidInput(_)), "{bad}");
+    let limit = tg.hidden_limit(SimMethod::ResolveUsername);
+    assert_eq!(limit.per, Duration::from_secs(86_400));
+    for _ in 2..limit.calls {
+        tg.resolve_username("nobody_here").await.unwrap();
+    }
+    let wait = crate::retry_after(&tg.resolve_username("tea_shop").await.unwrap_err()).unwrap();
+    assert!(
+        wait > Duration::from_secs(86_000),
+        "a day's budget: {wait:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn chats_are_created_linked_and_joined_by_people_who_asked() {
+    use mia_core::{ChatKind, ConsentRecord, Contact, Evidence, Invitee, NewChat, Purpose};
+    let (tg, clock) = sim(SimConfig {
+        privacy_share: 0.3,
+        ..quiet_config()
+    });
+    let now = clock.now();
+    let channel = tg
+        .create_chat(&NewChat::new(ChatKind::Channel, "Tea lovers").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(channel.kind, PeerKind::Channel);
+    let group = tg
+        .create_chat(&NewChat::new(ChatKind::Group, "Tastings").unwrap())
+        .await
+        .unwrap();
+    assert_ne!(group, channel);
+    let a = tg.export_invite_link(channel, Some(50)).await.unwrap();
+    let b = tg.export_invite_link(channel, None).await.unwrap();
+    assert!(a.starts_with("https://t.me/+") && a != b, "{a} {b}");
+    assert!(
+        tg.export_invite_link(TelegramPeer::channel(-9), None)
+            .await
+            .is_err(),
+        "only chats the sender administers"
+    );
+    let purpose = Purpose::new("community");
+    let invitees: Vec<Invitee> = (1..=20)
+        .map(|i| {
+            let contact = Contact::new(format!("c{i}"), TelegramPeer::user(i), "UTC", now).unwrap();
+            let grant = ConsentRecord::grant(
+                format!("c{i}"),
+                purpose.clone(),
+                Evidence::new("telegram_start", "payload=join"),
+                "v1",
+                now,
+            );
+            Invitee::with_consent(&contact, &purpose, &[grant], now).unwrap()
+        })
+        .collect();
+    let report = tg.invite_members(channel, &invitees).await.unwrap();
+    assert_eq!(
+        report.invited.len() + report.not_invited.len(),
+        20,
+        "nobody lost"
+    );
+    assert!(
+        !report.not_invited.is_empty() && !report.invited.is_empty(),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .not_invited
+            .iter()
+            .all(|(_, why)| *why == FailureReason::PrivacyRestricted)
+    );
+    let members = tg.members(channel).unwrap();
+    let invited: Vec<i64> = report
+        .invited
+        .iter()
+        .map(|c| c.as_str()[1..].parse().unwrap())
+        .collect();
+    assert_eq!(members, invited);
+    // The same seed refuses the same people.
+    let (again, _) = sim(SimConfig {
+        privacy_share: 0.3,
+        ..quiet_config()
+    });
+    let channel = again
+        .create_chat(&NewChat::new(ChatKind::Channel, "Tea lovers").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.invite_members(channel, &invitees).await.unwrap(),
+        report
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_message_reaches_the_chat_and_its_reader_at_its_time() {
+    let (tg, clock) = sim(SimConfig {
+        behaviour: Behaviour {
+            delivered: 1.0,
+            ..Behaviour::default()
+        },
+        ..quiet_config()
+    });
+    let at = clock.now() + SignedDuration::from_hours(3);
+    let m = msg("later", TelegramPeer::user(4)).with_send_at(at);
+    let SendOutcome::Sent { message_id, .. } = tg.send(&m).await.unwrap() else {
+        panic!("accepted");
+    };
+    assert!(tg.sent_log().is_empty());
+    assert_eq!(tg.scheduled().len(), 1);
+    assert_eq!(
+        tg.send(&m).await.unwrap(),
+        SendOutcome::Sent {
+            message_id,
+            duplicate: true
+        }
+    );
+    let reply = msg("reply", TelegramPeer::user(4)).with_reply_to(message_id);
+    assert!(
+        matches!(
+            tg.send(&reply).await.unwrap(),
+            SendOutcome::Failed(FailureReason::InvalidMessage(_))
+        ),
+        "nobody can reply to a message not yet in the chat"
+    );
+    let until_due = tg.next_inbound_in().unwrap();
+    assert!(
+        until_due >= Duration::from_secs(3 * 3600),
+        "delivery follows the schedule: {until_due:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert_eq!(tg.sent_log().len(), 1);
+    assert_eq!(tg.sent_log()[0].at, at);
+    assert!(tg.scheduled().is_empty());
 }
