@@ -9,6 +9,7 @@ mod audience;
 mod audit;
 mod bot;
 mod cohort;
+mod compliance;
 mod dry_run;
 mod dsar;
 mod funnel;
@@ -82,10 +83,20 @@ enum Command {
     /// Scans text (JSON lines `{"id", "text"}` or plain lines) for personal data and checks it
     /// against the content rules; one JSON line out per line in.
     Scan(scan::ScanArgs),
-    /// The tamper-evident audit log: `verify` it, or sign a `checkpoint` (`--db PATH`).
+    /// The tamper-evident audit log: `verify` it, sign a `checkpoint`, `prove` an entry is in it
+    /// and `verify-proof` without the database (`--db PATH`).
     Audit(audit::AuditArgs),
-    /// Data subject requests: `export`, `erase`, `object` `--subject ID --db PATH`, `list`.
+    /// Data subject requests: `export`, `erase`, `object`, `rectify`, `restrict`,
+    /// `unrestrict`, `why` `--subject ID --db PATH`, `list`.
     Dsar(dsar::DsarArgs),
+    /// The data privacy scanner: `mia privacy scan --db PATH [--json]` reports personal data
+    /// stored where the configuration does not allow it.
+    Privacy(compliance::PrivacyArgs),
+    /// Retention: `mia retention purge --db PATH --policy FILE` enforces it and reports what it
+    /// removed (JSON).
+    Retention(compliance::RetentionArgs),
+    /// Compliance documents: `mia compliance records` prints the records of processing (JSON).
+    Compliance(compliance::ComplianceArgs),
     /// Runs a consent-first Telegram bot on the Bot API: `mia bot run --db PATH`.
     Bot(bot::BotArgs),
     /// A funnel over a CSV file of events (`user_id,event,ts`): users per step as JSON.
@@ -160,6 +171,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(&args),
         Command::Audit(args) => block_on(audit::audit(&args)),
         Command::Dsar(args) => block_on(dsar::dsar(&args)),
+        Command::Privacy(args) => block_on(compliance::privacy(&args)),
+        Command::Retention(args) => block_on(compliance::retention(&args)),
+        Command::Compliance(args) => compliance::compliance(&args),
         Command::Bot(args) => block_on(bot::bot(&args)),
         Command::Funnel(args) => funnel::run(&args),
         Command::Cohort(args) => cohort::run(&args),

@@ -192,6 +192,88 @@ pub fn current_consent<'a>(
         })
 }
 
+/// The reserved consent-ledger purpose that carries restrictions of processing (GDPR art.
+/// 18). Its records are markers, never consent: every one is a withdrawal (so no consent
+/// check ever reads one as a grant), with evidence method [`RESTRICTION_METHOD`] when a
+/// restriction starts and [`RESTRICTION_LIFTED_METHOD`] when it is lifted; the latest one in
+/// force says whether the contact is restricted. Kept in the append-only ledger, a restriction
+/// survives a contact upsert (a CRM sync), shows in an access export and is pseudonymised by an
+/// erasure like any other record. The agent's built-in consent rule sends no campaign message
+/// to a restricted contact.
+pub const RESTRICTION_PURPOSE: &str = "processing_restriction";
+/// The evidence method of the ledger marker that starts a restriction of processing.
+pub const RESTRICTION_METHOD: &str = "dsr_restriction";
+/// The evidence method of the ledger marker that lifts a restriction of processing.
+pub const RESTRICTION_LIFTED_METHOD: &str = "dsr_restriction_lifted";
+
+/// Since when a contact with this consent `history` is restricted at `now`, or `None`: the
+/// [`RESTRICTION_PURPOSE`] marker in force at `now` (as [`current_consent`] picks it) starts a
+/// restriction.
+///
+/// Only the markers themselves count (withdrawals with method [`RESTRICTION_METHOD`] or
+/// [`RESTRICTION_LIFTED_METHOD`]): any other record for the reserved purpose (a grant a
+/// `/start processing_restriction` or an import tried to write) can neither start nor lift a
+/// restriction.
+pub fn restricted_since(history: &[ConsentRecord], now: Timestamp) -> Option<Timestamp> {
+    let purpose = Purpose::new(RESTRICTION_PURPOSE);
+    let markers: Vec<ConsentRecord> = history
+        .iter()
+        .filter(|r| {
+            r.purpose == purpose
+                && r.status == ConsentStatus::Withdrawn
+                && (r.evidence.method == RESTRICTION_METHOD
+                    || r.evidence.method == RESTRICTION_LIFTED_METHOD)
+        })
+        .cloned()
+        .collect();
+    current_consent(&markers, &purpose, now)
+        .filter(|r| r.evidence.method == RESTRICTION_METHOD)
+        .map(|r| r.recorded_at)
+}
+
+/// The evidence method of the withdrawals an objection to direct marketing writes (GDPR art.
+/// 21(3): absolute). The agent's built-in consent rule sends no campaign message after one
+/// until the person grants the purpose again themselves ([`SELF_GIVEN_METHODS`]).
+pub const OBJECTION_METHOD: &str = "dsr_objection";
+
+/// Evidence methods of grants the person gave themselves: only these lift an objection (a CRM
+/// import or a host's bulk grant never does).
+pub const SELF_GIVEN_METHODS: &[&str] = &["telegram_start", "web_form", "double_opt_in"];
+
+/// When the contact objected to direct marketing, if the objection still holds for `purpose`
+/// at `now`: a withdrawal with method [`OBJECTION_METHOD`], and no later grant of `purpose`
+/// whose method is one of `lifting` (normally [`SELF_GIVEN_METHODS`]).
+pub fn objected_since(
+    history: &[ConsentRecord],
+    purpose: &Purpose,
+    lifting: &[&str],
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let objected = history
+        .iter()
+        .filter(|r| {
+            r.status == ConsentStatus::Withdrawn
+                && r.evidence.method == OBJECTION_METHOD
+                && r.recorded_at <= now
+        })
+        .map(|r| r.recorded_at)
+        .max()?;
+    let lifted = history.iter().any(|r| {
+        r.status == ConsentStatus::Granted
+            && &r.purpose == purpose
+            && r.recorded_at > objected
+            && r.recorded_at <= now
+            && lifting.contains(&r.evidence.method.as_str())
+    });
+    (!lifted).then_some(objected)
+}
+
+/// Whether `purpose` is reserved for mia's own ledger markers ([`RESTRICTION_PURPOSE`]): no
+/// one can grant it.
+pub fn is_reserved_purpose(purpose: &Purpose) -> bool {
+    purpose.as_str() == RESTRICTION_PURPOSE
+}
+
 /// Classifies `purpose` for a contact with this `history` at `now`.
 pub fn consent_state(history: &[ConsentRecord], purpose: &Purpose, now: Timestamp) -> ConsentState {
     match current_consent(history, purpose, now) {

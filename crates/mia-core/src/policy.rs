@@ -327,10 +327,22 @@ impl SendPolicy for SendPolicies {
     }
 }
 
+/// The rule name under which the [`ConsentRule`] refuses a campaign send to a contact whose
+/// processing is restricted (GDPR art. 18; see [`RESTRICTION_PURPOSE`](crate::RESTRICTION_PURPOSE)).
+pub const RESTRICTED_RULE: &str = "restricted";
+
+/// The rule name under which the [`ConsentRule`] refuses a campaign send after an objection to
+/// direct marketing (see [`OBJECTION_METHOD`](crate::OBJECTION_METHOD)).
+pub const OBJECTION_RULE: &str = "objection";
+
 /// The consent rule. The agent runs it before any host policy, on every send; it cannot be
 /// configured away.
 ///
-/// - Campaign sends need a valid (granted, not withdrawn, not expired) record for the purpose.
+/// - Campaign sends need a valid (granted, not withdrawn, not expired) record for the purpose,
+///   and none goes to a contact whose processing is restricted (rule [`RESTRICTED_RULE`]) until
+///   the restriction is lifted, or who objected to direct marketing (rule [`OBJECTION_RULE`])
+///   until they grant the purpose again themselves ([`SELF_GIVEN_METHODS`](crate::SELF_GIVEN_METHODS)):
+///   a CRM import or bulk grant never lifts an objection.
 /// - Service replies are allowed only within `service_reply_window` of the contact's own
 ///   message (24 hours by default, as Telegram's and WhatsApp's customer-care windows).
 #[derive(Clone, Debug)]
@@ -373,26 +385,52 @@ impl SendPolicy for ConsentRule {
                      through a campaign, with consent",
                 ),
             },
-            SendKind::Campaign => match consent_state(ctx.consent_history, ctx.purpose, ctx.now) {
-                ConsentState::Valid => {
-                    let evidence = current_consent(ctx.consent_history, ctx.purpose, ctx.now)
-                        .map(|r| {
-                            format!(
-                                "granted {} via {} ({}), notice {}",
-                                r.recorded_at,
-                                r.evidence.method,
-                                r.evidence.reference,
-                                r.notice_version
-                            )
-                        })
-                        .unwrap_or_default();
-                    Verdict::of("consent", Decision::Allow, evidence)
+            SendKind::Campaign => {
+                if let Some(since) = crate::consent::restricted_since(ctx.consent_history, ctx.now)
+                {
+                    return Verdict::deny(
+                        RESTRICTED_RULE,
+                        format!("processing restricted since {since} (GDPR art. 18)"),
+                    );
                 }
-                state => Verdict::deny(
-                    "consent",
-                    format!("{} for purpose {}", state.reason(), ctx.purpose),
-                ),
-            },
+                if let Some(at) = crate::consent::objected_since(
+                    ctx.consent_history,
+                    ctx.purpose,
+                    crate::consent::SELF_GIVEN_METHODS,
+                    ctx.now,
+                ) {
+                    return Verdict::deny(
+                        OBJECTION_RULE,
+                        format!("the contact objected to direct marketing at {at}"),
+                    );
+                }
+                self.campaign(ctx)
+            }
+        }
+    }
+}
+
+impl ConsentRule {
+    fn campaign(&self, ctx: &SendContext<'_>) -> Verdict {
+        match consent_state(ctx.consent_history, ctx.purpose, ctx.now) {
+            ConsentState::Valid => {
+                let evidence = current_consent(ctx.consent_history, ctx.purpose, ctx.now)
+                    .map(|r| {
+                        format!(
+                            "granted {} via {} ({}), notice {}",
+                            r.recorded_at,
+                            r.evidence.method,
+                            r.evidence.reference,
+                            r.notice_version
+                        )
+                    })
+                    .unwrap_or_default();
+                Verdict::of("consent", Decision::Allow, evidence)
+            }
+            state => Verdict::deny(
+                "consent",
+                format!("{} for purpose {}", state.reason(), ctx.purpose),
+            ),
         }
     }
 }
@@ -453,6 +491,101 @@ mod tests {
         assert_eq!(v.decision, Decision::Defer { until: now });
         assert_eq!(v.trace.len(), 2);
         assert_eq!(v.deciding_rule(), Some("quiet"));
+    }
+
+    #[test]
+    fn consent_rule_refuses_campaigns_to_a_restricted_contact_until_lifted() {
+        let now = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(100);
+        let c = Contact::new("u", TelegramPeer::user(1), "UTC", now).unwrap();
+        let p = Purpose::marketing();
+        let marker = |method: &str, hours: i64| {
+            ConsentRecord::withdraw(
+                c.id.clone(),
+                Purpose::new(crate::RESTRICTION_PURPOSE),
+                Evidence::new(method, "dsr_1"),
+                now - SignedDuration::from_hours(hours),
+            )
+        };
+        let grant = ConsentRecord::grant(
+            c.id.clone(),
+            p.clone(),
+            Evidence::new("telegram_start", "update=1"),
+            "v1",
+            now - SignedDuration::from_hours(10),
+        );
+        let rule = ConsentRule::default();
+        let restricted = [grant.clone(), marker(crate::RESTRICTION_METHOD, 5)];
+        let v = rule.check(&ctx(&c, &p, &restricted, SendKind::Campaign, now));
+        assert_eq!(v.decision, Decision::Deny);
+        assert_eq!(v.deciding_rule(), Some(RESTRICTED_RULE));
+        // A service reply is not marketing: still allowed within its window.
+        let reply = SendKind::ServiceReply {
+            in_response_to: now - SignedDuration::from_hours(1),
+        };
+        assert!(rule.check(&ctx(&c, &p, &restricted, reply, now)).is_allow());
+        let lifted = [
+            grant,
+            marker(crate::RESTRICTION_METHOD, 5),
+            marker(crate::RESTRICTION_LIFTED_METHOD, 2),
+        ];
+        assert!(
+            rule.check(&ctx(&c, &p, &lifted, SendKind::Campaign, now))
+                .is_allow()
+        );
+        // A grant of the reserved purpose (a `/start processing_restriction`) lifts nothing.
+        let forged = ConsentRecord::grant(
+            c.id.clone(),
+            Purpose::new(crate::RESTRICTION_PURPOSE),
+            Evidence::new("telegram_start", "update=2"),
+            "v1",
+            now - SignedDuration::from_hours(1),
+        );
+        let mut still = restricted.to_vec();
+        still.push(forged);
+        let v = rule.check(&ctx(&c, &p, &still, SendKind::Campaign, now));
+        assert_eq!(v.deciding_rule(), Some(RESTRICTED_RULE));
+    }
+
+    #[test]
+    fn consent_rule_holds_an_objection_until_the_person_grants_again() {
+        let now = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(100);
+        let c = Contact::new("u", TelegramPeer::user(1), "UTC", now).unwrap();
+        let p = Purpose::marketing();
+        let grant = |method: &str, hours: i64| {
+            ConsentRecord::grant(
+                c.id.clone(),
+                p.clone(),
+                Evidence::new(method, "x"),
+                "v1",
+                now - SignedDuration::from_hours(hours),
+            )
+        };
+        let objection = ConsentRecord::withdraw(
+            c.id.clone(),
+            p.clone(),
+            Evidence::new(crate::OBJECTION_METHOD, "dsr_2"),
+            now - SignedDuration::from_hours(8),
+        );
+        let rule = ConsentRule::default();
+        // A CRM import after the objection makes consent "valid" again, but not for marketing.
+        let imported = [
+            grant("telegram_start", 10),
+            objection.clone(),
+            grant("crm_import", 5),
+        ];
+        let v = rule.check(&ctx(&c, &p, &imported, SendKind::Campaign, now));
+        assert_eq!(v.decision, Decision::Deny);
+        assert_eq!(v.deciding_rule(), Some(OBJECTION_RULE));
+        // The person opting in again themselves lifts it.
+        let again = [
+            grant("telegram_start", 10),
+            objection,
+            grant("telegram_start", 2),
+        ];
+        assert!(
+            rule.check(&ctx(&c, &p, &again, SendKind::Campaign, now))
+                .is_allow()
+        );
     }
 
     #[test]

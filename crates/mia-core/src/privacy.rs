@@ -63,6 +63,8 @@ named_enum!(
         Rectification => "rectification",
         /// Restriction of processing (GDPR art. 18).
         Restriction => "restriction",
+        /// Lifting an earlier restriction of processing (GDPR art. 18(3)).
+        LiftRestriction => "lift_restriction",
     }
 );
 
@@ -149,6 +151,7 @@ mod tests {
             RequestKind::Objection,
             RequestKind::Rectification,
             RequestKind::Restriction,
+            RequestKind::LiftRestriction,
         ] {
             assert_eq!(RequestKind::parse(k.as_str()).unwrap(), k);
             assert_eq!(

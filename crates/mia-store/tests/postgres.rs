@@ -339,7 +339,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 3);
+        assert_eq!(store.schema_version().await.unwrap(), 4);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -349,7 +349,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 3, "each migration is recorded once");
+    assert_eq!(applied, 4, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;

@@ -6,8 +6,8 @@ use jiff::SignedDuration;
 use super::{contact, job, running_campaign, t};
 use crate::{
     AuditAction, AuditCheckpoint, AuditDraft, AuditEntry, AuditHash, CampaignId, CampaignState,
-    ConsentRecord, ContactId, Event, EventId, EventKind, Evidence, JobUpdate, Jurisdiction,
-    Purpose, RequestKind, RequestState, Store, SubjectKey, SubjectRequest,
+    ConsentRecord, ContactId, Event, EventId, EventKind, Evidence, IdempotencyKey, JobState,
+    JobUpdate, Jurisdiction, Purpose, RequestKind, RequestState, Store, SubjectKey, SubjectRequest,
 };
 
 fn draft(i: u64, subject: Option<&str>) -> AuditDraft {
@@ -135,8 +135,11 @@ fn request(id: &str, contact: &str, kind: RequestKind, at: i64) -> SubjectReques
 pub(super) async fn subject_requests<S: Store + ?Sized>(store: &S) {
     let a = request("dsr_a", "c1", RequestKind::Access, 1);
     let b = request("dsr_b", "c2", RequestKind::Objection, 2);
+    // Every kind is storable (Postgres checks the names).
+    let lift = request("dsr_l", "c2", RequestKind::LiftRestriction, 3);
     store.save_request(&a).await.unwrap();
     store.save_request(&b).await.unwrap();
+    store.save_request(&lift).await.unwrap();
     let done = SubjectRequest {
         state: RequestState::Completed,
         completed_at: Some(t(5)),
@@ -150,7 +153,7 @@ pub(super) async fn subject_requests<S: Store + ?Sized>(store: &S) {
     );
     assert_eq!(
         store.subject_requests().await.unwrap(),
-        vec![done, b],
+        vec![done, b, lift],
         "requests keep their first order; saving again replaces"
     );
     assert!(store.subject_request("nope").await.unwrap().is_none());
@@ -165,7 +168,148 @@ pub(super) async fn subject_requests<S: Store + ?Sized>(store: &S) {
     );
 }
 
+/// `restrict_subject`: the marker joins the ledger and every open job of the contact is
+/// cancelled in the same step, whatever its purpose; other contacts' jobs stay queued.
+async fn restriction<S: Store + ?Sized>(store: &S) {
+    store
+        .upsert_contacts(&[contact(31), contact(32)])
+        .await
+        .unwrap();
+    let mut campaign = running_campaign("k-restrict");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    let far = 10_000_000;
+    let mut newsletter = job("k-restrict", "c31", far);
+    newsletter.key = IdempotencyKey::for_job(&campaign.id, &ContactId::new("c31"), 1);
+    newsletter.purpose = Purpose::new("newsletter");
+    newsletter.step = 1;
+    store
+        .schedule(
+            &campaign,
+            &[
+                job("k-restrict", "c31", far),
+                newsletter,
+                job("k-restrict", "c32", far),
+            ],
+        )
+        .await
+        .unwrap();
+    let marker = ConsentRecord::withdraw(
+        "c31",
+        Purpose::new("processing_restriction"),
+        Evidence::new("dsr_restriction", "dsr_31"),
+        t(50),
+    );
+    let grant = ConsentRecord::grant(
+        "c31",
+        Purpose::marketing(),
+        Evidence::new("telegram_start", "update=31"),
+        "v3",
+        t(40),
+    );
+    store
+        .append_consent(std::slice::from_ref(&grant))
+        .await
+        .unwrap();
+    let cancelled = store.restrict_subject(&marker).await.unwrap();
+    assert_eq!(cancelled, 2, "both open jobs of the contact, any purpose");
+    let history = store.consent_history(&ContactId::new("c31")).await.unwrap();
+    assert_eq!(
+        history,
+        vec![grant, marker.clone()],
+        "the marker is appended; the history before it is never overwritten"
+    );
+    for j in store.contact_jobs(&ContactId::new("c31")).await.unwrap() {
+        assert_eq!(j.state, JobState::Cancelled, "{}", j.key);
+        assert_eq!(j.outcome.as_deref(), Some("restricted"));
+    }
+    let other = store.contact_jobs(&ContactId::new("c32")).await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(
+        other[0].state,
+        JobState::Pending,
+        "other contacts keep theirs"
+    );
+    assert_eq!(
+        store.restrict_subject(&marker).await.unwrap(),
+        0,
+        "nothing left to cancel"
+    );
+}
+
+/// A withdrawal racing a send: a job already handed to the transport (claimed, attempt
+/// recorded) is left to its worker, which records it as sent; the contact's queued job is
+/// cancelled. So a send either began before the withdrawal or never happens, and the record
+/// says which.
+async fn withdrawal_racing_a_send<S: Store + ?Sized>(store: &S) {
+    store.upsert_contacts(&[contact(33)]).await.unwrap();
+    let mut campaign = running_campaign("k-race");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    // Due before anything else in the store, so the claim below takes exactly this one.
+    let now = -1_000;
+    let mut later = job("k-race", "c33", 10_000_000);
+    later.key = IdempotencyKey::for_job(&campaign.id, &ContactId::new("c33"), 1);
+    later.step = 1;
+    store
+        .schedule(&campaign, &[job("k-race", "c33", now), later.clone()])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim("w-race", t(now), SignedDuration::from_secs(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].contact.as_str(), "c33");
+    let token = claimed[0].claim_token;
+    store
+        .record_attempt(
+            &claimed[0].key,
+            token,
+            &crate::VariantId::new("A"),
+            1.0,
+            t(now + 1),
+        )
+        .await
+        .unwrap();
+    let stop = ConsentRecord::withdraw(
+        "c33",
+        Purpose::marketing(),
+        Evidence::new("stop_keyword", "update=33"),
+        t(now + 2),
+    );
+    assert_eq!(
+        store.withdraw_consent(&stop).await.unwrap(),
+        1,
+        "the queued step is cancelled, the send in flight is not"
+    );
+    assert_eq!(
+        store.job(&later.key).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+    store
+        .update_job(
+            &claimed[0].key,
+            token,
+            &JobUpdate::Sent { message_id: 3_300 },
+            t(now + 3),
+        )
+        .await
+        .unwrap();
+    let sent = store.job(&claimed[0].key).await.unwrap().unwrap();
+    assert_eq!(
+        sent.state,
+        JobState::Sent,
+        "the record says what Telegram got"
+    );
+    assert_eq!(sent.message_id, Some(3_300));
+}
+
 pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
+    restriction(store).await;
+    withdrawal_racing_a_send(store).await;
     let gone = contact(7);
     store
         .upsert_contacts(std::slice::from_ref(&gone))

@@ -2,6 +2,7 @@
 //! marketing, each tracked with its legal deadline and state, and each recorded in the audit
 //! log under the subject's pseudonym.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
@@ -14,10 +15,13 @@ use mia_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// The evidence method of the withdrawals an objection writes. `MarketingRestrictions`
-/// treats a history holding one as suppressed for marketing until the person grants again
-/// themselves.
-pub const OBJECTION_METHOD: &str = "dsr_objection";
+use super::restrictions::{
+    RESTRICTION_LIFTED_METHOD, RESTRICTION_METHOD, RESTRICTION_PURPOSE, restricted_since,
+};
+
+// The evidence method of the withdrawals an objection writes; the agent's consent rule holds
+// them absolute (see `mia_core::objected_since`).
+pub use mia_core::OBJECTION_METHOD;
 
 /// When a request received at `received` must be answered: under the GDPR one calendar month
 /// later (art. 12(3)), the same day of the next month or its last day when it has none (31
@@ -88,6 +92,94 @@ pub struct Erasure {
     pub request: SubjectRequest,
     /// What changed, per table.
     pub counts: ErasureCounts,
+}
+
+/// A correction of a contact's stored data (GDPR art. 16): what to change. Only the fields
+/// given change; the contact's id and Telegram peer are not personal data a subject corrects
+/// here (a new peer is a new contact).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rectification {
+    /// A new locale (BCP 47); an empty text removes it.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// A new IANA time zone (checked).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Attributes to set (a name, a city, a birth date, ...); `null` removes one.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+impl Rectification {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.locale.is_none() && self.time_zone.is_none() && self.attributes.is_empty()
+    }
+
+    /// `contact` corrected, and the names of the fields that changed (`locale`, `time_zone`,
+    /// `attributes.<name>`), never their values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an unknown time zone or an empty attribute name.
+    pub fn apply(&self, contact: &Contact) -> Result<(Contact, Vec<String>)> {
+        let mut fixed = contact.clone();
+        let mut changed = Vec::new();
+        if let Some(locale) = &self.locale {
+            let locale = locale.trim();
+            let new = (!locale.is_empty()).then(|| locale.to_owned());
+            if new != fixed.locale {
+                fixed.locale = new;
+                changed.push("locale".to_owned());
+            }
+        }
+        if let Some(zone) = &self.time_zone {
+            let zone = zone.trim();
+            if zone != fixed.time_zone {
+                fixed.time_zone = zone.to_owned();
+                changed.push("time_zone".to_owned());
+            }
+        }
+        for (name, value) in &self.attributes {
+            if name.trim().is_empty() {
+                return Err(Error::invalid("an attribute name must not be empty"));
+            }
+            let before = fixed.attributes.get(name).cloned();
+            if value.is_null() {
+                fixed.attributes.remove(name);
+            } else {
+                fixed.attributes.insert(name.clone(), value.clone());
+            }
+            if fixed.attributes.get(name).cloned() != before {
+                changed.push(format!("attributes.{name}"));
+            }
+        }
+        fixed.validate()?;
+        Ok((fixed, changed))
+    }
+}
+
+/// What a rectification did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rectified {
+    /// The request, completed.
+    pub request: SubjectRequest,
+    /// The fields that changed (names only).
+    pub changed: Vec<String>,
+    /// The contact as stored now.
+    pub contact: Contact,
+}
+
+/// What a restriction of processing, or lifting one, did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restriction {
+    /// The request, completed.
+    pub request: SubjectRequest,
+    /// Whether the contact is restricted now.
+    pub restricted: bool,
+    /// Whether the request changed anything (`false`: it was already so).
+    pub changed: bool,
+    /// Queued jobs cancelled (restricting only).
+    pub cancelled_jobs: u64,
 }
 
 /// What an objection did.
@@ -358,6 +450,171 @@ impl SubjectRights {
         })
     }
 
+    /// A rectification request answered at once (GDPR art. 16): records it, corrects the
+    /// contact's stored data, and completes it. The audit log gets the names of the fields that
+    /// changed, never their values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a rectification that changes nothing or a bad value (an
+    /// unknown time zone), before anything is recorded; as [`receive`](Self::receive); a store
+    /// error.
+    pub async fn rectify(
+        &self,
+        contact: &ContactId,
+        fix: &Rectification,
+        jurisdiction: Jurisdiction,
+        at: Timestamp,
+    ) -> Result<Rectified> {
+        if fix.is_empty() {
+            return Err(Error::invalid(
+                "a rectification must change at least one field",
+            ));
+        }
+        let current = self
+            .store
+            .contact(contact)
+            .await?
+            .ok_or_else(|| Error::not_found("contact", contact))?;
+        let (fixed, changed) = fix.apply(&current)?;
+        let request = self
+            .receive(contact, RequestKind::Rectification, jurisdiction, at)
+            .await?;
+        if !changed.is_empty() {
+            self.store
+                .upsert_contacts(std::slice::from_ref(&fixed))
+                .await?;
+        }
+        let note = match changed.len() {
+            0 => "the stored data was already correct".to_owned(),
+            n => format!("corrected {n} fields"),
+        };
+        let mut done = self
+            .store
+            .subject_request(&request.id)
+            .await?
+            .ok_or_else(|| Error::not_found("subject request", &request.id))?;
+        done.state = RequestState::Completed;
+        done.completed_at = Some(at);
+        done.note = Some(note);
+        self.store.save_request(&done).await?;
+        self.record(&done, Some(contact), json!({ "fields": changed }))
+            .await?;
+        Ok(Rectified {
+            request: done,
+            changed,
+            contact: fixed,
+        })
+    }
+
+    /// A request to restrict processing answered at once (GDPR art. 18): records it; appends a
+    /// [`RESTRICTION_PURPOSE`] marker to the consent ledger and cancels the contact's queued
+    /// jobs in one transaction ([`SubjectStore::restrict_subject`](mia_core::SubjectStore));
+    /// completes the request. While restricted, [`MarketingRestrictions`](super::MarketingRestrictions)
+    /// denies every campaign send (rule `restricted`); the data stays stored. Restricting a
+    /// restricted contact records the request and changes nothing.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive); a store error.
+    pub async fn restrict(
+        &self,
+        contact: &ContactId,
+        jurisdiction: Jurisdiction,
+        at: Timestamp,
+    ) -> Result<Restriction> {
+        self.set_restriction(contact, true, jurisdiction, at).await
+    }
+
+    /// A request to lift a restriction of processing (GDPR art. 18(3)), answered at once: records
+    /// it, appends the marker that ends the restriction, and completes it. Campaign sends are
+    /// decided by consent again; jobs cancelled by the restriction stay cancelled.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive); a store error.
+    pub async fn lift_restriction(
+        &self,
+        contact: &ContactId,
+        jurisdiction: Jurisdiction,
+        at: Timestamp,
+    ) -> Result<Restriction> {
+        self.set_restriction(contact, false, jurisdiction, at).await
+    }
+
+    /// Whether `contact` is restricted at `at`.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn is_restricted(&self, contact: &ContactId, at: Timestamp) -> Result<bool> {
+        let history = self.store.consent_history(contact).await?;
+        Ok(restricted_since(&history, at).is_some())
+    }
+
+    async fn set_restriction(
+        &self,
+        contact: &ContactId,
+        restrict: bool,
+        jurisdiction: Jurisdiction,
+        at: Timestamp,
+    ) -> Result<Restriction> {
+        let kind = match restrict {
+            true => RequestKind::Restriction,
+            false => RequestKind::LiftRestriction,
+        };
+        let request = self.receive(contact, kind, jurisdiction, at).await?;
+        let history = self.store.consent_history(contact).await?;
+        let purpose = Purpose::new(RESTRICTION_PURPOSE);
+        // Stamped no earlier than the latest marker, so it is the one in force.
+        let latest = current_consent(&history, &purpose, Timestamp::MAX);
+        let stamp = latest.map_or(at, |r| r.recorded_at.max(at));
+        let was = restricted_since(&history, stamp).is_some();
+        let mut cancelled = 0;
+        if was != restrict {
+            let method = match restrict {
+                true => RESTRICTION_METHOD,
+                false => RESTRICTION_LIFTED_METHOD,
+            };
+            let evidence = Evidence::new(method, request.id.clone());
+            let marker = ConsentRecord::withdraw(contact.clone(), purpose, evidence, stamp);
+            cancelled = match restrict {
+                true => self.store.restrict_subject(&marker).await?,
+                false => {
+                    self.store
+                        .append_consent(std::slice::from_ref(&marker))
+                        .await?;
+                    0
+                }
+            };
+            let event = AuditEvent::new(
+                stamp,
+                &self.actor,
+                AuditAction::ConsentChange,
+                Some(contact),
+                json!({
+                    "purpose": RESTRICTION_PURPOSE,
+                    "status": ConsentStatus::Withdrawn,
+                    "method": method,
+                    "request": request.id,
+                    "cancelled_jobs": cancelled,
+                }),
+            );
+            self.audit.record(&[event]).await?;
+        }
+        let note = match (was == restrict, restrict) {
+            (true, true) => "already restricted".to_owned(),
+            (true, false) => "was not restricted".to_owned(),
+            (false, true) => format!("restricted; {cancelled} queued jobs cancelled"),
+            (false, false) => "restriction lifted".to_owned(),
+        };
+        let done = self
+            .update(&request.id, RequestState::Completed, Some(note), false, at)
+            .await?;
+        Ok(Restriction {
+            request: done,
+            restricted: restrict,
+            changed: was != restrict,
+            cancelled_jobs: cancelled,
+        })
+    }
+
     /// An objection to direct marketing, which is absolute (GDPR art. 21(3)): withdraws every
     /// purpose the contact ever granted and `marketing` (even if never granted, so a later
     /// import cannot start it), cancelling queued jobs in the same transactions, with evidence
@@ -377,7 +634,8 @@ impl SubjectRights {
         let history = self.store.consent_history(contact).await?;
         let mut purposes: Vec<Purpose> = history.iter().map(|r| r.purpose.clone()).collect();
         purposes.push(Purpose::marketing());
-        purposes.retain(|p| p.as_str() != "service");
+        // The restriction markers are not consent: an objection leaves them alone.
+        purposes.retain(|p| p.as_str() != "service" && p.as_str() != RESTRICTION_PURPOSE);
         purposes.sort();
         purposes.dedup();
         let evidence = Evidence::new(OBJECTION_METHOD, request.id.clone());

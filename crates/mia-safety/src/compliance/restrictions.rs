@@ -1,16 +1,25 @@
 //! [`MarketingRestrictions`]: the send-policy rules of privacy law that consent alone does not
-//! cover — an objection to direct marketing is absolute, children get no marketing, and a
-//! "do not sell or share" request (or a Global Privacy Control signal) is honoured.
+//! cover — an objection to direct marketing is absolute, a restriction of processing stops
+//! marketing while it lasts, children get no marketing, and a "do not sell or share" request
+//! (or a Global Privacy Control signal) is honoured.
 
 use std::collections::BTreeSet;
 
 use jiff::civil::Date;
-use mia_core::{ConsentStatus, Contact, SendContext, SendKind, SendPolicy, Verdict};
+use mia_core::{Contact, SendContext, SendKind, SendPolicy, Verdict};
 
-use super::dsr::OBJECTION_METHOD;
+/// Rule name: the contact's processing is restricted (GDPR art. 18) (Deny). The agent's
+/// built-in consent rule denies under this name too, so a restriction holds without this policy.
+pub const RESTRICTED: &str = mia_core::RESTRICTED_RULE;
 
-/// Rule name: the contact objected to direct marketing (Deny).
-pub const OBJECTION: &str = "objection";
+// The restriction markers are defined in `mia_core`, whose built-in consent rule enforces them.
+pub use mia_core::{
+    RESTRICTION_LIFTED_METHOD, RESTRICTION_METHOD, RESTRICTION_PURPOSE, restricted_since,
+};
+
+/// Rule name: the contact objected to direct marketing (Deny). The agent's built-in consent
+/// rule denies under this name too, with the default lifting methods.
+pub const OBJECTION: &str = mia_core::OBJECTION_RULE;
 /// Rule name: the contact is below the minimum age for marketing, or their age is unknown
 /// where it must be known (Deny).
 pub const MINIMUM_AGE: &str = "minimum_age";
@@ -23,6 +32,7 @@ pub const DO_NOT_SELL: &str = "do_not_sell";
 ///
 /// | rule | fires when |
 /// |---|---|
+/// | `restricted` | the contact's processing is restricted (GDPR art. 18, [`SubjectRights::restrict`](super::SubjectRights::restrict)) until the restriction is lifted ([`restricted_since`]) |
 /// | `objection` | the consent history holds an objection (a withdrawal with evidence method `dsr_objection`, written by `SubjectRights::object`) and no grant for the purpose since then came from the person themselves (by default `telegram_start`, `web_form`, `double_opt_in`): a later import or CRM sync never lifts it |
 /// | `minimum_age` | the contact's `birth_date` attribute (`YYYY-MM-DD`, judged on their own calendar) or `age` attribute is below the minimum (16 by default); with [`require_known_age`](Self::require_known_age), also when neither is there |
 /// | `do_not_sell` | the contact's `do_not_sell` or `gpc` attribute is true and the purpose is one of the sale/sharing purposes ([`sale_purpose`](Self::sale_purpose)), or for every purpose with [`gpc_blocks_all_marketing`](Self::gpc_blocks_all_marketing) |
@@ -95,7 +105,9 @@ impl MarketingRestrictions {
     }
 
     /// Adds an evidence method whose grants (made by the person themselves) lift an earlier
-    /// objection.
+    /// objection for this policy. The agent's built-in consent rule lifts an objection only
+    /// on [`SELF_GIVEN_METHODS`](mia_core::SELF_GIVEN_METHODS), so inside an agent a method
+    /// added here does not end an objection by itself.
     #[must_use]
     pub fn lifting_method(mut self, method: impl Into<String>) -> Self {
         self.lifting_methods.insert(method.into());
@@ -103,29 +115,13 @@ impl MarketingRestrictions {
     }
 
     fn objection(&self, ctx: &SendContext<'_>) -> Option<Verdict> {
-        let objected = ctx
-            .consent_history
-            .iter()
-            .filter(|r| {
-                r.status == ConsentStatus::Withdrawn
-                    && r.evidence.method == OBJECTION_METHOD
-                    && r.recorded_at <= ctx.now
-            })
-            .map(|r| r.recorded_at)
-            .max()?;
-        let lifted = ctx.consent_history.iter().any(|r| {
-            r.status == ConsentStatus::Granted
-                && &r.purpose == ctx.purpose
-                && r.recorded_at > objected
-                && r.recorded_at <= ctx.now
-                && self.lifting_methods.contains(&r.evidence.method)
-        });
-        (!lifted).then(|| {
-            Verdict::deny(
-                OBJECTION,
-                format!("the contact objected to direct marketing at {objected}"),
-            )
-        })
+        let lifting: Vec<&str> = self.lifting_methods.iter().map(String::as_str).collect();
+        let objected =
+            mia_core::objected_since(ctx.consent_history, ctx.purpose, &lifting, ctx.now)?;
+        Some(Verdict::deny(
+            OBJECTION,
+            format!("the contact objected to direct marketing at {objected}"),
+        ))
     }
 
     fn age(&self, ctx: &SendContext<'_>) -> Option<Verdict> {
@@ -197,7 +193,14 @@ impl SendPolicy for MarketingRestrictions {
         if ctx.kind != SendKind::Campaign {
             return Verdict::allow();
         }
-        self.objection(ctx)
+        restricted_since(ctx.consent_history, ctx.now)
+            .map(|since| {
+                Verdict::deny(
+                    RESTRICTED,
+                    format!("the contact's processing is restricted since {since}"),
+                )
+            })
+            .or_else(|| self.objection(ctx))
             .or_else(|| self.age(ctx))
             .or_else(|| self.do_not_sell(ctx))
             .unwrap_or_else(Verdict::allow)
@@ -210,7 +213,7 @@ mod tests {
 
     use super::*;
     use jiff::{SignedDuration, Timestamp};
-    use mia_core::{ConsentRecord, Decision, Evidence, Purpose, TelegramPeer};
+    use mia_core::{ConsentRecord, Decision, Evidence, OBJECTION_METHOD, Purpose, TelegramPeer};
     use serde_json::json;
 
     fn at(day: &str) -> Timestamp {

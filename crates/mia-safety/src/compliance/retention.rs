@@ -165,7 +165,10 @@ async fn active_since(
     let consented = history
         .iter()
         .any(|r| consent_state(&history, &r.purpose, now) == ConsentState::Valid);
-    if consented || history.iter().any(|r| r.recorded_at >= since) {
+    // A restriction of processing (GDPR art. 18) is asked for instead of erasure: the data
+    // stays stored while it lasts.
+    let restricted = mia_core::restricted_since(&history, now).is_some();
+    if consented || restricted || history.iter().any(|r| r.recorded_at >= since) {
         return Ok(true);
     }
     if store

@@ -112,7 +112,8 @@ impl ConsentStore for PostgresStore {
         let cancelled = sqlx::query(
             "UPDATE outbox SET state = 'cancelled', outcome = 'withdrawn', lease_until = NULL, \
              updated_at = $1 \
-             WHERE contact = $2 AND purpose = $3 AND state IN ('pending', 'claimed', 'held')",
+             WHERE contact = $2 AND purpose = $3 AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
         )
         .bind(micros(record.recorded_at))
         .bind(record.contact.as_str())

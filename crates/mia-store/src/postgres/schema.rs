@@ -207,8 +207,16 @@ CREATE TABLE daily_counters (
 );
 "#;
 
+/// Version 4: data subject requests may lift a restriction of processing
+/// (`RequestKind::LiftRestriction`).
+const V4: &str = r#"
+ALTER TABLE subject_requests DROP CONSTRAINT subject_requests_kind_check;
+ALTER TABLE subject_requests ADD CONSTRAINT subject_requests_kind_check CHECK (kind IN (
+    'access', 'erasure', 'objection', 'rectification', 'restriction', 'lift_restriction'));
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
@@ -349,8 +357,9 @@ mod tests {
             RequestKind::Objection,
             RequestKind::Rectification,
             RequestKind::Restriction,
+            RequestKind::LiftRestriction,
         ] {
-            assert!(V2.contains(&format!("'{kind}'")), "{kind}");
+            assert!(V4.contains(&format!("'{kind}'")), "{kind}");
         }
         for state in [
             RequestState::Received,

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use mia_core::{ContactId, ErasureCounts, Job, Result, SubjectRequest, SubjectStore};
+use mia_core::{
+    ConsentRecord, ContactId, ErasureCounts, Job, Result, SubjectRequest, SubjectStore,
+};
 
 use super::PostgresStore;
 use crate::codec::{micros, micros_opt};
@@ -122,6 +124,29 @@ impl SubjectStore for PostgresStore {
         .await?;
         tx.commit().await.context(DOING)?;
         Ok(counts)
+    }
+
+    async fn restrict_subject(&self, marker: &ConsentRecord) -> Result<u64> {
+        const DOING: &str = "restrict processing";
+        let mut tx = self.begin().await.context(DOING)?;
+        super::consents::append(&mut tx, std::slice::from_ref(marker))
+            .await
+            .context(DOING)?;
+        // Cancels every open job of the contact except one whose send is already with Telegram
+        // (`send_in_flight`): its worker records what happened, and nothing follows it.
+        let cancelled = sqlx::query(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'restricted', lease_until = NULL, \
+             updated_at = $1 WHERE contact = $2 AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
+        )
+        .bind(micros(marker.recorded_at))
+        .bind(marker.contact.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        tx.commit().await.context(DOING)?;
+        Ok(cancelled)
     }
 
     async fn purge_events(&self, before: Timestamp) -> Result<u64> {

@@ -93,7 +93,8 @@ impl ConsentStore for SqliteStore {
         let cancelled = sqlx::query(
             "UPDATE outbox SET state = 'cancelled', outcome = 'withdrawn', lease_until = NULL, \
              updated_at = ? \
-             WHERE contact = ? AND purpose = ? AND state IN ('pending', 'claimed', 'held')",
+             WHERE contact = ? AND purpose = ? AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
         )
         .bind(micros(record.recorded_at))
         .bind(record.contact.as_str())

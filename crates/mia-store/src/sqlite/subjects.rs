@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use mia_core::{ContactId, ErasureCounts, Job, Result, SubjectRequest, SubjectStore};
+use mia_core::{
+    ConsentRecord, ContactId, ErasureCounts, Job, Result, SubjectRequest, SubjectStore,
+};
 
 use super::SqliteStore;
 use crate::codec::{micros, micros_opt};
@@ -137,6 +139,27 @@ impl SubjectStore for SqliteStore {
         run("DELETE FROM erasure_gate WHERE contact = ?", None).await?;
         tx.commit().await.context(DOING)?;
         Ok(counts)
+    }
+
+    async fn restrict_subject(&self, marker: &ConsentRecord) -> Result<u64> {
+        const DOING: &str = "restrict processing";
+        let mut tx = self.begin_write().await.context(DOING)?;
+        super::consents::append(&mut tx, std::slice::from_ref(marker))
+            .await
+            .context(DOING)?;
+        let cancelled = sqlx::query(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'restricted', lease_until = NULL, \
+             updated_at = ? WHERE contact = ? AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
+        )
+        .bind(micros(marker.recorded_at))
+        .bind(marker.contact.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        tx.commit().await.context(DOING)?;
+        Ok(cancelled)
     }
 
     async fn purge_events(&self, before: Timestamp) -> Result<u64> {
