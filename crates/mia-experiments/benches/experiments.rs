@@ -8,7 +8,7 @@ use mia_core::{Allocator, AssignmentRequest, CampaignId, ContactId, VariantId};
 use mia_experiments::bandit::{ArmStats, Bandit, BanditConfig, LinUcb, Policy};
 use mia_experiments::report::{StatsInput, VariantInput, analyze};
 use mia_experiments::stats::Metric;
-use mia_experiments::{Experiment, Splitter};
+use mia_experiments::{Experiment, ExperimentAllocator, Splitter};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -30,11 +30,11 @@ fn splitter(c: &mut Criterion) {
     c.bench_function("splitter/assign_3_variants", |b| {
         b.iter(|| {
             i = (i + 1) % contacts.len();
-            split.assign(black_box(&AssignmentRequest {
-                campaign: &campaign,
-                contact: &contacts[i],
-                variants: &variants,
-            }))
+            split.assign(black_box(&AssignmentRequest::new(
+                &campaign,
+                &contacts[i],
+                &variants,
+            )))
         })
     });
 }
@@ -72,11 +72,7 @@ fn thompson(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 let contact = ContactId::new(format!("c{i}"));
-                bandit.assign(&AssignmentRequest {
-                    campaign: &campaign,
-                    contact: &contact,
-                    variants: &variants,
-                })
+                bandit.assign(&AssignmentRequest::new(&campaign, &contact, &variants))
             })
         });
     }
@@ -107,6 +103,24 @@ fn lifecycle(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             exp.assign(&ContactId::new(format!("c{i}")), &attributes)
+        })
+    });
+    // The agent's path: the allocator's lock, the experiment's stored decision, the seam's type.
+    let variants = [
+        VariantId::new("A"),
+        VariantId::new("B"),
+        VariantId::new("C"),
+    ];
+    let Ok(allocator) = ExperimentAllocator::new().with_experiment(exp) else {
+        return;
+    };
+    let campaign = CampaignId::new("spring");
+    c.bench_function("experiment/allocator_returning_contact", |b| {
+        b.iter(|| {
+            allocator.allocate(black_box(
+                &AssignmentRequest::new(&campaign, &returning, &variants)
+                    .with_attributes(&attributes),
+            ))
         })
     });
 }

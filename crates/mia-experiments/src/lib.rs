@@ -9,5 +9,7 @@ mod splitter;
 pub mod stats;
 
 pub use error::{ExperimentError, Result};
-pub use experiment::{Decision, Exclusion, Experiment, ExperimentState, Layer, Segment};
+pub use experiment::{
+    Decision, Exclusion, Experiment, ExperimentAllocator, ExperimentState, Layer, Segment,
+};
 pub use splitter::Splitter;

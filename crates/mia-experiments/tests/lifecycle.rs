@@ -113,6 +113,76 @@ fn experiments_in_one_layer_never_share_a_contact() {
 }
 
 #[test]
+fn removing_an_experiment_frees_its_share_and_moves_no_one_else() {
+    let exp = |id: &str| running(Experiment::new(id, ab()).unwrap());
+    let mut layer = Layer::new("pricing")
+        .with_experiment(exp("one"), 0.3)
+        .unwrap()
+        .with_experiment(exp("two"), 0.3)
+        .unwrap()
+        .with_experiment(exp("three"), 0.3)
+        .unwrap();
+    let n = 6_000;
+    let before: Vec<Option<(CampaignId, Decision)>> = (0..n)
+        .map(|i| layer.assign(&contact(i), &no_attributes()))
+        .collect();
+    assert!((layer.free_share() - 0.1).abs() < 1e-12);
+
+    // Removing "two" gives back its experiment with its decisions, and frees its 30%.
+    let removed = layer.remove_experiment(&CampaignId::new("two")).unwrap();
+    assert_eq!(removed.id().as_str(), "two");
+    let in_two = before
+        .iter()
+        .filter(|d| matches!(d, Some((id, _)) if id.as_str() == "two"))
+        .count();
+    assert_eq!(removed.assignments().count(), in_two);
+    assert!(layer.experiment(&CampaignId::new("two")).is_none());
+    assert!(layer.remove_experiment(&CampaignId::new("two")).is_none());
+    assert!((layer.free_share() - 0.4).abs() < 1e-12);
+    assert_eq!(layer.experiments().count(), 2);
+
+    // Everyone else keeps their experiment and decision; two's contacts are in none.
+    for (i, was) in before.iter().enumerate() {
+        let now = layer.assign(&contact(i), &no_attributes());
+        match was {
+            Some((id, _)) if id.as_str() == "two" => assert_eq!(now, None, "{i}"),
+            other => assert_eq!(&now, other, "{i}"),
+        }
+    }
+
+    // The freed share goes to a new experiment: the gap first, then the free tail, without
+    // moving "one" or "three".
+    layer.add_experiment(exp("four"), 0.35).unwrap();
+    assert!((layer.free_share() - 0.05).abs() < 1e-12);
+    assert!(
+        layer.add_experiment(exp("five"), 0.06).is_err(),
+        "only 5% is left"
+    );
+    let mut in_four = 0;
+    for (i, was) in before.iter().enumerate() {
+        let now = layer.assign(&contact(i), &no_attributes());
+        match (was, &now) {
+            (Some((id, _)), Some((new, _))) if id.as_str() == "two" => {
+                assert_eq!(new.as_str(), "four", "{i}");
+                in_four += 1;
+            }
+            (Some((id, _)), None) if id.as_str() == "two" => {}
+            (None, Some((new, _))) => {
+                assert_eq!(new.as_str(), "four", "{i}");
+                in_four += 1;
+            }
+            _ => assert_eq!(&now, was, "{i}"),
+        }
+    }
+    // Binomial(6000, 0.35): sd 37; allow 5 sd.
+    assert!(
+        (in_four as f64 - 0.35 * n as f64).abs() < 185.0,
+        "{in_four}"
+    );
+    assert_eq!(layer.share(&CampaignId::new("four")), Some(0.35));
+}
+
+#[test]
 fn weight_changes_keep_existing_assignments() {
     let mut exp = running(Experiment::new("spring", ab()).unwrap());
     let before: Vec<Decision> = (0..5_000)

@@ -117,11 +117,8 @@ pub unsafe extern "C" fn mia_bandit_assign(
         };
         let entry = BANDITS.get(bandit.addr())?;
         let variants: Vec<VariantId> = variants.into_iter().map(VariantId::new).collect();
-        let assignment = entry.assign(&AssignmentRequest {
-            campaign: &CampaignId::new(campaign),
-            contact: &ContactId::new(contact),
-            variants: &variants,
-        })?;
+        let (campaign, contact) = (CampaignId::new(campaign), ContactId::new(contact));
+        let assignment = entry.assign(&AssignmentRequest::new(&campaign, &contact, &variants))?;
         out.set_json(&assignment)
     })
 }

@@ -12,6 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use sha2::{Digest, Sha256};
 
+use super::attribution::{Attribution, AttributionWindow};
 use super::policy::{ArmStats, Policy};
 use crate::error::{ExperimentError, Result};
 use crate::stats::{BetaPosterior, prob_best};
@@ -54,11 +55,10 @@ struct CampaignState {
     since_refresh: u64,
     /// The assignment id is (campaign, contact): assignments are sticky, so there is one.
     assignments: HashMap<ContactId, Assignment>,
+    /// Without an attribution window: the assignments rewarded already.
     rewarded: HashSet<ContactId>,
-    /// When each assignment was made, with an attribution window only.
-    assigned_at: HashMap<ContactId, Timestamp>,
-    /// Rewards ignored because their window had closed.
-    late: u64,
+    /// With an attribution window: rewards held until each assignment's window closes.
+    window: Option<AttributionWindow<ContactId>>,
     /// P(chosen) per arm under the current view, for the offered set it was computed for.
     propensities: Option<(Vec<usize>, Vec<f64>)>,
 }
@@ -75,10 +75,35 @@ impl CampaignState {
         self.variants.len() - 1
     }
 
+    /// Applies every assignment whose attribution window closed before `now`: one pull and
+    /// its held reward (0 when none came), clamped to [0, 1].
+    fn settle(&mut self, now: Timestamp) {
+        let Some(window) = &mut self.window else {
+            return;
+        };
+        for (contact, value) in window.close(now) {
+            let Some(variant) = self.assignments.get(&contact).map(|a| a.variant.clone()) else {
+                continue;
+            };
+            let k = self.index_of(&variant);
+            self.live[k].pulls += 1.0;
+            self.live[k].reward += clamp_reward(value);
+        }
+    }
+
     fn refresh(&mut self) {
         self.view.clone_from(&self.live);
         self.since_refresh = 0;
         self.propensities = None;
+    }
+}
+
+/// A reward as the policies count it: in [0, 1], 0 for a non-finite value.
+fn clamp_reward(value: f64) -> f64 {
+    if value.is_finite() {
+        value.clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 
@@ -89,8 +114,10 @@ impl CampaignState {
 ///   view of the arms agree too.
 /// * **Rewards once:** a reward counts for the contact's assignment only once; duplicates and
 ///   rewards for unknown assignments are ignored ([`Bandit::record`] says which).
-/// * **Attribution window** (optional, [`Bandit::with_attribution_window`]): a reward arriving
-///   more than the window after its assignment is ignored and counted
+/// * **Attribution window** (optional, [`Bandit::with_attribution_window`]): rewards are
+///   held ([`AttributionWindow`](super::AttributionWindow)) and each assignment is learned
+///   from only when its window closes: one pull with its reward, or with 0 when no reward
+///   came. A reward arriving after the window is ignored and counted
 ///   ([`Bandit::late_rewards`]).
 /// * **Propensity:** the logged probability is the true chance of the arm under the current
 ///   view: the floor `min_share` plus `(1 - arms × min_share)` times the policy's own chance
@@ -125,9 +152,12 @@ impl Bandit {
         })
     }
 
-    /// Ignores rewards that arrive more than `window` after their assignment, by `clock`
-    /// (a reward exactly at the boundary counts). Late rewards settle their assignment, so a
-    /// later duplicate does not count either.
+    /// Holds rewards until their assignment's attribution window closes, by `clock`, and only
+    /// then counts the assignment: one pull and its reward, or 0 when none came. A reward
+    /// arriving more than `window` after its assignment is ignored (one exactly at the boundary
+    /// counts). Windows close as the bandit is used (every assignment, reward and refresh
+    /// settles those closed by then) or on [`settle`](Bandit::settle). The policy,
+    /// `min_samples` and [`arm_stats`](Bandit::arm_stats) see settled assignments only.
     ///
     /// # Errors
     /// [`ExperimentError::InvalidInput`] for a window that is not positive.
@@ -147,7 +177,48 @@ impl Bandit {
 
     /// Rewards ignored in a campaign because they arrived after the attribution window.
     pub fn late_rewards(&self, campaign: &CampaignId) -> u64 {
-        self.lock().get(campaign).map_or(0, |s| s.late)
+        self.lock()
+            .get(campaign)
+            .and_then(|s| s.window.as_ref())
+            .map_or(0, AttributionWindow::late)
+    }
+
+    /// Assignments of a campaign whose attribution window is still open (not counted yet).
+    pub fn open_assignments(&self, campaign: &CampaignId) -> usize {
+        self.lock()
+            .get(campaign)
+            .and_then(|s| s.window.as_ref())
+            .map_or(0, AttributionWindow::open)
+    }
+
+    /// Counts every assignment whose attribution window has closed by the clock (see
+    /// [`with_attribution_window`](Bandit::with_attribution_window)); the policy sees them at
+    /// its next refresh. Does nothing without a window.
+    pub fn settle(&self) {
+        let Some((_, clock)) = &self.attribution else {
+            return;
+        };
+        let now = clock.now();
+        for state in self.lock().values_mut() {
+            state.settle(now);
+        }
+    }
+
+    /// The state of a campaign, created with its attribution window if there is one.
+    fn state<'a>(
+        &self,
+        campaigns: &'a mut HashMap<CampaignId, CampaignState>,
+        campaign: &CampaignId,
+    ) -> &'a mut CampaignState {
+        campaigns
+            .entry(campaign.clone())
+            .or_insert_with(|| CampaignState {
+                window: self
+                    .attribution
+                    .as_ref()
+                    .and_then(|(window, _)| AttributionWindow::new(*window).ok()),
+                ..CampaignState::default()
+            })
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<CampaignId, CampaignState>> {
@@ -156,8 +227,9 @@ impl Bandit {
         self.campaigns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a reward for the contact's assignment. Returns `false`, counting nothing, when the
-    /// contact has no assignment in the campaign, was already rewarded, or the reward arrived
+    /// Counts a reward for the contact's assignment (with an attribution window: holds it
+    /// until the window closes). Returns `false`, counting nothing, when the contact has no
+    /// assignment in the campaign, its assignment already has a reward, or the reward arrived
     /// after the attribution window (counted in [`late_rewards`](Bandit::late_rewards)).
     /// Values are clamped to [0, 1].
     pub fn record(&self, reward: &Reward) -> bool {
@@ -168,31 +240,33 @@ impl Bandit {
         let Some(assignment) = state.assignments.get(&reward.contact) else {
             return false;
         };
+        // The assignment decides the arm, whatever variant the reward names.
+        let variant = assignment.variant.clone();
+        if let Some((_, clock)) = &self.attribution {
+            let now = clock.now();
+            let held = state
+                .window
+                .as_mut()
+                .map(|w| w.attribute(&reward.contact, now, reward.value));
+            state.settle(now);
+            return held == Some(Attribution::Held);
+        }
         if !state.rewarded.insert(reward.contact.clone()) {
             return false;
         }
-        if let Some((window, clock)) = &self.attribution
-            && let Some(start) = state.assigned_at.get(&reward.contact)
-            && clock.now().duration_since(*start) > *window
-        {
-            state.late += 1;
-            return false;
-        }
-        // The assignment decides the arm, whatever variant the reward names.
-        let variant = assignment.variant.clone();
         let k = state.index_of(&variant);
-        let value = if reward.value.is_finite() {
-            reward.value.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        state.live[k].reward += value;
+        state.live[k].reward += clamp_reward(reward.value);
         true
     }
 
-    /// Refreshes the policy's view of every campaign now (for hosts that update on a clock).
+    /// Refreshes the policy's view of every campaign now (for hosts that update on a clock),
+    /// after settling the attribution windows closed by then.
     pub fn refresh(&self) {
+        let now = self.attribution.as_ref().map(|(_, clock)| clock.now());
         for state in self.lock().values_mut() {
+            if let Some(now) = now {
+                state.settle(now);
+            }
             state.refresh();
         }
     }
@@ -266,7 +340,11 @@ impl Allocator for Bandit {
             return Err(ExperimentError::NoVariants(request.campaign.to_string()).into());
         }
         let mut campaigns = self.lock();
-        let state = campaigns.entry(request.campaign.clone()).or_default();
+        let state = self.state(&mut campaigns, request.campaign);
+        let now = self.attribution.as_ref().map(|(_, clock)| clock.now());
+        if let Some(now) = now {
+            state.settle(now);
+        }
         if let Some(a) = state.assignments.get(request.contact)
             && request.variants.contains(&a.variant)
         {
@@ -307,14 +385,13 @@ impl Allocator for Bandit {
             // Never zero: the arm was just chosen.
             propensity: propensity.clamp(f64::MIN_POSITIVE, 1.0),
         };
-        state.live[arm].pulls += 1.0;
         state
             .assignments
             .insert(request.contact.clone(), assignment.clone());
-        if let Some((_, clock)) = &self.attribution {
-            state
-                .assigned_at
-                .insert(request.contact.clone(), clock.now());
+        match (&mut state.window, now) {
+            // Counted when its window closes, with its reward.
+            (Some(window), Some(now)) => window.assigned(request.contact.clone(), now),
+            _ => state.live[arm].pulls += 1.0,
         }
         state.since_refresh += 1;
         if state.since_refresh >= self.config.batch {
@@ -333,11 +410,11 @@ mod tests {
     use super::*;
 
     fn assign(b: &Bandit, variants: &[VariantId], contact: &str) -> Assignment {
-        b.assign(&AssignmentRequest {
-            campaign: &CampaignId::new("c"),
-            contact: &ContactId::new(contact),
+        b.assign(&AssignmentRequest::new(
+            &CampaignId::new("c"),
+            &ContactId::new(contact),
             variants,
-        })
+        ))
         .unwrap()
     }
 
@@ -366,28 +443,65 @@ mod tests {
     }
 
     #[test]
-    fn rewards_after_the_window_are_ignored_and_counted() {
+    fn rewards_are_held_until_their_window_closes_then_counted_once() {
         let start = Timestamp::from_second(1_800_000_000).unwrap();
         let clock = Arc::new(mia_core::VirtualClock::starting_at(start));
         let b = Bandit::new(BanditConfig::default())
             .unwrap()
             .with_attribution_window(SignedDuration::from_hours(24), clock.clone())
             .unwrap();
+        let c = CampaignId::new("c");
         let vs = [VariantId::new("A"), VariantId::new("B")];
-        assign(&b, &vs, "early");
-        assign(&b, &vs, "late");
-        clock.advance(SignedDuration::from_hours(24));
-        assert!(b.record(&reward("early", 1.0)), "the boundary is inside");
+        let arm_of: Vec<(String, VariantId)> = ["quick", "boundary", "late", "silent"]
+            .iter()
+            .map(|n| ((*n).to_owned(), assign(&b, &vs, n).variant))
+            .collect();
+        let totals = |b: &Bandit| {
+            let s = b.arm_stats(&c);
+            (
+                s.iter().map(|(_, a)| a.pulls).sum::<f64>(),
+                s.iter().map(|(_, a)| a.reward).sum::<f64>(),
+            )
+        };
+        clock.advance(SignedDuration::from_hours(1));
+        assert!(b.record(&reward("quick", 1.0)));
+        assert!(!b.record(&reward("quick", 1.0)), "a duplicate is ignored");
+        assert!(!b.record(&reward("nobody", 1.0)));
+        // Held: nothing counted while the windows are open, not even the pulls.
+        assert_eq!(totals(&b), (0.0, 0.0));
+        assert_eq!(b.open_assignments(&c), 4);
+        clock.advance(SignedDuration::from_hours(23));
+        assert!(b.record(&reward("boundary", 0.5)), "the boundary is inside");
+        b.settle();
+        assert_eq!(totals(&b), (0.0, 0.0), "the boundary instant is still open");
         clock.advance(SignedDuration::from_secs(1));
         assert!(!b.record(&reward("late", 1.0)));
-        assert!(
-            !b.record(&reward("late", 1.0)),
-            "a late duplicate is not late twice"
-        );
-        let c = CampaignId::new("c");
-        assert_eq!(b.late_rewards(&c), 1);
-        let total: f64 = b.arm_stats(&c).iter().map(|(_, s)| s.reward).sum();
-        assert_eq!(total, 1.0);
+        assert!(!b.record(&reward("late", 1.0)));
+        assert_eq!(b.late_rewards(&c), 2);
+        // Every window closed (settled by the late reward's call): four pulls, the silent
+        // and late ones counting 0, each reward on the arm the contact was assigned.
+        assert_eq!(totals(&b), (4.0, 1.5));
+        assert_eq!(b.open_assignments(&c), 0);
+        let stats = b.arm_stats(&c);
+        for (variant, arm) in &stats {
+            let expected: f64 = arm_of
+                .iter()
+                .filter(|(_, v)| v == variant)
+                .map(|(n, _)| match n.as_str() {
+                    "quick" => 1.0,
+                    "boundary" => 0.5,
+                    _ => 0.0,
+                })
+                .sum();
+            assert_eq!(arm.reward, expected, "{variant}");
+        }
+        assert!(!b.record(&reward("quick", 1.0)), "settled: never twice");
+        assert_eq!(totals(&b), (4.0, 1.5));
+        // A later assignment opens its own window, counted when it closes.
+        assign(&b, &vs, "next");
+        clock.advance(SignedDuration::from_hours(25));
+        b.refresh();
+        assert_eq!(totals(&b), (5.0, 1.5));
         assert!(
             Bandit::new(BanditConfig::default())
                 .unwrap()
@@ -463,11 +577,11 @@ mod tests {
             })
             .is_err()
         );
-        let empty = b.assign(&AssignmentRequest {
-            campaign: &CampaignId::new("c"),
-            contact: &ContactId::new("x"),
-            variants: &[],
-        });
+        let empty = b.assign(&AssignmentRequest::new(
+            &CampaignId::new("c"),
+            &ContactId::new("x"),
+            &[],
+        ));
         assert!(empty.is_err());
     }
 }

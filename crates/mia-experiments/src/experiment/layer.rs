@@ -5,19 +5,30 @@ use std::collections::BTreeMap;
 use mia_core::{CampaignId, ContactId};
 use serde_json::Value;
 
-use super::{Decision, Experiment};
+use super::{Decision, Exclusion, Experiment};
 use crate::error::{ExperimentError, Result};
 use crate::splitter::unit_point;
 
-/// One experiment's slice `[start, end)` of the layer's unit interval.
+/// One experiment's slice of the layer's unit interval: one range `[start, end)`, or several
+/// when it filled gaps left by removed experiments.
 #[derive(Clone, Debug)]
 struct Slot {
-    start: f64,
-    end: f64,
-    /// As given (`end - start` may differ in the last bit).
+    ranges: Vec<(f64, f64)>,
+    /// As given (the ranges' total may differ in the last bit).
     share: f64,
     experiment: Experiment,
 }
+
+impl Slot {
+    fn holds(&self, point: f64) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(start, end)| start <= point && point < end)
+    }
+}
+
+/// Slack for shares that add up to 1 in decimal but not quite in binary.
+const SHARE_SLACK: f64 = 1e-12;
 
 /// Experiments that must not overlap: each owns a slice of the layer's traffic, so a contact
 /// is in at most one of them.
@@ -25,6 +36,10 @@ struct Slot {
 /// A contact's layer point is `SHA-256("layer", salt, contact)` in [0, 1), independent of the
 /// experiments' own split; slices are laid end to end in the order experiments are added, so
 /// adding one never moves the others. Traffic outside every slice is in no experiment.
+///
+/// [`remove_experiment`](Layer::remove_experiment) frees an experiment's slice without moving
+/// any other: every other contact keeps its experiment and decision. A later experiment takes
+/// the free traffic from the lowest point up, gaps first, so it may own several ranges.
 ///
 /// ```
 /// use mia_core::{ContactId, VariantId};
@@ -63,10 +78,23 @@ impl Layer {
     /// [`ExperimentError::InvalidInput`] for a share outside (0, 1], shares summing past 1 or
     /// an experiment id already in the layer.
     pub fn with_experiment(mut self, experiment: Experiment, share: f64) -> Result<Self> {
-        let start = self.slots.last().map_or(0.0, |s| s.end);
-        if !(share > 0.0 && share <= 1.0) || start + share > 1.0 + 1e-12 {
+        self.add_experiment(experiment, share)?;
+        Ok(self)
+    }
+
+    /// Adds an experiment owning `share` of the layer's free traffic, taken from the lowest
+    /// free point up (gaps left by removed experiments first); no other experiment moves.
+    ///
+    /// # Errors
+    /// [`ExperimentError::InvalidInput`], adding nothing, for a share outside (0, 1], more
+    /// than the free share ([`free_share`](Layer::free_share)) or an experiment id already in
+    /// the layer.
+    pub fn add_experiment(&mut self, experiment: Experiment, share: f64) -> Result<()> {
+        let free = self.free_ranges();
+        let available: f64 = free.iter().map(|(start, end)| end - start).sum();
+        if !(share > 0.0 && share <= 1.0) || share > available + SHARE_SLACK {
             return Err(ExperimentError::invalid(format!(
-                "layer {}: share {share} of experiment {} does not fit (used {start})",
+                "layer {}: share {share} of experiment {} does not fit (free {available})",
                 self.salt,
                 experiment.id()
             )));
@@ -78,13 +106,71 @@ impl Layer {
                 experiment.id()
             )));
         }
+        let mut ranges = Vec::new();
+        let mut needed = share;
+        for (start, end) in free {
+            if needed <= SHARE_SLACK {
+                break;
+            }
+            let stop = (start + needed).min(end);
+            ranges.push((start, stop));
+            needed -= stop - start;
+        }
         self.slots.push(Slot {
-            start,
-            end: (start + share).min(1.0),
+            ranges,
             share,
             experiment,
         });
-        Ok(self)
+        Ok(())
+    }
+
+    /// Removes an experiment and frees its slice; returns it (with its decisions, for the
+    /// host to archive), or `None` when it is not in the layer. Every other experiment keeps
+    /// its slice, so every other contact keeps its experiment and decision. The freed traffic
+    /// is in no experiment until [`add_experiment`](Layer::add_experiment) gives it out again.
+    pub fn remove_experiment(&mut self, id: &CampaignId) -> Option<Experiment> {
+        let i = self.slots.iter().position(|s| s.experiment.id() == id)?;
+        Some(self.slots.remove(i).experiment)
+    }
+
+    /// The share of the layer's traffic in no experiment.
+    pub fn free_share(&self) -> f64 {
+        self.free_ranges()
+            .iter()
+            .map(|(start, end)| end - start)
+            .sum()
+    }
+
+    /// The layer's name (its salt).
+    pub fn salt(&self) -> &str {
+        &self.salt
+    }
+
+    /// The experiments of the layer, in the order they were added.
+    pub fn experiments(&self) -> impl Iterator<Item = &Experiment> {
+        self.slots.iter().map(|s| &s.experiment)
+    }
+
+    /// The parts of [0, 1) no slot owns, in increasing order.
+    fn free_ranges(&self) -> Vec<(f64, f64)> {
+        let mut used: Vec<(f64, f64)> = self
+            .slots
+            .iter()
+            .flat_map(|s| s.ranges.iter().copied())
+            .collect();
+        used.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut free = Vec::new();
+        let mut at = 0.0;
+        for (start, end) in used {
+            if start > at {
+                free.push((at, start));
+            }
+            at = f64::max(at, end);
+        }
+        if at < 1.0 {
+            free.push((at, 1.0));
+        }
+        free
     }
 
     /// The experiment whose slice holds the contact, if any (whatever its state or segment).
@@ -94,9 +180,7 @@ impl Layer {
 
     fn slot_of(&self, contact: &ContactId) -> Option<usize> {
         let point = unit_point(&[b"layer", self.salt.as_bytes(), contact.as_str().as_bytes()]);
-        self.slots
-            .iter()
-            .position(|s| s.start <= point && point < s.end)
+        self.slots.iter().position(|s| s.holds(point))
     }
 
     /// The share of the layer's traffic an experiment owns.
@@ -136,5 +220,24 @@ impl Layer {
         let experiment = &mut self.slots[i].experiment;
         let decision = experiment.assign(contact, attributes);
         Some((experiment.id().clone(), decision))
+    }
+
+    /// The contact's decision in one experiment of the layer: [`Experiment::assign`] when the
+    /// contact's point is in that experiment's slice, [`Exclusion::OutsideLayerSlice`]
+    /// otherwise (no other experiment is asked, so none stores a decision). `None` when the
+    /// experiment is not in the layer.
+    pub fn assign_in(
+        &mut self,
+        id: &CampaignId,
+        contact: &ContactId,
+        attributes: &BTreeMap<String, Value>,
+    ) -> Option<Decision> {
+        let i = self.slots.iter().position(|s| s.experiment.id() == id)?;
+        if self.slot_of(contact) != Some(i) {
+            return Some(Decision::Excluded {
+                reason: Exclusion::OutsideLayerSlice,
+            });
+        }
+        Some(self.slots[i].experiment.assign(contact, attributes))
     }
 }

@@ -1,6 +1,7 @@
 //! The experiment lifecycle: states, holdouts, targeting, sticky assignments with their
 //! propensity, and mutually exclusive layers ([`Layer`]).
 
+mod allocator;
 mod layer;
 mod segment;
 
@@ -10,6 +11,7 @@ use mia_core::{Assignment, CampaignId, ContactId, VariantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use allocator::ExperimentAllocator;
 pub use layer::Layer;
 pub use segment::Segment;
 
@@ -56,6 +58,20 @@ pub enum Exclusion {
     NotRunning,
     /// The contact is outside the experiment's [`Segment`].
     NotTargeted,
+    /// The contact's point in the experiment's [`Layer`] falls in another experiment's slice,
+    /// or in none.
+    OutsideLayerSlice,
+}
+
+impl Exclusion {
+    /// The exclusion's name in `snake_case`, as it serialises (`not_targeted`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Exclusion::NotRunning => "not_running",
+            Exclusion::NotTargeted => "not_targeted",
+            Exclusion::OutsideLayerSlice => "outside_layer_slice",
+        }
+    }
 }
 
 /// What a contact gets from an experiment, with the probability it had of getting it.
@@ -407,6 +423,11 @@ impl Experiment {
             variant,
             propensity: treated * weight / total,
         }
+    }
+
+    /// The stored decision of a contact (a holdout or a variant), if one was made.
+    pub fn decision(&self, contact: &ContactId) -> Option<&Decision> {
+        self.assignments.get(contact)
     }
 
     /// The decisions made so far (holdouts and variants), for the host to persist.
