@@ -291,7 +291,11 @@ async fn run_with_crashes(store_spec: &str, journal: &Path, seed: u64) -> Campai
 }
 
 fn check_journal(journal: &Path, campaign: &CampaignId) {
-    let clock = Arc::new(VirtualClock::starting_at(t0()));
+    // Read after every life (each starts 10 minutes after the last): the log shows what had
+    // reached a chat by then.
+    let clock = Arc::new(VirtualClock::starting_at(
+        t0() + SignedDuration::from_hours(24),
+    ));
     let posts = SimTelegram::with_journal(sim_config(), clock, journal)
         .unwrap()
         .sent_log();

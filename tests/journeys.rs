@@ -230,15 +230,14 @@ async fn a_crash_between_steps_resumes_and_sends_each_step_once() {
     assert_eq!(claimed.len(), 11);
     for (i, job) in claimed.iter().enumerate() {
         let contact = store.contact(&job.contact).await.unwrap().unwrap();
-        let message = OutboundMessage {
-            key: job.key.clone(),
-            campaign: Some(campaign.id.clone()),
-            contact: contact.id,
-            peer: contact.peer,
-            variant: Some(VariantId::new("A")),
-            text: "posted just before the crash".into(),
-            silent: false,
-        };
+        let message = OutboundMessage::new(
+            job.key.clone(),
+            contact.id,
+            contact.peer,
+            "posted just before the crash",
+        )
+        .with_campaign(campaign.id.clone())
+        .with_variant(VariantId::new("A"));
         let SendOutcome::Sent { message_id, .. } = telegram.send(&message).await.unwrap() else {
             panic!("the simulator refused a send");
         };
@@ -354,4 +353,136 @@ async fn an_event_starts_the_then_branch_early_but_not_before_the_wait() {
         1,
         "no click, no thanks"
     );
+}
+
+/// Send, then wait up to three days for an opt-out: who opts out leaves on that branch, the
+/// rest get a follow-up.
+const OPT_OUT_JOURNEY: &str = r#"{
+  "steps": [
+    { "name": "intro",     "kind": "send" },
+    { "name": "check",     "kind": "wait_for", "event": "opted_out", "timeout": "72h",
+      "then": "gone", "otherwise": "follow_up" },
+    { "name": "follow_up", "kind": "send", "variants": ["B"], "next": "done" },
+    { "name": "gone",      "kind": "exit" },
+    { "name": "done",      "kind": "exit" }
+  ]
+}"#;
+
+/// Two contacts write STOP on day one (one of them quoting the message), one opts out in the
+/// 72h: their waits are decided by the opt-out and they get nothing more.
+async fn opt_outs_leave_on_their_branch(w: World) {
+    let campaign = w
+        .agent
+        .create_campaign(spec(OPT_OUT_JOURNEY))
+        .await
+        .unwrap();
+    w.agent.schedule(&campaign.id, None).await.unwrap();
+    w.agent.start(&campaign.id).await.unwrap();
+    let start = w.clock.now();
+    assert_eq!(w.agent.run_once().await.unwrap().sent, 11);
+    let posts = campaign_posts(&w.telegram);
+    let stoppers = &w.everyone[0..2];
+    let day1 = start + SignedDuration::from_hours(24);
+    let quoted = posts[&stoppers[0].peer.id][0].message_id;
+    for (c, reply_to) in stoppers.iter().zip([Some(quoted), None]) {
+        let kind = InboundKind::Text {
+            text: "STOP".into(),
+            reply_to,
+        };
+        w.telegram.push_inbound(c.peer, kind, day1);
+    }
+    w.agent.run_until_idle().await.unwrap();
+
+    let posts = campaign_posts(&w.telegram);
+    for (i, c) in w.everyone.iter().enumerate() {
+        let got = posts.get(&c.peer.id).map_or(0, Vec::len);
+        let expected = match i {
+            0 | 1 => 1,
+            11 => 0,
+            _ => 2,
+        };
+        assert_eq!(got, expected, "contact {}", c.id);
+    }
+    let jobs = w.store.jobs(&campaign.id).await.unwrap();
+    let decided = |outcome: &str| -> BTreeSet<ContactId> {
+        jobs.iter()
+            .filter(|j| JourneyPosition::from_decision_step(j.step).is_some())
+            .filter(|j| j.outcome.as_deref() == Some(outcome))
+            .map(|j| j.contact.clone())
+            .collect()
+    };
+    let stopper_ids: BTreeSet<ContactId> = stoppers.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(
+        decided(DECIDED_BY_EVENT),
+        stopper_ids,
+        "an opt-out, quoted or not, takes the opted_out branch"
+    );
+    assert_eq!(decided(DECIDED_BY_TIMEOUT).len(), 9);
+    // The stoppers' timers were cancelled by the withdrawal; nothing is left open.
+    for c in stoppers {
+        let timer = jobs
+            .iter()
+            .find(|j| {
+                j.contact == c.id
+                    && JourneyPosition::from_step(j.step).is_some_and(|p| p.index == 1)
+            })
+            .unwrap();
+        assert_eq!(timer.state, JobState::Cancelled);
+    }
+    assert_eq!(
+        w.store.campaign(&campaign.id).await.unwrap().unwrap().state,
+        CampaignState::Completed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_opt_out_ends_the_journey_on_its_branch() {
+    let clock: Arc<dyn Clock> = Arc::new(SimClock::starting_at(noon()));
+    let w = world(12, Arc::new(MemoryStore::new()), clock).await;
+    opt_outs_leave_on_their_branch(w).await;
+}
+
+#[tokio::test]
+async fn an_opt_out_ends_the_journey_on_its_branch_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        mia::store::SqliteStore::open(dir.path().join("mia.db"))
+            .await
+            .unwrap(),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(VirtualClock::starting_at(noon()));
+    let w = world(12, store, clock).await;
+    opt_outs_leave_on_their_branch(w).await;
+}
+
+#[tokio::test]
+async fn an_opt_out_ends_the_journey_on_its_branch_on_postgres() {
+    let Ok(url) = std::env::var("MIA_TEST_POSTGRES_URL") else {
+        println!("skipped: set MIA_TEST_POSTGRES_URL to run the journey on Postgres");
+        return;
+    };
+    let schema = format!("mia_journey_{}", std::process::id());
+    let store = mia::store::PostgresStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap();
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let clock: Arc<dyn Clock> = Arc::new(VirtualClock::starting_at(noon()));
+    let w = world(12, shared, clock).await;
+    opt_outs_leave_on_their_branch(w).await;
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_opted_out_branch_that_leads_to_a_send_is_refused() {
+    let clock: Arc<dyn Clock> = Arc::new(SimClock::starting_at(noon()));
+    let w = world(3, Arc::new(MemoryStore::new()), clock).await;
+    let bad = OPT_OUT_JOURNEY.replace(r#""then": "gone""#, r#""then": "follow_up""#);
+    let bad = bad.replace(r#""otherwise": "follow_up""#, r#""otherwise": "gone""#);
+    match w.agent.create_campaign(spec(&bad)).await {
+        Err(Error::InvalidInput(m)) => {
+            assert!(m.contains("\"check\"") && m.contains("opted_out"), "{m}");
+        }
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    assert!(w.telegram.sent_log().is_empty());
 }

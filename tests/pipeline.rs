@@ -332,15 +332,14 @@ async fn a_crash_between_send_and_outbox_update_neither_loses_nor_doubles() {
     assert_eq!(doomed.len(), 20);
     for job in &doomed[..12] {
         let contact = w.store.contact(&job.contact).await.unwrap().unwrap();
-        let message = OutboundMessage {
-            key: job.key.clone(),
-            campaign: Some(campaign.id.clone()),
-            contact: contact.id.clone(),
-            peer: contact.peer,
-            variant: Some(VariantId::new("A")),
-            text: "posted by the worker that crashed".into(),
-            silent: false,
-        };
+        let message = OutboundMessage::new(
+            job.key.clone(),
+            contact.id.clone(),
+            contact.peer,
+            "posted by the worker that crashed",
+        )
+        .with_campaign(campaign.id.clone())
+        .with_variant(VariantId::new("A"));
         assert!(matches!(
             w.telegram.send(&message).await.unwrap(),
             SendOutcome::Sent { .. }
@@ -587,15 +586,14 @@ async fn a_crash_mid_campaign_on_sqlite_resumes_with_nothing_lost_or_doubled() {
             .unwrap();
         for job in &doomed[..6] {
             let contact = store.contact(&job.contact).await.unwrap().unwrap();
-            let message = OutboundMessage {
-                key: job.key.clone(),
-                campaign: Some(campaign.id.clone()),
-                contact: contact.id,
-                peer: contact.peer,
-                variant: Some(VariantId::new("A")),
-                text: "posted just before the crash".into(),
-                silent: false,
-            };
+            let message = OutboundMessage::new(
+                job.key.clone(),
+                contact.id,
+                contact.peer,
+                "posted just before the crash",
+            )
+            .with_campaign(campaign.id.clone())
+            .with_variant(VariantId::new("A"));
             clock.advance(SignedDuration::from_millis(40));
             assert!(matches!(
                 telegram.send(&message).await.unwrap(),
@@ -927,15 +925,14 @@ async fn an_interrupted_send_on_a_transport_that_cannot_deduplicate_is_never_rep
             .unwrap();
     }
     let contact = w.store.contact(&doomed[0].contact).await.unwrap().unwrap();
-    let message = OutboundMessage {
-        key: doomed[0].key.clone(),
-        campaign: Some(campaign.id.clone()),
-        contact: contact.id.clone(),
-        peer: contact.peer,
-        variant: Some(VariantId::new("A")),
-        text: "posted by the worker that died".into(),
-        silent: false,
-    };
+    let message = OutboundMessage::new(
+        doomed[0].key.clone(),
+        contact.id.clone(),
+        contact.peer,
+        "posted by the worker that died",
+    )
+    .with_campaign(campaign.id.clone())
+    .with_variant(VariantId::new("A"));
     w.telegram.send(&message).await.unwrap();
     tokio::time::sleep(Duration::from_secs(61)).await;
 
@@ -970,6 +967,76 @@ async fn an_interrupted_send_on_a_transport_that_cannot_deduplicate_is_never_rep
         JobState::Sent
     );
     assert!(campaign_posts(&w.telegram).values().all(|n| *n == 1));
+}
+
+/// Not idempotent either, and its third send hangs for ever: the worker is stopped there, as
+/// by a crash.
+struct HangsOnThird(SimTelegram, std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl Transport for HangsOnThird {
+    fn name(&self) -> &str {
+        "sim-hangs"
+    }
+    fn capabilities(&self) -> Capabilities {
+        // No rate to pace to: the worker never waits for a send slot, so nothing but the
+        // transport's lack of idempotent sends makes it write each result at once.
+        Capabilities {
+            idempotent_sends: false,
+            messages_per_second: None,
+            ..self.0.capabilities()
+        }
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        if self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+            std::future::pending::<()>().await;
+        }
+        self.0.send(message).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_idempotent_sends_a_crash_mid_batch_leaves_only_the_send_in_flight_unknown() {
+    let (w, clock) = memory_world(20).await;
+    let campaign = launch(&w.agent).await;
+    let hanging = Agent::builder(
+        TemplateProvider::new(),
+        HangsOnThird(w.telegram.clone(), std::sync::atomic::AtomicUsize::new(0)),
+    )
+    .shared_store(w.store.clone())
+    .permissive_policies()
+    .clock(clock.clone())
+    .worker_id("worker-hangs")
+    .build()
+    .unwrap();
+    // The run stops (is dropped) while the third send hangs, as a killed process would.
+    let stopped = tokio::time::timeout(Duration::from_secs(30), hanging.run_once()).await;
+    assert!(stopped.is_err(), "the third send never returns");
+    drop(hanging);
+    // The two sends before it were written at once: sent, not left in flight.
+    let jobs = w.store.jobs(&campaign.id).await.unwrap();
+    let sent = jobs.iter().filter(|j| j.state == JobState::Sent).count();
+    assert_eq!(sent, 2, "{jobs:?}");
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    // Another worker finds one send of unknown outcome, not a batch of them.
+    let again = Agent::builder(TemplateProvider::new(), NotIdempotent(w.telegram.clone()))
+        .shared_store(w.store.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .worker_id("worker-2")
+        .build()
+        .unwrap();
+    again.run_until_idle().await.unwrap();
+    let dead = again.dead_letters(&campaign.id).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].outcome.as_deref(), Some(OUTCOME_UNKNOWN));
+    let posts = campaign_posts(&w.telegram);
+    assert!(posts.values().all(|n| *n == 1), "nobody twice: {posts:?}");
+    assert_eq!(
+        posts.len(),
+        9,
+        "every consented contact but the one in flight"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -1101,4 +1168,178 @@ async fn a_daily_cap_holds_across_restarts_and_campaigns_and_defers_to_the_next_
         let report = CampaignReport::build(store.as_ref(), id).await.unwrap();
         assert_eq!((report.sent, report.open), (10, 0));
     }
+}
+
+/// The simulator without a rate limit (so a claimed batch's results are held until the batch
+/// ends); on the third new post, the first recipient reads their message and writes STOP
+/// quoting it, while the rest of the batch is still being sent.
+struct ReactsMidBatch {
+    inner: SimTelegram,
+    clock: Arc<SimClock>,
+    react: bool,
+    posts: std::sync::Mutex<Vec<(TelegramPeer, i64)>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for ReactsMidBatch {
+    fn name(&self) -> &str {
+        "sim-reacts-mid-batch"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            messages_per_second: None,
+            ..self.inner.capabilities()
+        }
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        let outcome = self.inner.send(message).await?;
+        if let SendOutcome::Sent {
+            message_id,
+            duplicate: false,
+            ..
+        } = outcome
+        {
+            let mut posts = self.posts.lock().unwrap();
+            posts.push((message.peer, message_id));
+            if self.react && posts.len() == 3 {
+                let (peer, id) = posts[0];
+                let now = self.clock.now();
+                self.inner
+                    .push_inbound(peer, InboundKind::Read { message_id: id }, now);
+                let stop = InboundKind::Text {
+                    text: "stop".into(),
+                    reply_to: Some(id),
+                };
+                self.inner.push_inbound(peer, stop, now);
+            }
+        }
+        Ok(outcome)
+    }
+    async fn receive(&self) -> Result<Vec<InboundEvent>> {
+        self.inner.receive().await
+    }
+    fn next_inbound_in(&self) -> Option<Duration> {
+        self.inner.next_inbound_in()
+    }
+}
+
+/// A world of 40 contacts whose agent claims everything in one batch and sends without a rate
+/// limit through [`ReactsMidBatch`]. Simulated people do nothing on their own (no receipts):
+/// the only inbound events are those the test makes.
+async fn unpaced_world(react: bool, sends: impl SendPolicy + 'static) -> (World, Agent) {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    let quiet = SimConfig {
+        behaviour: mia::telegram::Behaviour {
+            delivered: 0.0,
+            ..mia::telegram::Behaviour::default()
+        },
+        ..sim_config(4)
+    };
+    let telegram = SimTelegram::new(quiet, clock.clone()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let w = world(40, store.clone(), clock.clone(), telegram.clone()).await;
+    let transport = ReactsMidBatch {
+        inner: telegram,
+        clock: clock.clone(),
+        react,
+        posts: std::sync::Mutex::new(Vec::new()),
+    };
+    let agent = Agent::builder(TemplateProvider::new(), transport)
+        .shared_store(store)
+        .permissive_policies()
+        .send_policy(sends)
+        .clock(clock)
+        .claim_batch(500)
+        .build()
+        .unwrap();
+    (w, agent)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batchs_results_are_written_before_a_stop_or_a_read_in_the_middle_of_it() {
+    let (w, agent) = unpaced_world(true, PermissiveSendPolicy).await;
+    let campaign = launch(&agent).await;
+    agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(
+        posts.len(),
+        w.consented.len(),
+        "every consented contact once"
+    );
+    assert!(posts.values().all(|n| *n == 1));
+    // The first recipient read and stopped after their message went out: it stays sent.
+    let first = w
+        .telegram
+        .sent_log()
+        .into_iter()
+        .find(|m| m.campaign.is_some())
+        .unwrap();
+    let contact = w.store.contact_by_peer(&first.peer).await.unwrap().unwrap();
+    let jobs = w.store.contact_jobs(&contact.id).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].state,
+        JobState::Sent,
+        "a send recorded before the STOP is handled is not cancelled by it"
+    );
+    let counts = w.store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(
+        (counts.sent, counts.cancelled, counts.open()),
+        (w.consented.len() as u64, 0, 0)
+    );
+    let events = w.store.contact_events(&contact.id).await.unwrap();
+    let read = events
+        .iter()
+        .find(|e| e.kind == EventKind::Read)
+        .expect("the read is recorded");
+    assert_eq!(
+        read.campaign.as_ref(),
+        Some(&campaign.id),
+        "the read is matched to the job that sent the message"
+    );
+    let history = w.store.consent_history(&contact.id).await.unwrap();
+    assert_eq!(
+        consent_state(&history, &Purpose::marketing(), agent.now()),
+        ConsentState::Withdrawn
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frequency_cap_counts_a_send_made_earlier_in_the_same_batch() {
+    let guard = mia::safety::SendGuard::builder()
+        .frequency_cap(1, SignedDuration::from_hours(24 * 7))
+        .build()
+        .unwrap();
+    let (w, agent) = unpaced_world(false, guard).await;
+    // Two campaigns due at once: every contact's two jobs are claimed in one batch.
+    let first = launch(&agent).await;
+    let second = launch(&agent).await;
+    let due = w.store.jobs(&first.id).await.unwrap()[0].due_at;
+    assert_eq!(w.store.jobs(&second.id).await.unwrap()[0].due_at, due);
+    agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(posts.len(), w.consented.len());
+    assert!(
+        posts.values().all(|n| *n == 1),
+        "one message per contact a week, though both jobs were in one batch"
+    );
+    assert_eq!(
+        w.telegram.rate_limited_count(),
+        0,
+        "the second job is denied by the cap, never handed to Telegram"
+    );
+    let a = w.store.job_counts(&first.id).await.unwrap();
+    let b = w.store.job_counts(&second.id).await.unwrap();
+    assert_eq!(a.sent + b.sent, w.consented.len() as u64);
+    assert_eq!(
+        w.store
+            .jobs(&second.id)
+            .await
+            .unwrap()
+            .iter()
+            .chain(w.store.jobs(&first.id).await.unwrap().iter())
+            .filter(|j| j.outcome.as_deref() == Some("frequency_cap"))
+            .count(),
+        w.consented.len()
+    );
 }

@@ -107,6 +107,10 @@ pub enum JourneyEvent {
     Converted,
     /// They read one.
     Read,
+    /// They withdrew consent (STOP, or an opt-out in other words). The journey ends for them
+    /// on this branch: the `then` of a wait for it may only lead to waits and exits, never to
+    /// a send (checked by [`Journey::validate`]), and no message reaches them after it anyway.
+    OptedOut,
 }
 
 impl JourneyEvent {
@@ -118,6 +122,7 @@ impl JourneyEvent {
                 | (JourneyEvent::Clicked, EventKind::Clicked)
                 | (JourneyEvent::Converted, EventKind::Converted { .. })
                 | (JourneyEvent::Read, EventKind::Read)
+                | (JourneyEvent::OptedOut, EventKind::OptedOut)
         )
     }
 }
@@ -310,7 +315,8 @@ impl Journey {
     /// [`Error::InvalidInput`] naming the step at fault: no steps or more than
     /// [`MAX_JOURNEY_STEPS`]; an empty or repeated name; a start that is not a step; a reference
     /// to an unknown step; a wait that is not positive; a step that cannot be reached from the
-    /// start; a loop without a wait; no send at all.
+    /// start; a loop without a wait; no send at all; a send reachable from the `then` branch
+    /// of a wait for [`JourneyEvent::OptedOut`].
     pub fn validate(&self) -> Result<()> {
         if self.steps.is_empty() {
             return Err(Error::invalid("journey has no steps"));
@@ -372,6 +378,21 @@ impl Journey {
                 self.steps[i].name, self.steps[start].name
             )));
         }
+        for step in &self.steps {
+            if let StepAction::WaitFor {
+                event: JourneyEvent::OptedOut,
+                then,
+                ..
+            } = &step.action
+                && let Some(send) = self.index_of(then).and_then(|i| self.send_reachable(i))
+            {
+                return Err(Error::invalid(format!(
+                    "journey step {:?}: its opted_out branch {then:?} leads to send step {:?}; \
+                     after an opt-out only waits and exits may follow",
+                    step.name, self.steps[send].name
+                )));
+            }
+        }
         if let Some(i) = self.loop_without_wait() {
             return Err(Error::invalid(format!(
                 "journey step {:?} is on a loop without a wait; every loop needs a wait or wait_for",
@@ -386,6 +407,22 @@ impl Journey {
             return Err(Error::invalid("journey has no send step"));
         }
         Ok(())
+    }
+
+    /// The first send step reachable from the step at `from` (itself included), if any.
+    fn send_reachable(&self, from: usize) -> Option<usize> {
+        let mut seen = vec![false; self.steps.len()];
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(seen.get_mut(i)?, true) {
+                continue;
+            }
+            if matches!(self.steps[i].action, StepAction::Send { .. }) {
+                return Some(i);
+            }
+            stack.extend(self.targets(i).into_iter().flatten());
+        }
+        None
     }
 
     /// A step on a cycle of steps none of which waits, if there is one (a depth-first search
@@ -641,6 +678,37 @@ mod tests {
             index: 3,
         };
         assert_eq!(j.after_send(last, t0), None);
+    }
+
+    #[test]
+    fn an_opted_out_branch_may_not_lead_to_a_send() {
+        // intro -> check; the opted_out branch goes to `then`, the other to `otherwise`.
+        let journey = |then: &str, otherwise: &str| -> Journey {
+            serde_json::from_str(&format!(
+                r#"{{ "steps": [
+                    {{ "name": "intro", "kind": "send" }},
+                    {{ "name": "check", "kind": "wait_for", "event": "opted_out",
+                       "timeout": "72h", "then": "{then}", "otherwise": "{otherwise}" }},
+                    {{ "name": "cool_off", "kind": "wait", "duration": "24h",
+                       "next": "follow_up" }},
+                    {{ "name": "follow_up", "kind": "send", "next": "done" }},
+                    {{ "name": "done", "kind": "exit" }}
+                ] }}"#
+            ))
+            .unwrap()
+        };
+        // Straight to a send, or to one after a wait: refused, naming both steps.
+        for (then, otherwise) in [("follow_up", "cool_off"), ("cool_off", "done")] {
+            let m = err(&journey(then, otherwise));
+            assert!(
+                m.contains("\"check\"") && m.contains("opted_out") && m.contains("\"follow_up\""),
+                "{m}"
+            );
+        }
+        // To an exit (the other branch sending after a wait): fine.
+        journey("done", "cool_off").validate().unwrap();
+        assert!(JourneyEvent::OptedOut.matches(&EventKind::OptedOut));
+        assert!(!JourneyEvent::OptedOut.matches(&EventKind::Blocked));
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub use agent::{
     Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
 pub use agent::{ChatPost, DAILY_CAP_RULE, Posted};
-pub use allocator::{Allocator, Assignment, AssignmentRequest, EvenSplit, Reward};
+pub use allocator::{
+    Allocation, Allocator, Assignment, AssignmentRequest, EvenSplit, HOLDOUT_RULE, Reward,
+};
 pub use assist::{
     Answer, Answered, AssistantTool, InboundScreen, ReplyAssistant, ScreenedText, tool_fn,
 };
@@ -46,8 +48,10 @@ pub use audit::{
 pub use campaign::{Audience, Campaign, CampaignSpec, CampaignState, Variant, VariantStatus};
 pub use clock::{Clock, SimClock, Sleep, SystemClock, VirtualClock};
 pub use consent::{
-    ConsentRecord, ConsentState, ConsentStatus, Evidence, LawfulBasis, Purpose,
-    WITHDRAWAL_CLOCK_SKEW, consent_state, current_consent,
+    ConsentRecord, ConsentState, ConsentStatus, Evidence, LawfulBasis, OBJECTION_METHOD, Purpose,
+    RESTRICTION_LIFTED_METHOD, RESTRICTION_METHOD, RESTRICTION_PURPOSE, SELF_GIVEN_METHODS,
+    WITHDRAWAL_CLOCK_SKEW, consent_state, current_consent, is_reserved_purpose, objected_since,
+    restricted_since,
 };
 pub use contact::{Contact, PeerKind, TelegramPeer};
 pub use error::{BoxError, Error, Result};
@@ -63,11 +67,15 @@ pub use llm::{
     ToolChoice, ToolSpec, Usage,
 };
 pub use memory::MemoryStore;
-pub use message::{FailureReason, OutboundMessage, SendOutcome};
+pub use message::{
+    EntityKind, FailureReason, FormatError, FormattedText, OutboundMessage, SendOutcome,
+    TextEntity, TextFormat,
+};
 pub use operator::{CampaignStatus, Operator};
 pub use policy::{
     ConsentRule, ContentContext, ContentKind, ContentPolicies, ContentPolicy, Decision,
-    PermissiveSendPolicy, RuleHit, SendContext, SendKind, SendPolicies, SendPolicy, Verdict,
+    OBJECTION_RULE, PermissiveSendPolicy, RESTRICTED_RULE, RuleHit, SendContext, SendKind,
+    SendPolicies, SendPolicy, Verdict,
 };
 pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
@@ -77,6 +85,9 @@ pub use store::{
     ReviewSubject, SEND_IN_FLIGHT, Store, SubjectStore,
 };
 pub use template::TemplateProvider;
-pub use transport::{Capabilities, ChatAdmin, InboundEvent, InboundKind, Transport};
+pub use transport::{
+    Capabilities, ChatAdmin, ChatKind, InboundEvent, InboundKind, InviteReport, Invitee, NewChat,
+    Transport,
+};
 
 pub use agent::is_stop_request;

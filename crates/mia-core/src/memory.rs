@@ -92,6 +92,41 @@ fn held_by(job: &Job, token: u64) -> Result<()> {
     }
 }
 
+/// Writes what a worker did with a claimed job.
+fn apply_update(job: &mut Job, update: &JobUpdate, now: Timestamp) {
+    job.lease_until = None;
+    job.updated_at = now;
+    match update {
+        JobUpdate::Sent { message_id } => {
+            job.state = JobState::Sent;
+            job.message_id = Some(*message_id);
+            job.outcome = None;
+        }
+        JobUpdate::Skipped { rule } => {
+            job.state = JobState::Skipped;
+            job.outcome = Some(rule.clone());
+        }
+        JobUpdate::Retry {
+            due_at,
+            count_attempt,
+            reason,
+        } => {
+            job.state = JobState::Pending;
+            job.due_at = *due_at;
+            job.attempts += u32::from(*count_attempt);
+            job.outcome = Some(reason.clone());
+        }
+        JobUpdate::Held { rule } => {
+            job.state = JobState::Held;
+            job.outcome = Some(rule.clone());
+        }
+        JobUpdate::DeadLetter { reason } => {
+            job.state = JobState::DeadLetter;
+            job.outcome = Some(reason.clone());
+        }
+    }
+}
+
 #[async_trait]
 impl ContactStore for MemoryStore {
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<()> {
@@ -137,6 +172,12 @@ impl ContactStore for MemoryStore {
 }
 
 /// Appends a consent record and indexes it under its contact.
+/// Whether a worker handed the job to the transport and has not recorded the result yet: a
+/// withdrawal or restriction leaves it to that worker, so the record says what Telegram got.
+fn in_flight(job: &Job) -> bool {
+    job.state == JobState::Claimed && job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT)
+}
+
 fn push_consent(inner: &mut Inner, record: ConsentRecord) {
     inner
         .consents_by_contact
@@ -188,7 +229,7 @@ impl ConsentStore for MemoryStore {
             let Some(job) = inner.jobs.get_mut(key) else {
                 continue;
             };
-            if job.purpose == record.purpose && !job.state.is_final() {
+            if job.purpose == record.purpose && !job.state.is_final() && !in_flight(job) {
                 job.state = JobState::Cancelled;
                 job.outcome = Some("withdrawn".into());
                 job.lease_until = None;
@@ -401,38 +442,35 @@ impl OutboxStore for MemoryStore {
             .get_mut(key)
             .ok_or_else(|| Error::not_found("job", key))?;
         held_by(job, claim_token)?;
-        job.lease_until = None;
-        job.updated_at = now;
-        match update {
-            JobUpdate::Sent { message_id } => {
-                job.state = JobState::Sent;
-                job.message_id = Some(*message_id);
-                job.outcome = None;
-            }
-            JobUpdate::Skipped { rule } => {
-                job.state = JobState::Skipped;
-                job.outcome = Some(rule.clone());
-            }
-            JobUpdate::Retry {
-                due_at,
-                count_attempt,
-                reason,
-            } => {
-                job.state = JobState::Pending;
-                job.due_at = *due_at;
-                job.attempts += u32::from(*count_attempt);
-                job.outcome = Some(reason.clone());
-            }
-            JobUpdate::Held { rule } => {
-                job.state = JobState::Held;
-                job.outcome = Some(rule.clone());
-            }
-            JobUpdate::DeadLetter { reason } => {
-                job.state = JobState::DeadLetter;
-                job.outcome = Some(reason.clone());
+        apply_update(job, update, now);
+        Ok(())
+    }
+
+    async fn update_jobs(
+        &self,
+        updates: &[(&Job, JobUpdate)],
+        now: Timestamp,
+    ) -> Result<Vec<IdempotencyKey>> {
+        let mut seen = HashSet::with_capacity(updates.len());
+        if let Some((job, _)) = updates.iter().find(|(job, _)| !seen.insert(&job.key)) {
+            return Err(Error::invalid(format!(
+                "job {} appears twice in one batch of updates",
+                job.key
+            )));
+        }
+        let mut inner = self.lock();
+        let mut lost = Vec::new();
+        for (claimed, update) in updates {
+            match inner
+                .jobs
+                .get_mut(&claimed.key)
+                .filter(|job| held_by(job, claimed.claim_token).is_ok())
+            {
+                Some(job) => apply_update(job, update, now),
+                None => lost.push(claimed.key.clone()),
             }
         }
-        Ok(())
+        Ok(lost)
     }
 
     async fn release_held(
@@ -754,6 +792,30 @@ impl SubjectStore for MemoryStore {
         let mut jobs: Vec<Job> = contact_jobs(&inner, contact).cloned().collect();
         jobs.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(jobs)
+    }
+
+    async fn restrict_subject(&self, marker: &ConsentRecord) -> Result<u64> {
+        let mut inner = self.lock();
+        push_consent(&mut inner, marker.clone());
+        let keys = inner
+            .jobs_by_contact
+            .get(&marker.contact)
+            .cloned()
+            .unwrap_or_default();
+        let mut cancelled = 0;
+        for key in &keys {
+            let Some(job) = inner.jobs.get_mut(key) else {
+                continue;
+            };
+            if !job.state.is_final() && !in_flight(job) {
+                job.state = JobState::Cancelled;
+                job.outcome = Some("restricted".into());
+                job.lease_until = None;
+                job.updated_at = marker.recorded_at;
+                cancelled += 1;
+            }
+        }
+        Ok(cancelled)
     }
 
     async fn erase_subject(

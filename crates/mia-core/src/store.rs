@@ -343,6 +343,11 @@ pub trait ConsentStore: Send + Sync {
     /// Appends a withdrawal and, in the same transaction, cancels the contact's open jobs
     /// (pending, claimed, held) for that purpose. Returns how many jobs were cancelled.
     ///
+    /// A job whose send is in flight (claimed, outcome [`SEND_IN_FLIGHT`]: the message was
+    /// handed to the transport before the withdrawal) is left to its worker, which records what
+    /// happened; every other job is cancelled, so a send either began before the withdrawal or
+    /// never happens, and the record says which.
+    ///
     /// # Errors
     /// A store error; nothing is written then.
     async fn withdraw_consent(&self, record: &ConsentRecord) -> Result<u64>;
@@ -430,6 +435,22 @@ pub trait OutboxStore: Send + Sync {
         update: &JobUpdate,
         now: Timestamp,
     ) -> Result<()>;
+    /// Finishes or reschedules many claimed jobs in one store round trip (one transaction):
+    /// each `(job, update)` is applied as [`update_job`](Self::update_job) would apply it, if
+    /// `job.claim_token` is still the job's current claim. Workers use it to record a claimed
+    /// batch's results together.
+    ///
+    /// An update whose claim was lost (another worker took the job over, a withdrawal or an
+    /// abort cancelled it, or the job does not exist) changes nothing; the keys of those are
+    /// returned, in input order. The other updates are all written, or none on an error.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if a key appears twice; a store error. Nothing is written then.
+    async fn update_jobs(
+        &self,
+        updates: &[(&Job, JobUpdate)],
+        now: Timestamp,
+    ) -> Result<Vec<IdempotencyKey>>;
     /// Moves a held job back to pending (approved) or to skipped (rejected).
     ///
     /// # Errors
@@ -617,6 +638,16 @@ pub trait SubjectStore: Send + Sync {
         contact: &ContactId,
         replacement: &ContactId,
     ) -> Result<ErasureCounts>;
+    /// Restriction of processing (GDPR art. 18): appends `marker` to the consent ledger (the
+    /// record that starts the restriction) and, in the same transaction, cancels every open job
+    /// (pending, claimed, held) of the marker's contact, whatever its purpose, with outcome
+    /// `"restricted"`: a worker that claimed one of them loses its lease before sending, as
+    /// after a withdrawal, while a send already in flight is left to its worker, as by
+    /// [`ConsentStore::withdraw_consent`]. Returns how many jobs were cancelled.
+    ///
+    /// # Errors
+    /// A store error; nothing is written then.
+    async fn restrict_subject(&self, marker: &ConsentRecord) -> Result<u64>;
     /// Retention: deletes events that happened before `before`. Returns how many.
     ///
     /// # Errors
@@ -685,6 +716,7 @@ macro_rules! forward_store {
             async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64> { (**self).enqueue(campaign, jobs, now).await }
             async fn record_attempt(&self, key: &IdempotencyKey, claim_token: u64, variant: &VariantId, propensity: f64, now: Timestamp) -> Result<()> { (**self).record_attempt(key, claim_token, variant, propensity, now).await }
             async fn update_job(&self, key: &IdempotencyKey, claim_token: u64, update: &JobUpdate, now: Timestamp) -> Result<()> { (**self).update_job(key, claim_token, update, now).await }
+            async fn update_jobs(&self, updates: &[(&Job, JobUpdate)], now: Timestamp) -> Result<Vec<IdempotencyKey>> { (**self).update_jobs(updates, now).await }
             async fn release_held(&self, key: &IdempotencyKey, approve: bool, now: Timestamp) -> Result<()> { (**self).release_held(key, approve, now).await }
             async fn settle_dead_letter(&self, key: &IdempotencyKey, action: DeadLetterAction, now: Timestamp) -> Result<()> { (**self).settle_dead_letter(key, action, now).await }
             async fn job(&self, key: &IdempotencyKey) -> Result<Option<Job>> { (**self).job(key).await }
@@ -725,6 +757,7 @@ macro_rules! forward_store {
             async fn subject_requests(&self) -> Result<Vec<SubjectRequest>> { (**self).subject_requests().await }
             async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>> { (**self).contact_jobs(contact).await }
             async fn erase_subject(&self, contact: &ContactId, replacement: &ContactId) -> Result<ErasureCounts> { (**self).erase_subject(contact, replacement).await }
+            async fn restrict_subject(&self, marker: &ConsentRecord) -> Result<u64> { (**self).restrict_subject(marker).await }
             async fn purge_events(&self, before: Timestamp) -> Result<u64> { (**self).purge_events(before).await }
             async fn purge_jobs(&self, before: Timestamp) -> Result<u64> { (**self).purge_jobs(before).await }
         }

@@ -1,5 +1,17 @@
 //! The hot paths of `SqliteStore` on a file database: batch writes of 10,000 rows, claims
-//! from a full outbox, and audit log appends (one entry, and a worker round of 64).
+//! from a full outbox, audit log appends (one entry, and a worker round of 64), and signed
+//! audit checkpoints (full walk against the kept Merkle frontier).
+//!
+//! `sqlite.outbox`: outbox throughput, jobs claimed and completed per second by 1, 2 and 4
+//! concurrent workers (tasks sharing one store) draining a queue of due jobs, each iteration
+//! checked to complete every job once:
+//! - `claim1_update`: one job at a time: claim 1, then its `update_job` (2 commits a job);
+//! - `batch500_update_each`: claim up to 500, then one `update_job` (its own commit) per job;
+//! - `batch500_update_jobs`: claim up to 500, then complete them all with one `update_jobs`
+//!   (one transaction): the agent's worker path.
+//!
+//! Durability is the store's own: WAL with `synchronous=NORMAL` (a commit survives a process
+//! crash; a power cut may lose the last ones).
 //!
 //! Run with: `cargo bench -p mia-store --bench sqlite`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -174,5 +186,188 @@ fn audit_appends(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batch_writes, claims, audit_appends);
+/// A signed checkpoint after every 64 appended entries, on a log of 10,000 entries: the full
+/// walk (reads and checks the whole log each time) against the kept Merkle frontier (reads
+/// only the 64 new entries).
+fn audit_checkpoints(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use mia_core::{AuditAction, AuditDraft, AuditStore};
+    use mia_safety::compliance::{AuditLog, CheckpointSigner};
+    let rt = runtime();
+    let draft = |i: i64| AuditDraft {
+        at: t(i),
+        actor: "worker:w1".into(),
+        action: AuditAction::PolicyDecision,
+        subject: Some("sub_0123456789abcdef0123456789abcdef".into()),
+        detail: serde_json::json!({"job": format!("{i:032x}"), "decision": "allow"}),
+    };
+    let round: Vec<AuditDraft> = (0..64).map(draft).collect();
+    let mut group = c.benchmark_group("sqlite.audit_checkpoint");
+    group.sample_size(10).throughput(Throughput::Elements(64));
+    for incremental in [false, true] {
+        let (_dir, store) = rt.block_on(fresh());
+        let store = Arc::new(store);
+        rt.block_on(async {
+            for chunk in (0..N).collect::<Vec<_>>().chunks(1_000) {
+                store
+                    .append_audit(chunk.iter().map(|&i| draft(i)).collect())
+                    .await
+                    .unwrap();
+            }
+        });
+        let log =
+            AuditLog::new(Arc::clone(&store)).with_signer(CheckpointSigner::from_seed([7; 32]));
+        // The frontier is built once, as by the first checkpoint of a process.
+        rt.block_on(log.checkpoint(t(0))).unwrap();
+        let name = if incremental {
+            "frontier_10k"
+        } else {
+            "full_walk_10k"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    store.append_audit(round.clone()).await.unwrap();
+                    match incremental {
+                        true => log.checkpoint(t(1)).await.unwrap(),
+                        false => log.checkpoint_full(t(1)).await.unwrap(),
+                    }
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Jobs per claim in the batched outbox modes.
+const BATCH: usize = 500;
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Claim 1, `update_job` it.
+    OneByOne,
+    /// Claim `BATCH`, `update_job` each.
+    BatchUpdateEach,
+    /// Claim `BATCH`, complete all with one `update_jobs`.
+    BatchUpdateJobs,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::OneByOne => "claim1_update",
+            Mode::BatchUpdateEach => "batch500_update_each",
+            Mode::BatchUpdateJobs => "batch500_update_jobs",
+        }
+    }
+
+    /// Due jobs per iteration.
+    fn jobs(self) -> usize {
+        match self {
+            Mode::OneByOne | Mode::BatchUpdateEach => 4_000,
+            Mode::BatchUpdateJobs => N as usize,
+        }
+    }
+}
+
+/// One worker: claims and completes until the queue is empty; returns how many it completed.
+async fn work(store: SqliteStore, mode: Mode, name: String) -> u64 {
+    use mia_core::{Job, JobUpdate};
+    let lease = SignedDuration::from_mins(5);
+    let limit = match mode {
+        Mode::OneByOne => 1,
+        Mode::BatchUpdateEach | Mode::BatchUpdateJobs => BATCH,
+    };
+    let mut done = 0;
+    loop {
+        let claimed = store.claim(&name, t(3600), lease, limit).await.unwrap();
+        if claimed.is_empty() {
+            return done;
+        }
+        match mode {
+            Mode::OneByOne | Mode::BatchUpdateEach => {
+                for job in &claimed {
+                    let sent = JobUpdate::Sent { message_id: 1 };
+                    store
+                        .update_job(&job.key, job.claim_token, &sent, t(3601))
+                        .await
+                        .unwrap();
+                }
+            }
+            Mode::BatchUpdateJobs => {
+                let updates: Vec<(&Job, JobUpdate)> = claimed
+                    .iter()
+                    .zip(1..)
+                    .map(|(job, id)| (job, JobUpdate::Sent { message_id: id }))
+                    .collect();
+                let lost = store.update_jobs(&updates, t(3601)).await.unwrap();
+                assert!(lost.is_empty(), "a claimed job was lost: {lost:?}");
+            }
+        }
+        done += claimed.len() as u64;
+    }
+}
+
+fn outbox_throughput(c: &mut Criterion) {
+    use std::time::{Duration, Instant};
+
+    use criterion::{BenchmarkId, SamplingMode};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("sqlite.outbox");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    for mode in [Mode::OneByOne, Mode::BatchUpdateEach, Mode::BatchUpdateJobs] {
+        let n = mode.jobs();
+        group.throughput(Throughput::Elements(n as u64));
+        for workers in [1, 2, 4] {
+            group.bench_with_input(
+                BenchmarkId::new(mode.name(), workers),
+                &workers,
+                |b, &workers| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let mut spent = Duration::ZERO;
+                            for _ in 0..iters {
+                                // A fresh file with a full queue, outside the timing.
+                                let (_dir, store) = fresh().await;
+                                let (campaign, jobs) = campaign(&store).await;
+                                store.schedule(&campaign, &jobs[..n]).await.unwrap();
+                                let start = Instant::now();
+                                let tasks: Vec<_> = (0..workers)
+                                    .map(|w| {
+                                        tokio::spawn(work(store.clone(), mode, format!("w{w}")))
+                                    })
+                                    .collect();
+                                let mut done = 0;
+                                for task in tasks {
+                                    done += task.await.unwrap();
+                                }
+                                spent += start.elapsed();
+                                assert_eq!(std::hint::black_box(done), n as u64);
+                                let counts = store.job_counts(&campaign.id).await.unwrap();
+                                assert_eq!((counts.sent, counts.total()), (n as u64, n as u64));
+                                store.close().await;
+                            }
+                            spent
+                        })
+                    });
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    outbox_throughput,
+    batch_writes,
+    claims,
+    audit_appends,
+    audit_checkpoints
+);
 criterion_main!(benches);

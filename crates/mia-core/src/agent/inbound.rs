@@ -210,6 +210,10 @@ impl Agent {
     /// it quotes nothing, the latest campaign message sent to the contact within the reply
     /// window before it. A text quoting a message that is not a campaign message (a STOP
     /// confirmation, a `/privacy` answer) answers no campaign.
+    ///
+    /// "Sent" is the time of the send itself, from the job's `sent` event (a job's record may
+    /// be written later, when its batch's results are), so a quick reply to the newest message
+    /// finds it.
     async fn answered(
         &self,
         contact: &ContactId,
@@ -224,14 +228,26 @@ impl Agent {
             return Ok(None);
         }
         let since = at.checked_sub(window).unwrap_or(Timestamp::MIN);
+        let latest = self
+            .inner
+            .store
+            .contact_events(contact)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                e.kind == EventKind::Sent && e.campaign.is_some() && e.at <= at && e.at >= since
+            })
+            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
         Ok(self
             .inner
             .store
             .contact_jobs(contact)
             .await?
             .into_iter()
-            .filter(|j| j.message_id.is_some() && j.updated_at <= at && j.updated_at >= since)
-            .max_by(|a, b| (a.updated_at, &a.key).cmp(&(b.updated_at, &b.key))))
+            .find(|j| EventId::derived(j.key.as_str(), EventKind::Sent.name()) == latest.id))
     }
 
     async fn attributed(
@@ -297,6 +313,12 @@ impl Agent {
             "" => Purpose::marketing(),
             p => Purpose::new(p),
         };
+        if crate::consent::is_reserved_purpose(&purpose) {
+            // A deep link cannot lift a restriction of processing by granting its marker.
+            return Err(crate::Error::invalid(format!(
+                "/start payload {purpose} is a reserved purpose; no consent recorded"
+            )));
+        }
         let record = ConsentRecord::grant(
             contact.id.clone(),
             purpose,

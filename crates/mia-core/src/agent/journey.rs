@@ -164,65 +164,104 @@ impl Agent {
     }
 
     /// Decides the open wait-fors that `events` (inbound, attributed to a campaign) satisfy,
-    /// queuing their `then` branch now. Returns how many jobs were new.
+    /// queuing their `then` branch now. An opt-out, attributed or not, decides the contact's
+    /// wait-fors for it in every campaign, also those its withdrawal just cancelled (their
+    /// branch queues nothing: the contact has no consent any more). Returns how many jobs were
+    /// new.
     pub(crate) async fn resolve_waits(&self, events: &[Event]) -> Result<u64> {
         let mut campaigns: HashMap<CampaignId, Option<Campaign>> = HashMap::new();
         let mut queued = 0;
         for event in events {
-            let Some(id) = &event.campaign else {
-                continue;
+            let opted_out = event.kind == crate::event::EventKind::OptedOut;
+            let ids: Vec<CampaignId> = match &event.campaign {
+                Some(id) => vec![id.clone()],
+                None if opted_out => {
+                    let mut ids: Vec<CampaignId> = self
+                        .inner
+                        .store
+                        .contact_jobs(&event.contact)
+                        .await?
+                        .into_iter()
+                        .map(|j| j.campaign)
+                        .collect();
+                    ids.sort();
+                    ids.dedup();
+                    ids
+                }
+                None => continue,
             };
-            if !campaigns.contains_key(id) {
-                let c = self.inner.store.campaign(id).await?;
-                // Only journeys that wait for something.
-                let c = c.filter(|c| {
-                    c.spec.journey.as_ref().is_some_and(|j| {
-                        j.steps
-                            .iter()
-                            .any(|s| matches!(s.action, StepAction::WaitFor { .. }))
-                    })
-                });
-                campaigns.insert(id.clone(), c);
+            for id in &ids {
+                queued += self
+                    .resolve_waits_in(id, event, opted_out, &mut campaigns)
+                    .await?;
             }
-            let Some(Some(campaign)) = campaigns.get(id) else {
-                continue;
-            };
-            if campaign.state == CampaignState::Aborted {
-                continue;
-            }
-            let Some(journey) = &campaign.spec.journey else {
-                continue;
-            };
-            let waiting: Vec<(Job, JourneyPosition, SignedDuration)> = self
-                .inner
-                .store
-                .contact_jobs(&event.contact)
-                .await?
-                .into_iter()
-                .filter(|j| &j.campaign == id && !j.state.is_final())
-                .filter_map(|j| match position_at(journey, &j) {
-                    Some((
-                        p,
-                        StepAction::WaitFor {
-                            event: wanted,
-                            timeout,
-                            ..
-                        },
-                    )) if wanted.matches(&event.kind) => Some((j, p, *timeout)),
-                    _ => None,
+        }
+        Ok(queued)
+    }
+
+    /// [`resolve_waits`](Self::resolve_waits) for one event in campaign `id`.
+    async fn resolve_waits_in(
+        &self,
+        id: &CampaignId,
+        event: &Event,
+        opted_out: bool,
+        campaigns: &mut HashMap<CampaignId, Option<Campaign>>,
+    ) -> Result<u64> {
+        let mut queued = 0;
+        if !campaigns.contains_key(id) {
+            let c = self.inner.store.campaign(id).await?;
+            // Only journeys that wait for something.
+            let c = c.filter(|c| {
+                c.spec.journey.as_ref().is_some_and(|j| {
+                    j.steps
+                        .iter()
+                        .any(|s| matches!(s.action, StepAction::WaitFor { .. }))
                 })
-                .collect();
-            for (job, position, timeout) in waiting {
-                if !self.decide(id, &job, position, true).await? {
-                    continue;
-                }
-                // The branch starts once the wait-for itself began (after any wait before it),
-                // even if the event came during that wait.
-                let began = job.due_at.checked_sub(timeout).ok();
-                let base = began.map_or(self.now(), |b| b.max(self.now()));
-                if let Some(planned) = journey.after_wait_for(position, true, base) {
-                    queued += self.queue_planned(campaign, &job, planned).await?;
-                }
+            });
+            campaigns.insert(id.clone(), c);
+        }
+        let Some(Some(campaign)) = campaigns.get(id) else {
+            return Ok(0);
+        };
+        if campaign.state == CampaignState::Aborted {
+            return Ok(0);
+        }
+        let Some(journey) = &campaign.spec.journey else {
+            return Ok(0);
+        };
+        let waiting: Vec<(Job, JourneyPosition, SignedDuration)> = self
+            .inner
+            .store
+            .contact_jobs(&event.contact)
+            .await?
+            .into_iter()
+            // The withdrawal behind an opt-out cancelled the timers waiting for it.
+            .filter(|j| {
+                &j.campaign == id
+                    && (!j.state.is_final() || (opted_out && j.state == JobState::Cancelled))
+            })
+            .filter_map(|j| match position_at(journey, &j) {
+                Some((
+                    p,
+                    StepAction::WaitFor {
+                        event: wanted,
+                        timeout,
+                        ..
+                    },
+                )) if wanted.matches(&event.kind) => Some((j, p, *timeout)),
+                _ => None,
+            })
+            .collect();
+        for (job, position, timeout) in waiting {
+            if !self.decide(id, &job, position, true).await? {
+                continue;
+            }
+            // The branch starts once the wait-for itself began (after any wait before it),
+            // even if the event came during that wait.
+            let began = job.due_at.checked_sub(timeout).ok();
+            let base = began.map_or(self.now(), |b| b.max(self.now()));
+            if let Some(planned) = journey.after_wait_for(position, true, base) {
+                queued += self.queue_planned(campaign, &job, planned).await?;
             }
         }
         Ok(queued)

@@ -320,8 +320,18 @@ impl Agent {
     /// once.
     ///
     /// # Errors
-    /// A store error.
+    /// [`Error::InvalidInput`] for a grant of a reserved purpose (the restriction markers'
+    /// [`RESTRICTION_PURPOSE`](crate::RESTRICTION_PURPOSE)), before anything is written; a store
+    /// error.
     pub async fn record_consent(&self, records: &[ConsentRecord]) -> Result<()> {
+        if let Some(r) = records.iter().find(|r| {
+            r.status != ConsentStatus::Withdrawn && crate::consent::is_reserved_purpose(&r.purpose)
+        }) {
+            return Err(Error::invalid(format!(
+                "purpose {} is reserved for restriction markers and cannot be granted",
+                r.purpose
+            )));
+        }
         let (withdrawals, grants): (Vec<_>, Vec<_>) = records
             .iter()
             .cloned()

@@ -70,6 +70,36 @@ impl RunStats {
     }
 }
 
+/// The results of a batch's jobs decided after their claim (sends and skips), waiting to be
+/// written together by `Agent::flush`.
+#[derive(Default)]
+pub(crate) struct Completions {
+    /// Each job and what to write to it.
+    done: Vec<(Job, JobUpdate)>,
+    /// The events of those results, recorded before the jobs are updated.
+    events: Vec<Event>,
+    /// The contacts of those jobs.
+    contacts: std::collections::HashSet<crate::ids::ContactId>,
+}
+
+impl Completions {
+    fn push(&mut self, job: &Job, update: JobUpdate, event: Event) {
+        self.contacts.insert(job.contact.clone());
+        self.done.push((job.clone(), update));
+        self.events.push(event);
+    }
+
+    /// Whether a result for `contact` waits to be written.
+    fn holds(&self, contact: &crate::ids::ContactId) -> bool {
+        self.contacts.contains(contact)
+    }
+
+    /// Whether no result waits to be written.
+    fn is_empty(&self) -> bool {
+        self.done.is_empty()
+    }
+}
+
 pub(crate) fn add(now: Timestamp, d: Duration) -> Timestamp {
     SignedDuration::try_from(d)
         .ok()
@@ -88,14 +118,23 @@ impl Agent {
         // The batch's policy decisions go to the audit log together, also when the batch
         // stops halfway: one append per batch, not one per job.
         let mut audit = Vec::new();
-        let done = self.run_batch(&mut audit).await;
+        // Likewise the results of sends: written together, and also when the batch stops
+        // halfway (a result the transport gave is never dropped while the store is reachable).
+        let mut results = Completions::default();
+        let done = self.run_batch(&mut audit, &mut results).await;
+        let completed = self.flush(&mut results, &HashMap::new()).await;
         let recorded = self.audit(&audit).await;
-        let stats = done?;
+        let mut stats = done?;
+        stats.merge(completed?);
         recorded?;
         Ok(stats)
     }
 
-    async fn run_batch(&self, audit: &mut Vec<crate::AuditEvent>) -> Result<RunStats> {
+    async fn run_batch(
+        &self,
+        audit: &mut Vec<crate::AuditEvent>,
+        results: &mut Completions,
+    ) -> Result<RunStats> {
         let mut stats = self.poll_inbound().await?;
         stats.journey_steps += self.repair_journeys_once().await?;
         self.expire_reviews().await?;
@@ -113,7 +152,16 @@ impl Agent {
             )
             .await?;
         let mut campaigns: HashMap<CampaignId, Campaign> = HashMap::new();
+        // A transport that cannot recognise a resend (the Bot API) has each result written at
+        // once: a crash then leaves at most the one send in flight (an `outcome_unknown` dead
+        // letter), never a whole batch of them.
+        let write_each = !self.inner.transport.capabilities().idempotent_sends;
         for job in jobs {
+            // A contact's send decision sees their earlier sends (frequency caps): write the
+            // results this batch holds for them first.
+            if results.holds(&job.contact) {
+                stats.merge(self.flush(results, &campaigns).await?);
+            }
             if !campaigns.contains_key(&job.campaign) {
                 let c = self.campaign(&job.campaign).await?;
                 campaigns.insert(c.id.clone(), c);
@@ -155,9 +203,17 @@ impl Agent {
                     // and only then decide: a verdict never goes stale during a rate-limit or
                     // FloodWait wait. Failing either stops the run: sending without the limit,
                     // or without reading STOPs, is not allowed.
-                    self.pace().await?;
-                    stats.merge(self.poll_inbound().await?);
-                    self.process(campaign, &job, audit).instrument(span).await
+                    stats.merge(self.pace_recording(results, &campaigns).await?);
+                    let inbound = self.inner.transport.receive().await?;
+                    if !inbound.is_empty() {
+                        // A STOP cancels the contact's open jobs and a reply is matched to the
+                        // job that sent its message: both need the results written first.
+                        stats.merge(self.flush(results, &campaigns).await?);
+                        stats.merge(self.handle_inbound(&inbound).await?);
+                    }
+                    self.process(campaign, &job, audit, results)
+                        .instrument(span)
+                        .await
                 }
             };
             match one {
@@ -193,7 +249,12 @@ impl Agent {
                     }
                 }
             }
+            if write_each && !results.is_empty() {
+                stats.merge(self.flush(results, &campaigns).await?);
+            }
         }
+        // Completing a campaign counts its open jobs: the results go in first.
+        stats.merge(self.flush(results, &campaigns).await?);
         self.complete_finished(campaigns.keys()).await?;
         Ok(stats)
     }
@@ -319,16 +380,106 @@ impl Agent {
             .await
     }
 
-    async fn emit(&self, job: &Job, variant: Option<&VariantId>, kind: EventKind) -> Result<()> {
-        let event = Event {
+    /// The event of `job`'s outcome; its id is derived from the job, so recording it twice
+    /// records it once.
+    fn event(&self, job: &Job, variant: Option<&VariantId>, kind: EventKind) -> Event {
+        Event {
             id: EventId::derived(job.key.as_str(), kind.name()),
             at: self.now(),
             contact: job.contact.clone(),
             campaign: Some(job.campaign.clone()),
             variant: variant.cloned(),
             kind,
-        };
+        }
+    }
+
+    async fn emit(&self, job: &Job, variant: Option<&VariantId>, kind: EventKind) -> Result<()> {
+        let event = self.event(job, variant, kind);
         self.inner.sink.record(std::slice::from_ref(&event)).await
+    }
+
+    /// Writes the results `results` holds: their events in one batch, then their jobs in one
+    /// store round trip ([`OutboxStore::update_jobs`](crate::OutboxStore::update_jobs)), then
+    /// the next journey steps of the sends. A crash before the jobs are written leaves them
+    /// claimed with their send in flight: the events are recorded again (deduplicated by id)
+    /// and, on a transport with idempotent sends, the sends are recognised by their idempotency
+    /// keys, never lost or doubled. On a transport without them (the Bot API) every result is
+    /// written right after its send, so a crash leaves at most that one send in flight, which
+    /// goes to the dead letters as `outcome_unknown` rather than being sent twice. Returns the
+    /// sends and skips written.
+    ///
+    /// `campaigns` are those of the jobs, where known; others are read from the store.
+    async fn flush(
+        &self,
+        results: &mut Completions,
+        campaigns: &HashMap<CampaignId, Campaign>,
+    ) -> Result<RunStats> {
+        let mut stats = RunStats::default();
+        if results.done.is_empty() {
+            return Ok(stats);
+        }
+        let done = std::mem::take(&mut results.done);
+        let events = std::mem::take(&mut results.events);
+        results.contacts.clear();
+        self.inner.sink.record(&events).await?;
+        let updates: Vec<(&Job, JobUpdate)> = done.iter().map(|(j, u)| (j, u.clone())).collect();
+        let lost = self.inner.store.update_jobs(&updates, self.now()).await?;
+        let lost: std::collections::HashSet<&crate::IdempotencyKey> = lost.iter().collect();
+        for (job, update) in &done {
+            if lost.contains(&job.key) {
+                // Another worker took the job over (its lease ran out) or a STOP or an abort
+                // cancelled it after the send: not ours any more.
+                tracing::warn!(correlation_id = %job.key, "mia.send result not recorded: the job was taken over or cancelled meanwhile");
+                continue;
+            }
+            match update {
+                JobUpdate::Skipped { rule } => *stats.skipped.entry(rule.clone()).or_default() += 1,
+                JobUpdate::Sent { .. } => {
+                    stats.sent += 1;
+                    // The send is recorded; a failure to queue the next step is repaired later
+                    // (on the next agent's first run, or before the campaign completes).
+                    let next = match campaigns.get(&job.campaign) {
+                        Some(c) => self.after_sent(c, job).await,
+                        None => match self.campaign(&job.campaign).await {
+                            Ok(c) => self.after_sent(&c, job).await,
+                            Err(e) => Err(e),
+                        },
+                    };
+                    match next {
+                        Ok(n) => stats.journey_steps += n,
+                        Err(e) => {
+                            tracing::warn!(correlation_id = %job.key, error = %e, "mia.journey next step not queued yet; it will be repaired");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    /// [`pace`](Self::pace), writing the results `results` holds before it waits, so no result
+    /// waits for a send slot (or a FloodWait) while its job's lease runs out.
+    async fn pace_recording(
+        &self,
+        results: &mut Completions,
+        campaigns: &HashMap<CampaignId, Campaign>,
+    ) -> Result<RunStats> {
+        let Some(limiter) = &self.inner.limiter else {
+            return Ok(RunStats::default());
+        };
+        let key = self.limit_key();
+        let mut stats = RunStats::default();
+        loop {
+            let now = self.now();
+            match limiter.try_acquire(&key, now).await? {
+                None => return Ok(stats),
+                Some(wait) => {
+                    stats.merge(self.flush(results, campaigns).await?);
+                    self.inner.clock.sleep_until(add(now, wait)).await;
+                }
+            }
+        }
     }
 
     async fn process(
@@ -336,6 +487,7 @@ impl Agent {
         campaign: &Campaign,
         job: &Job,
         audit: &mut Vec<crate::AuditEvent>,
+        results: &mut Completions,
     ) -> Result<RunStats> {
         let mut stats = RunStats::default();
         let store = &self.inner.store;
@@ -415,15 +567,12 @@ impl Agent {
         match verdict.decision {
             Decision::Allow => {}
             Decision::Deny => {
-                // The event first: a crash between the two repeats the event (deduplicated by
-                // id), never loses it.
-                self.emit(job, None, EventKind::Skipped { rule: rule.clone() })
-                    .await?;
-                self.update(job, &JobUpdate::Skipped { rule: rule.clone() })
-                    .await?;
+                // Recorded with the batch's results (the event first, then the job), and
+                // counted once written.
+                let event = self.event(job, None, EventKind::Skipped { rule: rule.clone() });
+                results.push(job, JobUpdate::Skipped { rule: rule.clone() }, event);
                 metrics::denial("send", &rule);
                 finish(JobOutcome::Skipped);
-                *stats.skipped.entry(rule).or_default() += 1;
                 return Ok(stats);
             }
             Decision::Defer { until } => {
@@ -480,6 +629,57 @@ impl Agent {
             return Ok(stats);
         }
 
+        // Sticky: a variant recorded by an earlier attempt wins, if it is still approved.
+        // Decided before the daily cap, so a held-out contact never uses up a send.
+        let mut approved: Vec<VariantId> =
+            campaign.approved_variants().map(|v| v.id.clone()).collect();
+        if let Some(journey) = &campaign.spec.journey
+            && let Some(position) = crate::journey::JourneyPosition::from_step(job.step)
+        {
+            approved = journey.variants_for(position.index, &approved);
+        }
+        let allocation = match &job.variant {
+            Some(v) if approved.contains(v) => {
+                crate::allocator::Allocation::Variant(crate::allocator::Assignment {
+                    variant: v.clone(),
+                    propensity: job.propensity.unwrap_or(1.0),
+                })
+            }
+            _ => self.inner.allocator.allocate(
+                &AssignmentRequest::new(&campaign.id, &contact.id, &approved)
+                    .with_attributes(&contact.attributes),
+            )?,
+        };
+        let (variant, propensity) = match allocation {
+            crate::allocator::Allocation::Variant(a) if approved.contains(&a.variant) => {
+                (a.variant, a.propensity)
+            }
+            // Only approved copy is ever sent, whatever an allocator answers.
+            crate::allocator::Allocation::Variant(a) => {
+                return Err(Error::invalid(format!(
+                    "allocator chose variant {}, which is not approved for this step",
+                    a.variant
+                )));
+            }
+            // A holdout or an exclusion: no message. Finished like a policy skip, with the
+            // batch's results (the event first, then the job; counted once written), so
+            // reports and analytics count it by its rule.
+            other => {
+                // Never `None` here (not a variant); the holdout's rule is the safe default.
+                let rule = other
+                    .skip_rule()
+                    .unwrap_or_else(|| crate::allocator::HOLDOUT_RULE.to_owned());
+                if let crate::allocator::Allocation::Holdout { propensity } = other {
+                    tracing::debug!(propensity, "mia.send held out by the experiment");
+                }
+                tracing::Span::current().record("reason", rule.as_str());
+                let event = self.event(job, None, EventKind::Skipped { rule: rule.clone() });
+                results.push(job, JobUpdate::Skipped { rule }, event);
+                finish(JobOutcome::Skipped);
+                return Ok(stats);
+            }
+        };
+
         // The sending account's daily cap, counted in the store so every worker and every
         // restart sees the day's count. Full: the job waits for the account's next day.
         if let Some(cap) = &self.inner.config.daily_cap
@@ -514,25 +714,6 @@ impl Agent {
             return Ok(stats);
         }
 
-        // Sticky: a variant recorded by an earlier attempt wins, if it is still approved.
-        let mut approved: Vec<VariantId> =
-            campaign.approved_variants().map(|v| v.id.clone()).collect();
-        if let Some(journey) = &campaign.spec.journey
-            && let Some(position) = crate::journey::JourneyPosition::from_step(job.step)
-        {
-            approved = journey.variants_for(position.index, &approved);
-        }
-        let (variant, propensity) = match &job.variant {
-            Some(v) if approved.contains(v) => (v.clone(), job.propensity.unwrap_or(1.0)),
-            _ => {
-                let a = self.inner.allocator.assign(&AssignmentRequest {
-                    campaign: &campaign.id,
-                    contact: &contact.id,
-                    variants: &approved,
-                })?;
-                (a.variant, a.propensity)
-            }
-        };
         let Some(text) = campaign.variant(&variant).map(|v| v.text.clone()) else {
             return Err(Error::invalid(format!(
                 "allocator chose unknown variant {variant}"
@@ -542,31 +723,18 @@ impl Agent {
         store
             .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
             .await?;
-        let message = OutboundMessage {
-            key: job.key.clone(),
-            campaign: Some(campaign.id.clone()),
-            contact: contact.id.clone(),
-            peer: contact.peer,
-            variant: Some(variant.clone()),
-            text,
-            silent: false,
-        };
+        let message = OutboundMessage::new(job.key.clone(), contact.id.clone(), contact.peer, text)
+            .with_campaign(campaign.id.clone())
+            .with_variant(variant.clone());
         let outcome = self.inner.transport.send(&message).await;
         let now = self.now();
         match outcome {
             Ok(SendOutcome::Sent { message_id, .. }) => {
                 finish(JobOutcome::Sent);
-                self.emit(job, Some(&variant), EventKind::Sent).await?;
-                self.update(job, &JobUpdate::Sent { message_id }).await?;
-                stats.sent += 1;
-                // The send is recorded; a failure to queue the next step is repaired later
-                // (on the next agent's first run, or before the campaign completes).
-                match self.after_sent(campaign, job).await {
-                    Ok(n) => stats.journey_steps += n,
-                    Err(e) => {
-                        tracing::warn!(correlation_id = %job.key, error = %e, "mia.journey next step not queued yet; it will be repaired");
-                    }
-                }
+                // Written with the batch's results (see `flush`): the job stays claimed, with
+                // its send in flight, until its event and then its result are stored.
+                let event = self.event(job, Some(&variant), EventKind::Sent);
+                results.push(job, JobUpdate::Sent { message_id }, event);
                 self.inner.blocks.record(false, now);
             }
             Ok(SendOutcome::RetryAfter { after, reason }) => {

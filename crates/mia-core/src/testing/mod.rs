@@ -17,6 +17,7 @@
 
 mod compliance;
 mod llm;
+mod outbox;
 
 pub use llm::provider_conformance;
 
@@ -82,6 +83,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     reviews(store).await;
     claim_order_and_rejections(store).await;
     daily_caps(store).await;
+    outbox::batched_updates(store).await;
     compliance::audit_log(store).await;
     compliance::subject_requests(store).await;
     compliance::erasure(store).await;

@@ -29,6 +29,84 @@ const INSERT: &str = "INSERT INTO outbox (key, campaign, contact, purpose, step,
        AS u (key, contact, purpose, step, state, due_at, outcome) \
      ON CONFLICT (key) DO NOTHING";
 
+/// A batched update of claimed jobs in one statement: the new columns of each job come in as
+/// arrays, and only the jobs still held with the given claim token change. Returns the keys it
+/// changed.
+const UPDATE_BATCH: &str = "UPDATE outbox o SET state = u.state, lease_until = NULL, \
+       updated_at = $1, message_id = COALESCE(u.message_id, o.message_id), outcome = u.outcome, \
+       due_at = COALESCE(u.due_at, o.due_at), attempts = o.attempts + u.add_attempts \
+     FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::int8[], \
+                 $8::int8[]) \
+       AS u (key, claim_token, state, message_id, outcome, due_at, add_attempts) \
+     WHERE o.key = u.key AND o.state = 'claimed' AND o.claim_token = u.claim_token \
+     RETURNING o.key";
+
+/// Applies `updates` on `conn`, [`CHUNK`] to a statement; returns the keys that changed.
+async fn update_batch(
+    conn: &mut sqlx::PgConnection,
+    updates: &[(&Job, JobUpdate)],
+    now: Timestamp,
+) -> Result<Vec<String>, StoreError> {
+    let mut changed = Vec::with_capacity(updates.len());
+    for chunk in updates.chunks(CHUNK) {
+        let mut keys = Vec::with_capacity(chunk.len());
+        let mut tokens = Vec::with_capacity(chunk.len());
+        let mut states = Vec::with_capacity(chunk.len());
+        let mut messages = Vec::with_capacity(chunk.len());
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        let mut due = Vec::with_capacity(chunk.len());
+        let mut attempts = Vec::with_capacity(chunk.len());
+        for (job, update) in chunk {
+            let change = JobChange::from(update);
+            keys.push(job.key.as_str());
+            tokens.push(token(job.claim_token));
+            states.push(change.state.as_str());
+            messages.push(change.message_id);
+            outcomes.push(change.outcome);
+            due.push(change.due_at);
+            attempts.push(change.add_attempts);
+        }
+        let found: Vec<String> = sqlx::query_scalar(UPDATE_BATCH)
+            .bind(micros(now))
+            .bind(keys)
+            .bind(tokens)
+            .bind(states)
+            .bind(messages)
+            .bind(outcomes)
+            .bind(due)
+            .bind(attempts)
+            .fetch_all(&mut *conn)
+            .await?;
+        changed.extend(found);
+    }
+    Ok(changed)
+}
+
+/// Refuses a batch of updates that names a job twice (which update would win is not defined).
+fn no_repeated_job(updates: &[(&Job, JobUpdate)]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(updates.len());
+    match updates.iter().find(|(job, _)| !seen.insert(&job.key)) {
+        Some((job, _)) => Err(Error::invalid(format!(
+            "job {} appears twice in one batch of updates",
+            job.key
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The keys of `updates` that are not in `changed`, in input order.
+fn lost_updates(updates: &[(&Job, JobUpdate)], changed: Vec<String>) -> Vec<IdempotencyKey> {
+    if changed.len() == updates.len() {
+        return Vec::new();
+    }
+    let changed: std::collections::HashSet<String> = changed.into_iter().collect();
+    updates
+        .iter()
+        .filter(|(job, _)| !changed.contains(job.key.as_str()))
+        .map(|(job, _)| job.key.clone())
+        .collect()
+}
+
 /// Rows of `doing`'s query, decoded.
 fn decode_all(found: &[PgRow], doing: &'static str) -> Result<Vec<Job>> {
     rows::all(found, rows::job).context(doing)
@@ -148,22 +226,29 @@ impl OutboxStore for PostgresStore {
         // would sort them all, because a sort under FOR UPDATE cannot stop at the limit. The
         // earliest `limit` of the two branches are leased; the rest are let go when the
         // statement ends.
+        //
+        // The running campaigns are read once, as an array, rather than joined: a join's plan
+        // depends on statistics of the (small, rarely analysed) campaigns table, and without
+        // them the planner sorted every due job of the queue for each claim. The leased keys
+        // are matched the same way, through the primary key.
         let found = sqlx::query(concat!(
             "WITH due AS (\
-               SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
-               WHERE o.state = 'pending' AND o.due_at <= $3 AND c.state = 'running' \
+               SELECT o.key, o.due_at FROM outbox o \
+               WHERE o.state = 'pending' AND o.due_at <= $3 \
+               AND o.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
                ORDER BY o.due_at, o.key LIMIT $4 \
                FOR UPDATE OF o SKIP LOCKED), \
              expired AS (\
-               SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
-               WHERE o.state = 'claimed' AND o.lease_until <= $3 AND c.state = 'running' \
+               SELECT o.key, o.due_at FROM outbox o \
+               WHERE o.state = 'claimed' AND o.lease_until <= $3 \
+               AND o.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
                ORDER BY o.due_at, o.key LIMIT $4 \
                FOR UPDATE OF o SKIP LOCKED) \
              UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
              lease_until = $1, worker = $2, updated_at = $3 \
-             WHERE key IN (\
+             WHERE key = ANY (ARRAY(\
                SELECT key FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates \
-               ORDER BY due_at, key LIMIT $4) \
+               ORDER BY due_at, key LIMIT $4)) \
              RETURNING ",
             columns!()
         ))
@@ -248,6 +333,29 @@ impl OutboxStore for PostgresStore {
             return Err(self.lost(key, DOING).await);
         }
         Ok(())
+    }
+
+    async fn update_jobs(
+        &self,
+        updates: &[(&Job, JobUpdate)],
+        now: Timestamp,
+    ) -> Result<Vec<IdempotencyKey>> {
+        const DOING: &str = "update a batch of jobs";
+        no_repeated_job(updates)?;
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = if updates.len() <= CHUNK {
+            // One statement is atomic on its own.
+            let mut conn = self.pool.acquire().await.context(DOING)?;
+            update_batch(&mut conn, updates, now).await.context(DOING)?
+        } else {
+            let mut tx = self.begin().await.context(DOING)?;
+            let changed = update_batch(&mut tx, updates, now).await.context(DOING)?;
+            tx.commit().await.context(DOING)?;
+            changed
+        };
+        Ok(lost_updates(updates, changed))
     }
 
     async fn release_held(

@@ -51,6 +51,106 @@ async fn insert_jobs(
         .await
 }
 
+/// Rows per statement of a batched update, largest first: as many of the largest as fit, then
+/// the next size for the rest. Each size is one statement text, kept prepared by the driver.
+const UPDATE_SIZES: [usize; 4] = [256, 32, 4, 1];
+
+/// A batched update of `rows` claimed jobs: the new columns of each job come in as a `VALUES`
+/// list (7 binds a row, then `updated_at`), and only the jobs still held with the given claim
+/// token change. Returns the keys it changed.
+fn update_sql(rows: usize) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
+    sql.push_str(
+        "WITH u (key, claim_token, state, message_id, outcome, due_at, add_attempts) AS (VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(
+        ") UPDATE outbox SET state = u.state, lease_until = NULL, updated_at = ?, \
+         message_id = COALESCE(u.message_id, outbox.message_id), outcome = u.outcome, \
+         due_at = COALESCE(u.due_at, outbox.due_at), attempts = outbox.attempts + u.add_attempts \
+         FROM u WHERE outbox.key = u.key AND outbox.state = 'claimed' \
+         AND outbox.claim_token = u.claim_token RETURNING key",
+    );
+    sql
+}
+
+/// Applies `updates` on `conn` (inside a transaction when it takes more than one statement);
+/// returns the keys that changed.
+async fn update_batch(
+    conn: &mut sqlx::SqliteConnection,
+    mut updates: &[(&Job, JobUpdate)],
+    now: Timestamp,
+) -> Result<Vec<String>, crate::error::StoreError> {
+    let mut changed = Vec::with_capacity(updates.len());
+    for size in UPDATE_SIZES {
+        let mut chunks = updates.chunks_exact(size);
+        if chunks.len() == 0 {
+            continue;
+        }
+        // Built from the constant parts above only; every value is bound.
+        let sql: std::sync::Arc<str> = update_sql(size).into();
+        for chunk in &mut chunks {
+            let mut query =
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(std::sync::Arc::clone(&sql)));
+            for (job, update) in chunk {
+                let change = JobChange::from(update);
+                query = query
+                    .bind(job.key.as_str())
+                    .bind(token(job.claim_token))
+                    .bind(change.state.as_str())
+                    .bind(change.message_id)
+                    .bind(change.outcome)
+                    .bind(change.due_at)
+                    .bind(change.add_attempts);
+            }
+            changed.extend(query.bind(micros(now)).fetch_all(&mut *conn).await?);
+        }
+        updates = chunks.remainder();
+    }
+    Ok(changed)
+}
+
+/// How many statements [`update_batch`] runs for `n` updates.
+fn update_statements(mut n: usize) -> usize {
+    let mut statements = 0;
+    for size in UPDATE_SIZES {
+        statements += n / size;
+        n %= size;
+    }
+    statements
+}
+
+/// Refuses a batch of updates that names a job twice (which update would win is not defined).
+fn no_repeated_job(updates: &[(&Job, JobUpdate)]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(updates.len());
+    match updates.iter().find(|(job, _)| !seen.insert(&job.key)) {
+        Some((job, _)) => Err(Error::invalid(format!(
+            "job {} appears twice in one batch of updates",
+            job.key
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The keys of `updates` that are not in `changed`, in input order.
+fn lost_updates(updates: &[(&Job, JobUpdate)], changed: Vec<String>) -> Vec<IdempotencyKey> {
+    if changed.len() == updates.len() {
+        return Vec::new();
+    }
+    let changed: std::collections::HashSet<String> = changed.into_iter().collect();
+    updates
+        .iter()
+        .filter(|(job, _)| !changed.contains(job.key.as_str()))
+        .map(|(job, _)| job.key.clone())
+        .collect()
+}
+
 /// Rows of `doing`'s query, decoded.
 fn decode_all(found: &[SqliteRow], doing: &'static str) -> Result<Vec<Job>> {
     rows::all(found, rows::job).context(doing)
@@ -223,6 +323,29 @@ impl OutboxStore for SqliteStore {
             return Err(self.lost(key, DOING).await);
         }
         Ok(())
+    }
+
+    async fn update_jobs(
+        &self,
+        updates: &[(&Job, JobUpdate)],
+        now: Timestamp,
+    ) -> Result<Vec<IdempotencyKey>> {
+        const DOING: &str = "update a batch of jobs";
+        no_repeated_job(updates)?;
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = if update_statements(updates.len()) <= 1 {
+            // One statement is atomic on its own.
+            let mut conn = self.pool.acquire().await.context(DOING)?;
+            update_batch(&mut conn, updates, now).await.context(DOING)?
+        } else {
+            let mut tx = self.begin_write().await.context(DOING)?;
+            let changed = update_batch(&mut tx, updates, now).await.context(DOING)?;
+            tx.commit().await.context(DOING)?;
+            changed
+        };
+        Ok(lost_updates(updates, changed))
     }
 
     async fn release_held(

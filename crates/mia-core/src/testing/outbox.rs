@@ -1,0 +1,196 @@
+//! Conformance of [`OutboxStore::update_jobs`](crate::OutboxStore::update_jobs): a claimed
+//! batch's results written together.
+
+use jiff::SignedDuration;
+
+use super::{running_campaign, t};
+use crate::{
+    CampaignId, CampaignState, ContactId, Error, IdempotencyKey, Job, JobState, JobUpdate, NewJob,
+    Purpose, Store,
+};
+
+/// Jobs of campaign `id` for contacts `ub0..ub{n}`, due long before every other check's jobs,
+/// so a claim takes these first.
+fn early_jobs(id: &str, n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| {
+            let contact = ContactId::new(format!("ub{i}"));
+            NewJob {
+                key: IdempotencyKey::for_job(&CampaignId::new(id), &contact, 0),
+                contact,
+                purpose: Purpose::marketing(),
+                step: 0,
+                due_at: t(-100_000 + i64::try_from(i).unwrap()),
+                skipped: None,
+            }
+        })
+        .collect()
+}
+
+/// Schedules `n` early jobs of a new running campaign `id` and claims them all.
+async fn claimed<S: Store + ?Sized>(store: &S, id: &str, n: usize) -> Vec<Job> {
+    let mut campaign = running_campaign(id);
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    let jobs = early_jobs(id, n);
+    assert_eq!(store.schedule(&campaign, &jobs).await.unwrap(), n as u64);
+    let lease = SignedDuration::from_secs(30);
+    let claimed = store.claim("wb", t(-50_000), lease, n).await.unwrap();
+    assert_eq!(claimed.len(), n, "the early jobs are claimed first");
+    assert!(claimed.iter().all(|j| j.campaign == campaign.id));
+    claimed
+}
+
+pub(super) async fn batched_updates<S: Store + ?Sized>(store: &S) {
+    let jobs = claimed(store, "kb1", 6).await;
+    let now = t(-49_000);
+    assert!(
+        store.update_jobs(&[], now).await.unwrap().is_empty(),
+        "an empty batch does nothing"
+    );
+
+    // Another worker takes over one job; a withdrawal cancels another.
+    let (stale, cancelled) = (&jobs[4], &jobs[5]);
+    let mut taken = stale.clone();
+    taken.claim_token += 1;
+    store
+        .update_job(
+            &cancelled.key,
+            cancelled.claim_token,
+            &JobUpdate::Retry {
+                due_at: t(1_000_000),
+                count_attempt: false,
+                reason: "moved".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let ghost = Job {
+        key: IdempotencyKey::new("no-such-job"),
+        ..jobs[0].clone()
+    };
+
+    let retry_at = t(-40_000);
+    let updates = vec![
+        (&jobs[0], JobUpdate::Sent { message_id: 11 }),
+        (&ghost, JobUpdate::Sent { message_id: 12 }),
+        (
+            &jobs[1],
+            JobUpdate::Skipped {
+                rule: "no_consent".into(),
+            },
+        ),
+        (
+            &jobs[2],
+            JobUpdate::Retry {
+                due_at: retry_at,
+                count_attempt: true,
+                reason: "flood_wait".into(),
+            },
+        ),
+        (cancelled, JobUpdate::Sent { message_id: 13 }),
+        (
+            &jobs[3],
+            JobUpdate::DeadLetter {
+                reason: "blocked".into(),
+            },
+        ),
+        (&taken, JobUpdate::Sent { message_id: 14 }),
+    ];
+    let lost = store.update_jobs(&updates, now).await.unwrap();
+    assert_eq!(
+        lost,
+        vec![ghost.key.clone(), cancelled.key.clone(), stale.key.clone()],
+        "updates whose claim is gone change nothing and come back, in input order"
+    );
+
+    let sent = store.job(&jobs[0].key).await.unwrap().unwrap();
+    assert_eq!(sent.state, JobState::Sent);
+    assert_eq!(sent.message_id, Some(11));
+    assert_eq!((sent.outcome, sent.lease_until), (None, None));
+    assert_eq!(sent.updated_at, now);
+    let skipped = store.job(&jobs[1].key).await.unwrap().unwrap();
+    assert_eq!(skipped.state, JobState::Skipped);
+    assert_eq!(skipped.outcome.as_deref(), Some("no_consent"));
+    let retried = store.job(&jobs[2].key).await.unwrap().unwrap();
+    assert_eq!(retried.state, JobState::Pending);
+    assert_eq!(retried.due_at, retry_at);
+    assert_eq!(retried.attempts, 1, "a counted retry adds an attempt");
+    assert_eq!(retried.outcome.as_deref(), Some("flood_wait"));
+    let dead = store.job(&jobs[3].key).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::DeadLetter);
+    assert_eq!(dead.outcome.as_deref(), Some("blocked"));
+    let moved = store.job(&cancelled.key).await.unwrap().unwrap();
+    assert_eq!(
+        (moved.state, moved.message_id),
+        (JobState::Pending, None),
+        "a job no longer claimed is left alone"
+    );
+    let untouched = store.job(&stale.key).await.unwrap().unwrap();
+    assert_eq!(
+        untouched.state,
+        JobState::Claimed,
+        "a stale claim token changes nothing"
+    );
+    assert_eq!(untouched.message_id, None);
+
+    // Completing the same jobs again completes nothing twice.
+    let again = vec![(&jobs[0], JobUpdate::Sent { message_id: 99 })];
+    assert_eq!(
+        store.update_jobs(&again, now).await.unwrap(),
+        vec![jobs[0].key.clone()]
+    );
+    assert_eq!(
+        store.job(&jobs[0].key).await.unwrap().unwrap().message_id,
+        Some(11)
+    );
+
+    // A key twice is refused as a whole.
+    let twice = vec![
+        (stale, JobUpdate::Sent { message_id: 1 }),
+        (stale, JobUpdate::Skipped { rule: "r".into() }),
+    ];
+    assert!(matches!(
+        store.update_jobs(&twice, now).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        store.job(&stale.key).await.unwrap().unwrap().state,
+        JobState::Claimed,
+        "a refused batch writes nothing"
+    );
+    store
+        .update_jobs(&[(stale, JobUpdate::Sent { message_id: 15 })], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&CampaignId::new("kb1"), now)
+            .await
+            .unwrap(),
+        2,
+        "the retried job and the moved one were still open"
+    );
+
+    // A batch larger than any one statement a backend prepares.
+    let many = claimed(store, "kb2", 301).await;
+    let updates: Vec<(&Job, JobUpdate)> = many
+        .iter()
+        .zip(1..)
+        .map(|(job, id)| (job, JobUpdate::Sent { message_id: id }))
+        .collect();
+    assert!(store.update_jobs(&updates, now).await.unwrap().is_empty());
+    let counts = store.job_counts(&CampaignId::new("kb2")).await.unwrap();
+    assert_eq!((counts.sent, counts.total()), (301, 301));
+    for (job, id) in many.iter().zip(1..) {
+        let stored = store.job(&job.key).await.unwrap().unwrap();
+        assert_eq!(stored.message_id, Some(id), "each job gets its own update");
+    }
+    assert_eq!(
+        store.update_jobs(&updates, now).await.unwrap().len(),
+        301,
+        "none is completed twice"
+    );
+}
