@@ -6,6 +6,8 @@
 //! one layer never share a contact.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -66,19 +68,7 @@ async fn world(n: i64) -> World {
     };
     let setup = agent(&w, Arc::new(ExperimentAllocator::new()), "setup");
     setup.import_contacts(&w.everyone).await.unwrap();
-    let grants: Vec<ConsentRecord> = w
-        .everyone
-        .iter()
-        .map(|c| {
-            ConsentRecord::grant(
-                c.id.clone(),
-                Purpose::marketing(),
-                Evidence::new("telegram_start", format!("test {}", c.id)),
-                "v1",
-                noon() - SignedDuration::from_hours(1),
-            )
-        })
-        .collect();
+    let grants = common::marketing_grants(&w.everyone, noon() - SignedDuration::from_hours(1));
     setup.record_consent(&grants).await.unwrap();
     w
 }

@@ -2,6 +2,8 @@
 //! in `messages`, while the audience is still accounted for once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -45,18 +47,7 @@ async fn follow_ups_count_as_messages_of_their_variant() {
         .collect();
     agent.import_contacts(&everyone).await.unwrap();
     // Ten of twelve opted in.
-    let grants: Vec<_> = everyone[..10]
-        .iter()
-        .map(|c| {
-            ConsentRecord::grant(
-                c.id.clone(),
-                Purpose::marketing(),
-                Evidence::new("telegram_start", format!("test {}", c.id)),
-                "v1",
-                noon - SignedDuration::from_hours(1),
-            )
-        })
-        .collect();
+    let grants = common::marketing_grants(&everyone[..10], noon - SignedDuration::from_hours(1));
     agent.record_consent(&grants).await.unwrap();
     let mut spec = CampaignSpec::new("Winter", "green tea", "20% off this week");
     spec.journey = Some(serde_json::from_str(JOURNEY).unwrap());

@@ -2,6 +2,8 @@
 //! hour and day windows and its sliding windows agree with the events in the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -55,18 +57,7 @@ async fn windows_are_readable_while_a_campaign_runs_and_match_the_store() {
         .build()
         .unwrap();
     agent.import_contacts(&contacts).await.unwrap();
-    let grants: Vec<ConsentRecord> = contacts
-        .iter()
-        .map(|c| {
-            ConsentRecord::grant(
-                c.id.clone(),
-                Purpose::marketing(),
-                Evidence::new("telegram_start", format!("test {}", c.id)),
-                "v1",
-                start() - SignedDuration::from_hours(1),
-            )
-        })
-        .collect();
+    let grants = common::marketing_grants(&contacts, start() - SignedDuration::from_hours(1));
     agent.record_consent(&grants).await.unwrap();
     let campaign = agent
         .create_campaign(CampaignSpec::new(

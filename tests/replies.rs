@@ -2,6 +2,8 @@
 //! window, so reply rates, journeys and opt-outs per campaign see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,18 +48,7 @@ async fn sent(window: Option<Duration>) -> World {
         .map(|i| Contact::new(format!("u{i}"), TelegramPeer::user(i + 1), "UTC", noon()).unwrap())
         .collect();
     agent.import_contacts(&everyone).await.unwrap();
-    let grants: Vec<_> = everyone
-        .iter()
-        .map(|c| {
-            ConsentRecord::grant(
-                c.id.clone(),
-                Purpose::marketing(),
-                Evidence::new("telegram_start", format!("test {}", c.id)),
-                "v1",
-                noon() - SignedDuration::from_hours(1),
-            )
-        })
-        .collect();
+    let grants = common::marketing_grants(&everyone, noon() - SignedDuration::from_hours(1));
     agent.record_consent(&grants).await.unwrap();
     let campaign = agent
         .create_campaign(CampaignSpec::new(
