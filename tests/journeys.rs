@@ -186,6 +186,17 @@ async fn clickers_exit_others_get_one_follow_up(w: World) {
     assert_eq!(by_event, clicker_ids);
     // The stoppers' waits were cancelled by the STOP, not decided.
     assert_eq!(decisions.len(), 9);
+    // The operator counts messages, not the journey's bookkeeping: each decided wait is a
+    // timer and a decision record, and only the contact without consent is "skipped".
+    let status = w.agent.operator().status(&campaign.id).await.unwrap();
+    assert_eq!(status.journey_decisions, 18, "{status:?}");
+    assert_eq!(status.jobs.skipped, 1, "{status:?}");
+    assert_eq!(
+        status.jobs.sent,
+        11 + 6,
+        "intros, and follow-ups for the six who did not click"
+    );
+    assert_eq!(status.progress, 1.0);
     assert_eq!(
         w.store.campaign(&campaign.id).await.unwrap().unwrap().state,
         CampaignState::Completed

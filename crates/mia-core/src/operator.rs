@@ -35,6 +35,12 @@ pub struct CampaignStatus {
     pub dead_letters: BTreeMap<String, u64>,
     /// Open jobs that are waiting for a reason (quiet hours, flood wait...), by that reason.
     pub waiting: BTreeMap<String, u64>,
+    /// A journey's decided waits (its `wait_for` timers and their decision records, rule
+    /// [`DECIDED_BY_EVENT`](crate::DECIDED_BY_EVENT) or
+    /// [`DECIDED_BY_TIMEOUT`](crate::DECIDED_BY_TIMEOUT)): bookkeeping, not messages, so not in
+    /// `jobs` or `progress`.
+    #[serde(default)]
+    pub journey_decisions: u64,
     /// The earliest time an open job becomes due.
     pub next_due: Option<Timestamp>,
     /// How long the open jobs take at the transport's rate, if it states one (a floor: quiet
@@ -175,7 +181,17 @@ impl Operator {
         let mut waiting = BTreeMap::new();
         let mut retrying = 0;
         let mut next_due: Option<Timestamp> = None;
+        let mut journey_decisions = 0;
         for job in &jobs {
+            let decided_wait = job.state == JobState::Skipped
+                && matches!(
+                    job.outcome.as_deref(),
+                    Some(crate::DECIDED_BY_EVENT | crate::DECIDED_BY_TIMEOUT)
+                );
+            if decided_wait {
+                journey_decisions += 1;
+                continue;
+            }
             counts.add(job.state, 1);
             match job.state {
                 JobState::DeadLetter => {
@@ -211,6 +227,7 @@ impl Operator {
             retrying,
             dead_letters,
             waiting,
+            journey_decisions,
             next_due,
             eta,
         })
