@@ -25,6 +25,7 @@ fn event(n: u64) -> Event {
         contact: ContactId::new(format!("c{}", n % 1000)),
         campaign: Some(CampaignId::new("bench")),
         variant: Some(VariantId::new("A")),
+        step: None,
         kind: EventKind::Sent,
     }
 }

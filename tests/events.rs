@@ -26,6 +26,7 @@ fn event(task: usize, n: usize) -> Event {
         contact: ContactId::new("c"),
         campaign: Some(CampaignId::new("crash")),
         variant: None,
+        step: None,
         kind: EventKind::Sent,
     }
 }

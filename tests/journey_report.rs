@@ -1,5 +1,6 @@
 //! A campaign report counts every message of a journey: follow-ups count for their variant and
-//! in `messages`, while the audience is still accounted for once.
+//! in `messages`, while the audience is still accounted for once; events carry the journey step
+//! they are about, so windows count each step apart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use mia::analytics::CampaignReport;
+use mia::analytics::window::{Granularity, WindowConfig, Windows};
 use mia::telegram::{SimConfig, SimTelegram};
 use mia::*;
 
@@ -73,4 +75,27 @@ async fn follow_ups_count_as_messages_of_their_variant() {
     let b = &report.variants[&VariantId::new("B")];
     assert_eq!(a.sent + b.sent, 20, "{report:?}");
     assert!(b.sent >= 10, "every follow-up is a B: {report:?}");
+
+    // Every event names its step: 0 the intro, 2 the follow-up (1 is the wait).
+    let events = store.campaign_events(&campaign.id).await.unwrap();
+    let mut windows = Windows::new(WindowConfig::default());
+    for e in &events {
+        windows.add(e);
+    }
+    let day = &windows.tumbling(&campaign.id, Granularity::Day)[0].counts;
+    let sent_at = |step| {
+        day.step_count(Some(&VariantId::new("A")), Some(step), "sent")
+            + day.step_count(Some(&VariantId::new("B")), Some(step), "sent")
+    };
+    assert_eq!(sent_at(0), 10, "{day:?}");
+    assert_eq!(sent_at(2), 10, "{day:?}");
+    assert_eq!(
+        day.step_count(Some(&VariantId::new("A")), Some(2), "sent"),
+        0,
+        "the follow-up sends only B"
+    );
+    assert!(
+        events.iter().all(|e| e.step.is_some()),
+        "every event of this campaign is about a message: {events:?}"
+    );
 }

@@ -34,6 +34,7 @@ fn data() -> (Vec<Contact>, Vec<Event>, Timestamp) {
                 contact: ContactId::new(format!("c{i}")),
                 campaign: None,
                 variant: None,
+                step: None,
                 kind,
             });
         }
@@ -44,6 +45,7 @@ fn data() -> (Vec<Contact>, Vec<Event>, Timestamp) {
                 contact: ContactId::new(format!("c{i}")),
                 campaign: None,
                 variant: None,
+                step: None,
                 kind: EventKind::Converted {
                     value_minor: ((h >> 16) % 10_000) as i64,
                 },

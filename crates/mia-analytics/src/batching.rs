@@ -218,6 +218,7 @@ mod tests {
             contact: ContactId::new("c"),
             campaign: None,
             variant: None,
+            step: None,
             kind: EventKind::Sent,
         }
     }

@@ -159,6 +159,7 @@ mod tests {
             contact: ContactId::new("u"),
             campaign: Some(CampaignId::new("k")),
             variant: Some(VariantId::new("A")),
+            step: None,
             kind,
         }
     }

@@ -208,6 +208,7 @@ mod tests {
             contact: ContactId::new(contact),
             campaign: Some(CampaignId::new(campaign)),
             variant: Some(VariantId::new(variant)),
+            step: None,
             kind: EventKind::Sent,
         }
     }
@@ -219,6 +220,7 @@ mod tests {
             contact: ContactId::new(contact),
             campaign: None,
             variant: None,
+            step: None,
             kind: EventKind::Converted { value_minor: value },
         }
     }

@@ -451,6 +451,7 @@ mod tests {
             contact: ContactId::new(contact),
             campaign: None,
             variant: None,
+            step: None,
             kind,
         }
     }

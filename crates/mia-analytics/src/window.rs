@@ -1,5 +1,5 @@
-//! Real-time windows: counts and rates per campaign, variant and event kind in tumbling
-//! (minute, hour, day) and sliding windows, readable while a campaign runs.
+//! Real-time windows: counts and rates per campaign, variant, journey step and event kind in
+//! tumbling (minute, hour, day) and sliding windows, readable while a campaign runs.
 //!
 //! [`Windows`] is fed by a [`Collector`](crate::Collector) built with
 //! [`Collector::with_windows`](crate::Collector::with_windows): events are counted after the
@@ -23,22 +23,26 @@
 //!
 //! let mut windows = Windows::new(WindowConfig::new(ZoneRule::Campaign(TimeZone::UTC)));
 //! let at: Timestamp = "2026-11-26T10:15:30Z".parse().unwrap();
-//! let event = |id: &str, kind| Event {
+//! let event = |id: &str, step, kind| Event {
 //!     id: EventId::new(id), at, contact: ContactId::new("u1"),
-//!     campaign: Some(CampaignId::new("spring")), variant: Some(VariantId::new("A")), kind,
+//!     campaign: Some(CampaignId::new("spring")), variant: Some(VariantId::new("A")),
+//!     step: Some(step), kind,
 //! };
-//! windows.add(&event("1", EventKind::Sent));
-//! windows.add(&event("2", EventKind::Clicked));
+//! windows.add(&event("1", 0, EventKind::Sent));
+//! windows.add(&event("2", 0, EventKind::Clicked));
+//! windows.add(&event("3", 1, EventKind::Sent)); // the journey's follow-up
 //!
 //! let spring = CampaignId::new("spring");
 //! let hours = windows.tumbling(&spring, Granularity::Hour);
 //! assert_eq!(hours.len(), 1);
 //! assert_eq!(hours[0].start.to_string(), "2026-11-26T10:00:00");
 //! let a = VariantId::new("A");
-//! assert_eq!(hours[0].counts.rate(Some(&a), "clicked", "sent"), Some(1.0));
+//! assert_eq!(hours[0].counts.rate(Some(&a), "clicked", "sent"), Some(0.5));
+//! assert_eq!(hours[0].counts.step_rate(Some(&a), Some(0), "clicked", "sent"), Some(1.0));
+//! assert_eq!(hours[0].counts.steps(), [Some(0), Some(1)]);
 //!
 //! let now = at + SignedDuration::from_mins(10);
-//! assert_eq!(windows.sliding(&spring, SignedDuration::from_mins(15), now).unwrap().total("sent"), 1);
+//! assert_eq!(windows.sliding(&spring, SignedDuration::from_mins(15), now).unwrap().total("sent"), 2);
 //! assert_eq!(windows.sliding(&spring, SignedDuration::from_mins(5), now).unwrap().total("sent"), 0);
 //! ```
 
@@ -227,25 +231,47 @@ impl Default for WindowConfig {
     }
 }
 
-/// Counts per variant and event kind, with revenue, for one window.
+/// What one count in a [`WindowCounts`] is of: a variant, a journey step and an event kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CountKey {
+    /// The variant (`None`: events without a variant).
+    pub variant: Option<VariantId>,
+    /// The journey step ([`Event::step`]; `None`: events about no message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    /// The event kind's name ([`EventKind::name`]).
+    pub kind: &'static str,
+}
+
+/// Counts per variant, journey step and event kind, with revenue, for one window.
+///
+/// [`count`](Self::count), [`total`](Self::total) and [`rate`](Self::rate) add up every step;
+/// [`step_count`](Self::step_count) and [`step_rate`](Self::step_rate) look at one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WindowCounts {
-    /// (variant, event kind name) to count.
+    /// (variant, step, event kind name) to count; serialised as rows
+    /// `{"variant", "step", "kind", "count"}` (`step` absent when `None`).
     #[serde(serialize_with = "serialize_counts")]
-    pub counts: BTreeMap<(Option<VariantId>, &'static str), u64>,
-    /// Revenue of `converted` events per variant, in minor units.
+    pub counts: BTreeMap<CountKey, u64>,
+    /// Revenue of `converted` events per (variant, step), in minor units; serialised as rows
+    /// `{"variant", "step", "revenue_minor"}`.
     #[serde(serialize_with = "serialize_revenue")]
-    pub revenue_minor: BTreeMap<Option<VariantId>, i64>,
+    pub revenue_minor: BTreeMap<(Option<VariantId>, Option<u32>), i64>,
 }
 
 impl WindowCounts {
     fn add(&mut self, event: &Event) {
-        *self
-            .counts
-            .entry((event.variant.clone(), event.kind.name()))
-            .or_default() += 1;
+        let key = CountKey {
+            variant: event.variant.clone(),
+            step: event.step,
+            kind: event.kind.name(),
+        };
+        *self.counts.entry(key).or_default() += 1;
         if let EventKind::Converted { value_minor } = event.kind {
-            let sum = self.revenue_minor.entry(event.variant.clone()).or_default();
+            let sum = self
+                .revenue_minor
+                .entry((event.variant.clone(), event.step))
+                .or_default();
             *sum = sum.saturating_add(value_minor);
         }
     }
@@ -254,28 +280,34 @@ impl WindowCounts {
         for (key, n) in &other.counts {
             *self.counts.entry(key.clone()).or_default() += n;
         }
-        for (variant, v) in &other.revenue_minor {
-            let sum = self.revenue_minor.entry(variant.clone()).or_default();
+        for (key, v) in &other.revenue_minor {
+            let sum = self.revenue_minor.entry(key.clone()).or_default();
             *sum = sum.saturating_add(*v);
         }
     }
 
-    /// The count of `kind` for one variant (`None`: events without a variant).
-    pub fn count(&self, variant: Option<&VariantId>, kind: &str) -> u64 {
+    fn sum(&self, keep: impl Fn(&CountKey) -> bool) -> u64 {
         self.counts
             .iter()
-            .filter(|((v, k), _)| v.as_ref() == variant && *k == kind)
+            .filter(|(key, _)| keep(key))
             .map(|(_, n)| *n)
             .sum()
     }
 
-    /// The count of `kind` over every variant.
+    /// The count of `kind` for one variant (`None`: events without a variant), over every step.
+    pub fn count(&self, variant: Option<&VariantId>, kind: &str) -> u64 {
+        self.sum(|k| k.variant.as_ref() == variant && k.kind == kind)
+    }
+
+    /// The count of `kind` for one variant at one journey step (`None`: events about no
+    /// message).
+    pub fn step_count(&self, variant: Option<&VariantId>, step: Option<u32>, kind: &str) -> u64 {
+        self.sum(|k| k.variant.as_ref() == variant && k.step == step && k.kind == kind)
+    }
+
+    /// The count of `kind` over every variant and step.
     pub fn total(&self, kind: &str) -> u64 {
-        self.counts
-            .iter()
-            .filter(|((_, k), _)| *k == kind)
-            .map(|(_, n)| *n)
-            .sum()
+        self.sum(|k| k.kind == kind)
     }
 
     /// `numerator / denominator` counts for one variant (`"clicked"` per `"sent"`); `None` when
@@ -293,50 +325,79 @@ impl WindowCounts {
         (den > 0).then(|| self.count(variant, numerator) as f64 / den as f64)
     }
 
+    /// [`rate`](Self::rate) at one journey step: how the follow-up at `step` does, apart from
+    /// the first message.
+    pub fn step_rate(
+        &self,
+        variant: Option<&VariantId>,
+        step: Option<u32>,
+        numerator: &str,
+        denominator: &str,
+    ) -> Option<f64> {
+        let den = self.step_count(variant, step, denominator);
+        (den > 0).then(|| self.step_count(variant, step, numerator) as f64 / den as f64)
+    }
+
+    /// Revenue of `converted` events for one variant, over every step, in minor units.
+    pub fn revenue(&self, variant: Option<&VariantId>) -> i64 {
+        self.revenue_minor
+            .iter()
+            .filter(|((v, _), _)| v.as_ref() == variant)
+            .fold(0i64, |sum, (_, r)| sum.saturating_add(*r))
+    }
+
     /// The variants seen in this window.
     pub fn variants(&self) -> Vec<Option<VariantId>> {
-        let mut out: Vec<Option<VariantId>> = self.counts.keys().map(|(v, _)| v.clone()).collect();
+        let mut out: Vec<Option<VariantId>> =
+            self.counts.keys().map(|k| k.variant.clone()).collect();
+        out.dedup();
+        out
+    }
+
+    /// The journey steps seen in this window, in order (`None`, events about no message, first).
+    pub fn steps(&self) -> Vec<Option<u32>> {
+        let mut out: Vec<Option<u32>> = self.counts.keys().map(|k| k.step).collect();
+        out.sort_unstable();
         out.dedup();
         out
     }
 }
 
 fn serialize_counts<S: serde::Serializer>(
-    counts: &BTreeMap<(Option<VariantId>, &'static str), u64>,
+    counts: &BTreeMap<CountKey, u64>,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     #[derive(Serialize)]
     struct Row<'a> {
-        variant: Option<&'a VariantId>,
-        kind: &'a str,
+        #[serde(flatten)]
+        key: &'a CountKey,
         count: u64,
     }
     let mut seq = s.serialize_seq(Some(counts.len()))?;
-    for ((variant, kind), count) in counts {
-        seq.serialize_element(&Row {
-            variant: variant.as_ref(),
-            kind,
-            count: *count,
-        })?;
+    for (key, count) in counts {
+        seq.serialize_element(&Row { key, count: *count })?;
     }
     seq.end()
 }
 
 fn serialize_revenue<S: serde::Serializer>(
-    revenue: &BTreeMap<Option<VariantId>, i64>,
+    revenue: &BTreeMap<(Option<VariantId>, Option<u32>), i64>,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     #[derive(Serialize)]
     struct Row<'a> {
         variant: Option<&'a VariantId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u32>,
         revenue_minor: i64,
     }
     let mut seq = s.serialize_seq(Some(revenue.len()))?;
-    for (variant, revenue_minor) in revenue {
+    for ((variant, step), revenue_minor) in revenue {
         seq.serialize_element(&Row {
             variant: variant.as_ref(),
+            step: *step,
             revenue_minor: *revenue_minor,
         })?;
     }

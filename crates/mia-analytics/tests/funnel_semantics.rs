@@ -283,6 +283,7 @@ fn mia_events_make_a_table() {
         contact: ContactId::new("c1"),
         campaign: Some(CampaignId::new("k")),
         variant: Some(VariantId::new("A")),
+        step: None,
         kind,
     };
     let events = [

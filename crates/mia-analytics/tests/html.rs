@@ -60,6 +60,7 @@ fn conversion(n: u32, day: i64, contact: &str, variant: &str) -> Event {
         contact: ContactId::new(contact),
         campaign: Some(CampaignId::new("c-1")),
         variant: Some(VariantId::new(variant)),
+        step: None,
         kind: EventKind::Converted { value_minor: 2_500 },
     }
 }

@@ -27,7 +27,8 @@ pub(crate) struct ReportArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Instead of the report, the campaign's activity per minute, hour or day: counts per
-    /// variant and event kind, with revenue, in tumbling windows.
+    /// variant, journey step and event kind, with revenue, in tumbling windows (`steps` names
+    /// the step indexes).
     #[arg(long, value_name = "minute|hour|day")]
     by: Option<Granularity>,
     /// Whose wall clock the windows follow: an IANA zone such as `Europe/Berlin` (default UTC),
@@ -64,9 +65,14 @@ pub(crate) async fn report(args: &ReportArgs) -> Result<()> {
 /// The campaign's events in tumbling windows, as pretty JSON.
 async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) -> Result<String> {
     let id = CampaignId::new(campaign);
-    if store.campaign(&id).await?.is_none() {
+    let Some(found) = store.campaign(&id).await? else {
         return Err(Error::not_found("campaign", campaign));
-    }
+    };
+    // Counts name steps by index; a journey's names say which index is which.
+    let steps: Vec<&str> = match &found.spec.journey {
+        Some(journey) => journey.steps.iter().map(|s| s.name.as_str()).collect(),
+        None => vec!["message"],
+    };
     let zone = |name: &str| {
         TimeZone::get(name).map_err(|e| Error::invalid(format!("unknown time zone {name:?}: {e}")))
     };
@@ -98,6 +104,7 @@ async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) 
         "by": by,
         "tz": tz,
         "events": events.len(),
+        "steps": steps,
         "windows": windows.tumbling(&id, by),
     });
     serde_json::to_string_pretty(&out)

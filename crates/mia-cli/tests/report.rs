@@ -100,6 +100,18 @@ fn report_reads_a_campaign_back_from_the_dry_run_database() {
         let windows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(windows["by"], by);
         assert_eq!(sent_in(&windows), sent, "{by} in {tz}");
+        // A campaign without a journey is one step, "message", and every send is at it.
+        assert_eq!(windows["steps"], serde_json::json!(["message"]));
+        assert!(
+            windows["windows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|w| w["counts"]["counts"].as_array().unwrap())
+                .filter(|row| row["kind"] == "sent")
+                .all(|row| row["step"] == 0),
+            "{windows}"
+        );
         let starts: Vec<&str> = windows["windows"]
             .as_array()
             .unwrap()

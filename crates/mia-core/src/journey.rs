@@ -161,6 +161,13 @@ impl JourneyPosition {
         })
     }
 
+    /// The index in [`Journey::steps`] of the step a job's `step` belongs to, decision records
+    /// included (a decision record belongs to its wait-for step): the step an
+    /// [`Event::step`](crate::Event) names. `0` for a campaign without a journey.
+    pub fn step_index(step: u32) -> u32 {
+        (step & !DECISION_BIT) % MAX_JOURNEY_STEPS as u32
+    }
+
     /// The position of a decision record's wait-for step.
     pub fn from_decision_step(step: u32) -> Option<Self> {
         if step & DECISION_BIT == 0 {

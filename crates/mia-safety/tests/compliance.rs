@@ -558,6 +558,7 @@ async fn the_purge_job_enforces_retention_and_reports_what_it_removed() {
             contact: who.clone(),
             campaign: Some(campaign.id.clone()),
             variant: None,
+            step: None,
             kind: EventKind::Sent,
         }])
         .await

@@ -125,6 +125,7 @@ fn batch_writes(c: &mut Criterion) {
             contact: ContactId::new(format!("c{i}")),
             campaign: Some(CampaignId::new("bench")),
             variant: None,
+            step: None,
             kind: EventKind::Delivered,
         })
         .collect();

@@ -56,6 +56,16 @@ pub(crate) trait Columns {
         T::try_from(n)
             .map_err(|_| StoreError::Corrupt(format!("column {name}: {n} is out of range")))
     }
+
+    /// A nullable integer column that must fit `T`.
+    fn unsigned_opt<T: TryFrom<i64>>(&self, name: &'static str) -> Result<Option<T>, StoreError> {
+        self.integer_opt(name)?
+            .map(|n| {
+                T::try_from(n)
+                    .map_err(|_| StoreError::Corrupt(format!("column {name}: {n} is out of range")))
+            })
+            .transpose()
+    }
 }
 
 /// Reads a column of any type the driver can decode, calling a failure corruption. The

@@ -48,7 +48,7 @@ macro_rules! job_columns {
 /// The columns of `events` that [`event`] reads.
 macro_rules! event_columns {
     () => {
-        "id, at, contact, campaign, variant, payload"
+        "id, at, contact, campaign, variant, step, payload"
     };
 }
 
@@ -231,6 +231,7 @@ pub(crate) fn event(row: &impl Columns) -> Result<Event, StoreError> {
         contact: ContactId::new(row.text("contact")?),
         campaign: row.text_opt("campaign")?.map(CampaignId::new),
         variant: row.text_opt("variant")?.map(VariantId::new),
+        step: row.unsigned_opt("step")?,
         // `payload` is the whole kind with its fields; `kind` is only its name, for queries.
         kind: row.json("payload")?,
     })

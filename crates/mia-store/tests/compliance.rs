@@ -250,6 +250,7 @@ async fn erasure_leaves_nothing<R: Raw>(store: Arc<dyn Store>, raw: R) {
             contact: who.id.clone(),
             campaign: Some(campaign.id.clone()),
             variant: None,
+            step: None,
             kind: EventKind::Clicked,
         }])
         .await

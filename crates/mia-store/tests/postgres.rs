@@ -235,6 +235,7 @@ async fn reopening_a_schema_keeps_everything_and_other_schemas_see_nothing() {
             contact: claimed[0].contact.clone(),
             campaign: Some(campaign.id.clone()),
             variant: Some(VariantId::new("A")),
+            step: None,
             kind: EventKind::Converted { value_minor: 1999 },
         }])
         .await
@@ -339,7 +340,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 4);
+        assert_eq!(store.schema_version().await.unwrap(), 5);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -349,7 +350,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 4, "each migration is recorded once");
+    assert_eq!(applied, 5, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -668,6 +669,7 @@ async fn ten_thousand_of_everything_in_one_batch_each() {
             contact: ContactId::new(format!("c{i:05}")),
             campaign: Some(campaign.id.clone()),
             variant: None,
+            step: None,
             kind: EventKind::Delivered,
         })
         .collect();

@@ -148,6 +148,7 @@ async fn reopening_a_file_keeps_everything() {
             contact: claimed[0].contact.clone(),
             campaign: Some(campaign.id.clone()),
             variant: Some(VariantId::new("A")),
+            step: None,
             kind: EventKind::Converted { value_minor: 1999 },
         }])
         .await
@@ -443,6 +444,7 @@ async fn ten_thousand_of_everything_in_one_batch_each() {
             contact: ContactId::new(format!("c{i:05}")),
             campaign: Some(campaign.id.clone()),
             variant: None,
+            step: None,
             kind: EventKind::Delivered,
         })
         .collect();

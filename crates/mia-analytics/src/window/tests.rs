@@ -15,6 +15,7 @@ fn event(n: usize, at: Timestamp, contact: &str, variant: &str, kind: EventKind)
         contact: ContactId::new(contact),
         campaign: Some(CampaignId::new("k")),
         variant: Some(VariantId::new(variant)),
+        step: None,
         kind,
     }
 }
@@ -72,10 +73,7 @@ fn tumbling_windows_count_per_variant_and_kind_with_rates_and_revenue() {
         "nothing sent in hour 11"
     );
     assert_eq!(hours[1].counts.total("converted"), 2);
-    assert_eq!(
-        hours[1].counts.revenue_minor.get(&Some(a.clone())),
-        Some(&1250)
-    );
+    assert_eq!(hours[1].counts.revenue(Some(&a)), 1250);
     assert_eq!(
         hours[1].counts.variants(),
         vec![Some(a.clone()), Some(b.clone())]
@@ -97,6 +95,67 @@ fn tumbling_windows_count_per_variant_and_kind_with_rates_and_revenue() {
     assert_eq!(json["start"], "2026-11-26T11:00:00");
     assert_eq!(json["counts"]["revenue_minor"][0]["revenue_minor"], 1250);
     assert_eq!(json["counts"]["counts"][0]["kind"], "converted");
+}
+
+#[test]
+fn counts_split_by_journey_step() {
+    let mut w = utc();
+    let at = ts("2026-11-26T10:15:00Z");
+    let step = |n: usize, contact: &str, step: Option<u32>, kind: EventKind| Event {
+        step,
+        ..event(n, at, contact, "A", kind)
+    };
+    // Step 0 (the first message) to two contacts, one clicks; the follow-up at step 2 to one,
+    // who buys; an opt-out about no message.
+    w.add(&step(1, "u1", Some(0), EventKind::Sent));
+    w.add(&step(2, "u2", Some(0), EventKind::Sent));
+    w.add(&step(3, "u1", Some(0), EventKind::Clicked));
+    w.add(&step(4, "u2", Some(2), EventKind::Sent));
+    w.add(&step(
+        5,
+        "u2",
+        Some(2),
+        EventKind::Converted { value_minor: 700 },
+    ));
+    w.add(&step(6, "u1", None, EventKind::OptedOut));
+
+    let hour = &w.tumbling(&k(), Granularity::Hour)[0].counts;
+    let a = VariantId::new("A");
+    assert_eq!(hour.steps(), [None, Some(0), Some(2)]);
+    assert_eq!(hour.count(Some(&a), "sent"), 3, "count adds every step");
+    assert_eq!(hour.step_count(Some(&a), Some(0), "sent"), 2);
+    assert_eq!(hour.step_count(Some(&a), Some(2), "sent"), 1);
+    assert_eq!(hour.step_count(Some(&a), Some(1), "sent"), 0);
+    assert_eq!(hour.step_count(Some(&a), None, "opted_out"), 1);
+    assert_eq!(
+        hour.step_rate(Some(&a), Some(0), "clicked", "sent"),
+        Some(0.5)
+    );
+    assert_eq!(
+        hour.step_rate(Some(&a), Some(2), "converted", "sent"),
+        Some(1.0)
+    );
+    assert_eq!(hour.step_rate(Some(&a), Some(1), "clicked", "sent"), None);
+    assert_eq!(hour.revenue(Some(&a)), 700);
+
+    // Sliding windows keep the step too.
+    let last = w.sliding(&k(), SignedDuration::from_mins(5), at).unwrap();
+    assert_eq!(last.step_count(Some(&a), Some(2), "converted"), 1);
+
+    let json = serde_json::to_value(hour).unwrap();
+    let rows = json["counts"].as_array().unwrap();
+    let follow_up_sent = rows
+        .iter()
+        .find(|r| r["step"] == 2 && r["kind"] == "sent")
+        .unwrap();
+    assert_eq!(follow_up_sent["count"], 1);
+    assert_eq!(follow_up_sent["variant"], "A");
+    let opt_out = rows.iter().find(|r| r["kind"] == "opted_out").unwrap();
+    assert!(
+        opt_out.get("step").is_none(),
+        "no step, no field: {opt_out}"
+    );
+    assert_eq!(json["revenue_minor"][0]["step"], 2);
 }
 
 #[test]

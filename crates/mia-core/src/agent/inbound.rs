@@ -281,6 +281,7 @@ impl Agent {
             contact: contact.clone(),
             campaign: job.map(|j| j.campaign.clone()),
             variant: job.and_then(|j| j.variant.clone()),
+            step: job.map(|j| crate::journey::JourneyPosition::step_index(j.step)),
             kind,
         });
     }

@@ -389,6 +389,7 @@ impl Agent {
             contact: job.contact.clone(),
             campaign: Some(job.campaign.clone()),
             variant: variant.cloned(),
+            step: Some(crate::journey::JourneyPosition::step_index(job.step)),
             kind,
         }
     }

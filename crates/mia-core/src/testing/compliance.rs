@@ -340,6 +340,7 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         contact: ContactId::new("c7"),
         campaign: Some(campaign.id.clone()),
         variant: None,
+        step: None,
         kind: EventKind::Sent,
     };
     store.append_events(&[event]).await.unwrap();
@@ -500,6 +501,7 @@ pub(super) async fn retention<S: Store + ?Sized>(store: &S) {
         contact: ContactId::new("c1"),
         campaign: None,
         variant: None,
+        step: None,
         kind: EventKind::Sent,
     };
     assert_eq!(

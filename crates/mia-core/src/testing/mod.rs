@@ -624,11 +624,16 @@ async fn events<S: Store + ?Sized>(store: &S) {
         contact: ContactId::new("c1"),
         campaign: Some(CampaignId::new("k2")),
         variant: Some(VariantId::new("A")),
+        step: None,
         kind,
     };
     let batch = vec![
         e("e2", 5, EventKind::Converted { value_minor: 1999 }),
-        e("e1", 1, EventKind::Sent),
+        // The journey step round-trips; events without one stay without.
+        Event {
+            step: Some(3),
+            ..e("e1", 1, EventKind::Sent)
+        },
         e(
             "e3",
             5,
@@ -647,6 +652,9 @@ async fn events<S: Store + ?Sized>(store: &S) {
     let ids: Vec<_> = got.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["e1", "e2", "e3"], "ordered by time then id");
     assert_eq!(got[1].kind, EventKind::Converted { value_minor: 1999 });
+    assert_eq!(got, [batch[1].clone(), batch[0].clone(), batch[2].clone()]);
+    assert_eq!(got[0].step, Some(3));
+    assert_eq!(got[1].step, None);
     assert_eq!(
         store
             .contact_events(&ContactId::new("c1"))

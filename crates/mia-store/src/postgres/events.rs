@@ -9,11 +9,11 @@ use crate::error::{Context, StoreError};
 use crate::rows::{self, event_columns as columns};
 
 /// One statement per chunk; an id that exists (or repeats in the chunk) is skipped.
-const APPEND: &str = "INSERT INTO events (id, at, contact, campaign, variant, kind, payload) \
-     SELECT id, at, contact, campaign, variant, kind, payload::jsonb \
-     FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                 $7::text[]) \
-       AS u (id, at, contact, campaign, variant, kind, payload) \
+const APPEND: &str = "INSERT INTO events (id, at, contact, campaign, variant, step, kind, payload) \
+     SELECT id, at, contact, campaign, variant, step, kind, payload::jsonb \
+     FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+                 $7::text[], $8::text[]) \
+       AS u (id, at, contact, campaign, variant, step, kind, payload) \
      ON CONFLICT (id) DO NOTHING";
 
 /// The batch without later repeats of an id (the first one is the one kept, as `ON CONFLICT`
@@ -37,6 +37,7 @@ async fn append(conn: &mut sqlx::PgConnection, events: &[Event]) -> Result<u64, 
         let mut contacts = Vec::with_capacity(chunk.len());
         let mut campaigns = Vec::with_capacity(chunk.len());
         let mut variants = Vec::with_capacity(chunk.len());
+        let mut steps = Vec::with_capacity(chunk.len());
         let mut kinds = Vec::with_capacity(chunk.len());
         let mut payloads = Vec::with_capacity(chunk.len());
         for e in chunk {
@@ -45,6 +46,7 @@ async fn append(conn: &mut sqlx::PgConnection, events: &[Event]) -> Result<u64, 
             contacts.push(e.contact.as_str());
             campaigns.push(e.campaign.as_ref().map(CampaignId::as_str));
             variants.push(e.variant.as_ref().map(VariantId::as_str));
+            steps.push(e.step.map(i64::from));
             kinds.push(e.kind.name());
             payloads.push(to_json(&e.kind, "event kind")?);
         }
@@ -54,6 +56,7 @@ async fn append(conn: &mut sqlx::PgConnection, events: &[Event]) -> Result<u64, 
             .bind(contacts)
             .bind(campaigns)
             .bind(variants)
+            .bind(steps)
             .bind(kinds)
             .bind(payloads)
             .execute(&mut *conn)

@@ -215,8 +215,13 @@ ALTER TABLE subject_requests ADD CONSTRAINT subject_requests_kind_check CHECK (k
     'access', 'erasure', 'objection', 'rectification', 'restriction', 'lift_restriction'));
 "#;
 
+/// Version 5: the journey step an event is about (`Event::step`), for per-step counts.
+const V5: &str = r#"
+ALTER TABLE events ADD COLUMN step BIGINT CHECK (step >= 0);
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

@@ -16,12 +16,12 @@ use crate::rows::{self, event_columns as columns};
 /// journal. With `DO NOTHING`, SQLite copies every page a statement touches to a temporary file
 /// first, which was most of the time a large batch took.
 const APPEND: Insert = Insert {
-    head: "INSERT OR IGNORE INTO events (id, at, contact, campaign, variant, kind, payload)",
-    row: "(?, ?, ?, ?, ?, ?, ?)",
+    head: "INSERT OR IGNORE INTO events (id, at, contact, campaign, variant, step, kind, payload)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?)",
     tail: "",
 };
 
-/// Rows per statement, largest first: 1,024 rows of 7 columns bind 7,168 parameters, far below
+/// Rows per statement, largest first: 1,024 rows of 8 columns bind 8,192 parameters, far below
 /// the bundled SQLite's limit of 32,766; a remainder takes at most 3 statements of each smaller
 /// size, so a batch of any size runs in few statements of 6 prepared texts.
 const SIZES: [usize; 6] = [1024, 256, 64, 16, 4, 1];
@@ -59,6 +59,7 @@ impl EventStore for SqliteStore {
                     .bind(e.contact.as_str())
                     .bind(e.campaign.as_ref().map(CampaignId::as_str))
                     .bind(e.variant.as_ref().map(VariantId::as_str))
+                    .bind(e.step.map(i64::from))
                     .bind(e.kind.name())
                     .bind(to_json(&e.kind, "event kind")?))
             })
@@ -113,6 +114,7 @@ mod tests {
             contact: ContactId::new(contact),
             campaign: Some(CampaignId::new("c")),
             variant: n.is_multiple_of(2).then(|| VariantId::new("A")),
+            step: None,
             kind: EventKind::Converted {
                 value_minor: n as i64,
             },

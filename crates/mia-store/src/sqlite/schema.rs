@@ -186,8 +186,15 @@ CREATE TABLE daily_counters (
 PRAGMA user_version = 3;
 "#;
 
+/// Version 4: the journey step an event is about (`Event::step`), for per-step counts.
+const V4: &str = r#"
+ALTER TABLE events ADD COLUMN step INTEGER CHECK (step >= 0);
+
+PRAGMA user_version = 4;
+"#;
+
 /// Every migration, oldest first; each one ends by setting `user_version` to its number.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
