@@ -7,8 +7,8 @@ use std::sync::Arc;
 use clap::Args;
 use mia::safety::{ContentGuard, SendGuard};
 use mia::{
-    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, Purpose, Result, Store,
-    SystemClock,
+    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, Purpose, Result,
+    SendWindow, Store, SystemClock,
 };
 use serde::Deserialize;
 
@@ -20,7 +20,8 @@ use crate::ops::{TransportArgs, json};
 pub(crate) struct SendArgs {
     /// The campaign spec (TOML): `name`, `product`, `offer`, and optionally `url`, `purpose`,
     /// `tone`, `language`, `variants`, `audience` (contact ids; default: every contact, of whom
-    /// only those with consent for the purpose get a message).
+    /// only those with consent for the purpose get a message), `send_window` (`{ start =
+    /// "09:00", end = "17:00", weekdays = ["mon", "fri"] }` on each contact's clock).
     #[arg(long)]
     spec: PathBuf,
     #[command(flatten)]
@@ -53,6 +54,7 @@ struct SpecFile {
     language: Option<String>,
     variants: Option<u8>,
     audience: Option<Vec<String>>,
+    send_window: Option<SendWindow>,
 }
 
 impl SpecFile {
@@ -74,6 +76,7 @@ impl SpecFile {
         if let Some(ids) = self.audience {
             spec.audience = Audience::Contacts(ids.into_iter().map(ContactId::new).collect());
         }
+        spec.send_window = self.send_window;
         spec
     }
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ids::{CampaignId, ContactId, VariantId};
 use crate::journey::Journey;
 use crate::policy::RuleHit;
+use crate::send_window::SendWindow;
 
 /// Who a campaign is for. Consent is checked for every contact either way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,11 @@ pub struct CampaignSpec {
     /// Campaigns stored before journeys existed load with `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journey: Option<Journey>,
+    /// When the campaign's messages may go out, on each contact's own clock (see
+    /// [`SendWindow`]); `None` for any time the send policy allows. A job outside the window is
+    /// deferred to its next opening, never dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_window: Option<SendWindow>,
 }
 
 impl CampaignSpec {
@@ -67,6 +73,7 @@ impl CampaignSpec {
             variant_count: 2,
             audience: Audience::AllContacts,
             journey: None,
+            send_window: None,
         }
     }
 

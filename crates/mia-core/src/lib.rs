@@ -23,6 +23,7 @@ mod policy;
 mod privacy;
 mod ratelimit;
 pub mod schema;
+mod send_window;
 mod store;
 mod template;
 mod transport;
@@ -77,6 +78,7 @@ pub use policy::{
     OBJECTION_RULE, PermissiveSendPolicy, RESTRICTED_RULE, RuleHit, SendContext, SendKind,
     SendPolicies, SendPolicy, Verdict,
 };
+pub use send_window::{SEND_WINDOW_RULE, SendWindow};
 pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 pub use store::{

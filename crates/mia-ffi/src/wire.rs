@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use mia::{
     Audience, CampaignSpec, ConsentRecord, ConsentStatus, Contact, ContactId, Evidence,
-    LawfulBasis, Purpose, TelegramPeer,
+    LawfulBasis, Purpose, SendWindow, TelegramPeer,
 };
 use serde::Deserialize;
 
@@ -196,7 +196,7 @@ pub(crate) struct InboundInput {
 }
 
 /// A campaign: `{"name", "product", "offer", "purpose"?, "call_to_action_url"?, "tone"?,
-/// "language"?, "variant_count"?, "audience"?}`.
+/// "language"?, "variant_count"?, "audience"?, "send_window"?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CampaignInput {
@@ -210,6 +210,8 @@ pub(crate) struct CampaignInput {
     variant_count: Option<u8>,
     /// Contact ids; absent means every contact (consent is checked for each either way).
     audience: Option<Vec<String>>,
+    /// `{"start": "09:00", "end": "17:00", "weekdays"?: ["mon", ...]}` on each contact's clock.
+    send_window: Option<SendWindow>,
 }
 
 impl CampaignInput {
@@ -231,6 +233,7 @@ impl CampaignInput {
         if let Some(ids) = self.audience {
             spec.audience = Audience::Contacts(ids.into_iter().map(ContactId::new).collect());
         }
+        spec.send_window = self.send_window;
         spec
     }
 }

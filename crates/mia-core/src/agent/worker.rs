@@ -15,7 +15,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{CampaignId, EventId, ReviewId, VariantId};
 use crate::message::{FailureReason, OutboundMessage, SendOutcome};
 use crate::metrics::{self, JobOutcome};
-use crate::policy::{Decision, SendContext, SendKind, SendPolicy};
+use crate::policy::{Decision, SendContext, SendKind, SendPolicy, Verdict};
 use crate::store::{Job, JobUpdate, ReviewItem, ReviewState, ReviewSubject};
 
 /// The dead-letter reason of a job whose send was interrupted on a transport that cannot
@@ -541,7 +541,25 @@ impl Agent {
             decision = tracing::field::Empty,
             rule = tracing::field::Empty,
         );
+        // The campaign's send window comes first: outside it the send waits for the window's
+        // next opening on the contact's clock, and every rule is judged again then (a frequency
+        // cap that refuses tonight may allow tomorrow morning).
+        let outside_window = campaign.spec.send_window.as_ref().and_then(|window| {
+            let tz = contact.tz();
+            // Only the end of the calendar has no next opening: then never, rather than now.
+            let open = window.next_open(now, &tz).unwrap_or(Timestamp::MAX);
+            (open > now).then(|| {
+                Verdict::defer(
+                    crate::send_window::SEND_WINDOW_RULE,
+                    open,
+                    format!("outside the campaign's send window {window:?} on the contact's clock"),
+                )
+            })
+        });
         let verdict = policy_span.in_scope(|| {
+            if let Some(deferral) = outside_window {
+                return deferral;
+            }
             self.inner.sends.check(&SendContext {
                 contact: &contact,
                 kind: SendKind::Campaign,

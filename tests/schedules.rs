@@ -1,0 +1,166 @@
+//! Campaign timing end to end in virtual time: send windows on each contact's own clock,
+//! across a daylight-saving change.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use mia::telegram::{SimConfig, SimTelegram};
+use mia::*;
+
+struct World {
+    agent: Agent,
+    telegram: SimTelegram,
+    everyone: Vec<Contact>,
+}
+
+/// Contacts in Berlin, New York and Tokyo, all opted in; the sim sends everything it is given.
+async fn world(start: Timestamp, seed: u64) -> World {
+    let clock = Arc::new(SimClock::starting_at(start));
+    let telegram = SimTelegram::new(
+        SimConfig {
+            deactivated_share: 0.0,
+            blocked_share: 0.0,
+            privacy_share: 0.0,
+            ..SimConfig::seeded(seed)
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .store(MemoryStore::new())
+        .permissive_policies()
+        .clock(clock)
+        .seed(seed)
+        .build()
+        .unwrap();
+    let zones = ["Europe/Berlin", "America/New_York", "Asia/Tokyo"];
+    let everyone: Vec<Contact> = (0..9)
+        .map(|i| {
+            Contact::new(
+                format!("u{i}"),
+                TelegramPeer::user(i + 1),
+                zones[i as usize % 3],
+                start,
+            )
+            .unwrap()
+        })
+        .collect();
+    agent.import_contacts(&everyone).await.unwrap();
+    let grants = common::marketing_grants(&everyone, start - SignedDuration::from_hours(1));
+    agent.record_consent(&grants).await.unwrap();
+    World {
+        agent,
+        telegram,
+        everyone,
+    }
+}
+
+fn zone_of(world: &World, peer: TelegramPeer) -> TimeZone {
+    let contact = world.everyone.iter().find(|c| c.peer == peer).unwrap();
+    TimeZone::get(&contact.time_zone).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_wait_for_the_send_window_on_each_contacts_clock() {
+    // Saturday 2026-03-28 20:00 UTC. Berlin moves its clocks forward on Sunday the 29th, New
+    // York did on the 8th; the window is weekdays 09:00–11:00 local, so nobody gets anything
+    // before Monday 09:00 on their own clock: 07:00Z in Berlin (now CEST), 13:00Z in New York
+    // (EDT), 00:00Z in Tokyo.
+    let start: Timestamp = "2026-03-28T20:00:00Z".parse().unwrap();
+    let w = world(start, 11).await;
+    let mut spec = CampaignSpec::new("Spring", "green tea", "20% off this week");
+    spec.send_window = Some(
+        serde_json::from_str(
+            r#"{"start": "09:00", "end": "11:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]}"#,
+        )
+        .unwrap(),
+    );
+    let campaign = w.agent.create_campaign(spec).await.unwrap();
+    w.agent.schedule(&campaign.id, None).await.unwrap();
+    w.agent.start(&campaign.id).await.unwrap();
+    let stats = w.agent.run_until_idle().await.unwrap();
+
+    let sent: Vec<_> = w
+        .telegram
+        .sent_log()
+        .into_iter()
+        .filter(|m| m.campaign.is_some())
+        .collect();
+    assert_eq!(sent.len(), 9, "deferred, never dropped: {stats:?}");
+    assert_eq!(stats.deferred.get(SEND_WINDOW_RULE), Some(&9), "{stats:?}");
+    let window = campaign_window(&w, &campaign.id).await;
+    for m in &sent {
+        let tz = zone_of(&w, m.peer);
+        let local = tz.to_datetime(m.at);
+        assert!(window.is_open(m.at, &tz), "{} at {local} local", m.peer.id);
+        assert_eq!(local.date(), "2026-03-30".parse().unwrap(), "Monday");
+        // The first opening: the worker sends as soon as the window opens (paced by the rate
+        // limit, so within its first minute).
+        assert!(first_minute(local.time()), "{local}");
+    }
+    let berlin = sent
+        .iter()
+        .find(|m| zone_of(&w, m.peer) == TimeZone::get("Europe/Berlin").unwrap())
+        .unwrap();
+    assert_eq!(
+        berlin.at,
+        "2026-03-30T07:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    let status = w.agent.status(&campaign.id).await.unwrap();
+    assert_eq!(status.state, CampaignState::Completed);
+}
+
+fn first_minute(t: jiff::civil::Time) -> bool {
+    (jiff::civil::time(9, 0, 0, 0)..jiff::civil::time(9, 1, 0, 0)).contains(&t)
+}
+
+async fn campaign_window(w: &World, id: &CampaignId) -> SendWindow {
+    w.agent
+        .campaign(id)
+        .await
+        .unwrap()
+        .spec
+        .send_window
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn inside_the_window_messages_go_at_once() {
+    // Wednesday 2026-12-02 09:30 UTC: 10:30 in Berlin (inside 09:00–11:00), 04:30 in New York
+    // and 18:30 in Tokyo (outside).
+    let start: Timestamp = "2026-12-02T09:30:00Z".parse().unwrap();
+    let w = world(start, 12).await;
+    let mut spec = CampaignSpec::new("Winter", "green tea", "20% off this week");
+    spec.send_window = Some(
+        SendWindow::new(
+            jiff::civil::time(9, 0, 0, 0),
+            jiff::civil::time(11, 0, 0, 0),
+        )
+        .unwrap(),
+    );
+    let campaign = w.agent.create_campaign(spec).await.unwrap();
+    w.agent.schedule(&campaign.id, None).await.unwrap();
+    w.agent.start(&campaign.id).await.unwrap();
+    let stats = w.agent.run_until_idle().await.unwrap();
+    assert_eq!(stats.deferred.get(SEND_WINDOW_RULE), Some(&6), "{stats:?}");
+    let sent = w.telegram.sent_log();
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    for m in sent.iter().filter(|m| m.campaign.is_some()) {
+        let tz = zone_of(&w, m.peer);
+        if tz == berlin {
+            assert!(
+                m.at < start + SignedDuration::from_mins(5),
+                "Berlin at once: {}",
+                m.at
+            );
+        } else {
+            let local = tz.to_datetime(m.at);
+            assert!(first_minute(local.time()), "{local}");
+        }
+    }
+    assert_eq!(sent.iter().filter(|m| m.campaign.is_some()).count(), 9);
+}
