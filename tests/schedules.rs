@@ -1,5 +1,6 @@
 //! Campaign timing end to end in virtual time: send windows on each contact's own clock,
-//! across a daylight-saving change.
+//! across a daylight-saving change; recurring campaigns that re-read their audience and
+//! consent for every occurrence.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,26 +15,28 @@ use mia::*;
 struct World {
     agent: Agent,
     telegram: SimTelegram,
+    clock: Arc<SimClock>,
     everyone: Vec<Contact>,
 }
 
-/// Contacts in Berlin, New York and Tokyo, all opted in; the sim sends everything it is given.
+/// Contacts in Berlin, New York and Tokyo, all opted in; the sim delivers everything it is
+/// given.
 async fn world(start: Timestamp, seed: u64) -> World {
     let clock = Arc::new(SimClock::starting_at(start));
-    let telegram = SimTelegram::new(
-        SimConfig {
-            deactivated_share: 0.0,
-            blocked_share: 0.0,
-            privacy_share: 0.0,
-            ..SimConfig::seeded(seed)
-        },
-        clock.clone(),
-    )
-    .unwrap();
+    let mut config = SimConfig {
+        deactivated_share: 0.0,
+        blocked_share: 0.0,
+        privacy_share: 0.0,
+        ..SimConfig::seeded(seed)
+    };
+    // Nobody stops or blocks on their own: the tests decide who leaves.
+    config.behaviour.stop = 0.0;
+    config.behaviour.block = 0.0;
+    let telegram = SimTelegram::new(config, clock.clone()).unwrap();
     let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
         .store(MemoryStore::new())
         .permissive_policies()
-        .clock(clock)
+        .clock(clock.clone())
         .seed(seed)
         .build()
         .unwrap();
@@ -55,6 +58,7 @@ async fn world(start: Timestamp, seed: u64) -> World {
     World {
         agent,
         telegram,
+        clock,
         everyone,
     }
 }
@@ -163,4 +167,88 @@ async fn inside_the_window_messages_go_at_once() {
         }
     }
     assert_eq!(sent.iter().filter(|m| m.campaign.is_some()).count(), 9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recurring_campaign_reads_its_audience_and_consent_for_every_occurrence() {
+    // Monday 2026-11-30 07:00 UTC; every day at 10:00 Berlin (09:00Z), three times.
+    let start: Timestamp = "2026-11-30T07:00:00Z".parse().unwrap();
+    let w = world(start, 13).await;
+    let mut spec = CampaignSpec::new("Daily tip", "green tea", "a new tip every day");
+    spec.recurrence = Some(
+        serde_json::from_str(
+            r#"{"every": "day", "at": "10:00", "time_zone": "Europe/Berlin", "count": 3}"#,
+        )
+        .unwrap(),
+    );
+    let campaign = w.agent.create_campaign(spec).await.unwrap();
+    let summary = w.agent.schedule(&campaign.id, None).await.unwrap();
+    assert_eq!(summary.queued, 9);
+    // Scheduling fixed the first date, so every worker numbers the occurrences alike.
+    let stored = w.agent.campaign(&campaign.id).await.unwrap();
+    assert_eq!(
+        stored.spec.recurrence.as_ref().unwrap().starts,
+        Some("2026-11-30".parse().unwrap())
+    );
+    w.agent.start(&campaign.id).await.unwrap();
+
+    // Occurrence 0 goes out at 09:00Z, not before.
+    assert_eq!(w.agent.run_once().await.unwrap().sent, 0, "not due yet");
+    w.clock
+        .sleep_until(start + SignedDuration::from_hours(2))
+        .await;
+    assert_eq!(w.agent.run_once().await.unwrap().sent, 9);
+    let status = w.agent.status(&campaign.id).await.unwrap();
+    assert_eq!(status.state, CampaignState::Running, "{status:?}");
+    assert_eq!(
+        status.next_occurrence,
+        Some("2026-12-01T09:00:00Z".parse().unwrap())
+    );
+
+    // Between occurrences, u0 stops and a newcomer opts in: the next ones follow.
+    w.agent
+        .opt_out(&w.everyone[0].id, Evidence::new("stop_keyword", "update=1"))
+        .await
+        .unwrap();
+    let now = w.clock.now();
+    let newcomer = Contact::new("new", TelegramPeer::user(99), "Asia/Tokyo", now).unwrap();
+    w.agent
+        .import_contacts(std::slice::from_ref(&newcomer))
+        .await
+        .unwrap();
+    let grant = common::marketing_grants(std::slice::from_ref(&newcomer), now);
+    w.agent.record_consent(&grant).await.unwrap();
+    let rest = w.agent.run_until_idle().await.unwrap();
+    assert_eq!(rest.sent, 18, "{rest:?}");
+
+    let status = w.agent.status(&campaign.id).await.unwrap();
+    assert_eq!(
+        status.state,
+        CampaignState::Completed,
+        "after the third: {status:?}"
+    );
+    assert_eq!(status.next_occurrence, None);
+    let sent: Vec<_> = w
+        .telegram
+        .sent_log()
+        .into_iter()
+        .filter(|m| m.campaign.is_some())
+        .collect();
+    let mut days = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for m in &sent {
+        let at = m.at.to_string();
+        assert_eq!(&at[11..16], "09:00", "10:00 in Berlin: {at}");
+        days.entry(at[..10].to_owned()).or_default().push(m.peer.id);
+    }
+    let days: Vec<_> = days.into_iter().collect();
+    assert_eq!(days.len(), 3, "{days:?}");
+    assert!(days[0].1.contains(&1) && !days[0].1.contains(&99));
+    for (day, peers) in &days[1..] {
+        assert_eq!(peers.len(), 9, "{day}");
+        assert!(!peers.contains(&1), "u0 stopped: {day}");
+        assert!(peers.contains(&99), "the newcomer opted in: {day}");
+    }
+    // Each message is its own job: three occurrences, three keys per contact.
+    let keys: std::collections::BTreeSet<_> = sent.iter().map(|m| m.key.clone()).collect();
+    assert_eq!(keys.len(), 27);
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use clap::Args;
 use mia::safety::{ContentGuard, SendGuard};
 use mia::{
-    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, Purpose, Result,
-    SendWindow, Store, SystemClock,
+    Agent, Audience, CampaignSpec, CampaignState, Clock, ContactId, Error, Purpose, Recurrence,
+    Result, SendWindow, Store, SystemClock,
 };
 use serde::Deserialize;
 
@@ -21,7 +21,9 @@ pub(crate) struct SendArgs {
     /// The campaign spec (TOML): `name`, `product`, `offer`, and optionally `url`, `purpose`,
     /// `tone`, `language`, `variants`, `audience` (contact ids; default: every contact, of whom
     /// only those with consent for the purpose get a message), `send_window` (`{ start =
-    /// "09:00", end = "17:00", weekdays = ["mon", "fri"] }` on each contact's clock).
+    /// "09:00", end = "17:00", weekdays = ["mon", "fri"] }` on each contact's clock),
+    /// `recurrence` (`{ every = "week", weekdays = ["mon"], at = "10:00", time_zone =
+    /// "Europe/Berlin", count = 8 }`).
     #[arg(long)]
     spec: PathBuf,
     #[command(flatten)]
@@ -55,6 +57,7 @@ struct SpecFile {
     variants: Option<u8>,
     audience: Option<Vec<String>>,
     send_window: Option<SendWindow>,
+    recurrence: Option<Recurrence>,
 }
 
 impl SpecFile {
@@ -77,6 +80,7 @@ impl SpecFile {
             spec.audience = Audience::Contacts(ids.into_iter().map(ContactId::new).collect());
         }
         spec.send_window = self.send_window;
+        spec.recurrence = self.recurrence;
         spec
     }
 }
@@ -179,5 +183,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("send_to_everyone"), "{err}");
+    }
+
+    #[test]
+    fn spec_files_carry_send_windows_and_recurrences() {
+        let file: SpecFile = toml::from_str(
+            r#"
+name = "Weekly"
+product = "tea"
+offer = "a tip a week"
+send_window = { start = "09:00", end = "17:00", weekdays = ["mon", "tue"] }
+recurrence = { every = "week", weekdays = ["mon"], at = "10:00", time_zone = "Europe/Berlin", count = 8 }
+"#,
+        )
+        .unwrap();
+        let spec = file.into_spec();
+        spec.validate().unwrap();
+        let window = spec.send_window.unwrap();
+        assert!(window.allows_day(jiff::civil::Weekday::Tuesday));
+        assert!(!window.allows_day(jiff::civil::Weekday::Friday));
+        let recurrence = spec.recurrence.unwrap();
+        assert_eq!(recurrence.count, Some(8));
+        // A bad window is refused with the reason, naming the field.
+        let err = toml::from_str::<SpecFile>(
+            "name = \"a\"\nproduct = \"b\"\noffer = \"c\"\nsend_window = { start = \"9am\", end = \"17:00\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a time of day"), "{err}");
     }
 }

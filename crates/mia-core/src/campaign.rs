@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ids::{CampaignId, ContactId, VariantId};
 use crate::journey::Journey;
 use crate::policy::RuleHit;
+use crate::recurrence::Recurrence;
 use crate::send_window::SendWindow;
 
 /// Who a campaign is for. Consent is checked for every contact either way.
@@ -52,6 +53,10 @@ pub struct CampaignSpec {
     /// deferred to its next opening, never dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_window: Option<SendWindow>,
+    /// Send the campaign again every day, week or month (see [`Recurrence`]); `None` sends it
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
 }
 
 impl CampaignSpec {
@@ -74,6 +79,7 @@ impl CampaignSpec {
             audience: Audience::AllContacts,
             journey: None,
             send_window: None,
+            recurrence: None,
         }
     }
 
@@ -107,6 +113,9 @@ impl CampaignSpec {
         }
         if let Some(journey) = &self.journey {
             journey.validate()?;
+        }
+        if let Some(recurrence) = &self.recurrence {
+            recurrence.validate()?;
         }
         Ok(())
     }

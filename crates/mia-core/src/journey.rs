@@ -37,6 +37,12 @@ pub const MAX_JOURNEY_ROUNDS: u32 = 64;
 /// [`StepAction::WaitFor`] was decided (see [`JourneyPosition::decision_step`]).
 const DECISION_BIT: u32 = 1 << 31;
 
+/// Where the occurrence of a recurring campaign starts in [`Job::step`](crate::Job).
+const OCCURRENCE_SHIFT: u32 = 16;
+
+/// The round and index part of a step.
+const IN_OCCURRENCE_MASK: u32 = (1 << OCCURRENCE_SHIFT) - 1;
+
 /// A campaign's steps per contact. The first step is `start`, or the first in the list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Journey {
@@ -127,22 +133,29 @@ impl JourneyEvent {
     }
 }
 
-/// Where a contact stands in a journey: a step index, and how many times they went round a
-/// loop to get there. Encoded in [`Job::step`](crate::Job) as `round * MAX_JOURNEY_STEPS +
-/// index`, so every visit of a step has its own idempotency key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Where a contact stands in a campaign: the occurrence of a recurring campaign, a step index,
+/// and how many times they went round a loop to get there. Encoded in
+/// [`Job::step`](crate::Job) as `occurrence << 16 | (round * MAX_JOURNEY_STEPS + index)`, so
+/// every visit of a step, in every occurrence, has its own idempotency key; a campaign that
+/// does not recur is occurrence 0, whose steps are encoded as before occurrences existed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct JourneyPosition {
     /// Times round a loop (0 on the first pass).
     pub round: u32,
-    /// The step's index in [`Journey::steps`].
+    /// The step's index in [`Journey::steps`] (0 for a campaign without a journey).
     pub index: usize,
+    /// The occurrence of a recurring campaign (0 for the first, and for a campaign that does
+    /// not recur); at most [`MAX_OCCURRENCES`](crate::MAX_OCCURRENCES).
+    pub occurrence: u32,
 }
 
 impl JourneyPosition {
     /// The [`Job::step`](crate::Job) of the job at this position.
     pub fn step(self) -> u32 {
-        // Both factors are bounded by the constants above, far below u32::MAX.
-        self.round * MAX_JOURNEY_STEPS as u32 + self.index as u32
+        // Round and index are bounded by the constants above (below 2^11), the occurrence by
+        // MAX_OCCURRENCES (below 2^15), so the decision bit stays free.
+        (self.occurrence.min(crate::MAX_OCCURRENCES) << OCCURRENCE_SHIFT)
+            | (self.round * MAX_JOURNEY_STEPS as u32 + self.index as u32)
     }
 
     /// The step of the bookkeeping job recording how the wait-for at this position was decided.
@@ -155,17 +168,24 @@ impl JourneyPosition {
         if step & DECISION_BIT != 0 {
             return None;
         }
+        let in_occurrence = step & IN_OCCURRENCE_MASK;
         Some(Self {
-            round: step / MAX_JOURNEY_STEPS as u32,
-            index: (step % MAX_JOURNEY_STEPS as u32) as usize,
+            round: in_occurrence / MAX_JOURNEY_STEPS as u32,
+            index: (in_occurrence % MAX_JOURNEY_STEPS as u32) as usize,
+            occurrence: step >> OCCURRENCE_SHIFT,
         })
+    }
+
+    /// The occurrence a job's `step` belongs to (decision records included).
+    pub fn occurrence_of(step: u32) -> u32 {
+        (step & !DECISION_BIT) >> OCCURRENCE_SHIFT
     }
 
     /// The index in [`Journey::steps`] of the step a job's `step` belongs to, decision records
     /// included (a decision record belongs to its wait-for step): the step an
     /// [`Event::step`](crate::Event) names. `0` for a campaign without a journey.
     pub fn step_index(step: u32) -> u32 {
-        (step & !DECISION_BIT) % MAX_JOURNEY_STEPS as u32
+        (step & IN_OCCURRENCE_MASK) % MAX_JOURNEY_STEPS as u32
     }
 
     /// The position of a decision record's wait-for step.
@@ -270,7 +290,19 @@ impl Journey {
     /// # Errors
     /// [`Error::InvalidInput`] when the start step does not exist.
     pub fn first(&self, start_at: Timestamp) -> Result<Option<PlannedStep>> {
-        Ok(self.plan(None, self.start_index()?, start_at))
+        self.first_of(0, start_at)
+    }
+
+    /// The first job of the journey in `occurrence` of a recurring campaign.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the start step does not exist.
+    pub fn first_of(&self, occurrence: u32, start_at: Timestamp) -> Result<Option<PlannedStep>> {
+        let start = JourneyPosition {
+            occurrence,
+            ..JourneyPosition::default()
+        };
+        Ok(self.plan_from(start, None, self.start_index()?, start_at))
     }
 
     /// Walks from `from` to `target` and on through waits (adding their durations) to the next
@@ -281,8 +313,26 @@ impl Journey {
         target: usize,
         base: Timestamp,
     ) -> Option<PlannedStep> {
-        let mut round = from.map_or(0, |p| p.round);
-        let mut current = from.map(|p| p.index);
+        self.plan_from(
+            from.unwrap_or_default(),
+            from.map(|p| p.index),
+            target,
+            base,
+        )
+    }
+
+    /// [`plan`](Self::plan) from `from`'s occurrence and round; `current` is the step left
+    /// (`None` at the start).
+    fn plan_from(
+        &self,
+        from: JourneyPosition,
+        current: Option<usize>,
+        target: usize,
+        base: Timestamp,
+    ) -> Option<PlannedStep> {
+        let occurrence = from.occurrence;
+        let mut round = from.round;
+        let mut current = current;
         let mut index = target;
         let mut at = base;
         // A walk longer than the journey goes round a loop of waits only: it never sends.
@@ -293,7 +343,11 @@ impl Journey {
             if round >= MAX_JOURNEY_ROUNDS {
                 return None;
             }
-            let position = JourneyPosition { round, index };
+            let position = JourneyPosition {
+                round,
+                index,
+                occurrence,
+            };
             match &self.steps.get(index)?.action {
                 StepAction::Send { .. } => {
                     return Some(PlannedStep {
@@ -647,7 +701,7 @@ mod tests {
         let j = three_steps();
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let first = j.first(t0).unwrap().unwrap();
-        assert_eq!(first.position, JourneyPosition { round: 0, index: 0 });
+        assert_eq!(first.position, at(0, 0));
         assert_eq!(first.due_at, t0);
         // After the intro: wait 48h, then the wait-for is due at its 72h timeout.
         let check = j.after_send(first.position, t0).unwrap();
@@ -665,13 +719,10 @@ mod tests {
         let mut j = three_steps();
         j.steps[3] = send("follow_up", Some("pause"));
         let t0 = Timestamp::UNIX_EPOCH;
-        let follow = JourneyPosition { round: 0, index: 3 };
+        let follow = at(0, 3);
         let again = j.after_send(follow, t0).unwrap();
-        assert_eq!(again.position, JourneyPosition { round: 1, index: 2 });
-        assert_ne!(
-            again.position.step(),
-            JourneyPosition { round: 0, index: 2 }.step()
-        );
+        assert_eq!(again.position, at(1, 2));
+        assert_ne!(again.position.step(), at(0, 2).step());
         assert_eq!(
             JourneyPosition::from_step(again.position.step()),
             Some(again.position)
@@ -680,11 +731,50 @@ mod tests {
         assert_eq!(JourneyPosition::from_step(d), None);
         assert_eq!(JourneyPosition::from_decision_step(d), Some(again.position));
         // The loop ends after MAX_JOURNEY_ROUNDS.
-        let last = JourneyPosition {
-            round: MAX_JOURNEY_ROUNDS - 1,
-            index: 3,
-        };
+        let last = at(MAX_JOURNEY_ROUNDS - 1, 3);
         assert_eq!(j.after_send(last, t0), None);
+    }
+
+    fn at(round: u32, index: usize) -> JourneyPosition {
+        JourneyPosition {
+            round,
+            index,
+            occurrence: 0,
+        }
+    }
+
+    #[test]
+    fn occurrences_have_their_own_steps_and_keep_them_along_the_journey() {
+        let j = three_steps();
+        let t0 = Timestamp::UNIX_EPOCH;
+        // Occurrence 0 is encoded as before occurrences existed.
+        assert_eq!(at(1, 2).step(), MAX_JOURNEY_STEPS as u32 + 2);
+        let first = j.first_of(5, t0).unwrap().unwrap();
+        assert_eq!(first.position.occurrence, 5);
+        assert_ne!(
+            first.position.step(),
+            j.first(t0).unwrap().unwrap().position.step()
+        );
+        // The next steps stay in occurrence 5, through a wait-for and its decision record.
+        let check = j.after_send(first.position, t0).unwrap();
+        assert_eq!((check.position.occurrence, check.position.index), (5, 2));
+        let d = check.position.decision_step();
+        assert_eq!(JourneyPosition::from_decision_step(d), Some(check.position));
+        assert_eq!(JourneyPosition::occurrence_of(d), 5);
+        assert_eq!(JourneyPosition::step_index(d), 2);
+        let follow = j.after_wait_for(check.position, false, t0).unwrap();
+        assert_eq!(follow.position.occurrence, 5);
+        // The largest occurrence round-trips with the largest round and index.
+        let far = JourneyPosition {
+            round: MAX_JOURNEY_ROUNDS - 1,
+            index: MAX_JOURNEY_STEPS - 1,
+            occurrence: crate::MAX_OCCURRENCES,
+        };
+        assert_eq!(JourneyPosition::from_step(far.step()), Some(far));
+        assert_eq!(
+            JourneyPosition::from_decision_step(far.decision_step()),
+            Some(far)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod operator;
 mod policy;
 mod privacy;
 mod ratelimit;
+mod recurrence;
 pub mod schema;
 mod send_window;
 mod store;
@@ -78,9 +79,10 @@ pub use policy::{
     OBJECTION_RULE, PermissiveSendPolicy, RESTRICTED_RULE, RuleHit, SendContext, SendKind,
     SendPolicies, SendPolicy, Verdict,
 };
-pub use send_window::{SEND_WINDOW_RULE, SendWindow};
 pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
+pub use recurrence::{Every, MAX_OCCURRENCES, Recurrence};
+pub use send_window::{SEND_WINDOW_RULE, SendWindow};
 pub use store::{
     AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
     JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,

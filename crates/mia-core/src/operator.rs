@@ -43,6 +43,10 @@ pub struct CampaignStatus {
     pub journey_decisions: u64,
     /// The earliest time an open job becomes due.
     pub next_due: Option<Timestamp>,
+    /// A recurring campaign's next occurrence (its jobs are queued when it is due; `jobs` and
+    /// `progress` count the occurrences queued so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_occurrence: Option<Timestamp>,
     /// How long the open jobs take at the transport's rate, if it states one (a floor: quiet
     /// hours and retries come on top).
     pub eta: Option<Duration>,
@@ -215,6 +219,18 @@ impl Operator {
         } else {
             (total - counts.open()) as f64 / total as f64
         };
+        let next_occurrence = campaign
+            .spec
+            .recurrence
+            .as_ref()
+            .filter(|_| {
+                !matches!(
+                    campaign.state,
+                    CampaignState::Completed | CampaignState::Aborted
+                )
+            })
+            .and_then(|r| r.next_after(self.clock.now()))
+            .map(|(_, at)| at);
         let eta = self
             .send_rate
             .map(|rate| Duration::from_secs_f64(counts.open() as f64 / rate));
@@ -229,6 +245,7 @@ impl Operator {
             waiting,
             journey_decisions,
             next_due,
+            next_occurrence,
             eta,
         })
     }

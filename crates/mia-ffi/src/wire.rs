@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use mia::{
     Audience, CampaignSpec, ConsentRecord, ConsentStatus, Contact, ContactId, Evidence,
-    LawfulBasis, Purpose, SendWindow, TelegramPeer,
+    LawfulBasis, Purpose, Recurrence, SendWindow, TelegramPeer,
 };
 use serde::Deserialize;
 
@@ -196,7 +196,7 @@ pub(crate) struct InboundInput {
 }
 
 /// A campaign: `{"name", "product", "offer", "purpose"?, "call_to_action_url"?, "tone"?,
-/// "language"?, "variant_count"?, "audience"?, "send_window"?}`.
+/// "language"?, "variant_count"?, "audience"?, "send_window"?, "recurrence"?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CampaignInput {
@@ -212,6 +212,8 @@ pub(crate) struct CampaignInput {
     audience: Option<Vec<String>>,
     /// `{"start": "09:00", "end": "17:00", "weekdays"?: ["mon", ...]}` on each contact's clock.
     send_window: Option<SendWindow>,
+    /// `{"every": "day"|"week"|"month", "at": "10:00", "time_zone": "Europe/Berlin", ...}`.
+    recurrence: Option<Recurrence>,
 }
 
 impl CampaignInput {
@@ -234,6 +236,7 @@ impl CampaignInput {
             spec.audience = Audience::Contacts(ids.into_iter().map(ContactId::new).collect());
         }
         spec.send_window = self.send_window;
+        spec.recurrence = self.recurrence;
         spec
     }
 }

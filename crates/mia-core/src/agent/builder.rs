@@ -362,6 +362,7 @@ impl AgentBuilder {
                 assistant: self.assistant,
                 screen: self.screen,
                 journeys_repaired: std::sync::atomic::AtomicBool::new(false),
+                occurrences_queued: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }

@@ -11,6 +11,7 @@ mod health;
 pub use health::AccountHealth;
 mod inbound;
 mod journey;
+mod recurring;
 pub use inbound::is_stop_request;
 pub use journey::{DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT};
 mod reply;
@@ -206,6 +207,9 @@ pub(crate) struct Inner {
     )>,
     /// Whether this agent repaired the running journeys a crash may have left behind.
     pub(crate) journeys_repaired: std::sync::atomic::AtomicBool,
+    /// The latest occurrence of each recurring campaign this agent queued (queuing again is
+    /// harmless, this only saves the work).
+    pub(crate) occurrences_queued: Mutex<std::collections::HashMap<CampaignId, u32>>,
 }
 
 /// What scheduling a campaign did with its audience.
@@ -432,7 +436,9 @@ impl Agent {
     /// contact is accounted for. The campaign moves to `scheduled` in the same transaction.
     /// Scheduling is idempotent: a job key that exists is left alone. A campaign with a
     /// [`Journey`](crate::Journey) queues each contact's first step; the rest follow as each
-    /// step completes.
+    /// step completes. A recurring campaign ([`Recurrence`](crate::Recurrence)) queues its first
+    /// occurrence, at the first matching instant at or after `start_at`, and stores that date;
+    /// workers queue the later occurrences as they fall due.
     ///
     /// # Errors
     /// [`Error::InvalidTransition`] unless the campaign is approved; [`Error::InvalidInput`]
@@ -455,6 +461,41 @@ impl Agent {
         let now = self.now();
         let mut campaign = self.campaign(id).await?;
         campaign.transition(CampaignState::Scheduled, now)?;
+        let mut start = start_at.unwrap_or(now);
+        // A recurring campaign starts at its first occurrence, whose date is stored with it so
+        // that every worker numbers the later ones alike.
+        if let Some(recurrence) = &campaign.spec.recurrence {
+            let anchored = recurrence.anchored(start)?;
+            if let Some((_, first)) = anchored.occurrences(start).next() {
+                start = first;
+            }
+            campaign.spec.recurrence = Some(anchored);
+        }
+        let (summary, jobs) = self.occurrence_jobs(&campaign, 0, start, now).await?;
+        self.inner.store.schedule(&campaign, &jobs).await?;
+        tracing::info!(campaign = %id, queued = summary.queued, "mia.campaign scheduled");
+        let extra = serde_json::json!({ "summary": summary });
+        self.audit(&[audit::campaign_state(
+            "host",
+            &campaign,
+            CampaignState::Approved,
+            extra,
+        )])
+        .await?;
+        Ok(summary)
+    }
+
+    /// One job per audience member for `occurrence` of the campaign (0 for a campaign that
+    /// does not recur), due at `start` (or later, after a journey's first waits): a job to send
+    /// for contacts with valid consent at `now`, a skipped record with the reason for the rest.
+    /// The audience and consent are read afresh for every occurrence.
+    pub(crate) async fn occurrence_jobs(
+        &self,
+        campaign: &Campaign,
+        occurrence: u32,
+        start: Timestamp,
+        now: Timestamp,
+    ) -> Result<(ScheduleSummary, Vec<NewJob>)> {
         let purpose = campaign.spec.purpose.clone();
         let audience: Vec<ContactId> = match &campaign.spec.audience {
             Audience::AllContacts => self
@@ -480,15 +521,19 @@ impl Agent {
                 .or_default()
                 .push(record);
         }
-        let mut due_at = start_at.unwrap_or(now);
+        let mut due_at = start;
         // A journey starts at its first step that needs a job (after any waits before it).
-        let mut step = 0;
+        let mut step = crate::journey::JourneyPosition {
+            occurrence,
+            ..Default::default()
+        }
+        .step();
         if let Some(journey) = &campaign.spec.journey {
             journey.validate()?;
             let approved: Vec<_> = campaign.approved_variants().map(|v| v.id.clone()).collect();
             journey.check_variants(&approved)?;
             let first = journey
-                .first(due_at)?
+                .first_of(occurrence, due_at)?
                 .ok_or_else(|| Error::invalid("journey ends before its first send"))?;
             step = first.position.step();
             due_at = first.due_at;
@@ -517,7 +562,7 @@ impl Agent {
                 }
             };
             jobs.push(NewJob {
-                key: IdempotencyKey::for_job(id, &contact, step),
+                key: IdempotencyKey::for_job(&campaign.id, &contact, step),
                 contact,
                 purpose: purpose.clone(),
                 step,
@@ -525,17 +570,7 @@ impl Agent {
                 skipped,
             });
         }
-        self.inner.store.schedule(&campaign, &jobs).await?;
-        tracing::info!(campaign = %id, queued = summary.queued, "mia.campaign scheduled");
-        let extra = serde_json::json!({ "summary": summary });
-        self.audit(&[audit::campaign_state(
-            "host",
-            &campaign,
-            CampaignState::Approved,
-            extra,
-        )])
-        .await?;
-        Ok(summary)
+        Ok((summary, jobs))
     }
 
     /// Lets workers send a scheduled campaign. See [`Operator::start`].

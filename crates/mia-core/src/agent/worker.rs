@@ -45,6 +45,9 @@ pub struct RunStats {
     /// Journey steps queued or decided (next sends, wait-for timers and their decisions).
     #[serde(default)]
     pub journey_steps: u64,
+    /// Jobs queued for a recurring campaign's later occurrences.
+    #[serde(default)]
+    pub occurrence_jobs: u64,
 }
 
 impl RunStats {
@@ -62,6 +65,7 @@ impl RunStats {
         self.inbound += other.inbound;
         self.paused_for_spam += other.paused_for_spam;
         self.journey_steps += other.journey_steps;
+        self.occurrence_jobs += other.occurrence_jobs;
     }
 
     /// Jobs that reached a final state or were parked (sent, skipped, dead letter, held).
@@ -137,6 +141,7 @@ impl Agent {
     ) -> Result<RunStats> {
         let mut stats = self.poll_inbound().await?;
         stats.journey_steps += self.repair_journeys_once().await?;
+        stats.occurrence_jobs += self.queue_due_occurrences().await?;
         self.expire_reviews().await?;
         let now = self.now();
         let lease = SignedDuration::try_from(self.inner.config.lease)
@@ -287,7 +292,13 @@ impl Agent {
                 progress(&total);
                 continue;
             }
-            let Some(next_due) = self.inner.store.next_due().await? else {
+            // A recurring campaign's next occurrence is work to wait for, like a due job.
+            let next_occurrence = self.next_occurrence(self.now()).await?;
+            let next_due = match (self.inner.store.next_due().await?, next_occurrence) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(next_due) = next_due else {
                 let running: Vec<CampaignId> = self
                     .inner
                     .store
@@ -350,7 +361,13 @@ impl Agent {
                 if c.state == CampaignState::Running && self.repair_journey(&c).await? > 0 {
                     continue;
                 }
-                if c.state == CampaignState::Running {
+                // A recurring campaign runs until its last occurrence.
+                let more = c
+                    .spec
+                    .recurrence
+                    .as_ref()
+                    .is_some_and(|r| r.next_after(self.now()).is_some());
+                if c.state == CampaignState::Running && !more {
                     let span = super::campaign_span(id, "complete");
                     async {
                         c.transition(CampaignState::Completed, self.now())?;

@@ -1,0 +1,90 @@
+//! Recurring campaigns in the worker: each due occurrence is queued once it is due (see
+//! [`Recurrence`](crate::Recurrence)).
+
+use jiff::Timestamp;
+
+use super::{Agent, audit};
+use crate::campaign::{Campaign, CampaignState};
+use crate::error::Result;
+
+impl Agent {
+    /// Queues the latest due occurrence of every running recurring campaign that this agent
+    /// has not queued yet. Occurrence 0 was queued by scheduling; an occurrence missed while no
+    /// worker ran (or the campaign was paused) is skipped, not sent late. Idempotent across
+    /// workers: an occurrence's jobs have their own keys, so racing workers insert them once.
+    /// Returns how many jobs were new.
+    pub(crate) async fn queue_due_occurrences(&self) -> Result<u64> {
+        let now = self.now();
+        let mut queued = 0;
+        for campaign in self.inner.store.campaigns().await? {
+            if campaign.state != CampaignState::Running {
+                continue;
+            }
+            let Some(due) = campaign
+                .spec
+                .recurrence
+                .as_ref()
+                .and_then(|r| r.latest_due(now))
+            else {
+                continue;
+            };
+            if due.0 == 0 || self.occurrence_queued(&campaign, due.0) {
+                continue;
+            }
+            queued += self.queue_occurrence(&campaign, due, now).await?;
+        }
+        Ok(queued)
+    }
+
+    fn occurrence_queued(&self, campaign: &Campaign, occurrence: u32) -> bool {
+        self.inner
+            .occurrences_queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&campaign.id)
+            .is_some_and(|latest| *latest >= occurrence)
+    }
+
+    async fn queue_occurrence(
+        &self,
+        campaign: &Campaign,
+        (occurrence, at): (u32, Timestamp),
+        now: Timestamp,
+    ) -> Result<u64> {
+        let (summary, jobs) = self.occurrence_jobs(campaign, occurrence, at, now).await?;
+        let new = self.inner.store.enqueue(&campaign.id, &jobs, now).await?;
+        if new > 0 {
+            tracing::info!(campaign = %campaign.id, occurrence, queued = summary.queued, "mia.campaign occurrence queued");
+            // The worker that inserted the occurrence records it (racing workers insert none).
+            let extra = serde_json::json!({ "occurrence": occurrence, "summary": summary });
+            let mut entry = audit::campaign_state(
+                &self.worker_actor(),
+                campaign,
+                CampaignState::Running,
+                extra,
+            );
+            entry.at = now;
+            self.audit(&[entry]).await?;
+        }
+        self.inner
+            .occurrences_queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(campaign.id.clone(), occurrence);
+        Ok(new)
+    }
+
+    /// The earliest next occurrence of a running recurring campaign after `now`.
+    pub(crate) async fn next_occurrence(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        Ok(self
+            .inner
+            .store
+            .campaigns()
+            .await?
+            .iter()
+            .filter(|c| c.state == CampaignState::Running)
+            .filter_map(|c| c.spec.recurrence.as_ref()?.next_after(now))
+            .map(|(_, at)| at)
+            .min())
+    }
+}

@@ -1,0 +1,451 @@
+//! Recurring campaigns: the same campaign again every day, week or month, at a local time.
+//!
+//! A [`Recurrence`] on a campaign ([`CampaignSpec::recurrence`]) makes
+//! [`Agent::schedule`](crate::Agent::schedule) queue the first occurrence at the first matching
+//! instant at or after the start, and workers queue each later one when it is due, until
+//! `count` occurrences or `until`. Each occurrence resolves the audience and checks consent
+//! afresh (someone who opted in since gets it, someone who left does not), every message passes
+//! the send policy as always, and each occurrence's jobs have their own idempotency keys, so
+//! several workers queue an occurrence once. An occurrence a stopped worker missed is skipped,
+//! not sent late: only the latest due occurrence is queued.
+//!
+//! Times are on the recurrence's zone (the campaign's clock, not each contact's: combine with a
+//! [`SendWindow`](crate::SendWindow) for "10:00 on each contact's clock"), with its real offsets:
+//! "every Monday 10:00 Europe/Berlin" stays 10:00 in Berlin across daylight-saving changes; a
+//! time in the hour skipped in spring is the moment the clock jumps past it, and a time in the
+//! hour repeated in autumn its first occurrence.
+//!
+//! ```
+//! use mia_core::Recurrence;
+//!
+//! let weekly: Recurrence = serde_json::from_str(r#"{
+//!     "every": "week", "weekdays": ["mon", "thu"], "at": "10:00",
+//!     "time_zone": "Europe/Berlin", "count": 8
+//! }"#)?;
+//! let start = "2026-11-26T12:00:00Z".parse()?; // Thursday, 13:00 in Berlin: today's 10:00 passed
+//! let first: Vec<_> = weekly.occurrences(start).take(3).map(|(n, at)| (n, at.to_string())).collect();
+//! assert_eq!(first, [
+//!     (0, "2026-11-30T09:00:00Z".to_string()), // Monday 10:00 CET
+//!     (1, "2026-12-03T09:00:00Z".to_string()), // Thursday
+//!     (2, "2026-12-07T09:00:00Z".to_string()),
+//! ]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`CampaignSpec::recurrence`]: crate::CampaignSpec::recurrence
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::send_window::first_instant_at_or_after;
+
+/// The most occurrences a recurring campaign may have (they are numbered in its jobs' steps).
+pub const MAX_OCCURRENCES: u32 = 0x7FFF;
+
+const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// How often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Every {
+    /// Every `interval` days.
+    Day,
+    /// On `weekdays` of every `interval`-th week (weeks start on Monday).
+    Week,
+    /// On the day of the month of the first occurrence, every `interval` months (the last day
+    /// of a month that is shorter).
+    Month,
+}
+
+/// When a campaign repeats (see the [module](self)). Serialised as `{"every": "day" | "week" |
+/// "month", "interval"?: 1, "weekdays"?: ["mon", ...], "at": "HH:MM", "time_zone": "IANA zone",
+/// "count"?: N, "until"?: "RFC 3339", "starts"?: "YYYY-MM-DD"}`. `starts`, the date of the first
+/// occurrence, is filled in when the campaign is scheduled and fixes every later date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recurrence {
+    /// Day, week or month.
+    pub every: Every,
+    /// Every how many days, weeks or months (at least 1).
+    #[serde(default = "one")]
+    pub interval: u32,
+    /// For `week`: the weekdays (default: the weekday of the start). Names as
+    /// `mon`..`sun` or in full.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weekdays: Vec<String>,
+    /// The local time of day.
+    pub at: Time,
+    /// The zone `at` is read in.
+    pub time_zone: String,
+    /// How many occurrences in all (at most [`MAX_OCCURRENCES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// No occurrence after this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// The date of the first occurrence, in `time_zone`; set by scheduling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts: Option<Date>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Recurrence {
+    /// Checks the fields.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        self.zone()?;
+        if self.interval == 0 {
+            return Err(Error::invalid("recurrence interval must be at least 1"));
+        }
+        if let Some(count) = self.count
+            && !(1..=MAX_OCCURRENCES).contains(&count)
+        {
+            return Err(Error::invalid(format!(
+                "recurrence count must be between 1 and {MAX_OCCURRENCES}, got {count}"
+            )));
+        }
+        let days = self.days()?;
+        if self.every != Every::Week && days.is_some() {
+            return Err(Error::invalid(
+                "recurrence weekdays are for \"every\": \"week\" only",
+            ));
+        }
+        Ok(())
+    }
+
+    fn zone(&self) -> Result<TimeZone> {
+        TimeZone::get(&self.time_zone).map_err(|e| {
+            Error::invalid(format!(
+                "recurrence time_zone {:?} is not a known IANA zone: {e}",
+                self.time_zone
+            ))
+        })
+    }
+
+    /// The allowed weekdays (Monday first), or `None` when not given.
+    fn days(&self) -> Result<Option<[bool; 7]>> {
+        if self.weekdays.is_empty() {
+            return Ok(None);
+        }
+        let mut days = [false; 7];
+        for name in &self.weekdays {
+            let lower = name.to_ascii_lowercase();
+            let index = DAY_NAMES
+                .iter()
+                .position(|d| lower == *d || (lower.len() > 3 && full_name(d) == lower))
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "recurrence weekday {name:?} is not one of mon, tue, wed, thu, fri, sat, sun"
+                    ))
+                })?;
+            days[index] = true;
+        }
+        Ok(Some(days))
+    }
+
+    /// The same recurrence with `starts` fixed: the date of the first occurrence at or after
+    /// `start` (unless `starts` is set already). Scheduling stores this, so every worker numbers
+    /// the same occurrences at the same instants.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the recurrence is invalid or has no occurrence at or after
+    /// `start` (`until` before it).
+    pub fn anchored(&self, start: Timestamp) -> Result<Recurrence> {
+        self.validate()?;
+        if self.starts.is_some() {
+            return Ok(self.clone());
+        }
+        let zone = self.zone()?;
+        let mut anchored = self.clone();
+        anchored.starts = Some(zone.to_datetime(start).date());
+        let first = anchored
+            .dates()
+            .map_while(|d| anchored.instant(&zone, d).map(|at| (d, at)))
+            .find(|(_, at)| *at >= start);
+        match first {
+            Some((date, at)) if self.until.is_none_or(|u| at <= u) => {
+                anchored.starts = Some(date);
+                Ok(anchored)
+            }
+            _ => Err(Error::invalid(format!(
+                "recurrence has no occurrence at or after {start} (until {:?})",
+                self.until
+            ))),
+        }
+    }
+
+    /// The candidate local dates, from `starts` on (today when unset).
+    fn dates(&self) -> Box<dyn Iterator<Item = Date>> {
+        let starts = self.starts.unwrap_or(Date::constant(1970, 1, 1));
+        let interval = i64::from(self.interval.max(1));
+        match self.every {
+            Every::Day => Box::new(
+                (0..).map_while(move |k: i64| starts.checked_add((k * interval).days()).ok()),
+            ),
+            Every::Week => {
+                let days = self.days().ok().flatten().unwrap_or_else(|| {
+                    let mut only = [false; 7];
+                    only[weekday_index(starts.weekday())] = true;
+                    only
+                });
+                let monday = starts
+                    .checked_sub(i64::from(starts.weekday().to_monday_zero_offset()).days())
+                    .unwrap_or(starts);
+                Box::new(
+                    (0..)
+                        .map_while(move |w: i64| monday.checked_add((w * interval * 7).days()).ok())
+                        .flat_map(move |week| {
+                            (0..7).filter_map(move |d| {
+                                let date = week.checked_add(d.days()).ok()?;
+                                (days[weekday_index(date.weekday())] && date >= starts)
+                                    .then_some(date)
+                            })
+                        }),
+                )
+            }
+            Every::Month => {
+                let day = starts.day();
+                Box::new((0..).map_while(move |k: i64| {
+                    let first = starts
+                        .first_of_month()
+                        .checked_add((k * interval).months())
+                        .ok()?;
+                    let last = first.last_of_month().day();
+                    first.with().day(day.min(last)).build().ok()
+                }))
+            }
+        }
+    }
+
+    /// The instant of `at` on `date`; `None` at the end of time.
+    fn instant(&self, zone: &TimeZone, date: Date) -> Option<Timestamp> {
+        first_instant_at_or_after(zone, date.to_datetime(self.at), Timestamp::MIN)
+    }
+
+    /// The occurrences, numbered from 0: from `starts` on when it is set, otherwise from the
+    /// first at or after `from` (see [`anchored`](Self::anchored)). Ends after `count`, `until`
+    /// or [`MAX_OCCURRENCES`]; empty when the recurrence is invalid.
+    pub fn occurrences(&self, from: Timestamp) -> impl Iterator<Item = (u32, Timestamp)> + use<> {
+        let limit = self.count.unwrap_or(MAX_OCCURRENCES).min(MAX_OCCURRENCES);
+        let until = self.until;
+        let anchored = self.anchored(from).ok().zip(self.zone().ok());
+        anchored.into_iter().flat_map(move |(anchored, zone)| {
+            let at = anchored.at;
+            let instants = anchored
+                .dates()
+                .map_while(move |d| {
+                    first_instant_at_or_after(&zone, d.to_datetime(at), Timestamp::MIN)
+                })
+                .take_while(move |t| until.is_none_or(|u| *t <= u))
+                .take(limit as usize);
+            (0u32..).zip(instants)
+        })
+    }
+
+    /// The latest occurrence due at `now` (at or before it), if any.
+    pub fn latest_due(&self, now: Timestamp) -> Option<(u32, Timestamp)> {
+        self.occurrences(now)
+            .take_while(|(_, at)| *at <= now)
+            .last()
+    }
+
+    /// The first occurrence after `now`, if any is left.
+    pub fn next_after(&self, now: Timestamp) -> Option<(u32, Timestamp)> {
+        self.occurrences(now).find(|(_, at)| *at > now)
+    }
+}
+
+fn full_name(short: &str) -> &'static str {
+    match short {
+        "mon" => "monday",
+        "tue" => "tuesday",
+        "wed" => "wednesday",
+        "thu" => "thursday",
+        "fri" => "friday",
+        "sat" => "saturday",
+        _ => "sunday",
+    }
+}
+
+fn weekday_index(day: Weekday) -> usize {
+    usize::try_from(day.to_monday_zero_offset()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn rec(json: &str) -> Recurrence {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn first(r: &Recurrence, from: &str, n: usize) -> Vec<String> {
+        r.occurrences(ts(from))
+            .take(n)
+            .map(|(_, at)| at.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn daily_at_a_local_time_across_daylight_saving() {
+        let r = rec(r#"{"every": "day", "at": "10:00", "time_zone": "Europe/Berlin"}"#);
+        // Berlin springs forward on Sunday 2026-03-29: 10:00 is 09:00Z before, 08:00Z after.
+        assert_eq!(
+            first(&r, "2026-03-27T12:00:00Z", 3),
+            [
+                "2026-03-28T09:00:00Z",
+                "2026-03-29T08:00:00Z",
+                "2026-03-30T08:00:00Z"
+            ]
+        );
+        // Before today's 10:00, today is the first.
+        assert_eq!(
+            first(&r, "2026-03-27T08:59:00Z", 1),
+            ["2026-03-27T09:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn times_in_the_skipped_hour_and_the_repeated_hour() {
+        let gap = rec(r#"{"every": "day", "at": "02:30", "time_zone": "Europe/Berlin"}"#);
+        // 2026-03-29 02:30 does not exist: the clock jumps from 02:00 CET to 03:00 CEST (01:00Z).
+        assert_eq!(
+            first(&gap, "2026-03-28T12:00:00Z", 2),
+            ["2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]
+        );
+        let fold = rec(r#"{"every": "day", "at": "02:30", "time_zone": "Europe/Berlin"}"#);
+        // 2026-10-25 02:30 happens twice: the first (CEST, 00:30Z) counts, once.
+        assert_eq!(
+            first(&fold, "2026-10-24T12:00:00Z", 2),
+            ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn weekly_on_weekdays_every_other_week() {
+        let r = rec(
+            r#"{"every": "week", "interval": 2, "weekdays": ["tue", "Friday"], "at": "18:00", "time_zone": "UTC"}"#,
+        );
+        // From Wednesday 2026-11-25: Friday the 27th, then the Tuesday and Friday two weeks on.
+        assert_eq!(
+            first(&r, "2026-11-25T00:00:00Z", 3),
+            [
+                "2026-11-27T18:00:00Z",
+                "2026-12-08T18:00:00Z",
+                "2026-12-11T18:00:00Z"
+            ]
+        );
+        // Without weekdays: the weekday of the start (a Thursday whose 09:00 has passed).
+        let plain = rec(r#"{"every": "week", "at": "09:00", "time_zone": "UTC"}"#);
+        assert_eq!(
+            first(&plain, "2026-11-26T10:00:00Z", 2),
+            ["2026-12-03T09:00:00Z", "2026-12-10T09:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn monthly_keeps_the_day_or_the_last_day_of_a_short_month() {
+        let r =
+            rec(r#"{"every": "month", "at": "12:00", "time_zone": "UTC", "starts": "2027-01-31"}"#);
+        assert_eq!(
+            first(&r, "2020-01-01T00:00:00Z", 3),
+            [
+                "2027-01-31T12:00:00Z",
+                "2027-02-28T12:00:00Z",
+                "2027-03-31T12:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn count_and_until_end_it_and_anchoring_fixes_the_numbers() {
+        let r = rec(r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "count": 3}"#);
+        let all: Vec<_> = r.occurrences(ts("2026-11-26T00:00:00Z")).collect();
+        assert_eq!(all.len(), 3);
+        let anchored = r.anchored(ts("2026-11-26T00:00:00Z")).unwrap();
+        assert_eq!(anchored.starts, Some(Date::constant(2026, 11, 26)));
+        // Later, the anchored recurrence numbers the same occurrences.
+        assert_eq!(
+            anchored.latest_due(ts("2026-11-27T11:00:00Z")),
+            Some((1, ts("2026-11-27T10:00:00Z")))
+        );
+        assert_eq!(
+            anchored.next_after(ts("2026-11-27T11:00:00Z")),
+            Some((2, ts("2026-11-28T10:00:00Z")))
+        );
+        assert_eq!(
+            anchored.next_after(ts("2026-11-28T10:00:00Z")),
+            None,
+            "count 3"
+        );
+        assert_eq!(anchored.latest_due(ts("2026-11-25T00:00:00Z")), None);
+
+        let until = rec(
+            r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "until": "2026-11-28T10:00:00Z"}"#,
+        );
+        assert_eq!(
+            until.occurrences(ts("2026-11-26T00:00:00Z")).count(),
+            3,
+            "until is inclusive"
+        );
+        assert!(
+            until.anchored(ts("2026-11-29T00:00:00Z")).is_err(),
+            "nothing left"
+        );
+    }
+
+    #[test]
+    fn bad_recurrences_are_clear_errors() {
+        for (json, needle) in [
+            (
+                r#"{"every": "day", "at": "10:00", "time_zone": "Mars/Olympus"}"#,
+                "IANA",
+            ),
+            (
+                r#"{"every": "day", "interval": 0, "at": "10:00", "time_zone": "UTC"}"#,
+                "interval",
+            ),
+            (
+                r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "count": 0}"#,
+                "count",
+            ),
+            (
+                r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "weekdays": ["mon"]}"#,
+                "week",
+            ),
+            (
+                r#"{"every": "week", "at": "10:00", "time_zone": "UTC", "weekdays": ["mo"]}"#,
+                "not one of",
+            ),
+        ] {
+            let err = rec(json).validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+        assert!(
+            serde_json::from_str::<Recurrence>(
+                r#"{"every": "hour", "at": "10:00", "time_zone": "UTC"}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Recurrence>(
+                r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "cron": "x"}"#
+            )
+            .is_err()
+        );
+    }
+}
