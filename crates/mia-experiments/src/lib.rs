@@ -4,6 +4,7 @@
 pub mod bandit;
 mod error;
 mod experiment;
+mod hash;
 pub mod report;
 mod splitter;
 pub mod stats;
@@ -12,4 +13,5 @@ pub use error::{ExperimentError, Result};
 pub use experiment::{
     Decision, Exclusion, Experiment, ExperimentAllocator, ExperimentState, Layer, Segment,
 };
-pub use splitter::Splitter;
+pub use hash::HashVersion;
+pub use splitter::{Pick, Splitter};

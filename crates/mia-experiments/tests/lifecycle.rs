@@ -1,11 +1,11 @@
 //! The experiment lifecycle: holdouts, layers, stickiness, targeting and state transitions.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::{BTreeMap, HashSet};
 
 use mia_core::{CampaignId, ContactId, VariantId};
 use mia_experiments::{
-    Decision, Exclusion, Experiment, ExperimentError, ExperimentState, Layer, Segment,
+    Decision, Exclusion, Experiment, ExperimentError, ExperimentState, HashVersion, Layer, Segment,
 };
 use serde_json::{Value, json};
 
@@ -27,11 +27,27 @@ fn running(exp: Experiment) -> Experiment {
     exp
 }
 
+const BOTH: [HashVersion; 2] = [HashVersion::V1, HashVersion::V2];
+
 #[test]
 fn holdout_takes_its_share_with_its_propensity() {
+    for (version, pinned) in [(HashVersion::V1, 9_938), (HashVersion::V2, 10_075)] {
+        holdout_share(version, pinned);
+    }
+    // New experiments hash with the latest version.
+    let exp = Experiment::new("spring", ab()).unwrap();
+    assert_eq!(exp.hash(), HashVersion::LATEST);
+}
+
+/// `pinned` is the number of `contact-0..contact-99999` below 0.1 for experiment `spring`
+/// under `version` (computed independently: Python's hashlib for V1, the reference C xxHash
+/// for V2). This exact count pins the hash rule, so a change that would reshuffle live
+/// experiments fails here. Never update it; add a hash version instead.
+fn holdout_share(version: HashVersion, pinned: usize) {
     let mut exp = running(
         Experiment::new("spring", ab())
             .unwrap()
+            .with_hash(version)
             .with_holdout(0.1)
             .unwrap(),
     );
@@ -57,15 +73,11 @@ fn holdout_takes_its_share_with_its_propensity() {
         }
     }
     // Binomial(100000, 0.1): sd 94.9; within 4 sd of the expectation.
-    assert!((held as f64 - 10_000.0).abs() < 380.0, "{held}");
+    assert!((held as f64 - 10_000.0).abs() < 380.0, "{version}: {held}");
     assert!((a as f64 - 45_000.0).abs() < 4.0 * (n as f64 * 0.45 * 0.55).sqrt());
-    // The split is a pure function of (salt, id, contact): this exact count pins the hash
-    // rule, so a change that would reshuffle live experiments fails here.
-    assert_eq!(held, HOLDOUT_COUNT);
+    // The split is a pure function of (version, salt, id, contact).
+    assert_eq!(held, pinned, "{version}");
 }
-
-/// The number of `contact-0..contact-99999` below 0.1 for experiment `spring`.
-const HOLDOUT_COUNT: usize = 9_938;
 
 #[test]
 fn experiments_in_one_layer_never_share_a_contact() {
@@ -114,8 +126,15 @@ fn experiments_in_one_layer_never_share_a_contact() {
 
 #[test]
 fn removing_an_experiment_frees_its_share_and_moves_no_one_else() {
-    let exp = |id: &str| running(Experiment::new(id, ab()).unwrap());
+    for version in BOTH {
+        removal_moves_no_one_else(version);
+    }
+}
+
+fn removal_moves_no_one_else(version: HashVersion) {
+    let exp = |id: &str| running(Experiment::new(id, ab()).unwrap().with_hash(version));
     let mut layer = Layer::new("pricing")
+        .with_hash(version)
         .with_experiment(exp("one"), 0.3)
         .unwrap()
         .with_experiment(exp("two"), 0.3)
@@ -177,14 +196,20 @@ fn removing_an_experiment_frees_its_share_and_moves_no_one_else() {
     // Binomial(6000, 0.35): sd 37; allow 5 sd.
     assert!(
         (in_four as f64 - 0.35 * n as f64).abs() < 185.0,
-        "{in_four}"
+        "{version}: {in_four}"
     );
     assert_eq!(layer.share(&CampaignId::new("four")), Some(0.35));
 }
 
 #[test]
 fn weight_changes_keep_existing_assignments() {
-    let mut exp = running(Experiment::new("spring", ab()).unwrap());
+    for version in BOTH {
+        weight_change_keeps_assignments(version);
+    }
+}
+
+fn weight_change_keeps_assignments(version: HashVersion) {
+    let mut exp = running(Experiment::new("spring", ab()).unwrap().with_hash(version));
     let before: Vec<Decision> = (0..5_000)
         .map(|i| exp.assign(&contact(i), &no_attributes()))
         .collect();
@@ -209,8 +234,8 @@ fn weight_changes_keep_existing_assignments() {
             _ => {}
         }
     }
-    assert!((held as f64 - 5_000.0).abs() < 250.0, "{held}");
-    assert!((a as f64 - 4_500.0).abs() < 250.0, "{a}");
+    assert!((held as f64 - 5_000.0).abs() < 250.0, "{version}: {held}");
+    assert!((a as f64 - 4_500.0).abs() < 250.0, "{version}: {a}");
 
     // A fresh process with the new weights restores the store and agrees.
     let saved: Vec<(ContactId, Decision)> = exp
@@ -220,12 +245,23 @@ fn weight_changes_keep_existing_assignments() {
     let mut restarted = running(
         Experiment::new("spring", ab())
             .unwrap()
+            .with_hash(version)
             .with_weight("A", 9.0)
+            .unwrap()
+            .with_holdout(0.5)
             .unwrap(),
     );
     restarted.restore(saved).unwrap();
     for (i, old) in before.iter().enumerate() {
         assert_eq!(&restarted.assign(&contact(i), &no_attributes()), old);
+    }
+    // Contacts first seen after the restart land as they would have in the first process
+    // (same version, weights and holdout), whichever process sees them first.
+    for i in 15_000..16_000 {
+        assert_eq!(
+            restarted.assign(&contact(i), &no_attributes()),
+            exp.assign(&contact(i), &no_attributes())
+        );
     }
     let bad = Decision::Variant {
         variant: VariantId::new("Z"),
@@ -333,10 +369,17 @@ fn bad_configuration_is_refused() {
 
 #[test]
 fn two_workers_with_the_same_configuration_agree_without_sharing_state() {
+    for version in BOTH {
+        workers_agree(version);
+    }
+}
+
+fn workers_agree(version: HashVersion) {
     let config = || {
         running(
             Experiment::new("spring", ab())
                 .unwrap()
+                .with_hash(version)
                 .with_weight("B", 3.0)
                 .unwrap()
                 .with_holdout(0.2)
@@ -347,6 +390,7 @@ fn two_workers_with_the_same_configuration_agree_without_sharing_state() {
     let mut other_salt = running(
         Experiment::new("spring", ab())
             .unwrap()
+            .with_hash(version)
             .with_salt("another")
             .with_weight("B", 3.0)
             .unwrap()
@@ -363,5 +407,42 @@ fn two_workers_with_the_same_configuration_agree_without_sharing_state() {
     }
     // A new salt reshuffles: with shares 0.2 / 0.2 / 0.6 two independent draws differ with
     // probability 1 - (0.04 + 0.04 + 0.36) = 0.56.
+    assert!((1_000..1_250).contains(&moved), "{version}: {moved}");
+}
+
+#[test]
+fn the_hash_version_is_part_of_the_rule() {
+    // Same experiment, other version: new contacts are reshuffled (shares 0.2 / 0.2 / 0.6,
+    // so two independent draws differ with probability 0.56), stored ones are not.
+    let config = |version| {
+        running(
+            Experiment::new("spring", ab())
+                .unwrap()
+                .with_hash(version)
+                .with_weight("B", 3.0)
+                .unwrap()
+                .with_holdout(0.2)
+                .unwrap(),
+        )
+    };
+    let (mut v1, mut v2) = (config(HashVersion::V1), config(HashVersion::V2));
+    let mut moved = 0;
+    for i in 0..2_000 {
+        if v1.assign(&contact(i), &no_attributes()) != v2.assign(&contact(i), &no_attributes()) {
+            moved += 1;
+        }
+    }
     assert!((1_000..1_250).contains(&moved), "{moved}");
+    let saved: Vec<(ContactId, Decision)> = v1
+        .assignments()
+        .map(|(c, d)| (c.clone(), d.clone()))
+        .collect();
+    let mut upgraded = config(HashVersion::V2);
+    upgraded.restore(saved).unwrap();
+    for i in 0..2_000 {
+        assert_eq!(
+            upgraded.assign(&contact(i), &no_attributes()),
+            v1.assign(&contact(i), &no_attributes())
+        );
+    }
 }

@@ -54,8 +54,10 @@ impl Registry {
 ///   sets them aside as dead letters, to requeue once the experiment runs.
 ///
 /// Decisions are sticky: each experiment keeps them (with their propensity) and returns them
-/// as-is; the first decision comes from the hash rule, so workers with the same configuration
-/// agree without shared state. Persist [`decisions`](ExperimentAllocator::decisions) and give
+/// as-is; the first decision comes from the hash rule under the experiment's own
+/// [`HashVersion`](crate::HashVersion) (and, in a layer, the layer's slice under the layer's),
+/// so workers with the same configuration agree without shared state, and experiments of
+/// either version run side by side. Persist [`decisions`](ExperimentAllocator::decisions) and give
 /// them back with [`restore`](ExperimentAllocator::restore) at start-up to keep them across
 /// restarts and weight changes.
 ///
@@ -356,7 +358,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::Segment;
+    use crate::{HashVersion, Segment};
 
     fn variants() -> [VariantId; 2] {
         [VariantId::new("A"), VariantId::new("B")]
@@ -506,8 +508,14 @@ mod tests {
 
     #[test]
     fn decisions_survive_a_restart_and_a_weight_change() {
+        for version in [HashVersion::V1, HashVersion::V2] {
+            restart_and_weight_change(version);
+        }
+    }
+
+    fn restart_and_weight_change(version: HashVersion) {
         let a = ExperimentAllocator::new()
-            .with_experiment(running("spring", 0.2))
+            .with_experiment(running("spring", 0.2).with_hash(version))
             .unwrap();
         let none = BTreeMap::new();
         let first: Vec<Allocation> = (0..300)
@@ -515,13 +523,24 @@ mod tests {
             .collect();
         let saved = a.decisions(&CampaignId::new("spring"));
         // A new process with changed weights and holdout, given the saved decisions.
-        let mut changed = running("spring", 0.5).with_weight("A", 9.0).unwrap();
+        let mut changed = running("spring", 0.5)
+            .with_hash(version)
+            .with_weight("A", 9.0)
+            .unwrap();
         changed.set_holdout(0.5).unwrap();
         let b = ExperimentAllocator::new().with_experiment(changed).unwrap();
         b.restore(&CampaignId::new("spring"), saved).unwrap();
         for (i, before) in first.iter().enumerate() {
             let after = allocate(&b, "spring", &format!("u{i}"), &variants(), &none).unwrap();
-            assert_eq!(&after, before);
+            assert_eq!(&after, before, "{version}");
+        }
+        // A weight change while the allocator runs keeps every decision too.
+        a.update_experiment(&CampaignId::new("spring"), |e| e.set_weight("B", 20.0))
+            .unwrap()
+            .unwrap();
+        for (i, before) in first.iter().enumerate() {
+            let after = allocate(&a, "spring", &format!("u{i}"), &variants(), &none).unwrap();
+            assert_eq!(&after, before, "{version}");
         }
         assert!(b.restore(&CampaignId::new("nope"), Vec::new()).is_err());
     }
@@ -551,5 +570,71 @@ mod tests {
             }
         }
         assert!(failed > 0 && failed < 50, "{failed}");
+    }
+
+    #[test]
+    fn each_experiment_decides_with_its_own_hash_version() {
+        // The allocator asks each experiment (alone or in a layer), which hashes with the
+        // version it was defined with: the same decisions as the experiment on its own.
+        let layer = |version| {
+            Layer::new("pricing")
+                .with_hash(version)
+                .with_experiment(running("copy", 0.1).with_hash(version), 0.5)
+                .unwrap()
+        };
+        let a = ExperimentAllocator::new()
+            .with_experiment(running("old", 0.1).with_hash(HashVersion::V1))
+            .unwrap()
+            .with_experiment(running("new", 0.1))
+            .unwrap()
+            .with_layer(layer(HashVersion::V1))
+            .unwrap();
+        let mut alone = [
+            running("old", 0.1).with_hash(HashVersion::V1),
+            running("new", 0.1).with_hash(HashVersion::V2),
+        ];
+        let mut reference = layer(HashVersion::V1);
+        let none = BTreeMap::new();
+        let expected = |d: Decision| match d {
+            Decision::Variant {
+                variant,
+                propensity,
+            } => Allocation::Variant(Assignment {
+                variant,
+                propensity,
+            }),
+            Decision::Holdout { propensity } => Allocation::Holdout { propensity },
+            Decision::Excluded { reason } => Allocation::Excluded {
+                reason: reason.name().to_owned(),
+            },
+        };
+        for i in 0..1000 {
+            let contact = ContactId::new(format!("u{i}"));
+            for e in &mut alone {
+                let want = expected(e.assign(&contact, &none));
+                let id = e.id().as_str().to_owned();
+                let have = allocate(&a, &id, contact.as_str(), &variants(), &none).unwrap();
+                assert_eq!(have, want, "{id} {contact}");
+            }
+            let want = expected(
+                reference
+                    .assign_in(&CampaignId::new("copy"), &contact, &none)
+                    .unwrap(),
+            );
+            let have = allocate(&a, "copy", contact.as_str(), &variants(), &none).unwrap();
+            assert_eq!(have, want, "copy {contact}");
+        }
+        // The reference experiments under the other version would disagree with the
+        // allocator: the versions are really used.
+        let mut other = running("old", 0.1).with_hash(HashVersion::V2);
+        let moved = (0..1000)
+            .filter(|i| {
+                let contact = ContactId::new(format!("u{i}"));
+                let d = other.assign(&contact, &none);
+                alone[0].decision(&contact) != Some(&d)
+            })
+            .count();
+        // Shares 0.1 / 0.45 / 0.45: independent draws differ with probability 0.585.
+        assert!((500..670).contains(&moved), "{moved}");
     }
 }

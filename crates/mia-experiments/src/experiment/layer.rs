@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Decision, Exclusion, Experiment};
 use crate::error::{ExperimentError, Result};
-use crate::splitter::unit_point;
+use crate::hash::HashVersion;
 
 /// One experiment's slice of the layer's unit interval: one range `[start, end)`, or several
 /// when it filled gaps left by removed experiments.
@@ -33,9 +33,15 @@ const SHARE_SLACK: f64 = 1e-12;
 /// Experiments that must not overlap: each owns a slice of the layer's traffic, so a contact
 /// is in at most one of them.
 ///
-/// A contact's layer point is `SHA-256("layer", salt, contact)` in [0, 1), independent of the
-/// experiments' own split; slices are laid end to end in the order experiments are added, so
-/// adding one never moves the others. Traffic outside every slice is in no experiment.
+/// A contact's layer point is `hash("layer", salt, contact)` in [0, 1) under the layer's
+/// [`HashVersion`] (its own, independent of its experiments'), independent of the experiments'
+/// own split; slices are laid end to end in the order experiments are added, so adding one
+/// never moves the others. Traffic outside every slice is in no experiment.
+///
+/// The slices are the hash alone (no store), so the version must never change for a layer
+/// that holds contacts: a layer that assigned contacts before hash versions existed used
+/// [`HashVersion::V1`] and is recreated with `.with_hash(HashVersion::V1)`, otherwise its
+/// contacts move between its experiments.
 ///
 /// [`remove_experiment`](Layer::remove_experiment) frees an experiment's slice without moving
 /// any other: every other contact keeps its experiment and decision. A later experiment takes
@@ -60,16 +66,33 @@ const SHARE_SLACK: f64 = 1e-12;
 #[derive(Clone, Debug)]
 pub struct Layer {
     salt: String,
+    hash: HashVersion,
     slots: Vec<Slot>,
 }
 
 impl Layer {
-    /// An empty layer; the salt names it (use one per layer).
+    /// An empty layer hashing with [`HashVersion::LATEST`]; the salt names it (use one per
+    /// layer).
     pub fn new(salt: impl Into<String>) -> Self {
         Self {
             salt: salt.into(),
+            hash: HashVersion::LATEST,
             slots: Vec::new(),
         }
+    }
+
+    /// Sets the hash version of the layer point. A different version moves contacts between
+    /// the layer's experiments: set it when the layer is created, and use [`HashVersion::V1`]
+    /// for a layer that assigned contacts before hash versions existed.
+    #[must_use]
+    pub fn with_hash(mut self, version: HashVersion) -> Self {
+        self.hash = version;
+        self
+    }
+
+    /// The hash version of the layer point.
+    pub fn hash(&self) -> HashVersion {
+        self.hash
     }
 
     /// Adds an experiment owning the next `share` of the layer's traffic.
@@ -179,7 +202,9 @@ impl Layer {
     }
 
     fn slot_of(&self, contact: &ContactId) -> Option<usize> {
-        let point = unit_point(&[b"layer", self.salt.as_bytes(), contact.as_str().as_bytes()]);
+        let point = self
+            .hash
+            .point(&[b"layer", self.salt.as_bytes(), contact.as_str().as_bytes()]);
         self.slots.iter().position(|s| s.holds(point))
     }
 

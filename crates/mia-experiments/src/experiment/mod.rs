@@ -16,7 +16,7 @@ pub use layer::Layer;
 pub use segment::Segment;
 
 use crate::error::{ExperimentError, Result};
-use crate::splitter::unit_point;
+use crate::hash::HashVersion;
 
 /// Where an experiment is in its life. The only moves are draft -> running -> stopped ->
 /// concluded; anything else is [`ExperimentError::InvalidTransition`].
@@ -121,9 +121,13 @@ impl Decision {
 /// An experiment: weighted variants, an optional holdout and segment, a lifecycle, and a store
 /// of the assignments made so far.
 ///
-/// **Assignment rule.** A new contact's point `SHA-256(salt, id, contact)` in [0, 1) decides:
+/// **Assignment rule.** A new contact's point `hash(salt, id, contact)` in [0, 1) decides:
 /// below `holdout` it is held out, otherwise the rest of the interval is split by weight. So
-/// workers with the same configuration agree without sharing state.
+/// workers with the same configuration agree without sharing state. The hash is the
+/// experiment's [`HashVersion`]: [`HashVersion::LATEST`] (XXH3, V2) for a new experiment;
+/// an experiment that assigned contacts before hash versions existed used
+/// [`HashVersion::V1`] (SHA-256) and is recreated with `.with_hash(HashVersion::V1)` so that
+/// contacts it has not stored a decision for yet land where they would have.
 ///
 /// **Stickiness.** Every decision is kept in an in-memory store and returned as-is on later
 /// calls, even after [`set_weight`](Experiment::set_weight) or
@@ -153,12 +157,13 @@ pub struct Experiment {
     holdout: f64,
     segment: Segment,
     state: ExperimentState,
+    hash: HashVersion,
     assignments: HashMap<ContactId, Decision>,
 }
 
 impl Experiment {
     /// A draft experiment splitting evenly between `variants`, with no holdout, targeting
-    /// everyone, salted with its id.
+    /// everyone, salted with its id, hashing with [`HashVersion::LATEST`].
     ///
     /// # Errors
     /// [`ExperimentError::NoVariants`] for no variants, [`ExperimentError::InvalidInput`] for a
@@ -187,8 +192,18 @@ impl Experiment {
             holdout: 0.0,
             segment: Segment::Everyone,
             state: ExperimentState::Draft,
+            hash: HashVersion::LATEST,
             assignments: HashMap::new(),
         })
+    }
+
+    /// Sets the hash version of new assignments (stored decisions stay as they are); a
+    /// different version reshuffles every new assignment. Use [`HashVersion::V1`] for an
+    /// experiment that assigned contacts before hash versions existed.
+    #[must_use]
+    pub fn with_hash(mut self, version: HashVersion) -> Self {
+        self.hash = version;
+        self
     }
 
     /// Sets the salt (by default the id); a new salt reshuffles every new assignment.
@@ -294,6 +309,11 @@ impl Experiment {
         self.holdout
     }
 
+    /// Its hash version.
+    pub fn hash(&self) -> HashVersion {
+        self.hash
+    }
+
     /// Its variants and their current weights, in order.
     pub fn variants(&self) -> &[(VariantId, f64)] {
         &self.variants
@@ -390,9 +410,9 @@ impl Experiment {
         decision
     }
 
-    /// The hash rule under the current weights and holdout.
+    /// The hash rule under the experiment's hash version and current weights and holdout.
     fn decide(&self, contact: &ContactId) -> Decision {
-        let point = unit_point(&[
+        let point = self.hash.point(&[
             self.salt.as_bytes(),
             self.id.as_str().as_bytes(),
             contact.as_str().as_bytes(),
