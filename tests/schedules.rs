@@ -252,3 +252,73 @@ async fn a_recurring_campaign_reads_its_audience_and_consent_for_every_occurrenc
     let keys: std::collections::BTreeSet<_> = sent.iter().map(|m| m.key.clone()).collect();
     assert_eq!(keys.len(), 27);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_contact_of_unknown_zone_waits_for_the_window_on_every_audience_clock() {
+    // Thursday 2026-11-26 08:00 UTC. Someone who wrote to the bot first has no known zone; the
+    // business's audience lives in London and New York: 09:00-18:00 on both clocks is
+    // 14:00-18:00 UTC.
+    let start: Timestamp = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = Arc::new(SimClock::starting_at(start));
+    let mut config = SimConfig::seeded(14);
+    config.deactivated_share = 0.0;
+    config.blocked_share = 0.0;
+    config.privacy_share = 0.0;
+    let telegram = SimTelegram::new(config, clock.clone()).unwrap();
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .store(MemoryStore::new())
+        .permissive_policies()
+        .clock(clock)
+        .zones_when_unknown(["Europe/London", "America/New_York"])
+        .seed(14)
+        .build()
+        .unwrap();
+    let who = Contact::new("walk-in", TelegramPeer::user(5), UNKNOWN_TIME_ZONE, start).unwrap();
+    agent
+        .import_contacts(std::slice::from_ref(&who))
+        .await
+        .unwrap();
+    let grants = common::marketing_grants(std::slice::from_ref(&who), start);
+    agent.record_consent(&grants).await.unwrap();
+    let mut spec = CampaignSpec::new("Winter", "green tea", "20% off this week");
+    spec.send_window = Some(
+        SendWindow::new(
+            jiff::civil::time(9, 0, 0, 0),
+            jiff::civil::time(18, 0, 0, 0),
+        )
+        .unwrap(),
+    );
+    let campaign = agent.create_campaign(spec.clone()).await.unwrap();
+    agent.schedule(&campaign.id, None).await.unwrap();
+    agent.start(&campaign.id).await.unwrap();
+    agent.run_until_idle().await.unwrap();
+    let sent: Vec<_> = telegram
+        .sent_log()
+        .into_iter()
+        .filter(|m| m.campaign.is_some())
+        .collect();
+    assert_eq!(sent.len(), 1);
+    let at = sent[0].at;
+    assert!(
+        at >= "2026-11-26T14:00:00Z".parse::<Timestamp>().unwrap()
+            && at < "2026-11-26T14:01:00Z".parse::<Timestamp>().unwrap(),
+        "09:00 in New York, the later clock: {at}"
+    );
+
+    // A window that is never open on both clocks at once is refused when scheduling, not
+    // left to defer forever.
+    spec.send_window = Some(
+        SendWindow::new(
+            jiff::civil::time(9, 0, 0, 0),
+            jiff::civil::time(11, 0, 0, 0),
+        )
+        .unwrap(),
+    );
+    let never = agent.create_campaign(spec).await.unwrap();
+    let err = agent
+        .schedule(&never.id, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("never open"), "{err}");
+}

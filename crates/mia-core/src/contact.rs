@@ -56,6 +56,14 @@ impl TelegramPeer {
     }
 }
 
+/// The time zone of a contact whose zone nobody knows: someone who wrote to the bot first
+/// (Telegram does not say where people are). Rules on the contact's clock then take the most
+/// restrictive reading over the zones the audience may live in: a send must be allowed in every
+/// one of them (`SendGuardBuilder::zones_when_unknown` in mia-safety for quiet hours and
+/// weekdays, [`AgentBuilder::zones_when_unknown`](crate::AgentBuilder::zones_when_unknown) for
+/// campaign send windows). [`Contact::tz`] reads it as UTC.
+pub const UNKNOWN_TIME_ZONE: &str = "unknown";
+
 /// A contact: someone the business knows, whether or not they agreed to hear from it.
 ///
 /// Knowing a contact never allows a message; only a valid [`ConsentRecord`](crate::ConsentRecord)
@@ -68,7 +76,8 @@ pub struct Contact {
     pub peer: TelegramPeer,
     /// BCP 47 language tag (`"de-AT"`), used to pick copy and phone regions.
     pub locale: Option<String>,
-    /// IANA time zone (`"Europe/Vienna"`), used for quiet hours and send windows.
+    /// IANA time zone (`"Europe/Vienna"`), used for quiet hours and send windows, or
+    /// [`UNKNOWN_TIME_ZONE`].
     pub time_zone: String,
     /// Free-form attributes for segments (plan, city, ...).
     pub attributes: BTreeMap<String, serde_json::Value>,
@@ -77,10 +86,11 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// A contact with a validated IANA time zone.
+    /// A contact with a validated IANA time zone (or [`UNKNOWN_TIME_ZONE`]).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the id is empty or the time zone is unknown.
+    /// [`Error::InvalidInput`] when the id is empty or the time zone is not one this build
+    /// knows.
     pub fn new(
         id: impl Into<ContactId>,
         peer: TelegramPeer,
@@ -91,8 +101,7 @@ impl Contact {
         if id.as_str().trim().is_empty() {
             return Err(Error::invalid("contact id must not be empty"));
         }
-        TimeZone::get(time_zone)
-            .map_err(|e| Error::invalid(format!("contact {id}: time zone {time_zone:?}: {e}")))?;
+        check_zone(&id, time_zone)?;
         Ok(Self {
             id,
             peer,
@@ -113,13 +122,7 @@ impl Contact {
         if self.id.as_str().trim().is_empty() {
             return Err(Error::invalid("contact id must not be empty"));
         }
-        TimeZone::get(&self.time_zone).map_err(|e| {
-            Error::invalid(format!(
-                "contact {}: time zone {:?}: {e}",
-                self.id, self.time_zone
-            ))
-        })?;
-        Ok(())
+        check_zone(&self.id, &self.time_zone)
     }
 
     /// Sets the locale.
@@ -136,11 +139,30 @@ impl Contact {
         self
     }
 
-    /// The contact's time zone, or UTC when the stored name no longer resolves (a record
-    /// written by an older tz database). [`Contact::new`] rejects unknown names up front.
+    /// The contact's time zone; UTC when it is [`UNKNOWN_TIME_ZONE`] or the stored name no
+    /// longer resolves (a record written by an older tz database). [`Contact::new`] rejects
+    /// names it does not know up front. Rules that must not guess use [`known_tz`](Self::known_tz).
     pub fn tz(&self) -> TimeZone {
-        TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC)
+        self.known_tz().unwrap_or(TimeZone::UTC)
     }
+
+    /// The contact's time zone, or `None` when it is [`UNKNOWN_TIME_ZONE`] (or no longer
+    /// resolves): rules on the contact's clock then read the zones the audience may live in.
+    pub fn known_tz(&self) -> Option<TimeZone> {
+        if self.time_zone == UNKNOWN_TIME_ZONE {
+            return None;
+        }
+        TimeZone::get(&self.time_zone).ok()
+    }
+}
+
+fn check_zone(id: &ContactId, time_zone: &str) -> Result<()> {
+    if time_zone == UNKNOWN_TIME_ZONE {
+        return Ok(());
+    }
+    TimeZone::get(time_zone)
+        .map(|_| ())
+        .map_err(|e| Error::invalid(format!("contact {id}: time zone {time_zone:?}: {e}")))
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub use consent::{
     WITHDRAWAL_CLOCK_SKEW, consent_state, current_consent, is_reserved_purpose, objected_since,
     restricted_since,
 };
-pub use contact::{Contact, PeerKind, TelegramPeer};
+pub use contact::{Contact, PeerKind, TelegramPeer, UNKNOWN_TIME_ZONE};
 pub use error::{BoxError, Error, Result};
 pub use event::{Event, EventKind};
 pub use events::{EventSink, StoreSink};
@@ -82,7 +82,7 @@ pub use policy::{
 pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 pub use recurrence::{Every, MAX_OCCURRENCES, Recurrence};
-pub use send_window::{SEND_WINDOW_RULE, SendWindow};
+pub use send_window::{SEND_WINDOW_RULE, SendWindow, first_open_in_all};
 pub use store::{
     AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
     JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,

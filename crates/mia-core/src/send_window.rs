@@ -160,6 +160,50 @@ impl SendWindow {
     }
 }
 
+impl SendWindow {
+    /// The first instant at or after `now` at which the window is open on the clock of every
+    /// zone in `zones` at once: the most restrictive reading for a contact whose zone is not
+    /// known ([`UNKNOWN_TIME_ZONE`](crate::UNKNOWN_TIME_ZONE)), over the zones the audience may
+    /// live in. `None` when the zones share no open moment within the next eight days (or
+    /// `zones` is empty).
+    pub fn next_open_in_all(&self, now: Timestamp, zones: &[TimeZone]) -> Option<Timestamp> {
+        first_open_in_all(now, zones, |at, tz| self.next_open(at, tz))
+    }
+}
+
+/// The first instant at or after `now` that `next_open` (the first open instant at or after a
+/// time on one zone's clock) finds open in every zone at once, within eight days; `None` when
+/// there is none (or `zones` is empty). The most restrictive reading of a clock rule for a
+/// contact whose zone is not known. Each round moves to the latest of the zones' next
+/// openings, never later than the first common one, so the walk stops there or runs past the
+/// horizon.
+pub fn first_open_in_all(
+    now: Timestamp,
+    zones: &[TimeZone],
+    next_open: impl Fn(Timestamp, &TimeZone) -> Option<Timestamp>,
+) -> Option<Timestamp> {
+    if zones.is_empty() {
+        return None;
+    }
+    let horizon = now.checked_add(jiff::SignedDuration::from_hours(24 * 8)).ok()?;
+    let mut at = now;
+    // Every round lands on some zone's opening; there are a few per zone per day.
+    for _ in 0..(zones.len() * 32 + 8) {
+        let mut latest = at;
+        for tz in zones {
+            latest = latest.max(next_open(at, tz)?);
+        }
+        if latest == at {
+            return Some(at);
+        }
+        if latest > horizon {
+            return None;
+        }
+        at = latest;
+    }
+    None
+}
+
 impl fmt::Debug for SendWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let spec = WindowSpec::from(self.clone());
@@ -458,6 +502,34 @@ mod tests {
             serde_json::to_string(&every_day).unwrap(),
             r#"{"start":"09:00","end":"17:00"}"#
         );
+    }
+
+    #[test]
+    fn unknown_zones_take_the_window_open_in_every_candidate() {
+        let w = window(r#"{"start": "09:00", "end": "18:00"}"#);
+        let zones = [
+            TimeZone::get("Europe/London").unwrap(),
+            TimeZone::get("America/New_York").unwrap(),
+        ];
+        // 09:00–18:00 in London (UTC in winter) and New York (UTC-5): 14:00–18:00Z.
+        assert_eq!(
+            w.next_open_in_all(ts("2026-11-26T08:00:00Z"), &zones),
+            Some(ts("2026-11-26T14:00:00Z"))
+        );
+        let inside = ts("2026-11-26T15:00:00Z");
+        assert_eq!(w.next_open_in_all(inside, &zones), Some(inside));
+        // After 18:00Z: tomorrow 14:00Z.
+        assert_eq!(
+            w.next_open_in_all(ts("2026-11-26T18:00:00Z"), &zones),
+            Some(ts("2026-11-27T14:00:00Z"))
+        );
+        // London and Sydney share no office hour: never, rather than a guess.
+        let apart = [
+            TimeZone::get("Europe/London").unwrap(),
+            TimeZone::get("Australia/Sydney").unwrap(),
+        ];
+        assert_eq!(w.next_open_in_all(ts("2026-11-26T08:00:00Z"), &apart), None);
+        assert_eq!(w.next_open_in_all(inside, &[]), None);
     }
 
     proptest! {

@@ -31,7 +31,13 @@ pub const MAX_FREQUENCY_PERIOD: SignedDuration = SignedDuration::from_hours(24 *
 /// 09:00 on the contact's clock. A window edge that falls into a clock gap resolves to the
 /// moment after the gap.
 ///
+/// A contact whose zone is not known ([`UNKNOWN_TIME_ZONE`]: someone who wrote to the bot
+/// first) gets the most restrictive reading: quiet hours and weekdays are judged on the clock of
+/// every zone in [`SendGuardBuilder::zones_when_unknown`] at once, and a deferral points at the
+/// first instant allowed in all of them.
+///
 /// [`Contact::tz`]: mia_core::Contact::tz
+/// [`UNKNOWN_TIME_ZONE`]: mia_core::UNKNOWN_TIME_ZONE
 ///
 /// ```
 /// use jiff::{SignedDuration, civil::{Weekday, time}};
@@ -56,6 +62,8 @@ pub struct SendGuard {
     suppressed: BTreeSet<ContactId>,
     /// Indexed by `Weekday::to_monday_zero_offset`; all true when not configured.
     weekdays: [bool; 7],
+    /// The clocks a contact of unknown zone is judged on, all at once.
+    zones_when_unknown: Vec<TimeZone>,
 }
 
 impl SendGuard {
@@ -105,9 +113,34 @@ impl SendGuard {
         self.weekdays.get(index).copied().unwrap_or(true)
     }
 
-    /// A deferral by `rule` to the next open instant.
-    fn defer(&self, rule: &str, ctx: &SendContext<'_>, tz: &TimeZone, detail: String) -> Verdict {
-        let until = self.next_open(ctx.now, tz).unwrap_or_else(|| {
+    /// The rule that keeps a campaign send closed at `now` on the clock of `tz`, with why.
+    fn closed(&self, now: Timestamp, tz: &TimeZone) -> Option<(&'static str, String)> {
+        let local = tz.to_datetime(now);
+        if self.quiet_until(local).is_some() {
+            let detail = format!(
+                "inside quiet hours {}–{} on the contact's local clock",
+                hhmm(self.quiet_start),
+                hhmm(self.quiet_end)
+            );
+            return Some((rules::QUIET_HOURS, detail));
+        }
+        let day = local.date().weekday();
+        if !self.weekday_allowed(day) {
+            let detail = format!("no campaign messages on {day:?} on the contact's local clock");
+            return Some((rules::WEEKDAYS, detail));
+        }
+        None
+    }
+
+    /// A deferral by `rule` to `next` (a day later when there is none: fail safe).
+    fn defer(
+        &self,
+        rule: &str,
+        ctx: &SendContext<'_>,
+        next: Option<Timestamp>,
+        detail: String,
+    ) -> Verdict {
+        let until = next.unwrap_or_else(|| {
             // Unreachable for real dates; fail safe by waiting a day rather than sending.
             ctx.now
                 .checked_add(SignedDuration::from_hours(24))
@@ -128,6 +161,7 @@ impl Default for SendGuard {
             cap_period: b.cap_period,
             suppressed: BTreeSet::new(),
             weekdays: [true; 7],
+            zones_when_unknown: vec![TimeZone::UTC],
         }
     }
 }
@@ -161,22 +195,24 @@ impl SendPolicy for SendGuard {
             );
         }
 
-        let tz = ctx.contact.tz();
-        let local = tz.to_datetime(ctx.now);
-        if self.quiet_until(local).is_some() {
+        let Some(tz) = ctx.contact.known_tz() else {
+            // Unknown zone: closed if closed on any of the audience's clocks, until open on all.
+            let zones = &self.zones_when_unknown;
+            let Some((rule, detail)) = zones.iter().find_map(|tz| self.closed(ctx.now, tz)) else {
+                return Verdict::allow();
+            };
+            let next = mia_core::first_open_in_all(ctx.now, zones, |at, tz| self.next_open(at, tz));
+            let names: Vec<&str> = zones.iter().map(|z| z.iana_name().unwrap_or("?")).collect();
             let detail = format!(
-                "inside quiet hours {}–{} on the contact's local clock",
-                hhmm(self.quiet_start),
-                hhmm(self.quiet_end)
+                "{detail} (the contact's zone is unknown: judged on {})",
+                names.join(", ")
             );
-            return self.defer(rules::QUIET_HOURS, ctx, &tz, detail);
+            return self.defer(rule, ctx, next, detail);
+        };
+        match self.closed(ctx.now, &tz) {
+            Some((rule, detail)) => self.defer(rule, ctx, self.next_open(ctx.now, &tz), detail),
+            None => Verdict::allow(),
         }
-        let day = local.date().weekday();
-        if !self.weekday_allowed(day) {
-            let detail = format!("no campaign messages on {day:?} on the contact's local clock");
-            return self.defer(rules::WEEKDAYS, ctx, &tz, detail);
-        }
-        Verdict::allow()
     }
 }
 
@@ -207,6 +243,7 @@ pub struct SendGuardBuilder {
     cap_period: SignedDuration,
     suppressed: BTreeSet<ContactId>,
     weekdays: Option<Vec<Weekday>>,
+    zones_when_unknown: Vec<String>,
 }
 
 impl Default for SendGuardBuilder {
@@ -218,6 +255,7 @@ impl Default for SendGuardBuilder {
             cap_period: SignedDuration::from_hours(24),
             suppressed: BTreeSet::new(),
             weekdays: None,
+            zones_when_unknown: vec!["UTC".into()],
         }
     }
 }
@@ -267,12 +305,27 @@ impl SendGuardBuilder {
         self
     }
 
+    /// The zones (IANA) the audience may live in, for contacts whose own zone is not known
+    /// ([`UNKNOWN_TIME_ZONE`](mia_core::UNKNOWN_TIME_ZONE)): quiet hours and weekdays must allow
+    /// the send on every one of these clocks at once (default: `["UTC"]`). Give the agent the
+    /// same zones for campaign send windows (`AgentBuilder::zones_when_unknown`).
+    #[must_use]
+    pub fn zones_when_unknown<I, S>(mut self, zones: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.zones_when_unknown = zones.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Validates the configuration.
     ///
     /// # Errors
     /// [`SafetyError::InvalidConfig`] when quiet hours start when they end, the frequency cap
-    /// is 0, its period is not positive or longer than [`MAX_FREQUENCY_PERIOD`], or the allowed
-    /// weekdays are empty.
+    /// is 0, its period is not positive or longer than [`MAX_FREQUENCY_PERIOD`], the allowed
+    /// weekdays are empty, or the zones for unknown contacts are empty, unknown, or share no
+    /// allowed moment in a week (such contacts would never get a message).
     pub fn build(self) -> Result<SendGuard, SafetyError> {
         if self.quiet_start == self.quiet_end {
             return Err(SafetyError::config(
@@ -308,14 +361,44 @@ impl SendGuardBuilder {
                 allowed
             }
         };
-        Ok(SendGuard {
+        if self.zones_when_unknown.is_empty() {
+            return Err(SafetyError::config(
+                "zones_when_unknown must name at least one zone",
+            ));
+        }
+        let zones_when_unknown = self
+            .zones_when_unknown
+            .iter()
+            .map(|name| {
+                TimeZone::get(name).map_err(|e| {
+                    SafetyError::config(format!("zones_when_unknown: time zone {name:?}: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let guard = SendGuard {
             quiet_start: self.quiet_start,
             quiet_end: self.quiet_end,
             cap_max: self.cap_max,
             cap_period: self.cap_period,
             suppressed: self.suppressed,
             weekdays,
-        })
+            zones_when_unknown,
+        };
+        // In winter and in summer (daylight saving moves the zones apart or together).
+        for probe in ["2026-01-05T00:00:00Z", "2026-07-06T00:00:00Z"] {
+            let at: Timestamp = probe.parse().unwrap_or(Timestamp::UNIX_EPOCH);
+            let common = mia_core::first_open_in_all(at, &guard.zones_when_unknown, |t, tz| {
+                guard.next_open(t, tz)
+            });
+            if common.is_none() {
+                return Err(SafetyError::config(format!(
+                    "quiet hours and weekdays leave no moment allowed in all of {:?} at once: \
+                     contacts of unknown zone would never get a message",
+                    self.zones_when_unknown
+                )));
+            }
+        }
+        Ok(guard)
     }
 }
 
@@ -595,5 +678,52 @@ mod tests {
         );
         assert!(b().allowed_weekdays([]).build().is_err());
         assert!(b().build().is_ok());
+        let none: [&str; 0] = [];
+        assert!(b().zones_when_unknown(none).build().is_err());
+        let err = b()
+            .zones_when_unknown(["Mars/Olympus"])
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Mars/Olympus"), "{err}");
+        // Open 10:00–18:00: London (10–18Z) and Tokyo (01–09Z) never share an hour.
+        let err = b()
+            .quiet_hours(time(18, 0, 0, 0), time(10, 0, 0, 0))
+            .zones_when_unknown(["Europe/London", "Asia/Tokyo"])
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("never get a message"), "{err}");
+    }
+
+    #[test]
+    fn a_contact_of_unknown_zone_is_judged_on_every_audience_clock() {
+        let guard = SendGuard::builder()
+            .zones_when_unknown(["Europe/London", "America/New_York"])
+            .build()
+            .unwrap();
+        let who = contact("u", mia_core::UNKNOWN_TIME_ZONE);
+        // 10:00Z: 10:00 in London, but 05:00 in New York: wait for 09:00 there (14:00Z).
+        let v = check_at(&guard, &who, utc("2026-11-26T10:00:00Z"), &[]);
+        assert_eq!(v.deciding_rule(), Some(rules::QUIET_HOURS));
+        assert_eq!(deferred_until(&v), utc("2026-11-26T14:00:00Z"));
+        assert!(
+            v.trace[0].detail.contains("America/New_York"),
+            "{:?}",
+            v.trace
+        );
+        // 15:00Z is day on both clocks; 22:00Z is night in London.
+        assert_eq!(
+            check_at(&guard, &who, utc("2026-11-26T15:00:00Z"), &[]).decision,
+            Decision::Allow
+        );
+        let late = check_at(&guard, &who, utc("2026-11-26T22:00:00Z"), &[]);
+        assert_eq!(deferred_until(&late), utc("2026-11-27T14:00:00Z"));
+        // A contact whose zone is known is judged on it alone.
+        let ny = contact("n", "America/New_York");
+        assert_eq!(
+            check_at(&guard, &ny, utc("2026-11-26T22:00:00Z"), &[]).decision,
+            Decision::Allow
+        );
     }
 }

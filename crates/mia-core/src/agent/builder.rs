@@ -44,6 +44,7 @@ pub struct AgentBuilder {
         Arc<dyn crate::assist::InboundScreen>,
     )>,
     daily_cap: Option<(u32, String)>,
+    zones_when_unknown: Option<Vec<String>>,
     seed: Option<u64>,
     config: AgentConfig,
 }
@@ -64,6 +65,7 @@ impl AgentBuilder {
             assistant: None,
             screen: None,
             daily_cap: None,
+            zones_when_unknown: None,
             seed: None,
             config: AgentConfig::default(),
         }
@@ -232,6 +234,23 @@ impl AgentBuilder {
         self
     }
 
+    /// The zones (IANA) the audience may live in, for contacts whose own zone is not known
+    /// ([`UNKNOWN_TIME_ZONE`](crate::UNKNOWN_TIME_ZONE): people who wrote to the bot first, as
+    /// Telegram does not say where they are). A campaign's [`SendWindow`](crate::SendWindow)
+    /// then takes the most restrictive reading: such a contact is sent to only while the window
+    /// is open in every one of these zones. Default: `["UTC"]`. Give the send guard the same
+    /// zones for quiet hours (`SendGuardBuilder::zones_when_unknown` in mia-safety).
+    ///
+    /// [`build`](Self::build) fails on an unknown zone or an empty list.
+    pub fn zones_when_unknown<I, S>(mut self, zones: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.zones_when_unknown = Some(zones.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// How long after a campaign message a reply that does not quote any message still counts
     /// as an answer to it (default 72 hours). Most people just type instead of using Telegram's
     /// reply; such a reply (or STOP) is credited to the latest campaign message the contact got
@@ -323,6 +342,21 @@ impl AgentBuilder {
         let mut config = self.config;
         if let Some((max, tz)) = &self.daily_cap {
             config.daily_cap = Some(super::DailyCap::new(*max, tz)?);
+        }
+        if let Some(names) = &self.zones_when_unknown {
+            if names.is_empty() {
+                return Err(Error::Config(
+                    "zones_when_unknown must name at least one zone".into(),
+                ));
+            }
+            config.zones_when_unknown = names
+                .iter()
+                .map(|name| {
+                    jiff::tz::TimeZone::get(name).map_err(|e| {
+                        Error::Config(format!("zones_when_unknown: unknown time zone {name:?}: {e}"))
+                    })
+                })
+                .collect::<Result<_>>()?;
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let audit = self

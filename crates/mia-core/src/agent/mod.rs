@@ -98,7 +98,11 @@ pub(crate) struct AgentConfig {
     pub(crate) retry: RetryPolicy,
     pub(crate) notice_version: String,
     pub(crate) stop_confirmation: String,
+    /// The zone of a contact created from Telegram (who wrote first): unknown.
     pub(crate) default_time_zone: String,
+    /// The zones an unknown zone is read as, all at once (see
+    /// [`AgentBuilder::zones_when_unknown`]).
+    pub(crate) zones_when_unknown: Vec<jiff::tz::TimeZone>,
     pub(crate) block_rate: f64,
     pub(crate) block_min: u64,
     pub(crate) block_window: jiff::SignedDuration,
@@ -168,7 +172,8 @@ impl Default for AgentConfig {
             stop_confirmation: "You are unsubscribed and will get no more messages from us. \
                                 Send /start to subscribe again."
                 .into(),
-            default_time_zone: "UTC".into(),
+            default_time_zone: crate::contact::UNKNOWN_TIME_ZONE.into(),
+            zones_when_unknown: vec![jiff::tz::TimeZone::UTC],
             block_rate: 0.05,
             block_min: 10,
             block_window: jiff::SignedDuration::from_hours(24),
@@ -470,6 +475,17 @@ impl Agent {
                 start = first;
             }
             campaign.spec.recurrence = Some(anchored);
+        }
+        if let Some(window) = &campaign.spec.send_window
+            && window
+                .next_open_in_all(start, &self.inner.config.zones_when_unknown)
+                .is_none()
+        {
+            return Err(Error::invalid(format!(
+                "send window {window:?} is never open in all of the zones assumed for contacts \
+                 whose zone is unknown (AgentBuilder::zones_when_unknown): they would never get \
+                 a message; widen the window or narrow the zones"
+            )));
         }
         let (summary, jobs) = self.occurrence_jobs(&campaign, 0, start, now).await?;
         self.inner.store.schedule(&campaign, &jobs).await?;

@@ -562,9 +562,14 @@ impl Agent {
         // next opening on the contact's clock, and every rule is judged again then (a frequency
         // cap that refuses tonight may allow tomorrow morning).
         let outside_window = campaign.spec.send_window.as_ref().and_then(|window| {
-            let tz = contact.tz();
-            // Only the end of the calendar has no next opening: then never, rather than now.
-            let open = window.next_open(now, &tz).unwrap_or(Timestamp::MAX);
+            // A contact whose zone is unknown is sent to only while the window is open in
+            // every zone the audience may live in. No common opening (or the end of the
+            // calendar): never, rather than a guess.
+            let open = match contact.known_tz() {
+                Some(tz) => window.next_open(now, &tz),
+                None => window.next_open_in_all(now, &self.inner.config.zones_when_unknown),
+            }
+            .unwrap_or(Timestamp::MAX);
             (open > now).then(|| {
                 Verdict::defer(
                     crate::send_window::SEND_WINDOW_RULE,
