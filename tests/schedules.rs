@@ -322,3 +322,112 @@ async fn a_contact_of_unknown_zone_waits_for_the_window_on_every_audience_clock(
         .to_string();
     assert!(err.contains("never open"), "{err}");
 }
+
+/// A daily campaign at 10:00 UTC, `count` times, scheduled Monday 2026-11-30 07:00 UTC.
+async fn daily(count: u32, seed: u64) -> (World, CampaignId) {
+    let start: Timestamp = "2026-11-30T07:00:00Z".parse().unwrap();
+    let w = world(start, seed).await;
+    let mut spec = CampaignSpec::new("Daily tip", "green tea", "a new tip every day");
+    spec.recurrence = Some(
+        serde_json::from_str(&format!(
+            r#"{{"every": "day", "at": "10:00", "time_zone": "UTC", "count": {count}}}"#
+        ))
+        .unwrap(),
+    );
+    let campaign = w.agent.create_campaign(spec).await.unwrap();
+    w.agent.schedule(&campaign.id, None).await.unwrap();
+    (w, campaign.id)
+}
+
+fn campaign_sends(w: &World) -> Vec<mia::telegram::SentMessage> {
+    w.telegram
+        .sent_log()
+        .into_iter()
+        .filter(|m| m.campaign.is_some())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_occurrence_nobody_sent_in_time_is_superseded_not_sent_late() {
+    let (w, id) = daily(4, 15).await;
+    // Started only on Wednesday at noon: Monday's and Tuesday's tips are stale.
+    w.clock
+        .sleep_until("2026-12-02T12:00:00Z".parse().unwrap())
+        .await;
+    w.agent.start(&id).await.unwrap();
+    let stats = w.agent.run_until_idle().await.unwrap();
+    assert_eq!(
+        stats.skipped.get(SUPERSEDED_RULE),
+        Some(&9),
+        "Monday's jobs: {stats:?}"
+    );
+    let sent = campaign_sends(&w);
+    assert_eq!(sent.len(), 18, "Wednesday's and Thursday's, once each");
+    let mut per_contact = std::collections::BTreeMap::<i64, Vec<String>>::new();
+    for m in &sent {
+        per_contact
+            .entry(m.peer.id)
+            .or_default()
+            .push(m.at.to_string()[..13].to_owned());
+    }
+    for (peer, days) in per_contact {
+        assert_eq!(days, ["2026-12-02T12", "2026-12-03T10"], "user {peer}");
+    }
+    let status = w.agent.status(&id).await.unwrap();
+    assert_eq!(status.state, CampaignState::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_occurrence_falling_due_during_a_batch_is_not_lost() {
+    let (w, id) = daily(2, 16).await;
+    w.agent.start(&id).await.unwrap();
+    // The worker first runs a moment before Tuesday's 10:00: Monday's tip is late but not yet
+    // superseded, and sending it carries the batch past 10:00, when the last one falls due.
+    w.clock
+        .sleep_until("2026-12-01T09:59:59.990Z".parse().unwrap())
+        .await;
+    let stats = w.agent.run_until_idle().await.unwrap();
+    // Monday's tips that had not gone out by 10:00 were superseded by Tuesday's; Tuesday's
+    // reached everyone.
+    let superseded = stats.skipped.get(SUPERSEDED_RULE).copied().unwrap_or(0);
+    let sent = campaign_sends(&w);
+    assert_eq!(sent.len() as u64 + superseded, 18, "{stats:?}");
+    let tuesday: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+    for c in &w.everyone {
+        assert!(
+            sent.iter().any(|m| m.peer == c.peer && m.at >= tuesday),
+            "{} got Tuesday's tip",
+            c.id
+        );
+    }
+    let status = w.agent.status(&id).await.unwrap();
+    assert_eq!(status.state, CampaignState::Completed, "{status:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recurrence_starting_in_the_past_is_refused() {
+    let start: Timestamp = "2026-11-30T07:00:00Z".parse().unwrap();
+    let w = world(start, 17).await;
+    for (json, needle) in [
+        (
+            r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "starts": "2026-11-01"}"#,
+            "before the campaign's start",
+        ),
+        (
+            r#"{"every": "day", "at": "10:00", "time_zone": "UTC", "until": "2026-11-02T00:00:00Z"}"#,
+            "no occurrence",
+        ),
+    ] {
+        let mut spec = CampaignSpec::new("Daily tip", "green tea", "a new tip every day");
+        spec.recurrence = Some(serde_json::from_str(json).unwrap());
+        let campaign = w.agent.create_campaign(spec).await.unwrap();
+        let err = w
+            .agent
+            .schedule(&campaign.id, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{json}: {err}");
+    }
+    assert!(campaign_sends(&w).is_empty());
+}

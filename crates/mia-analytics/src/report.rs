@@ -116,7 +116,12 @@ impl CampaignReport {
                 report.variants.entry(v.clone()).or_default().sent += 1;
             }
         }
-        for job in jobs.iter().filter(|j| j.step == 0) {
+        // The audience is counted at each contact's first step, once per occurrence of a
+        // recurring campaign (each occurrence reads its audience afresh).
+        let first_step = |step: u32| {
+            mia_core::JourneyPosition::from_step(step).is_some_and(|p| p.round == 0 && p.index == 0)
+        };
+        for job in jobs.iter().filter(|j| first_step(j.step)) {
             report.audience += 1;
             match job.state {
                 JobState::Sent => report.sent += 1,

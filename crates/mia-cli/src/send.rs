@@ -100,6 +100,12 @@ pub(crate) async fn send(store: Arc<dyn Store>, args: &SendArgs) -> Result<()> {
         .map_err(|e| Error::invalid(format!("{}: {e}", args.spec.display())))?;
     let spec = file.into_spec();
     spec.validate()?;
+    if args.until_done && spec.recurrence.is_some() {
+        return Err(Error::invalid(
+            "--until-done would wait for the recurrence's last occurrence: leave it out and let \
+             `mia worker` processes send each occurrence as it falls due",
+        ));
+    }
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let transport = args.transport.open(clock.clone()).await?;

@@ -76,9 +76,10 @@ pub struct Event {
     pub variant: Option<VariantId>,
     /// The campaign step of the message the event is about: its index in the campaign's
     /// [`Journey::steps`](crate::Journey), `0` for a campaign without a journey (every visit of
-    /// a step in a loop counts under the same index). `None` when the event is about no
-    /// message: opt-ins and opt-outs without a quoted message, replies and conversions
-    /// attributed to no send, events written by the host.
+    /// a step in a loop, and every occurrence of a recurring campaign, counts under the same
+    /// index). `None` when the event is about no message: opt-ins and opt-outs without a quoted
+    /// message, replies and conversions attributed to no send, events written by the host; and
+    /// for events stored before steps were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u32>,
     /// What.

@@ -81,7 +81,7 @@ pub use policy::{
 };
 pub use privacy::{ErasureCounts, Jurisdiction, RequestKind, RequestState, SubjectRequest};
 pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
-pub use recurrence::{Every, MAX_OCCURRENCES, Recurrence};
+pub use recurrence::{Every, MAX_INTERVAL, MAX_OCCURRENCES, Recurrence, SUPERSEDED_RULE};
 pub use send_window::{SEND_WINDOW_RULE, SendWindow, first_open_in_all};
 pub use store::{
     AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,

@@ -6,8 +6,10 @@
 //! `count` occurrences or `until`. Each occurrence resolves the audience and checks consent
 //! afresh (someone who opted in since gets it, someone who left does not), every message passes
 //! the send policy as always, and each occurrence's jobs have their own idempotency keys, so
-//! several workers queue an occurrence once. An occurrence a stopped worker missed is skipped,
-//! not sent late: only the latest due occurrence is queued.
+//! several workers queue an occurrence once. Nothing piles up: only the latest due occurrence
+//! is queued, and the first messages of earlier occurrences that have not gone out when a later
+//! one is due are skipped (rule [`SUPERSEDED_RULE`]); a journey a contact already started goes
+//! on.
 //!
 //! Times are on the recurrence's zone (the campaign's clock, not each contact's: combine with a
 //! [`SendWindow`](crate::SendWindow) for "10:00 on each contact's clock"), with its real offsets:
@@ -44,6 +46,13 @@ use crate::send_window::first_instant_at_or_after;
 
 /// The most occurrences a recurring campaign may have (they are numbered in its jobs' steps).
 pub const MAX_OCCURRENCES: u32 = 0x7FFF;
+
+/// The rule under which a worker skips the first message of an occurrence that a later one
+/// has superseded (see [`Recurrence`]).
+pub const SUPERSEDED_RULE: &str = "occurrence_superseded";
+
+/// The largest `interval` (days, weeks or months) a recurrence may have.
+pub const MAX_INTERVAL: u32 = 1000;
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -102,8 +111,11 @@ impl Recurrence {
     /// [`Error::InvalidInput`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
         self.zone()?;
-        if self.interval == 0 {
-            return Err(Error::invalid("recurrence interval must be at least 1"));
+        if !(1..=MAX_INTERVAL).contains(&self.interval) {
+            return Err(Error::invalid(format!(
+                "recurrence interval must be between 1 and {MAX_INTERVAL}, got {}",
+                self.interval
+            )));
         }
         if let Some(count) = self.count
             && !(1..=MAX_OCCURRENCES).contains(&count)
@@ -188,7 +200,7 @@ impl Recurrence {
         let interval = i64::from(self.interval.max(1));
         match self.every {
             Every::Day => Box::new(
-                (0..).map_while(move |k: i64| starts.checked_add((k * interval).days()).ok()),
+                (0..).map_while(move |k: i64| starts.checked_add(span_days(k * interval)?).ok()),
             ),
             Every::Week => {
                 let days = self.days().ok().flatten().unwrap_or_else(|| {
@@ -201,7 +213,9 @@ impl Recurrence {
                     .unwrap_or(starts);
                 Box::new(
                     (0..)
-                        .map_while(move |w: i64| monday.checked_add((w * interval * 7).days()).ok())
+                        .map_while(move |w: i64| {
+                            monday.checked_add(span_days(w * interval * 7)?).ok()
+                        })
                         .flat_map(move |week| {
                             (0..7).filter_map(move |d| {
                                 let date = week.checked_add(d.days()).ok()?;
@@ -216,7 +230,7 @@ impl Recurrence {
                 Box::new((0..).map_while(move |k: i64| {
                     let first = starts
                         .first_of_month()
-                        .checked_add((k * interval).months())
+                        .checked_add(jiff::Span::new().try_months(k * interval).ok()?)
                         .ok()?;
                     let last = first.last_of_month().day();
                     first.with().day(day.min(last)).build().ok()
@@ -261,6 +275,11 @@ impl Recurrence {
     pub fn next_after(&self, now: Timestamp) -> Option<(u32, Timestamp)> {
         self.occurrences(now).find(|(_, at)| *at > now)
     }
+}
+
+/// `n` days as a span; `None` past what a span holds (the end of the calendar is nearer).
+fn span_days(n: i64) -> Option<jiff::Span> {
+    jiff::Span::new().try_days(n).ok()
 }
 
 fn full_name(short: &str) -> &'static str {
@@ -409,6 +428,22 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_intervals_end_at_the_end_of_the_calendar_without_panicking() {
+        for every in ["day", "week", "month"] {
+            let r = rec(&format!(
+                r#"{{"every": "{every}", "interval": {MAX_INTERVAL}, "at": "00:00", "time_zone": "UTC"}}"#
+            ));
+            let n = r.occurrences(ts("2026-11-26T00:00:00Z")).count();
+            assert!(n >= 2, "{every}: {n}");
+            // Unvalidated input reaching the iterator directly does not panic either.
+            let mut huge = r.clone();
+            huge.interval = u32::MAX;
+            huge.starts = Some(Date::constant(2026, 11, 26));
+            assert!(huge.dates().take(3).count() <= 3);
+        }
+    }
+
+    #[test]
     fn bad_recurrences_are_clear_errors() {
         for (json, needle) in [
             (
@@ -417,6 +452,10 @@ mod tests {
             ),
             (
                 r#"{"every": "day", "interval": 0, "at": "10:00", "time_zone": "UTC"}"#,
+                "interval",
+            ),
+            (
+                r#"{"every": "day", "interval": 8000000, "at": "10:00", "time_zone": "UTC"}"#,
                 "interval",
             ),
             (

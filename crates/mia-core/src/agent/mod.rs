@@ -471,8 +471,21 @@ impl Agent {
         // that every worker numbers the later ones alike.
         if let Some(recurrence) = &campaign.spec.recurrence {
             let anchored = recurrence.anchored(start)?;
-            if let Some((_, first)) = anchored.occurrences(start).next() {
-                start = first;
+            // A `starts` given by the host must not lie in the past: its first occurrence
+            // would go out late and the later ones pile up.
+            match anchored.occurrences(start).next() {
+                Some((_, first)) if first >= start => start = first,
+                Some((_, first)) => {
+                    return Err(Error::invalid(format!(
+                        "recurrence starts with an occurrence at {first}, before the campaign's \
+                         start {start}: leave `starts` out, or give a date from the start on"
+                    )));
+                }
+                None => {
+                    return Err(Error::invalid(format!(
+                        "recurrence has no occurrence at or after {start}"
+                    )));
+                }
             }
             campaign.spec.recurrence = Some(anchored);
         }

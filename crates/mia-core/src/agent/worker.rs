@@ -264,9 +264,13 @@ impl Agent {
         Ok(stats)
     }
 
-    /// Runs the worker until no job of a running campaign is open: sleeps (in the clock's time,
-    /// so virtually under a simulated clock) until the next job is due or the next inbound event
+    /// Runs the worker until no job of a running campaign is open and no running recurring
+    /// campaign has an occurrence left: sleeps (in the clock's time, so virtually under a
+    /// simulated clock) until the next job or occurrence is due or the next inbound event
     /// arrives, handles STOPs as they come, and completes campaigns whose jobs are all final.
+    /// A running recurring campaign with neither `count` nor `until` keeps it running until the
+    /// campaign is paused, aborted or completes; loop on [`run_once`](Self::run_once) to stop
+    /// earlier.
     ///
     /// # Errors
     /// As [`run_once`](Self::run_once).
@@ -359,6 +363,15 @@ impl Agent {
                 // A crash between a journey's send and its next step leaves nothing open:
                 // queue what is missing instead of completing.
                 if c.state == CampaignState::Running && self.repair_journey(&c).await? > 0 {
+                    continue;
+                }
+                // A recurring campaign's occurrence may have fallen due since this batch began
+                // (or another worker just queued it): queue it, then look again.
+                if c.state == CampaignState::Running
+                    && c.spec.recurrence.is_some()
+                    && (self.queue_latest_occurrence(&c, self.now()).await? > 0
+                        || self.inner.store.job_counts(id).await?.open() > 0)
+                {
                     continue;
                 }
                 // A recurring campaign runs until its last occurrence.
@@ -558,6 +571,17 @@ impl Agent {
             decision = tracing::field::Empty,
             rule = tracing::field::Empty,
         );
+        // A recurring campaign's occurrence that has not reached this contact when the next
+        // one is due is superseded by it: its first message is not sent late, on top of the
+        // new one (a journey the contact already started goes on).
+        if self.superseded(campaign, job, now) {
+            let rule = crate::recurrence::SUPERSEDED_RULE.to_owned();
+            let event = self.event(job, None, EventKind::Skipped { rule: rule.clone() });
+            results.push(job, JobUpdate::Skipped { rule: rule.clone() }, event);
+            tracing::Span::current().record("reason", rule.as_str());
+            finish(JobOutcome::Skipped);
+            return Ok(stats);
+        }
         // The campaign's send window comes first: outside it the send waits for the window's
         // next opening on the contact's clock, and every rule is judged again then (a frequency
         // cap that refuses tonight may allow tomorrow morning).
