@@ -88,12 +88,7 @@ async fn messages_wait_for_the_send_window_on_each_contacts_clock() {
     w.agent.start(&campaign.id).await.unwrap();
     let stats = w.agent.run_until_idle().await.unwrap();
 
-    let sent: Vec<_> = w
-        .telegram
-        .sent_log()
-        .into_iter()
-        .filter(|m| m.campaign.is_some())
-        .collect();
+    let sent = campaign_sends(&w);
     assert_eq!(sent.len(), 9, "deferred, never dropped: {stats:?}");
     assert_eq!(stats.deferred.get(SEND_WINDOW_RULE), Some(&9), "{stats:?}");
     let window = campaign_window(&w, &campaign.id).await;
@@ -151,9 +146,9 @@ async fn inside_the_window_messages_go_at_once() {
     w.agent.start(&campaign.id).await.unwrap();
     let stats = w.agent.run_until_idle().await.unwrap();
     assert_eq!(stats.deferred.get(SEND_WINDOW_RULE), Some(&6), "{stats:?}");
-    let sent = w.telegram.sent_log();
+    let sent = campaign_sends(&w);
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    for m in sent.iter().filter(|m| m.campaign.is_some()) {
+    for m in &sent {
         let tz = zone_of(&w, m.peer);
         if tz == berlin {
             assert!(
@@ -166,7 +161,7 @@ async fn inside_the_window_messages_go_at_once() {
             assert!(first_minute(local.time()), "{local}");
         }
     }
-    assert_eq!(sent.iter().filter(|m| m.campaign.is_some()).count(), 9);
+    assert_eq!(sent.len(), 9);
 }
 
 #[tokio::test(start_paused = true)]
@@ -228,12 +223,7 @@ async fn a_recurring_campaign_reads_its_audience_and_consent_for_every_occurrenc
         "after the third: {status:?}"
     );
     assert_eq!(status.next_occurrence, None);
-    let sent: Vec<_> = w
-        .telegram
-        .sent_log()
-        .into_iter()
-        .filter(|m| m.campaign.is_some())
-        .collect();
+    let sent = campaign_sends(&w);
     let mut days = std::collections::BTreeMap::<String, Vec<i64>>::new();
     for m in &sent {
         let at = m.at.to_string();

@@ -11,6 +11,10 @@
 //! one is due are skipped (rule [`SUPERSEDED_RULE`]); a journey a contact already started goes
 //! on.
 //!
+//! Occurrences may overlap when a journey outlasts the interval; a `wait_for` event of the
+//! contact then decides the waits of every occurrence still waiting for it, as it would for
+//! any two waits of one contact in one campaign.
+//!
 //! Times are on the recurrence's zone (the campaign's clock, not each contact's: combine with a
 //! [`SendWindow`](crate::SendWindow) for "10:00 on each contact's clock"), with its real offsets:
 //! "every Monday 10:00 Europe/Berlin" stays 10:00 in Berlin across daylight-saving changes; a
