@@ -16,6 +16,7 @@ struct World {
     agent: Agent,
     telegram: SimTelegram,
     clock: Arc<SimClock>,
+    store: Arc<dyn Store>,
     everyone: Vec<Contact>,
 }
 
@@ -33,8 +34,9 @@ async fn world(start: Timestamp, seed: u64) -> World {
     config.behaviour.stop = 0.0;
     config.behaviour.block = 0.0;
     let telegram = SimTelegram::new(config, clock.clone()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
-        .store(MemoryStore::new())
+        .shared_store(store.clone())
         .permissive_policies()
         .clock(clock.clone())
         .seed(seed)
@@ -59,6 +61,7 @@ async fn world(start: Timestamp, seed: u64) -> World {
         agent,
         telegram,
         clock,
+        store,
         everyone,
     }
 }
@@ -420,4 +423,30 @@ async fn a_recurrence_starting_in_the_past_is_refused() {
         assert!(err.contains(needle), "{json}: {err}");
     }
     assert!(campaign_sends(&w).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_workers_queue_and_send_each_occurrence_once() {
+    let (w, id) = daily(3, 18).await;
+    let second = Agent::builder(TemplateProvider::new(), w.telegram.clone())
+        .shared_store(w.store.clone())
+        .permissive_policies()
+        .clock(w.clock.clone())
+        .worker_id("worker-2")
+        .seed(19)
+        .build()
+        .unwrap();
+    w.agent.start(&id).await.unwrap();
+    let (a, b) = tokio::join!(w.agent.run_until_idle(), second.run_until_idle());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.sent + b.sent, 27, "{a:?} {b:?}");
+    let sent = campaign_sends(&w);
+    let keys: std::collections::BTreeSet<_> = sent.iter().map(|m| m.key.clone()).collect();
+    assert_eq!((sent.len(), keys.len()), (27, 27), "nothing twice");
+    let jobs = w.store.jobs(&id).await.unwrap();
+    assert_eq!(jobs.len(), 27, "each occurrence queued once");
+    assert_eq!(
+        w.agent.status(&id).await.unwrap().state,
+        CampaignState::Completed
+    );
 }
