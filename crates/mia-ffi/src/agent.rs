@@ -124,6 +124,9 @@ pub(crate) fn with_agent<T>(
 /// - `"allocator"`: `"split"` (default), `"thompson"`, `"kl-ucb"` or `"epsilon-greedy"`.
 /// - `"notice_version"`: privacy notice version stamped on `/start` opt-ins (`"1"`).
 /// - `"stop_confirmation"`: the one message sent after a STOP.
+/// - `"zones_when_unknown"`: IANA zones the audience lives in, for contacts whose zone is
+///   unknown (people who wrote first): quiet hours and send windows must allow a send in
+///   all of them at once (default `["UTC"]`).
 /// - `"llm"`: only `"offline"`. `"transport"`: only `"simulated"`.
 ///
 /// The content and send guards are always on.

@@ -44,6 +44,8 @@ pub(crate) struct AgentConfig {
     llm: Option<String>,
     /// Only `"simulated"`: the simulated Telegram, in virtual time.
     transport: Option<String>,
+    /// The zones a contact of unknown zone is judged on, all at once (default `["UTC"]`).
+    zones_when_unknown: Option<Vec<String>>,
 }
 
 /// What an agent handle owns besides its runtime.
@@ -124,7 +126,11 @@ impl AgentConfig {
             .blacklist(self.blacklist.iter().flatten().cloned())
             .build()
             .map_err(|e| FfiError::invalid(format!("content guard: {e}")))?;
-        let sends = SendGuard::builder()
+        let mut sends = SendGuard::builder();
+        if let Some(zones) = &self.zones_when_unknown {
+            sends = sends.zones_when_unknown(zones.iter().cloned());
+        }
+        let sends = sends
             .build()
             .map_err(|e| FfiError::invalid(format!("send guard: {e}")))?;
         let mut builder = Agent::builder_shared(Arc::new(TemplateProvider::new()), transport)
@@ -140,6 +146,9 @@ impl AgentConfig {
         }
         if let Some(text) = &self.stop_confirmation {
             builder = builder.stop_confirmation(text.clone());
+        }
+        if let Some(zones) = &self.zones_when_unknown {
+            builder = builder.zones_when_unknown(zones.iter().cloned());
         }
         Ok(Parts {
             agent: builder.build()?,
@@ -181,5 +190,23 @@ mod tests {
             parse(r#"{"llm": "offline", "transport": "simulated", "allocator": "thompson"}"#)
                 .unwrap_or_default();
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn zones_for_contacts_of_unknown_zone_reach_the_guards() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let good = parse(r#"{"zones_when_unknown": ["Europe/London", "America/New_York"]}"#)
+            .unwrap_or_default();
+        assert!(runtime.block_on(good.build()).is_ok());
+        let bad = parse(r#"{"zones_when_unknown": ["Mars/Olympus"]}"#).unwrap_or_default();
+        let err = runtime
+            .block_on(bad.build())
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(err.contains("Mars/Olympus"), "{err}");
     }
 }
