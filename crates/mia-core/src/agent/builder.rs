@@ -353,7 +353,9 @@ impl AgentBuilder {
                 .iter()
                 .map(|name| {
                     jiff::tz::TimeZone::get(name).map_err(|e| {
-                        Error::Config(format!("zones_when_unknown: unknown time zone {name:?}: {e}"))
+                        Error::Config(format!(
+                            "zones_when_unknown: unknown time zone {name:?}: {e}"
+                        ))
                     })
                 })
                 .collect::<Result<_>>()?;
