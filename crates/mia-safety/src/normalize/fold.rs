@@ -1,12 +1,15 @@
-//! The folding stages of [`Normalizer`](super::Normalizer), each a pass over [`Unit`]s that
-//! keeps every unit's original byte range.
+//! The folding stages of [`Normalizer`](super::Normalizer). [`base`] (invisibles, NFKC, case)
+//! writes into a [`Sink`], with whitespace collapsing fused in by [`CollapseWhitespace`];
+//! separators and leetspeak then work in place, and the confusable skeleton makes the last
+//! copy. The stages after `base` run on [`Unit`]s (character and original byte range) when
+//! the offset map is wanted and on bare `char`s when only the text is.
 
 use std::sync::LazyLock;
 
 use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::{IsNormalized, is_nfkc_quick};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
-use super::{Unit, is_starter, push_segment};
+use super::{Unit, is_starter};
 
 /// Whether `c` is an invisible formatting character that normalisation drops.
 pub(crate) fn is_invisible(c: char) -> bool {
@@ -51,9 +54,148 @@ pub(crate) fn case_fold(c: char, mut push: impl FnMut(char)) {
             push(char::from_u32(u32::from(c) + 0x20).unwrap_or(c))
         }
         'Ѐ'..='Џ' => push(char::from_u32(u32::from(c) + 0x50).unwrap_or(c)),
-        // Their small letters fold to themselves.
+        // Their small letters fold to themselves, as do punctuation, currency signs, arrows,
+        // symbols and emoji (`caseless_ranges_fold_to_themselves` checks them).
         'ß'..='ÿ' | 'а'..='џ' => push(c),
+        '\u{2000}'..='\u{20CF}'
+        | '\u{2190}'..='\u{23FF}'
+        | '\u{2500}'..='\u{27BF}'
+        | '\u{1F300}'..='\u{1FAFF}' => push(c),
         c => c.to_lowercase().for_each(push),
+    }
+}
+
+/// Where [`base`] puts the characters it produces, each with the original byte range it came
+/// from: the units of a [`Normalized`](super::Normalized) map, or bare characters when only
+/// the text is wanted.
+pub(crate) trait Sink {
+    /// Takes the next character, which came from the original bytes `start..end`.
+    fn put(&mut self, c: char, start: u32, end: u32);
+
+    /// Takes ASCII characters that each came from their own byte, from `start` on: the
+    /// common case, which a sink may take faster than one by one.
+    #[inline]
+    fn put_ascii(&mut self, bytes: &[u8], start: u32) {
+        let mut at = start;
+        for &b in bytes {
+            // Saturating, as every offset: texts past 4 GiB map their tail to the end.
+            let next = at.saturating_add(1);
+            self.put(char::from(b), at, next);
+            at = next;
+        }
+    }
+}
+
+impl Sink for Vec<Unit> {
+    #[inline]
+    fn put(&mut self, c: char, start: u32, end: u32) {
+        self.push(Unit { c, start, end });
+    }
+}
+
+/// The text and the characters of what [`base`] produces, without offsets: what the content
+/// rules need (the text to match links on, the characters for the later stages).
+#[derive(Default)]
+pub(crate) struct TextAndChars {
+    pub(crate) text: String,
+    pub(crate) chars: Vec<char>,
+}
+
+impl TextAndChars {
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            chars: Vec::with_capacity(bytes),
+        }
+    }
+}
+
+impl Sink for TextAndChars {
+    #[inline]
+    fn put(&mut self, c: char, _start: u32, _end: u32) {
+        self.text.push(c);
+        self.chars.push(c);
+    }
+
+    #[inline]
+    fn put_ascii(&mut self, bytes: &[u8], _start: u32) {
+        self.text.reserve(bytes.len());
+        self.chars.reserve(bytes.len());
+        for &b in bytes {
+            self.text.push(char::from(b));
+            self.chars.push(char::from(b));
+        }
+    }
+}
+
+/// A [`Sink`] that collapses every run of whitespace into one space mapped to the whole run
+/// and drops whitespace at both ends, on the way into the sink it wraps: the whitespace
+/// stage, fused into [`base`].
+pub(crate) struct CollapseWhitespace<S> {
+    inner: S,
+    /// The original range of the whitespace run seen since the last other character.
+    pending: Option<(u32, u32)>,
+    /// Whether a character other than whitespace went through (a run before it is leading
+    /// whitespace, dropped).
+    started: bool,
+}
+
+impl<S: Sink> CollapseWhitespace<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner,
+            pending: None,
+            started: false,
+        }
+    }
+
+    /// The wrapped sink; a pending run of whitespace is trailing, so it is dropped.
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Sink> Sink for CollapseWhitespace<S> {
+    #[inline]
+    fn put(&mut self, c: char, start: u32, end: u32) {
+        if c.is_whitespace() {
+            self.pending = Some(match self.pending {
+                Some((s, _)) => (s, end),
+                None => (start, end),
+            });
+            return;
+        }
+        if let Some((s, e)) = self.pending.take()
+            && self.started
+        {
+            self.inner.put(' ', s, e);
+        }
+        self.started = true;
+        self.inner.put(c, start, end);
+    }
+
+    #[inline]
+    fn put_ascii(&mut self, bytes: &[u8], start: u32) {
+        // `put`, written out for ASCII (whose whitespace is `\t`..`\r` and the space).
+        let mut at = start;
+        for &b in bytes {
+            let next = at.saturating_add(1);
+            if matches!(b, b' ' | b'\t'..=b'\r') {
+                self.pending = Some(match self.pending {
+                    Some((s, _)) => (s, next),
+                    None => (at, next),
+                });
+            } else {
+                if let Some((s, e)) = self.pending.take()
+                    && self.started
+                {
+                    self.inner.put(' ', s, e);
+                }
+                self.started = true;
+                self.inner.put(char::from(b), at, next);
+            }
+            at = next;
+        }
     }
 }
 
@@ -62,17 +204,15 @@ pub(crate) fn case_fold(c: char, mut push: impl FnMut(char)) {
 ///
 /// Per-segment NFKC equals NFKC of the whole text except where two starters compose (Hangul
 /// conjoining jamo written one by one), which marketing text does not use.
-pub(crate) fn base(text: &str, fold: bool) -> Vec<Unit> {
+pub(crate) fn base(text: &str, fold: bool, out: &mut impl Sink) {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(text.len());
-    let mut segment = String::new();
-    let mut range: Option<(u32, u32)> = None;
+    let mut segment = Segment::default();
+    let mut lowered = Vec::new();
     let mut i = 0;
     while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
         // ASCII characters followed by another (or by nothing) are segments of their own that
-        // NFKC leaves alone: the common case, byte by byte, without the segment buffer. The
-        // last one before a non-ASCII character goes the general way (a combining mark may
-        // follow it).
+        // NFKC leaves alone: the common case, byte by byte, without the segment. The last one
+        // before a non-ASCII character goes the general way (a combining mark may follow it).
         let ascii = rest
             .iter()
             .position(|b| !b.is_ascii())
@@ -83,13 +223,14 @@ pub(crate) fn base(text: &str, fold: bool) -> Vec<Unit> {
             ascii.saturating_sub(1)
         };
         if plain > 0 {
-            flush(&mut out, &mut segment, &mut range, fold);
-            for (k, &b) in rest.iter().take(plain).enumerate() {
-                out.push(Unit {
-                    c: char::from(if fold { b.to_ascii_lowercase() } else { b }),
-                    start: offset(i + k),
-                    end: offset(i + k + 1),
-                });
+            segment.flush(out, fold);
+            let run = rest.get(..plain).unwrap_or_default();
+            if fold && run.iter().any(u8::is_ascii_uppercase) {
+                lowered.clear();
+                lowered.extend(run.iter().map(u8::to_ascii_lowercase));
+                out.put_ascii(&lowered, offset(i));
+            } else {
+                out.put_ascii(run, offset(i));
             }
             i += plain;
             continue;
@@ -99,110 +240,201 @@ pub(crate) fn base(text: &str, fold: bool) -> Vec<Unit> {
         };
         let start = offset(i);
         i += c.len_utf8();
-        if is_invisible(c) {
+        // Plainly stable characters are visible starters (`the_identity_shortcut_agrees_…`
+        // checks it), so they skip both table lookups.
+        let stable = super::is_plainly_stable(c);
+        if !stable && is_invisible(c) {
             continue;
         }
-        let end = offset(i);
-        if is_starter(c) {
-            flush(&mut out, &mut segment, &mut range, fold);
+        if stable || is_starter(c) {
+            segment.flush(out, fold);
+            // A stable character before another starter is a segment of its own that NFKC
+            // leaves alone: only the case fold.
+            if stable && starts_segment(text, i) {
+                put_folded(out, c, (start, offset(i)), fold);
+                continue;
+            }
         }
-        segment.push(c);
-        range = Some(match range {
-            Some((s, _)) => (s, end),
-            None => (start, end),
-        });
+        segment.push(c, start, offset(i));
     }
-    flush(&mut out, &mut segment, &mut range, fold);
-    out
+    segment.flush(out, fold);
+}
+
+/// Whether the character at byte `at` of `text` (if any) surely starts a new segment: the
+/// end of the text, ASCII, or a plainly stable character (a visible starter). Anything else
+/// may be invisible or a combining mark, which the general way sorts out.
+fn starts_segment(text: &str, at: usize) -> bool {
+    match text.as_bytes().get(at) {
+        None => true,
+        Some(b) if b.is_ascii() => true,
+        Some(_) => text
+            .get(at..)
+            .and_then(|t| t.chars().next())
+            .is_some_and(super::is_plainly_stable),
+    }
+}
+
+/// Puts `c`, case-folded if `fold`, mapped to `range`.
+#[inline]
+fn put_folded(out: &mut impl Sink, c: char, (start, end): (u32, u32), fold: bool) {
+    if fold {
+        case_fold(c, |f| out.put(f, start, end));
+    } else {
+        out.put(c, start, end);
+    }
 }
 
 fn offset(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-fn flush(out: &mut Vec<Unit>, segment: &mut String, range: &mut Option<(u32, u32)>, fold: bool) {
-    let Some(r) = range.take() else {
-        return;
-    };
-    let mut chars = segment.chars();
-    match (chars.next(), chars.next()) {
-        (Some(c), None) if c.is_ascii() => out.push(Unit {
-            c: if fold { c.to_ascii_lowercase() } else { c },
-            start: r.0,
-            end: r.1,
-        }),
-        // A lone character NFKC leaves alone (most letters, signs and emoji): only the case
-        // fold, without the normalisation iterator.
-        (Some(c), None)
-            if super::is_plainly_stable(c)
-                || is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes =>
-        {
-            let unit = |c| Unit {
-                c,
-                start: r.0,
-                end: r.1,
-            };
-            if fold {
-                case_fold(c, |f| out.push(unit(f)));
-            } else {
-                out.push(unit(c));
+/// The segment [`base`] is reading: a starter and the combining marks after it.
+#[derive(Default)]
+struct Segment {
+    /// The character of a segment that has only one (most of them), kept out of `chars`.
+    lone: Option<char>,
+    /// The characters of a longer segment.
+    chars: String,
+    /// The original bytes of the segment; `None` while it is empty.
+    range: Option<(u32, u32)>,
+}
+
+impl Segment {
+    fn push(&mut self, c: char, start: u32, end: u32) {
+        match &mut self.range {
+            None => {
+                self.lone = Some(c);
+                self.range = Some((start, end));
+            }
+            Some(range) => {
+                if let Some(first) = self.lone.take() {
+                    self.chars.push(first);
+                }
+                self.chars.push(c);
+                range.1 = end;
             }
         }
-        _ => push_segment(out, segment, r, fold),
     }
-    segment.clear();
+
+    /// Puts the segment's NFKC (case-folded if `fold`) into `out` and starts a new one.
+    fn flush(&mut self, out: &mut impl Sink, fold: bool) {
+        let Some((start, end)) = self.range.take() else {
+            return;
+        };
+        let mut put = |c: char| put_folded(out, c, (start, end), fold);
+        match self.lone.take() {
+            // A lone character NFKC leaves alone (most letters, signs and emoji): only the
+            // case fold, without the normalisation iterator.
+            Some(c)
+                if super::is_plainly_stable(c)
+                    || is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes =>
+            {
+                put(c);
+            }
+            Some(c) => std::iter::once(c).nfkc().for_each(put),
+            None => {
+                self.chars.chars().nfkc().for_each(put);
+                self.chars.clear();
+            }
+        }
+    }
 }
 
-/// Collapses every run of whitespace into one space mapped to the whole run; drops
-/// whitespace at both ends.
-pub(crate) fn collapse_whitespace(mut units: Vec<Unit>) -> Vec<Unit> {
-    // In place: the output is never longer than the input read so far.
-    let mut kept = 0;
-    let mut pending: Option<(u32, u32)> = None;
-    for read in 0..units.len() {
-        let Some(&u) = units.get(read) else { break };
-        if u.c.is_whitespace() {
-            pending = Some(match pending {
-                Some((s, _)) => (s, u.end),
-                None => (u.start, u.end),
-            });
-            continue;
-        }
-        if let Some((start, end)) = pending.take()
-            && kept > 0
-            && let Some(slot) = units.get_mut(kept)
-        {
-            *slot = Unit { c: ' ', start, end };
-            kept += 1;
-        }
-        if let Some(slot) = units.get_mut(kept) {
-            *slot = u;
-            kept += 1;
-        }
-    }
-    units.truncate(kept);
-    units
+/// What the stages after [`base`] work on: a [`Unit`] when the map is wanted, a bare `char`
+/// when only the text is.
+pub(crate) trait Folded: Copy {
+    /// The character.
+    fn char(&self) -> char;
+    /// Replaces the character, keeping its original range.
+    fn set_char(&mut self, c: char);
 }
+
+impl Folded for Unit {
+    #[inline]
+    fn char(&self) -> char {
+        self.c
+    }
+
+    #[inline]
+    fn set_char(&mut self, c: char) {
+        self.c = c;
+    }
+}
+
+impl Folded for char {
+    #[inline]
+    fn char(&self) -> char {
+        *self
+    }
+
+    #[inline]
+    fn set_char(&mut self, c: char) {
+        *self = c;
+    }
+}
+
+/// A set of ASCII characters as a bit mask, for branch-free membership tests in hot loops.
+const fn ascii_set(chars: &[u8]) -> u128 {
+    let mut mask = 0u128;
+    let mut i = 0;
+    while i < chars.len() {
+        mask |= 1 << chars[i];
+        i += 1;
+    }
+    mask
+}
+
+/// Whether `c` is in the ASCII set `mask`.
+#[inline]
+pub(super) fn in_ascii_set(mask: u128, c: char) -> bool {
+    let code = u32::from(c);
+    code < 128 && (mask >> code) & 1 == 1
+}
+
+/// The ASCII separators of [`is_separator`].
+const ASCII_SEPARATORS: u128 = ascii_set(b".-_* ~/+");
 
 /// Characters that spell a word out letter by letter: `f.r.e.e`, `f-r-e-e`, `f r e e`.
-fn is_separator(c: char) -> bool {
-    matches!(c, '.' | '-' | '_' | '*' | ' ' | '·' | '~' | '•' | '/' | '+')
+pub(super) fn is_separator(c: char) -> bool {
+    in_ascii_set(ASCII_SEPARATORS, c) || matches!(c, '·' | '•')
 }
 
 /// Joins runs of at least three single letters or digits (two of them letters) separated by
 /// the same separator: `f.r.e.e` → `free`. The separators are dropped from the text.
-pub(crate) fn separators(units: Vec<Unit>) -> Vec<Unit> {
-    let alnum = |u: Option<&Unit>| u.is_some_and(|u| u.c.is_alphanumeric());
-    let mut out = Vec::with_capacity(units.len());
-    let mut i = 0;
+///
+/// In place: the output is never longer than the input read so far, and a run is judged
+/// only on input not yet overwritten.
+pub(crate) fn separators<T: Folded>(units: &mut Vec<T>) {
+    // A run has the same separator after its first and its second character; text without
+    // a separator that comes back two characters later (most text) has none. Before the
+    // first place it does, every character stays where it is.
+    let Some(first_candidate) = units.windows(3).position(|w| match w {
+        // `&`, not `&&`: on text the first test is unpredictable, and both are cheap.
+        [a, _, b] => is_separator(a.char()) & (a.char() == b.char()),
+        _ => false,
+    }) else {
+        return;
+    };
+    let alnum = |u: Option<&T>| u.is_some_and(|u| u.char().is_alphanumeric());
+    let mut i = first_candidate.saturating_sub(1);
+    let mut kept = i;
+    // The input character before `i` (its slot may be overwritten by then).
+    let mut previous = i
+        .checked_sub(1)
+        .and_then(|p| units.get(p))
+        .map(Folded::char);
     while let Some(&first) = units.get(i) {
+        let c = first.char();
         // The cheap test first: most characters are not followed by a separator.
-        if let Some(sep) = units.get(i + 1).map(|u| u.c).filter(|&s| is_separator(s))
-            && first.c.is_alphanumeric()
-            && (i == 0 || !alnum(units.get(i - 1)))
+        if let Some(sep) = units
+            .get(i + 1)
+            .map(Folded::char)
+            .filter(|&s| is_separator(s))
+            && c.is_alphanumeric()
+            && !previous.is_some_and(char::is_alphanumeric)
         {
             let mut last = i;
-            while units.get(last + 1).is_some_and(|u| u.c == sep)
+            while units.get(last + 1).is_some_and(|u| u.char() == sep)
                 && alnum(units.get(last + 2))
                 && !alnum(units.get(last + 3))
             {
@@ -211,22 +443,37 @@ pub(crate) fn separators(units: Vec<Unit>) -> Vec<Unit> {
             let singles = (last - i) / 2 + 1;
             let letters = (i..=last)
                 .step_by(2)
-                .filter(|&k| units.get(k).is_some_and(|u| u.c.is_alphabetic()))
+                .filter(|&k| units.get(k).is_some_and(|u| u.char().is_alphabetic()))
                 .count();
             if singles >= 3 && letters >= 2 {
-                out.extend((i..=last).step_by(2).filter_map(|k| units.get(k).copied()));
+                previous = units.get(last).map(Folded::char);
+                for k in (i..=last).step_by(2) {
+                    if let Some(&u) = units.get(k)
+                        && let Some(slot) = units.get_mut(kept)
+                    {
+                        *slot = u;
+                        kept += 1;
+                    }
+                }
                 i = last + 1;
                 continue;
             }
         }
-        out.push(first);
+        if let Some(slot) = units.get_mut(kept) {
+            *slot = first;
+            kept += 1;
+        }
+        previous = Some(c);
         i += 1;
     }
-    out
+    units.truncate(kept);
 }
 
+/// The characters [`leet`] knows.
+pub(super) const LEETSPEAK: u128 = ascii_set(b"013457@$!|");
+
 /// The letter a leetspeak character stands for.
-fn leet(c: char) -> Option<(char, bool)> {
+pub(super) fn leet(c: char) -> Option<(char, bool)> {
     // (letter, whether the character is a symbol that folds only between letters)
     Some(match c {
         '0' => ('o', false),
@@ -246,52 +493,57 @@ fn leet(c: char) -> Option<(char, bool)> {
 /// Folds leetspeak inside words that have letters: a digit next to a letter, a symbol
 /// between letters (`fr33` → `free`, `m0ney` → `money`, `v!agra` → `viagra`). Words
 /// without letters (`100%`, `19.99`) are untouched.
-pub(crate) fn leetspeak(mut units: Vec<Unit>) -> Vec<Unit> {
-    // Most copy has no leetspeak character in a word with letters; none at all is common
-    // enough to answer at once.
-    if !units.iter().any(|u| leet(u.c).is_some()) {
-        return units;
-    }
+pub(crate) fn leetspeak<T: Folded>(units: &mut [T]) {
+    // One pass to find the words; only a word with a leetspeak character (most copy has few:
+    // prices, dates) is looked at again.
     let mut start = 0;
-    while start < units.len() {
-        let end = units
-            .iter()
-            .skip(start)
-            .position(|u| u.c.is_whitespace())
-            .map_or(units.len(), |p| start + p);
-        let has_letter = units.get(start..end).is_some_and(|w| {
-            w.iter().any(|u| leet(u.c).is_some()) && w.iter().any(|u| u.c.is_alphabetic())
-        });
-        if has_letter {
-            for k in start..end {
-                let Some((letter, symbol)) = units.get(k).and_then(|u| leet(u.c)) else {
-                    continue;
-                };
-                let before = k
-                    .checked_sub(1)
-                    .filter(|&b| b >= start)
-                    .and_then(|b| units.get(b))
-                    .is_some_and(|u| u.c.is_alphabetic());
-                let next = units.get(k + 1).filter(|_| k + 1 < end).map(|u| u.c);
-                // A symbol folds only before a letter or a leet digit (`p@ss`, `$c4m`), never
-                // before more punctuation (`stop!!`).
-                let after = next.is_some_and(|c| {
-                    c.is_alphabetic() || (leet(c).is_some_and(|(_, sym)| !sym || !symbol))
-                });
-                let fold = if symbol {
-                    // Inside a word, or starting one: `v!agra`, `$cam`.
-                    (before || k == start) && after
-                } else {
-                    before || after
-                };
-                if fold && let Some(u) = units.get_mut(k) {
-                    u.c = letter;
+    let mut has_leet = false;
+    for k in 0..=units.len() {
+        match units.get(k).map(Folded::char) {
+            Some(c) if !c.is_whitespace() => {
+                has_leet |= in_ascii_set(LEETSPEAK, c);
+            }
+            _ => {
+                if has_leet && let Some(word) = units.get_mut(start..k) {
+                    leetspeak_word(word);
                 }
+                start = k + 1;
+                has_leet = false;
             }
         }
-        start = end + 1;
     }
-    units
+}
+
+/// [`leetspeak`] in one word that has a leetspeak character. A folded character counts as a
+/// letter for the next one.
+fn leetspeak_word<T: Folded>(word: &mut [T]) {
+    if !word.iter().any(|u| u.char().is_alphabetic()) {
+        return;
+    }
+    for k in 0..word.len() {
+        let Some((letter, symbol)) = word.get(k).and_then(|u| leet(u.char())) else {
+            continue;
+        };
+        let before = k
+            .checked_sub(1)
+            .and_then(|b| word.get(b))
+            .is_some_and(|u| u.char().is_alphabetic());
+        let next = word.get(k + 1).map(Folded::char);
+        // A symbol folds only before a letter or a leet digit (`p@ss`, `$c4m`), never
+        // before more punctuation (`stop!!`).
+        let after = next.is_some_and(|c| {
+            c.is_alphabetic() || (leet(c).is_some_and(|(_, sym)| !sym || !symbol))
+        });
+        let fold = if symbol {
+            // Inside a word, or starting one: `v!agra`, `$cam`.
+            (before || k == 0) && after
+        } else {
+            before || after
+        };
+        if fold && let Some(u) = word.get_mut(k) {
+            u.set_char(letter);
+        }
+    }
 }
 
 /// Characters below this code point have their skeleton precomputed: ASCII, Latin-1,
@@ -299,31 +551,48 @@ pub(crate) fn leetspeak(mut units: Vec<Unit>) -> Vec<Unit> {
 /// of the text mia sees. Others are computed per character.
 const TABLE_END: u32 = 0x0530;
 
-/// The TR39 skeletons (combining marks removed) of the characters below [`TABLE_END`],
-/// computed once: `chars[offsets[c]..offsets[c + 1]]`.
+/// The TR39 skeletons (combining marks removed) of the characters below [`TABLE_END`] after
+/// [`script_fold`], computed once: `chars[offsets[c]..offsets[c + 1]]`, and for ASCII
+/// characters whose skeleton is one ASCII character, that character in `ascii` (else `0xFF`).
 struct SkeletonTable {
     chars: Vec<char>,
     offsets: Vec<u32>,
+    ascii: [u8; 128],
 }
 
 static SKELETONS: LazyLock<SkeletonTable> = LazyLock::new(|| {
     let mut chars = Vec::new();
     let mut offsets = vec![0u32];
+    let mut ascii = [0xFF; 128];
     let mut buf = [0u8; 4];
     for code in 0..TABLE_END {
+        let before = chars.len();
         if let Some(c) = char::from_u32(code) {
+            // The script fold stays below the table's end (it maps to ASCII).
+            let c = script_fold(c);
             chars.extend(
                 unicode_security::skeleton(c.encode_utf8(&mut buf))
                     .filter(|c| !is_combining_mark(*c)),
             );
         }
+        if let (Some(slot), Some(&[one])) = (
+            ascii.get_mut(code as usize),
+            chars.get(before..).filter(|s| s.len() == 1),
+        ) && one.is_ascii()
+        {
+            *slot = one as u8;
+        }
         offsets.push(u32::try_from(chars.len()).unwrap_or(u32::MAX));
     }
-    SkeletonTable { chars, offsets }
+    SkeletonTable {
+        chars,
+        offsets,
+        ascii,
+    }
 });
 
 impl SkeletonTable {
-    /// The skeleton of `c`, if precomputed.
+    /// The skeleton of `script_fold(c)`, if precomputed.
     fn get(&self, c: char) -> Option<&[char]> {
         let i = usize::try_from(u32::from(c)).ok()?;
         let (start, end) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
@@ -334,7 +603,7 @@ impl SkeletonTable {
 /// The Latin letter a (case-folded) Cyrillic or Greek letter passes for. Both cases of a
 /// letter map alike (`Т` and `т` → `t`), so a word compares equal whatever its case; TR39
 /// alone maps `т` to `ᴛ` and `Т` to `T`.
-fn script_fold(c: char) -> char {
+pub(super) fn script_fold(c: char) -> char {
     match c {
         'а' | 'α' => 'a',
         'в' | 'β' => 'b',
@@ -380,29 +649,31 @@ pub(crate) fn confusables(units: Vec<Unit>) -> Vec<Unit> {
     out
 }
 
-/// The text of [`confusables`]`(units)`, without building its units: what matching needs.
-pub(crate) fn confusables_text(units: &[Unit]) -> String {
-    let mut out = String::with_capacity(units.len() + units.len() / 4 + 4);
+/// The text of [`confusables`] on `chars`, without building units: what matching needs.
+pub(crate) fn confusables_text(chars: &[char]) -> String {
+    let mut out = String::with_capacity(chars.len() + chars.len() / 4 + 4);
     let table = &*SKELETONS;
-    for u in units {
-        skeleton(table, u.c, |c| out.push(c));
+    for &c in chars {
+        // Most characters are ASCII with a one-character skeleton.
+        if let Some(&b) = table.ascii.get(c as usize)
+            && b != 0xFF
+        {
+            out.push(char::from(b));
+            continue;
+        }
+        skeleton(table, c, |c| out.push(c));
     }
     out
 }
 
 /// The characters `c` turns into in [`confusables`].
 fn skeleton(table: &SkeletonTable, c: char, mut push: impl FnMut(char)) {
-    let c = if c.is_ascii() { c } else { script_fold(c) };
     if let Some(prototype) = table.get(c) {
-        if let [one] = prototype {
-            push(*one);
-        } else {
-            prototype.iter().for_each(|&c| push(c));
-        }
+        prototype.iter().for_each(|&c| push(c));
         return;
     }
     let mut buf = [0u8; 4];
-    unicode_security::skeleton(c.encode_utf8(&mut buf))
+    unicode_security::skeleton(script_fold(c).encode_utf8(&mut buf))
         .filter(|c| !is_combining_mark(*c))
         .for_each(push);
 }

@@ -21,9 +21,10 @@ mod fold;
 use std::ops::Range;
 
 use unicode_normalization::char::canonical_combining_class;
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+use unicode_normalization::{IsNormalized, is_nfkc_quick};
 
 pub(crate) use fold::is_invisible;
+use fold::{CollapseWhitespace, TextAndChars};
 
 /// Normalises `text` for matching with the [standard](Normalizer::standard) preset: drops
 /// invisible formatting characters, applies Unicode NFKC, case-folds, and collapses every run
@@ -151,15 +152,19 @@ impl Normalizer {
                 original_len: text.len(),
             };
         }
-        let mut units = fold::base(text, self.case_fold);
+        let mut units = Vec::with_capacity(text.len());
         if self.whitespace {
-            units = fold::collapse_whitespace(units);
+            let mut sink = CollapseWhitespace::new(units);
+            fold::base(text, self.case_fold, &mut sink);
+            units = sink.into_inner();
+        } else {
+            fold::base(text, self.case_fold, &mut units);
         }
         if self.separators {
-            units = fold::separators(units);
+            fold::separators(&mut units);
         }
         if self.leetspeak {
-            units = fold::leetspeak(units);
+            fold::leetspeak(&mut units);
         }
         if self.confusables {
             units = fold::confusables(units);
@@ -200,19 +205,18 @@ impl Normalizer {
 
 /// The [standard](Normalizer::standard) and [strict](Normalizer::strict) forms of `text`,
 /// without offset maps: what the content rules match on. The strict form continues from the
-/// standard one instead of starting over, so both cost little more than the strict form alone.
+/// standard one instead of starting over, and both work on bare characters, so both cost
+/// little more than the strict form alone.
 pub(crate) fn standard_and_strict(text: &str) -> (String, String) {
-    let units = fold::collapse_whitespace(fold::base(text, true));
-    let standard = text_of(&units);
-    let units = fold::leetspeak(fold::separators(units));
-    (standard, fold::confusables_text(&units))
-}
-
-/// The characters of `units` as a string, allocated once.
-fn text_of(units: &[Unit]) -> String {
-    let mut text = String::with_capacity(units.iter().map(|u| u.c.len_utf8()).sum());
-    text.extend(units.iter().map(|u| u.c));
-    text
+    let mut sink = CollapseWhitespace::new(TextAndChars::with_capacity(text.len()));
+    fold::base(text, true, &mut sink);
+    let TextAndChars {
+        text: standard,
+        mut chars,
+    } = sink.into_inner();
+    fold::separators(&mut chars);
+    fold::leetspeak(&mut chars);
+    (standard, fold::confusables_text(&chars))
 }
 
 /// The non-ASCII characters of `text`, found by skipping ASCII bytes without decoding them.
@@ -388,20 +392,7 @@ pub(crate) fn is_starter(c: char) -> bool {
     canonical_combining_class(c) == 0
 }
 
-/// NFKC of a short segment, case-folded if asked, pushed as units that all map to `range`.
-pub(crate) fn push_segment(out: &mut Vec<Unit>, segment: &str, range: (u32, u32), fold: bool) {
-    for c in segment.chars().nfkc() {
-        if fold {
-            fold::case_fold(c, |f| out.push(unit(f, range)));
-        } else {
-            out.push(unit(c, range));
-        }
-    }
-}
-
-fn unit(c: char, (start, end): (u32, u32)) -> Unit {
-    Unit { c, start, end }
-}
-
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

@@ -291,3 +291,128 @@ fn common_case_folds_match_the_tables() {
         assert_eq!(fast, expected, "{:04X}", u32::from(c));
     }
 }
+
+#[test]
+fn caseless_ranges_fold_to_themselves() {
+    // The fast path of `case_fold` for punctuation, currency signs, arrows, symbols and emoji.
+    let ranges = [
+        ('\u{2000}', '\u{20CF}'),
+        ('\u{2190}', '\u{23FF}'),
+        ('\u{2500}', '\u{27BF}'),
+        ('\u{1F300}', '\u{1FAFF}'),
+    ];
+    for (lo, hi) in ranges {
+        for c in lo..=hi {
+            let mut fast = String::new();
+            fold::case_fold(c, |f| fast.push(f));
+            let expected: String = c.to_lowercase().collect();
+            assert_eq!(fast, expected, "{:04X}", u32::from(c));
+        }
+    }
+}
+
+#[test]
+fn the_ascii_sets_hold_what_the_matches_do() {
+    for c in (0..=0x7Fu8).map(char::from).chain(['·', '•', 'é', '€']) {
+        assert_eq!(
+            fold::is_separator(c),
+            matches!(c, '.' | '-' | '_' | '*' | ' ' | '·' | '~' | '•' | '/' | '+'),
+            "{c:?}"
+        );
+        assert_eq!(
+            fold::in_ascii_set(fold::LEETSPEAK, c),
+            fold::leet(c).is_some(),
+            "{c:?}"
+        );
+    }
+}
+
+/// Text that exercises the later stages: spelled-out words (`f.r.e.e`, `f r e e`) next to
+/// each other and to words, leetspeak next to letters and punctuation, whitespace runs, with
+/// the tricky characters around.
+fn fold_text() -> impl Strategy<Value = String> {
+    let letter = prop_oneof![
+        3 => proptest::char::range('a', 'f'),
+        1 => prop::sample::select(vec!['0', '1', '3', '4', '5', '7', '@', '$', '!', '|']),
+        1 => tricky_char(),
+    ];
+    let separator = prop::sample::select(vec![
+        '.', '-', '_', '*', ' ', '·', '~', '•', '/', '+', '\t', '\u{3000}',
+    ]);
+    let spelled = (
+        proptest::collection::vec(letter.clone(), 1..6),
+        separator.clone(),
+    )
+        .prop_map(|(letters, sep)| {
+            let mut word = String::new();
+            for (k, c) in letters.into_iter().enumerate() {
+                if k > 0 {
+                    word.push(sep);
+                }
+                word.push(c);
+            }
+            word
+        });
+    let token = prop_oneof![
+        3 => spelled,
+        2 => proptest::collection::vec(letter, 1..6).prop_map(String::from_iter),
+        2 => separator.prop_map(String::from),
+        2 => tricky_char().prop_map(String::from),
+    ];
+    proptest::collection::vec(token, 0..12).prop_map(|tokens| tokens.concat())
+}
+
+/// The flags of a [`Normalizer`], from five booleans.
+fn any_normalizer() -> impl Strategy<Value = Normalizer> {
+    any::<[bool; 5]>().prop_map(|[case, space, sep, leet, conf]| {
+        Normalizer::nfkc()
+            .with_case_fold(case)
+            .with_whitespace_collapse(space)
+            .with_separators(sep)
+            .with_leetspeak(leet)
+            .with_confusables(conf)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn fused_passes_match_the_reference_stages(
+        original in fold_text(),
+        normalizer in any_normalizer(),
+    ) {
+        let n = normalizer.normalize(&original);
+        let units = reference::units(&normalizer, &original);
+        let text: String = units.iter().map(|u| u.c).collect();
+        prop_assert_eq!(n.as_str(), text.as_str());
+        // The identity shortcut maps each character to itself, which the per-segment
+        // reference does not (a mark that composes with nothing maps to its whole segment);
+        // the texts agree all the same.
+        if !n.is_identity() {
+            let mut at = 0;
+            let want: Vec<(usize, Range<usize>)> = units
+                .iter()
+                .map(|u| {
+                    let span = (at, u.start as usize..u.end as usize);
+                    at += u.c.len_utf8();
+                    span
+                })
+                .collect();
+            let got: Vec<(usize, Range<usize>)> = n.spans().collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn the_content_rules_forms_match_the_presets(
+        original in fold_text(),
+    ) {
+        let (standard, strict) = standard_and_strict(&original);
+        let text_of = |n: &Normalizer| -> String {
+            reference::units(n, &original).iter().map(|u| u.c).collect()
+        };
+        prop_assert_eq!(standard, text_of(&Normalizer::standard()));
+        prop_assert_eq!(strict, text_of(&Normalizer::strict()));
+    }
+}
