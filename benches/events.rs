@@ -1,7 +1,11 @@
-//! Events per second into SQLite (WAL, `synchronous = NORMAL` as the store opens it: a committed
-//! transaction survives a killed process): one event
-//! per call straight to the store, and many concurrent callers through `BatchingSink`'s group
-//! commit (each call still returns only after its event is written).
+//! Events per second into SQLite (WAL): one event per call straight to the store, and many
+//! concurrent callers through `BatchingSink`'s group commit (each call still returns only after
+//! its event is written), into one table that keeps growing.
+//!
+//! Runs at both durabilities of the store, in groups named after it: `events.full`
+//! (`synchronous = FULL`: a returned write survives a power cut) and `events.normal`
+//! (`synchronous = NORMAL`, the default: a returned write survives a killed process).
+//! `MIA_BENCH_DURABILITY=full` (or `normal`) runs only one of them.
 //!
 //! Run with: `cargo bench --bench events --features full`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
 use mia::analytics::BatchingSink;
-use mia::store::SqliteStore;
+use mia::store::{Durability, SqliteOptions, SqliteStore};
 use mia::*;
 
 const CALLERS: u64 = 64;
@@ -31,6 +35,16 @@ fn event(n: u64) -> Event {
 }
 
 fn ingest(c: &mut Criterion) {
+    let all = [("full", Durability::Full), ("normal", Durability::Normal)];
+    let only = std::env::var("MIA_BENCH_DURABILITY").ok();
+    for (name, durability) in all {
+        if only.as_deref().is_none_or(|only| only == name) {
+            ingest_with(c, name, durability);
+        }
+    }
+}
+
+fn ingest_with(c: &mut Criterion, name: &str, durability: Durability) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,11 +52,14 @@ fn ingest(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = runtime
-        .block_on(SqliteStore::open(dir.path().join("events.db")))
+        .block_on(SqliteStore::open_with(
+            dir.path().join("events.db"),
+            SqliteOptions::new().with_durability(durability),
+        ))
         .unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
     let next = Arc::new(AtomicU64::new(0));
-    let mut group = c.benchmark_group("events");
+    let mut group = c.benchmark_group(format!("events.{name}"));
     group.sample_size(10);
 
     let direct = StoreSink::new(store.clone());

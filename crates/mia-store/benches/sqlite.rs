@@ -10,10 +10,12 @@
 //! - `batch500_update_jobs`: claim up to 500, then complete them all with one `update_jobs`
 //!   (one transaction): the agent's worker path.
 //!
-//! Durability is the store's own: WAL with `synchronous=NORMAL` (a commit survives a process
-//! crash; a power cut may lose the last ones).
+//! The outbox and the batch writes run at both [`Durability`] settings, in groups named after
+//! it (`sqlite.outbox.full`, `sqlite.batch_10k.normal`): `full` flushes every commit to the
+//! disk (survives a power cut), `normal` only at checkpoints (survives a killed process).
+//! `MIA_BENCH_DURABILITY=full` (or `normal`) runs only one of them.
 //!
-//! Run with: `cargo bench -p mia-store --bench sqlite`
+//! Run with: `cargo bench -p mia-store --bench sqlite` (`-- sqlite.outbox.full` for one group)
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -23,7 +25,7 @@ use mia_core::{
     ContactStore, Event, EventId, EventKind, EventStore, IdempotencyKey, NewJob, OutboxStore,
     Purpose, TelegramPeer,
 };
-use mia_store::SqliteStore;
+use mia_store::{Durability, SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 
 const N: i64 = 10_000;
@@ -41,11 +43,26 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A fresh file store (the folder is deleted when the `TempDir` drops).
 async fn fresh() -> (TempDir, SqliteStore) {
+    fresh_with(Durability::Normal).await
+}
+
+/// A fresh file store with the given durability.
+async fn fresh_with(durability: Durability) -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("bench.db"))
+    let options = SqliteOptions::new().with_durability(durability);
+    let store = SqliteStore::open_with(dir.path().join("bench.db"), options)
         .await
         .unwrap();
     (dir, store)
+}
+
+/// The durabilities to bench: both, or the one `MIA_BENCH_DURABILITY` names.
+fn durabilities() -> Vec<(&'static str, Durability)> {
+    let all = [("full", Durability::Full), ("normal", Durability::Normal)];
+    match std::env::var("MIA_BENCH_DURABILITY") {
+        Ok(only) => all.into_iter().filter(|(name, _)| *name == only).collect(),
+        Err(_) => all.to_vec(),
+    }
 }
 
 fn contacts() -> Vec<Contact> {
@@ -89,8 +106,15 @@ async fn campaign(store: &SqliteStore) -> (Campaign, Vec<NewJob>) {
 }
 
 fn batch_writes(c: &mut Criterion) {
+    for (name, durability) in durabilities() {
+        batch_writes_with(c, name, durability);
+    }
+}
+
+fn batch_writes_with(c: &mut Criterion, name: &str, durability: Durability) {
     let rt = runtime();
-    let mut group = c.benchmark_group("sqlite.batch_10k");
+    let fresh = || fresh_with(durability);
+    let mut group = c.benchmark_group(format!("sqlite.batch_10k.{name}"));
     group
         .sample_size(10)
         .throughput(Throughput::Elements(N as u64));
@@ -311,6 +335,12 @@ async fn work(store: SqliteStore, mode: Mode, name: String) -> u64 {
 }
 
 fn outbox_throughput(c: &mut Criterion) {
+    for (name, durability) in durabilities() {
+        outbox_throughput_with(c, name, durability);
+    }
+}
+
+fn outbox_throughput_with(c: &mut Criterion, name: &str, durability: Durability) {
     use std::time::{Duration, Instant};
 
     use criterion::{BenchmarkId, SamplingMode};
@@ -319,7 +349,7 @@ fn outbox_throughput(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("sqlite.outbox");
+    let mut group = c.benchmark_group(format!("sqlite.outbox.{name}"));
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
     for mode in [Mode::OneByOne, Mode::BatchUpdateEach, Mode::BatchUpdateJobs] {
         let n = mode.jobs();
@@ -334,7 +364,7 @@ fn outbox_throughput(c: &mut Criterion) {
                             let mut spent = Duration::ZERO;
                             for _ in 0..iters {
                                 // A fresh file with a full queue, outside the timing.
-                                let (_dir, store) = fresh().await;
+                                let (_dir, store) = fresh_with(durability).await;
                                 let (campaign, jobs) = campaign(&store).await;
                                 store.schedule(&campaign, &jobs[..n]).await.unwrap();
                                 let start = Instant::now();

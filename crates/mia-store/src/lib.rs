@@ -15,4 +15,4 @@ pub use error::StoreError;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteOptions, SqliteStore};

@@ -340,7 +340,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 5);
+        assert_eq!(store.schema_version().await.unwrap(), 6);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -350,7 +350,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 5, "each migration is recorded once");
+    assert_eq!(applied, 6, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -694,6 +694,183 @@ async fn ten_thousand_of_everything_in_one_batch_each() {
             .windows(2)
             .all(|w| (w[0].due_at, &w[0].key) <= (w[1].due_at, &w[1].key)),
         "claims come earliest first"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..3))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let mut old = store.claim("w1", t(10), lease, 1).await.unwrap().remove(0);
+    store.close().await;
+    // Back to the outbox indexes of version 5, as a database written by the previous release.
+    for sql in [
+        "DROP INDEX {s}.outbox_leased",
+        "DROP INDEX {s}.outbox_by_contact",
+        "CREATE INDEX outbox_claimed_lease ON {s}.outbox (lease_until) WHERE state = 'claimed'",
+        "CREATE INDEX outbox_by_contact ON {s}.outbox (contact, state)",
+        "CREATE INDEX outbox_by_message ON {s}.outbox (contact, message_id) \
+         WHERE message_id IS NOT NULL",
+        "DROP TABLE {s}.claim_epoch",
+        "UPDATE {s}.outbox SET claim_token = 1 WHERE claim_token > 0",
+        "DELETE FROM {s}.schema_migrations WHERE version > 5",
+    ] {
+        scratch.exec(sql).await.unwrap();
+    }
+
+    old.claim_token = 1;
+    let store = scratch.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 6);
+    let raw = scratch.raw().await;
+    let mut indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'outbox'",
+    )
+    .bind(&scratch.name)
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "outbox_by_campaign",
+            "outbox_by_contact",
+            "outbox_leased",
+            "outbox_pending_due",
+            "outbox_pkey"
+        ]
+    );
+    // The job claimed before the upgrade: its lease runs out and it is taken over.
+    assert_eq!(store.next_due().await.unwrap(), Some(t(1)));
+    let rest = store
+        .claim("w2", t(20), SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2, "the two pending jobs");
+    let mut taken = store.claim("w3", t(60), lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "only the lease that ran out");
+    let new = taken.remove(0);
+    assert_eq!(new.key, old.key);
+    assert!(new.claim_token > old.claim_token);
+    let sent = JobUpdate::Sent { message_id: 7 };
+    assert!(matches!(
+        store
+            .update_job(&old.key, old.claim_token, &sent, t(61))
+            .await,
+        Err(Error::LeaseLost(_))
+    ));
+    store
+        .update_job(&new.key, new.claim_token, &sent, t(61))
+        .await
+        .unwrap();
+    let updates: Vec<(&mia_core::Job, JobUpdate)> = rest
+        .iter()
+        .map(|job| (job, JobUpdate::Sent { message_id: 8 }))
+        .collect();
+    assert!(store.update_jobs(&updates, t(62)).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .job_by_message(&new.contact, 7)
+            .await
+            .unwrap()
+            .map(|j| j.key),
+        Some(new.key.clone())
+    );
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().sent, 3);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    store.close().await;
+}
+
+/// Claims commit without waiting for the disk (see `postgres::outbox`), so a server crash can
+/// lose one. Its worker must then never be able to write through it: the claim after the
+/// crash, on a new connection, must not hand out the same token again.
+#[tokio::test]
+async fn a_claim_lost_in_a_crash_never_gets_its_token_back() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let before = scratch.store().await;
+    let campaign = running_campaign(&before, "spring").await;
+    before
+        .schedule(&campaign, &jobs_for(&campaign, 0..1))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_hours(1);
+    let lost = before.claim("w1", t(10), lease, 1).await.unwrap().remove(0);
+    before.close().await;
+    // The crash: the claim's commit never reached the disk, and every connection ended.
+    scratch
+        .exec(
+            "UPDATE {s}.outbox SET state = 'pending', claim_token = 0, lease_until = NULL, \
+             worker = NULL",
+        )
+        .await
+        .unwrap();
+
+    let after = scratch.store().await;
+    let taken = after.claim("w2", t(11), lease, 1).await.unwrap().remove(0);
+    assert_eq!(taken.key, lost.key);
+    assert!(taken.claim_token > lost.claim_token);
+    let variant = VariantId::new("A");
+    let err = after
+        .record_attempt(&lost.key, lost.claim_token, &variant, 0.5, t(12))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseLost(_)), "{err:?}");
+    after
+        .record_attempt(&taken.key, taken.claim_token, &variant, 0.5, t(12))
+        .await
+        .unwrap();
+    after.close().await;
+}
+
+/// A batch first goes in with plain INSERTs and only on a taken id again with `ON CONFLICT`:
+/// a batch that repeats some stored ids (a retried write) stores exactly the new ones, keeps
+/// the stored ones as they were, and leaves the transaction usable.
+#[tokio::test]
+async fn a_batch_with_some_stored_ids_adds_only_the_new_ones() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let event = |id: &str, kind: EventKind| Event {
+        id: EventId::new(id),
+        at: t(1),
+        contact: ContactId::new("c00001"),
+        campaign: Some(CampaignId::new("spring")),
+        variant: None,
+        step: None,
+        kind,
+    };
+    let first = [event("e1", EventKind::Sent), event("e2", EventKind::Sent)];
+    assert_eq!(store.append_events(&first).await.unwrap(), 2);
+    let retried = [
+        event("e3", EventKind::Delivered),
+        event("e2", EventKind::Delivered),
+        event("e3", EventKind::Sent),
+        event("e4", EventKind::Delivered),
+    ];
+    assert_eq!(store.append_events(&retried).await.unwrap(), 2);
+    let stored = store
+        .campaign_events(&CampaignId::new("spring"))
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, &EventKind)> = stored.iter().map(|e| (e.id.as_str(), &e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("e1", &EventKind::Sent),
+            ("e2", &EventKind::Sent),
+            ("e3", &EventKind::Delivered),
+            ("e4", &EventKind::Delivered)
+        ]
     );
     store.close().await;
 }

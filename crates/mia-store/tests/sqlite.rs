@@ -13,7 +13,7 @@ use mia_core::{
     IdempotencyKey, JobState, JobUpdate, NewJob, OutboxStore, Purpose, ReviewId, ReviewItem,
     ReviewState, ReviewStore, ReviewSubject, TelegramPeer, VariantId,
 };
-use mia_store::SqliteStore;
+use mia_store::{Durability, SqliteOptions, SqliteStore};
 
 fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
@@ -80,6 +80,146 @@ async fn a_file_store_conforms() {
         .await
         .unwrap();
     mia_core::testing::store_conformance(&store).await;
+}
+
+#[tokio::test]
+async fn a_full_durability_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new().with_durability(Durability::Full);
+    assert_eq!(options.durability(), Durability::Full);
+    let store = SqliteStore::open_with(dir.path().join("mia.db"), options)
+        .await
+        .unwrap();
+    mia_core::testing::store_conformance(&store).await;
+}
+
+/// Claims and job updates share one connection, each statement setting its own `synchronous`
+/// level first; a statement after such a `PRAGMA` must still see that it changed nothing.
+#[tokio::test]
+async fn a_lost_update_right_after_a_good_one_is_still_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new().with_durability(Durability::Full);
+    let store = SqliteStore::open_with(dir.path().join("mia.db"), options)
+        .await
+        .unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..2))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let jobs = store.claim("w1", t(10), lease, 2).await.unwrap();
+    let sent = JobUpdate::Sent { message_id: 1 };
+    let variant = VariantId::new("A");
+    store
+        .record_attempt(&jobs[0].key, jobs[0].claim_token, &variant, 0.5, t(11))
+        .await
+        .unwrap();
+    let err = store
+        .record_attempt(&jobs[1].key, jobs[1].claim_token + 1, &variant, 0.5, t(11))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseLost(_)), "{err:?}");
+    store
+        .update_job(&jobs[0].key, jobs[0].claim_token, &sent, t(12))
+        .await
+        .unwrap();
+    let err = store
+        .update_job(&jobs[1].key, jobs[1].claim_token + 1, &sent, t(12))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseLost(_)), "{err:?}");
+    // The second job is still held by its claim, which can finish it.
+    let retry = JobUpdate::Retry {
+        due_at: t(100),
+        count_attempt: true,
+        reason: "flood_wait".into(),
+    };
+    store
+        .update_job(&jobs[1].key, jobs[1].claim_token, &retry, t(13))
+        .await
+        .unwrap();
+    let job = store.job(&jobs[1].key).await.unwrap().unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Pending, 1));
+    let job = store.job(&jobs[0].key).await.unwrap().unwrap();
+    assert_eq!((job.state, job.message_id), (JobState::Sent, Some(1)));
+}
+
+/// A file written before the outbox and event indexes changed (schema version 4) is migrated on
+/// open, and its jobs are claimed, found by message and by contact, and its events read, as
+/// before.
+#[tokio::test]
+async fn a_version_4_outbox_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..3))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let first = store.claim("w1", t(10), lease, 1).await.unwrap().remove(0);
+    store
+        .update_job(
+            &first.key,
+            first.claim_token,
+            &JobUpdate::Sent { message_id: 7 },
+            t(11),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    // Back to the indexes of version 4.
+    let raw = raw_pool(&path).await;
+    sqlx::raw_sql(
+        "DROP INDEX outbox_pending; DROP INDEX outbox_leases; DROP INDEX outbox_by_contact; \
+         DROP INDEX outbox_by_message; \
+         CREATE INDEX outbox_due ON outbox (state, due_at, key); \
+         CREATE INDEX outbox_by_contact ON outbox (contact, state); \
+         CREATE INDEX outbox_by_message ON outbox (contact, message_id); \
+         DROP INDEX events_by_contact; \
+         CREATE INDEX events_by_contact ON events (contact, at, id); \
+         PRAGMA user_version = 4;",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 5);
+    let found = store
+        .job_by_message(&first.contact, 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key, first.key);
+    let rest = store.claim("w1", t(20), lease, 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(rest.iter().all(|job| job.key != first.key));
+    let sends = store.sends_since(&first.contact, t(0)).await.unwrap();
+    assert_eq!(sends, vec![t(11)]);
+    let event = |id: &str, at: i64| Event {
+        id: EventId::new(id),
+        at: t(at),
+        contact: first.contact.clone(),
+        campaign: Some(campaign.id.clone()),
+        variant: None,
+        step: None,
+        kind: EventKind::Delivered,
+    };
+    // Appended out of order: read back by time, then id.
+    let events = [event("b", 2), event("c", 1), event("a", 2)];
+    assert_eq!(store.append_events(&events).await.unwrap(), 3);
+    let read: Vec<String> = store
+        .contact_events(&first.contact)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    assert_eq!(read, ["c", "a", "b"]);
 }
 
 #[tokio::test]

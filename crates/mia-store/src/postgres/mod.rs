@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, Executor, PgPool};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgPool};
 
 use crate::error::{Context, StoreError};
 
@@ -44,7 +44,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A claim is one `UPDATE` statement that picks the due jobs with `FOR UPDATE SKIP LOCKED`, so
 /// any number of workers claim concurrently without ever getting the same job and without
 /// waiting for each other; it walks partial indexes in due order, so it costs O(limit) however
-/// long the queue. Worker writes are conditional on the claim token, as in every store.
+/// long the queue. Worker writes are conditional on the claim token, as in every store. A
+/// claim commits without waiting for its WAL flush (every other write waits): a server crash
+/// may lose a claim nobody has acted on yet, which returns the job to the queue, and claim
+/// tokens never repeat across a crash, so the worker holding a lost claim gets
+/// [`LeaseLost`](mia_core::Error::LeaseLost). Each pooled connection takes a durable claim
+/// epoch from the `claim_epoch` table when it connects.
 ///
 /// Timestamps are stored as `BIGINT` microseconds since the Unix epoch, as in
 /// `SqliteStore`; finer digits are dropped. Structured values are
@@ -91,14 +96,23 @@ impl PostgresStore {
     /// [`connect`](Self::connect).
     pub async fn connect_with_schema(url: &str, schema: &str) -> mia_core::Result<Self> {
         let schema = valid_schema(schema)?;
+        // Migrations run on a connection of their own, before the pool opens: every pooled
+        // connection takes a claim epoch from a table that the migrations create.
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .context("connect to Postgres")?;
+        let migrated = async {
+            conn.execute(sqlx::raw_sql(AssertSqlSafe(set_path(&schema))))
+                .await?;
+            schema::migrate(&mut conn, &schema).await
+        }
+        .await;
+        let _ = conn.close().await;
+        migrated.context("migrate the database schema")?;
         let pool = pool_options(&schema)
             .connect(url)
             .await
             .context("connect to Postgres")?;
-        if let Err(err) = schema::migrate(&pool, &schema).await {
-            pool.close().await;
-            return Err(err).context("migrate the database schema");
-        }
         Ok(Self {
             pool,
             schema: schema.into(),
@@ -148,18 +162,34 @@ impl PostgresStore {
     }
 }
 
-/// The pool settings: every new connection gets `search_path` set to the store's schema (and
-/// only it, so a table of another schema is never used by accident).
+/// `SET search_path` to `schema`, and only it, so a table of another schema is never used by
+/// accident. The schema is a checked identifier (see `valid_schema`), so quoting it is enough.
+fn set_path(schema: &str) -> String {
+    format!("SET search_path TO \"{schema}\"")
+}
+
+/// Takes a claim epoch for the connection: one more than any connection took before, kept in
+/// the session setting `mia.claim_epoch` for `claim` to read. It commits with at least a local
+/// WAL flush whatever the server's default (`synchronous_commit = off` becomes `local`), so an
+/// epoch in use is never lost in a crash and never handed out twice (see the `outbox` module).
+const TAKE_CLAIM_EPOCH: &str = "WITH durable AS (\
+       SELECT set_config('synchronous_commit', \
+         CASE current_setting('synchronous_commit') WHEN 'off' THEN 'local' \
+         ELSE current_setting('synchronous_commit') END, true)), \
+     taken AS (UPDATE claim_epoch SET epoch = epoch + 1 RETURNING epoch) \
+     SELECT set_config('mia.claim_epoch', taken.epoch::text, false) FROM taken, durable";
+
+/// The pool settings: every new connection gets `search_path` set to the store's schema and
+/// takes its claim epoch, in one round trip (and one transaction).
 fn pool_options(schema: &str) -> PgPoolOptions {
-    // The schema is a checked identifier (see `valid_schema`), so quoting it is enough.
-    let set_path: Arc<str> = format!("SET search_path TO \"{schema}\"").into();
+    let setup: Arc<str> = format!("{}; {TAKE_CLAIM_EPOCH}", set_path(schema)).into();
     PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _meta| {
-            let set_path = Arc::clone(&set_path);
+            let setup = Arc::clone(&setup);
             Box::pin(async move {
-                conn.execute(sqlx::raw_sql(AssertSqlSafe(set_path))).await?;
+                conn.execute(sqlx::raw_sql(AssertSqlSafe(setup))).await?;
                 Ok(())
             })
         })

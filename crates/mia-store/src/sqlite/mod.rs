@@ -1,5 +1,18 @@
 //! [`SqliteStore`]: every store seam of mia in one embedded SQLite database.
 
+/// The constant statement `$sql` with the `PRAGMA` that sets the [`Flush`] level `$sync` in
+/// front, for the hot connection. A statement that follows a `PRAGMA` must not be judged by
+/// `rows_affected` (SQLite reports the changes of the last statement that made any, which may
+/// be an earlier one): it returns rows instead.
+macro_rules! with_sync {
+    ($sync:expr, $sql:expr) => {
+        match $sync {
+            $crate::sqlite::Flush::Flushed => concat!("PRAGMA synchronous = FULL; ", $sql),
+            $crate::sqlite::Flush::Unflushed => concat!("PRAGMA synchronous = NORMAL; ", $sql),
+        }
+    };
+}
+
 mod audit;
 mod batch;
 mod campaigns;
@@ -7,6 +20,7 @@ mod codec;
 mod consents;
 mod contacts;
 mod events;
+mod options;
 mod outbox;
 mod reviews;
 mod schema;
@@ -18,9 +32,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::error::{Context, StoreError};
+
+pub use options::{Durability, SqliteOptions};
 
 /// How long a connection waits for another one's write lock before giving up with a
 /// retryable error.
@@ -30,13 +46,29 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL mode.
 const MAX_CONNECTIONS: u32 = 4;
 
+/// The pool options of a file store.
+///
+/// No idle or lifetime reaping: an embedded database has nothing to gain from closing
+/// connections, and the reaper's timers would be the only ones running while a query waits,
+/// which makes tokio's paused clock jump ahead (use `mia_core::VirtualClock` for simulations on
+/// a real store). No test before each acquire either: that is one more round trip to the
+/// connection's thread per statement, and a local file does not drop connections.
+fn file_pool() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+}
+
 /// A durable [`Store`](mia_core::Store) in one SQLite file.
 ///
 /// Opening applies pending schema migrations. The file runs in WAL mode with
-/// `synchronous=NORMAL` (a committed transaction survives a process crash; a power cut may
-/// lose the last few), foreign keys on, and a 5 s busy timeout. Several handles, in one process
-/// or several, may use the same file: writes that read first take the write lock up front
-/// (`BEGIN IMMEDIATE`), and claims are one statement, so two workers never claim the same job.
+/// `synchronous=NORMAL` by default (a committed transaction survives a process crash; a power
+/// cut may lose the last few) or `FULL` ([`Durability`]), foreign keys on, and a 5 s busy
+/// timeout. Several handles, in one process or several, may use the same file: writes that
+/// read first take the write lock up front (`BEGIN IMMEDIATE`), and claims are one statement,
+/// so two workers never claim the same job.
 ///
 /// Timestamps are stored as microseconds since the Unix epoch; finer digits are dropped.
 ///
@@ -44,6 +76,14 @@ const MAX_CONNECTIONS: u32 = 4;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for the outbox's and the event log's hot writes (claims, job updates,
+    /// event appends). Writers queue for it in this process, each woken as soon as the one
+    /// before it commits, instead of meeting at SQLite's write lock, whose busy handler sleeps
+    /// a millisecond or more between tries. Every statement run on it first sets the
+    /// `synchronous` level its commit needs (see [`Flush`]).
+    hot: SqlitePool,
+    /// Whether hot writes must be flushed ([`Durability::Full`]).
+    full: bool,
     location: Arc<Location>,
 }
 
@@ -71,6 +111,17 @@ impl SqliteStore {
     /// [`mia_core::Error::Store`] when the folder cannot be created, the file is not a SQLite
     /// database, it was written by a newer version of this crate, or a migration fails.
     pub async fn open(path: impl AsRef<Path>) -> mia_core::Result<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Like [`open`](Self::open), with the given options (such as [`Durability::Full`]).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> mia_core::Result<Self> {
         let path = path.as_ref();
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder)
@@ -80,25 +131,38 @@ impl SqliteStore {
                 })
                 .context("open the database")?;
         }
-        let options = SqliteConnectOptions::new()
+        let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(options.durability.synchronous())
+            // 8 MB of pages per connection (SQLite's default is 2 MB): a batch of claims or
+            // updates spread over the outbox is read and written without going back to the
+            // file for each page.
+            .pragma("cache_size", "-8192")
+            // A checkpoint (copying the WAL back into the database, with two flushes) after
+            // 32 MB of WAL rather than SQLite's 4 MB: a large batch of events dirties a page of
+            // the contact index per contact, which are the same pages batch after batch, so
+            // rarer checkpoints write each of them once for many commits. The WAL file is cut
+            // back to 64 MB after a checkpoint.
+            .pragma("wal_autocheckpoint", "8192")
+            .pragma("journal_size_limit", "67108864")
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        // No idle or lifetime reaping: an embedded database has nothing to gain from closing
-        // connections, and the reaper's timers would be the only ones running while a query
-        // waits, which makes tokio's paused clock jump ahead (use `mia_core::VirtualClock` for
-        // simulations on a real store).
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
+        let pool = file_pool()
+            .connect_with(connect.clone())
             .await
             .context("open the database")?;
-        Self::ready(pool, Location::File(path.to_owned())).await
+        // Opened after the first pool, so the file is in WAL mode already.
+        // A larger page cache for the connection that writes the growing tables: the pages a
+        // batch of events touches in the contact index stay in memory between batches.
+        let hot = file_pool()
+            .max_connections(1)
+            .connect_with(connect.pragma("cache_size", "-32768"))
+            .await
+            .context("open the database")?;
+        let full = options.durability == Durability::Full;
+        Self::ready(pool, hot, full, Location::File(path.to_owned())).await
     }
 
     /// A fresh database that lives in memory and is gone when the last clone is dropped.
@@ -118,18 +182,26 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .context("open an in-memory database")?;
-        Self::ready(pool, Location::Memory).await
+        Self::ready(pool.clone(), pool, false, Location::Memory).await
     }
 
-    async fn ready(pool: SqlitePool, location: Location) -> mia_core::Result<Self> {
+    async fn ready(
+        pool: SqlitePool,
+        hot: SqlitePool,
+        full: bool,
+        location: Location,
+    ) -> mia_core::Result<Self> {
         schema::migrate(&pool)
             .await
             .context("migrate the database schema")?;
         Ok(Self {
             pool,
+            hot,
+            full,
             location: Arc::new(location),
         })
     }
@@ -155,6 +227,7 @@ impl SqliteStore {
     /// Closes every connection, waiting for running queries. Later calls on any clone fail.
     /// Dropping the last clone closes the pool too; this only makes it deterministic.
     pub async fn close(&self) {
+        self.hot.close().await;
         self.pool.close().await;
     }
 
@@ -162,5 +235,46 @@ impl SqliteStore {
     /// fails halfway by finding that another connection wrote since it read.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Like [`begin_write`](Self::begin_write), on the hot connection, committing with the
+    /// store's durability.
+    async fn begin_hot(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        let begin = match self.full {
+            true => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            false => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+        };
+        Ok(self.hot.begin_with(begin).await?)
+    }
+
+    /// How a statement on the hot connection commits: `Flushed` for every write at
+    /// [`Durability::Full`], `Unflushed` for claims, and for everything at
+    /// [`Durability::Normal`].
+    fn sync(&self, claim: bool) -> Flush {
+        match self.full && !claim {
+            true => Flush::Flushed,
+            false => Flush::Unflushed,
+        }
+    }
+}
+
+/// The `synchronous` level a statement on the hot connection commits with; it is set by the
+/// statement itself (a `PRAGMA` in front of it, in the same round trip), so no statement
+/// depends on what the one before it left.
+#[derive(Clone, Copy)]
+enum Flush {
+    /// `synchronous = FULL`.
+    Flushed,
+    /// `synchronous = NORMAL`.
+    Unflushed,
+}
+
+impl Flush {
+    /// The `PRAGMA` that sets this level, to put in front of a statement built at run time.
+    fn pragma(self) -> &'static str {
+        match self {
+            Flush::Flushed => "PRAGMA synchronous = FULL; ",
+            Flush::Unflushed => "PRAGMA synchronous = NORMAL; ",
+        }
     }
 }

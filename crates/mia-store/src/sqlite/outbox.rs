@@ -1,9 +1,36 @@
 //! [`OutboxStore`] for [`SqliteStore`]: the durable job queue.
 //!
-//! A claim is one `UPDATE ... WHERE key IN (SELECT ...) RETURNING` statement, which SQLite
+//! A claim is one `UPDATE ... WHERE rowid IN (SELECT ...) RETURNING` statement, which SQLite
 //! runs under the write lock from its first step, so two workers (in one process or two) never
 //! claim the same job. Worker writes are conditional on `state = 'claimed' AND claim_token = ?`,
 //! so a worker whose lease expired cannot overwrite its successor's work.
+//!
+//! # Claims are not flushed by themselves
+//!
+//! At [`Durability::Full`](super::Durability::Full) every write is flushed to the disk before
+//! it returns, except a claim: its commit goes to the WAL file without a flush of its own. The
+//! outbox's guarantees do not need one:
+//!
+//! - The WAL is one append-only file, and a flush makes everything written to it before durable.
+//!   A claim therefore reaches the disk with the next flushed commit on the file, and the
+//!   claimed job's own next write is one: `record_attempt` (which the worker runs before the
+//!   transport call) or `update_job`/`update_jobs`. No send can happen on a claim that a power
+//!   cut could still undo.
+//! - Only a power cut or an operating system crash undoes an unflushed commit (a killed process
+//!   leaves it in the operating system's cache, which the next open reads). Either one stops
+//!   every worker that could hold the lost claim, since SQLite's WAL mode only shares a file
+//!   between processes of one machine. The job is then as it was before the claim: pending, or
+//!   held by an older claim that has expired, which is the state a worker that crashed right
+//!   after claiming leaves too, minus the wait for the lease.
+//! - The claim token comes back to its old value with the job, and the next claim increments it
+//!   again, so two claims may carry the same token across a power cut; but the only holder of
+//!   the lost one stopped with the machine, and tokens live nowhere else.
+//! - Nothing is lost or done twice: a job whose send was recorded (`send_in_flight`) has a
+//!   flushed claim, and a crash between the transport call and the update is recognised through
+//!   that outcome and the idempotency key exactly as without this rule.
+//!
+//! So a job costs one flush (its update) instead of two, which halves the flushes of the
+//! one-at-a-time path; a batch costs one for its `update_jobs`.
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -81,11 +108,13 @@ fn update_sql(rows: usize) -> String {
 }
 
 /// Applies `updates` on `conn` (inside a transaction when it takes more than one statement);
-/// returns the keys that changed.
+/// returns the keys that changed. A `sync` level is set in front of each statement (outside a
+/// transaction, whose `BEGIN` sets it).
 async fn update_batch(
     conn: &mut sqlx::SqliteConnection,
     mut updates: &[(&Job, JobUpdate)],
     now: Timestamp,
+    sync: Option<super::Flush>,
 ) -> Result<Vec<String>, crate::error::StoreError> {
     let mut changed = Vec::with_capacity(updates.len());
     for size in UPDATE_SIZES {
@@ -94,7 +123,12 @@ async fn update_batch(
             continue;
         }
         // Built from the constant parts above only; every value is bound.
-        let sql: std::sync::Arc<str> = update_sql(size).into();
+        let mut sql = sync
+            .map(super::Flush::pragma)
+            .unwrap_or_default()
+            .to_owned();
+        sql.push_str(&update_sql(size));
+        let sql: std::sync::Arc<str> = sql.into();
         for chunk in &mut chunks {
             let mut query =
                 sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(std::sync::Arc::clone(&sql)));
@@ -220,35 +254,43 @@ impl OutboxStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Job>> {
         const DOING: &str = "claim jobs";
-        // Each branch walks the (state, due_at, key) index in order and stops at `limit`, so a
-        // claim costs O(limit), not a sort of every due job.
+        // The two branches walk their partial indexes (`outbox_pending` in claim order,
+        // `outbox_leases` over the expired leases only, usually none) and SQLite merges them,
+        // stopping at `limit`: a claim costs O(limit), not a sort of every due job. A campaign
+        // is checked per candidate row (two index probes), which costs less than building the
+        // list of running campaigns for every claim. Rows are picked by rowid, with no second
+        // lookup by key.
         let lease_until = now
             .checked_add(lease)
             .map_err(|e| Error::invalid(e.to_string()))?;
-        let rows = sqlx::query(concat!(
-            "UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
-             lease_until = ?1, worker = ?2, updated_at = ?3 \
-             WHERE key IN (SELECT key FROM (\
-               SELECT * FROM (\
-                 SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
-                 WHERE o.state = 'pending' AND o.due_at <= ?3 AND c.state = 'running' \
-                 ORDER BY o.due_at, o.key LIMIT ?4) \
-               UNION ALL \
-               SELECT * FROM (\
-                 SELECT o.key, o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
-                 WHERE o.state = 'claimed' AND o.lease_until <= ?3 AND c.state = 'running' \
-                 ORDER BY o.due_at, o.key LIMIT ?4)) \
-               ORDER BY due_at, key LIMIT ?4) \
-             RETURNING ",
-            columns!()
-        ))
-        .bind(micros(lease_until))
-        .bind(worker)
-        .bind(micros(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .context(DOING)?;
+        // Not flushed by itself at `Durability::Full` (see there): the claim reaches the disk
+        // with the next flushed commit, the job's own `record_attempt` or update at the latest.
+        let sql = with_sync!(
+            self.sync(true),
+            concat!(
+                "UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
+                 lease_until = ?1, worker = ?2, updated_at = ?3 \
+                 WHERE rowid IN (SELECT id FROM (\
+                   SELECT rowid AS id, due_at, key FROM outbox o \
+                   WHERE state = 'pending' AND due_at <= ?3 AND EXISTS (\
+                     SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
+                   UNION ALL \
+                   SELECT rowid AS id, due_at, key FROM outbox o \
+                   WHERE state = 'claimed' AND lease_until <= ?3 AND EXISTS (\
+                     SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
+                   ORDER BY due_at, key LIMIT ?4)) \
+                 RETURNING ",
+                columns!()
+            )
+        );
+        let rows = sqlx::query(sql)
+            .bind(micros(lease_until))
+            .bind(worker)
+            .bind(micros(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.hot)
+            .await
+            .context(DOING)?;
         let mut jobs = decode_all(&rows, DOING)?;
         // RETURNING gives rows in no particular order.
         jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
@@ -270,22 +312,23 @@ impl OutboxStore for SqliteStore {
     ) -> Result<()> {
         const DOING: &str = "record a send attempt";
         // Every right-hand side sees the row as it was, so the first variant sticks.
-        let updated = sqlx::query(
+        let sql = with_sync!(
+            self.sync(false),
             "UPDATE outbox SET variant = COALESCE(variant, ?1), \
              propensity = CASE WHEN variant IS NULL THEN ?2 ELSE propensity END, \
              updated_at = ?3, outcome = 'send_in_flight' \
-             WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5",
-        )
-        .bind(variant.as_str())
-        .bind(propensity)
-        .bind(micros(now))
-        .bind(key.as_str())
-        .bind(token(claim_token))
-        .execute(&self.pool)
-        .await
-        .context(DOING)?
-        .rows_affected();
-        if updated == 0 {
+             WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5 RETURNING 1"
+        );
+        let updated = sqlx::query_scalar::<_, i64>(sql)
+            .bind(variant.as_str())
+            .bind(propensity)
+            .bind(micros(now))
+            .bind(key.as_str())
+            .bind(token(claim_token))
+            .fetch_optional(&self.hot)
+            .await
+            .context(DOING)?;
+        if updated.is_none() {
             return Err(self.lost(key, DOING).await);
         }
         Ok(())
@@ -301,25 +344,26 @@ impl OutboxStore for SqliteStore {
         const DOING: &str = "update a job";
         // A NULL keeps the column.
         let change = JobChange::from(update);
-        let updated = sqlx::query(
+        let sql = with_sync!(
+            self.sync(false),
             "UPDATE outbox SET state = ?1, lease_until = NULL, updated_at = ?2, \
              message_id = COALESCE(?3, message_id), outcome = ?4, \
              due_at = COALESCE(?5, due_at), attempts = attempts + ?6 \
-             WHERE key = ?7 AND state = 'claimed' AND claim_token = ?8",
-        )
-        .bind(change.state.as_str())
-        .bind(micros(now))
-        .bind(change.message_id)
-        .bind(change.outcome)
-        .bind(change.due_at)
-        .bind(change.add_attempts)
-        .bind(key.as_str())
-        .bind(token(claim_token))
-        .execute(&self.pool)
-        .await
-        .context(DOING)?
-        .rows_affected();
-        if updated == 0 {
+             WHERE key = ?7 AND state = 'claimed' AND claim_token = ?8 RETURNING 1"
+        );
+        let updated = sqlx::query_scalar::<_, i64>(sql)
+            .bind(change.state.as_str())
+            .bind(micros(now))
+            .bind(change.message_id)
+            .bind(change.outcome)
+            .bind(change.due_at)
+            .bind(change.add_attempts)
+            .bind(key.as_str())
+            .bind(token(claim_token))
+            .fetch_optional(&self.hot)
+            .await
+            .context(DOING)?;
+        if updated.is_none() {
             return Err(self.lost(key, DOING).await);
         }
         Ok(())
@@ -337,11 +381,15 @@ impl OutboxStore for SqliteStore {
         }
         let changed = if update_statements(updates.len()) <= 1 {
             // One statement is atomic on its own.
-            let mut conn = self.pool.acquire().await.context(DOING)?;
-            update_batch(&mut conn, updates, now).await.context(DOING)?
+            let mut conn = self.hot.acquire().await.context(DOING)?;
+            update_batch(&mut conn, updates, now, Some(self.sync(false)))
+                .await
+                .context(DOING)?
         } else {
-            let mut tx = self.begin_write().await.context(DOING)?;
-            let changed = update_batch(&mut tx, updates, now).await.context(DOING)?;
+            let mut tx = self.begin_hot().await.context(DOING)?;
+            let changed = update_batch(&mut tx, updates, now, None)
+                .await
+                .context(DOING)?;
             tx.commit().await.context(DOING)?;
             changed
         };

@@ -193,8 +193,40 @@ ALTER TABLE events ADD COLUMN step INTEGER CHECK (step >= 0);
 PRAGMA user_version = 4;
 "#;
 
+/// Version 5: outbox indexes that a job's state changes touch as little as possible.
+///
+/// Every index on `outbox` whose columns an UPDATE assigns is rewritten by it, and a job changes
+/// state at least twice (claimed, then done), so each index entry that moves is a page write
+/// (and, with `synchronous=FULL`, part of a flushed commit). The indexes of version 1 kept every
+/// job, done or not, and all but one moved on every change. Now:
+/// - `outbox_pending` holds pending jobs only, in claim order: a claim removes the job, a retry
+///   puts it back;
+/// - `outbox_leases` holds claimed jobs only, by lease expiry: a claim adds the job, its update
+///   removes it, and a claim of expired leases reads them without visiting every claimed job;
+/// - `outbox_by_contact` names the contact only, which never changes in a job's life (erasure
+///   aside), so the contact's queries filter states on the few rows it finds;
+/// - `outbox_by_message` holds only jobs with a message id: a send adds it once.
+///
+/// And `events_by_contact` names the contact only (SQLite appends the rowid), so a batch of
+/// events adds each contact's new entries at the end of that contact's range, one page per
+/// contact, instead of between older entries with the same time wherever their ids sort; a
+/// contact's events are few, and reading them sorts them by time.
+const V5: &str = r#"
+DROP INDEX events_by_contact;
+CREATE INDEX events_by_contact ON events (contact);
+DROP INDEX outbox_due;
+DROP INDEX outbox_by_contact;
+DROP INDEX outbox_by_message;
+CREATE INDEX outbox_pending ON outbox (due_at, key) WHERE state = 'pending';
+CREATE INDEX outbox_leases ON outbox (lease_until) WHERE state = 'claimed';
+CREATE INDEX outbox_by_contact ON outbox (contact);
+CREATE INDEX outbox_by_message ON outbox (contact, message_id) WHERE message_id IS NOT NULL;
+
+PRAGMA user_version = 5;
+"#;
+
 /// Every migration, oldest first; each one ends by setting `user_version` to its number.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
