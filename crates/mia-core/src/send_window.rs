@@ -185,7 +185,9 @@ pub fn first_open_in_all(
     if zones.is_empty() {
         return None;
     }
-    let horizon = now.checked_add(jiff::SignedDuration::from_hours(24 * 8)).ok()?;
+    let horizon = now
+        .checked_add(jiff::SignedDuration::from_hours(24 * 8))
+        .ok()?;
     let mut at = now;
     // Every round lands on some zone's opening; there are a few per zone per day.
     for _ in 0..(zones.len() * 32 + 8) {
