@@ -1,44 +1,4 @@
-//! Recurring campaigns: the same campaign again every day, week or month, at a local time.
-//!
-//! A [`Recurrence`] on a campaign ([`CampaignSpec::recurrence`]) makes
-//! [`Agent::schedule`](crate::Agent::schedule) queue the first occurrence at the first matching
-//! instant at or after the start, and workers queue each later one when it is due, until
-//! `count` occurrences or `until`. Each occurrence resolves the audience and checks consent
-//! afresh (someone who opted in since gets it, someone who left does not), every message passes
-//! the send policy as always, and each occurrence's jobs have their own idempotency keys, so
-//! several workers queue an occurrence once. Nothing piles up: only the latest due occurrence
-//! is queued, and the first messages of earlier occurrences that have not gone out when a later
-//! one is due are skipped (rule [`SUPERSEDED_RULE`]); a journey a contact already started goes
-//! on.
-//!
-//! Occurrences may overlap when a journey outlasts the interval; a `wait_for` event of the
-//! contact then decides the waits of every occurrence still waiting for it, as it would for
-//! any two waits of one contact in one campaign.
-//!
-//! Times are on the recurrence's zone (the campaign's clock, not each contact's: combine with a
-//! [`SendWindow`](crate::SendWindow) for "10:00 on each contact's clock"), with its real offsets:
-//! "every Monday 10:00 Europe/Berlin" stays 10:00 in Berlin across daylight-saving changes; a
-//! time in the hour skipped in spring is the moment the clock jumps past it, and a time in the
-//! hour repeated in autumn its first occurrence.
-//!
-//! ```
-//! use mia_core::Recurrence;
-//!
-//! let weekly: Recurrence = serde_json::from_str(r#"{
-//!     "every": "week", "weekdays": ["mon", "thu"], "at": "10:00",
-//!     "time_zone": "Europe/Berlin", "count": 8
-//! }"#)?;
-//! let start = "2026-11-26T12:00:00Z".parse()?; // Thursday, 13:00 in Berlin: today's 10:00 passed
-//! let first: Vec<_> = weekly.occurrences(start).take(3).map(|(n, at)| (n, at.to_string())).collect();
-//! assert_eq!(first, [
-//!     (0, "2026-11-30T09:00:00Z".to_string()), // Monday 10:00 CET
-//!     (1, "2026-12-03T09:00:00Z".to_string()), // Thursday
-//!     (2, "2026-12-07T09:00:00Z".to_string()),
-//! ]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! [`CampaignSpec::recurrence`]: crate::CampaignSpec::recurrence
+//! Recurring campaigns: see [`Recurrence`].
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
@@ -73,7 +33,49 @@ pub enum Every {
     Month,
 }
 
-/// When a campaign repeats (see the [module](self)). Serialised as `{"every": "day" | "week" |
+/// Recurring campaigns: the same campaign again every day, week or month, at a local time.
+///
+/// A [`Recurrence`] on a campaign ([`CampaignSpec::recurrence`]) makes
+/// [`Agent::schedule`](crate::Agent::schedule) queue the first occurrence at the first matching
+/// instant at or after the start, and workers queue each later one when it is due, until
+/// `count` occurrences or `until`. Each occurrence resolves the audience and checks consent
+/// afresh (someone who opted in since gets it, someone who left does not), every message passes
+/// the send policy as always, and each occurrence's jobs have their own idempotency keys, so
+/// several workers queue an occurrence once. Nothing piles up: only the latest due occurrence
+/// is queued, and the first messages of earlier occurrences that have not gone out when a later
+/// one is due are skipped (rule [`SUPERSEDED_RULE`]); a journey a contact already started goes
+/// on.
+///
+/// Occurrences may overlap when a journey outlasts the interval; a `wait_for` event of the
+/// contact then decides the waits of every occurrence still waiting for it, as it would for
+/// any two waits of one contact in one campaign.
+///
+/// Times are on the recurrence's zone (the campaign's clock, not each contact's: combine with a
+/// [`SendWindow`](crate::SendWindow) for "10:00 on each contact's clock"), with its real offsets:
+/// "every Monday 10:00 Europe/Berlin" stays 10:00 in Berlin across daylight-saving changes; a
+/// time in the hour skipped in spring is the moment the clock jumps past it, and a time in the
+/// hour repeated in autumn its first occurrence.
+///
+/// ```
+/// use mia_core::Recurrence;
+///
+/// let weekly: Recurrence = serde_json::from_str(r#"{
+///     "every": "week", "weekdays": ["mon", "thu"], "at": "10:00",
+///     "time_zone": "Europe/Berlin", "count": 8
+/// }"#)?;
+/// let start = "2026-11-26T12:00:00Z".parse()?; // Thursday, 13:00 in Berlin: today's 10:00 passed
+/// let first: Vec<_> = weekly.occurrences(start).take(3).map(|(n, at)| (n, at.to_string())).collect();
+/// assert_eq!(first, [
+///     (0, "2026-11-30T09:00:00Z".to_string()), // Monday 10:00 CET
+///     (1, "2026-12-03T09:00:00Z".to_string()), // Thursday
+///     (2, "2026-12-07T09:00:00Z".to_string()),
+/// ]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`CampaignSpec::recurrence`]: crate::CampaignSpec::recurrence
+///
+/// Serialised as `{"every": "day" | "week" |
 /// "month", "interval"?: 1, "weekdays"?: ["mon", ...], "at": "HH:MM", "time_zone": "IANA zone",
 /// "count"?: N, "until"?: "RFC 3339", "starts"?: "YYYY-MM-DD"}`. `starts`, the date of the first
 /// occurrence, is filled in when the campaign is scheduled and fixes every later date.

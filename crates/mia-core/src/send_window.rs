@@ -1,35 +1,4 @@
-//! Send windows: the hours and weekdays at which a campaign's messages may go out, on each
-//! contact's own wall clock.
-//!
-//! A [`SendWindow`] is set per campaign ([`CampaignSpec::send_window`]). The worker checks it
-//! before the send policy: a job that falls outside the window is deferred (rule
-//! [`SEND_WINDOW_RULE`]) to the window's next opening on the contact's clock, never dropped, and
-//! every other rule (consent, caps, quiet hours) is judged again then.
-//!
-//! Windows follow the contact's time zone with its real offsets: across a daylight-saving
-//! change "09:00" is still 09:00 on the contact's clock; an opening that falls into a clock gap
-//! (spring forward) opens at the moment after the gap, and in a repeated hour (fall back) at its
-//! first occurrence.
-//!
-//! ```
-//! use jiff::{Timestamp, tz::TimeZone};
-//! use mia_core::SendWindow;
-//!
-//! // Weekday mornings, 09:00–12:00 on the contact's clock.
-//! let window: SendWindow = serde_json::from_str(
-//!     r#"{"start": "09:00", "end": "12:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]}"#,
-//! )?;
-//! let berlin = TimeZone::get("Europe/Berlin")?;
-//! // Saturday 2026-11-28 10:00 in Berlin: closed until Monday 09:00 there.
-//! let saturday: Timestamp = "2026-11-28T09:00:00Z".parse()?;
-//! assert_eq!(
-//!     window.next_open(saturday, &berlin),
-//!     Some("2026-11-30T08:00:00Z".parse()?)
-//! );
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! [`CampaignSpec::send_window`]: crate::CampaignSpec::send_window
+//! Send windows: see [`SendWindow`].
 
 use std::fmt;
 
@@ -45,6 +14,39 @@ pub const SEND_WINDOW_RULE: &str = "send_window";
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// Send windows: the hours and weekdays at which a campaign's messages may go out, on each
+/// contact's own wall clock.
+///
+/// A [`SendWindow`] is set per campaign ([`CampaignSpec::send_window`]). The worker checks it
+/// before the send policy: a job that falls outside the window is deferred (rule
+/// [`SEND_WINDOW_RULE`]) to the window's next opening on the contact's clock, never dropped, and
+/// every other rule (consent, caps, quiet hours) is judged again then.
+///
+/// Windows follow the contact's time zone with its real offsets: across a daylight-saving
+/// change "09:00" is still 09:00 on the contact's clock; an opening that falls into a clock gap
+/// (spring forward) opens at the moment after the gap, and in a repeated hour (fall back) at its
+/// first occurrence.
+///
+/// ```
+/// use jiff::{Timestamp, tz::TimeZone};
+/// use mia_core::SendWindow;
+///
+/// // Weekday mornings, 09:00–12:00 on the contact's clock.
+/// let window: SendWindow = serde_json::from_str(
+///     r#"{"start": "09:00", "end": "12:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]}"#,
+/// )?;
+/// let berlin = TimeZone::get("Europe/Berlin")?;
+/// // Saturday 2026-11-28 10:00 in Berlin: closed until Monday 09:00 there.
+/// let saturday: Timestamp = "2026-11-28T09:00:00Z".parse()?;
+/// assert_eq!(
+///     window.next_open(saturday, &berlin),
+///     Some("2026-11-30T08:00:00Z".parse()?)
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`CampaignSpec::send_window`]: crate::CampaignSpec::send_window
+///
 /// Local hours `[start, end)` on allowed weekdays. A window whose `end` is before its `start`
 /// crosses midnight (`22:00`–`02:00`); it belongs to the weekday on which it opens.
 ///
