@@ -1,12 +1,12 @@
 //! Recurring campaigns: see [`Recurrence`].
 
-use jiff::civil::{Date, Time, Weekday};
+use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::send_window::first_instant_at_or_after;
+use crate::send_window::{day_index, first_instant_at_or_after, weekday_named};
 
 /// The most occurrences a recurring campaign may have (they are numbered in its jobs' steps).
 pub const MAX_OCCURRENCES: u32 = 0x7FFF;
@@ -17,8 +17,6 @@ pub const SUPERSEDED_RULE: &str = "occurrence_superseded";
 
 /// The largest `interval` (days, weeks or months) a recurrence may have.
 pub const MAX_INTERVAL: u32 = 1000;
-
-const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// How often.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,15 +153,11 @@ impl Recurrence {
         }
         let mut days = [false; 7];
         for name in &self.weekdays {
-            let lower = name.to_ascii_lowercase();
-            let index = DAY_NAMES
-                .iter()
-                .position(|d| lower == *d || (lower.len() > 3 && full_name(d) == lower))
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "recurrence weekday {name:?} is not one of mon, tue, wed, thu, fri, sat, sun"
-                    ))
-                })?;
+            let index = weekday_named(name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "recurrence weekday {name:?} is not one of mon, tue, wed, thu, fri, sat, sun"
+                ))
+            })?;
             days[index] = true;
         }
         Ok(Some(days))
@@ -211,7 +205,7 @@ impl Recurrence {
             Every::Week => {
                 let days = self.days().ok().flatten().unwrap_or_else(|| {
                     let mut only = [false; 7];
-                    only[weekday_index(starts.weekday())] = true;
+                    only[day_index(starts.weekday())] = true;
                     only
                 });
                 let monday = starts
@@ -225,8 +219,7 @@ impl Recurrence {
                         .flat_map(move |week| {
                             (0..7).filter_map(move |d| {
                                 let date = week.checked_add(d.days()).ok()?;
-                                (days[weekday_index(date.weekday())] && date >= starts)
-                                    .then_some(date)
+                                (days[day_index(date.weekday())] && date >= starts).then_some(date)
                             })
                         }),
                 )
@@ -286,22 +279,6 @@ impl Recurrence {
 /// `n` days as a span; `None` past what a span holds (the end of the calendar is nearer).
 fn span_days(n: i64) -> Option<jiff::Span> {
     jiff::Span::new().try_days(n).ok()
-}
-
-fn full_name(short: &str) -> &'static str {
-    match short {
-        "mon" => "monday",
-        "tue" => "tuesday",
-        "wed" => "wednesday",
-        "thu" => "thursday",
-        "fri" => "friday",
-        "sat" => "saturday",
-        _ => "sunday",
-    }
-}
-
-fn weekday_index(day: Weekday) -> usize {
-    usize::try_from(day.to_monday_zero_offset()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -441,11 +418,12 @@ mod tests {
             ));
             let n = r.occurrences(ts("2026-11-26T00:00:00Z")).count();
             assert!(n >= 2, "{every}: {n}");
-            // Unvalidated input reaching the iterator directly does not panic either.
+            // Unvalidated input reaching the iterator directly does not panic either: the first
+            // date is the start, the next one lies past what a span holds, and the dates end.
             let mut huge = r.clone();
             huge.interval = u32::MAX;
             huge.starts = Some(Date::constant(2026, 11, 26));
-            assert!(huge.dates().take(3).count() <= 3);
+            assert_eq!(huge.dates().take(3).count(), 1, "{every}");
         }
     }
 

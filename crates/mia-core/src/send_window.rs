@@ -12,7 +12,28 @@ use crate::error::{Error, Result};
 /// The rule name under which the worker defers a send outside its campaign's [`SendWindow`].
 pub const SEND_WINDOW_RULE: &str = "send_window";
 
+/// Weekday names as windows and recurrences write them, Monday first.
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// The same days in full, also accepted on input.
+const FULL_DAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// The index (Monday 0) of the weekday named `name`: `mon` or `monday`, in any case.
+pub(crate) fn weekday_named(name: &str) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    DAY_NAMES
+        .iter()
+        .position(|d| *d == lower)
+        .or_else(|| FULL_DAY_NAMES.iter().position(|d| *d == lower))
+}
 
 /// Send windows: the hours and weekdays at which a campaign's messages may go out, on each
 /// contact's own wall clock.
@@ -250,7 +271,8 @@ pub(crate) fn first_instant_at_or_after(
     }
 }
 
-fn day_index(day: Weekday) -> usize {
+/// The index of `day`, Monday 0.
+pub(crate) fn day_index(day: Weekday) -> usize {
     usize::try_from(day.to_monday_zero_offset()).unwrap_or(0)
 }
 
@@ -289,17 +311,12 @@ impl TryFrom<WindowSpec> for SendWindow {
         }
         let mut days = Vec::with_capacity(spec.weekdays.len());
         for name in &spec.weekdays {
-            let lower = name.to_ascii_lowercase();
-            let index = DAY_NAMES
-                .iter()
-                .position(|d| lower.get(..3) == Some(*d) && d.len() <= lower.len())
-                .filter(|_| is_day_name(&lower))
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "send window weekday {name:?} is not one of mon, tue, wed, thu, fri, \
+            let index = weekday_named(name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "send window weekday {name:?} is not one of mon, tue, wed, thu, fri, \
                          sat, sun"
-                    ))
-                })?;
+                ))
+            })?;
             days.push(
                 Weekday::from_monday_zero_offset(index as i8)
                     .map_err(|e| Error::invalid(format!("send window weekday {name:?}: {e}")))?,
@@ -307,20 +324,6 @@ impl TryFrom<WindowSpec> for SendWindow {
         }
         window.on(days)
     }
-}
-
-/// `mon` or `monday` (any case), and so on.
-fn is_day_name(lower: &str) -> bool {
-    const FULL: [&str; 7] = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    DAY_NAMES.contains(&lower) || FULL.contains(&lower)
 }
 
 impl From<SendWindow> for WindowSpec {

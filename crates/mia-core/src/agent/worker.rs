@@ -424,6 +424,18 @@ impl Agent {
         }
     }
 
+    /// Queues `job` as skipped by `rule`, with its event, among the batch's results.
+    fn skip(&self, job: &Job, rule: &str, results: &mut Completions) {
+        let kind = EventKind::Skipped {
+            rule: rule.to_owned(),
+        };
+        let event = self.event(job, None, kind);
+        let update = JobUpdate::Skipped {
+            rule: rule.to_owned(),
+        };
+        results.push(job, update, event);
+    }
+
     async fn emit(&self, job: &Job, variant: Option<&VariantId>, kind: EventKind) -> Result<()> {
         let event = self.event(job, variant, kind);
         self.inner.sink.record(std::slice::from_ref(&event)).await
@@ -575,10 +587,9 @@ impl Agent {
         // one is due is superseded by it: its first message is not sent late, on top of the
         // new one (a journey the contact already started goes on).
         if self.superseded(campaign, job, now) {
-            let rule = crate::recurrence::SUPERSEDED_RULE.to_owned();
-            let event = self.event(job, None, EventKind::Skipped { rule: rule.clone() });
-            results.push(job, JobUpdate::Skipped { rule: rule.clone() }, event);
-            tracing::Span::current().record("reason", rule.as_str());
+            let rule = crate::recurrence::SUPERSEDED_RULE;
+            self.skip(job, rule, results);
+            tracing::Span::current().record("reason", rule);
             finish(JobOutcome::Skipped);
             return Ok(stats);
         }
@@ -634,8 +645,7 @@ impl Agent {
             Decision::Deny => {
                 // Recorded with the batch's results (the event first, then the job), and
                 // counted once written.
-                let event = self.event(job, None, EventKind::Skipped { rule: rule.clone() });
-                results.push(job, JobUpdate::Skipped { rule: rule.clone() }, event);
+                self.skip(job, &rule, results);
                 metrics::denial("send", &rule);
                 finish(JobOutcome::Skipped);
                 return Ok(stats);
@@ -930,17 +940,10 @@ impl Agent {
     /// # Errors
     /// When a shared limiter cannot be reached.
     pub(crate) async fn pace(&self) -> Result<()> {
-        let Some(limiter) = &self.inner.limiter else {
-            return Ok(());
-        };
-        let key = self.limit_key();
-        loop {
-            let now = self.now();
-            match limiter.try_acquire(&key, now).await? {
-                None => return Ok(()),
-                Some(wait) => self.inner.clock.sleep_until(add(now, wait)).await,
-            }
-        }
+        // Nothing to write while waiting.
+        self.pace_recording(&mut Completions::default(), &HashMap::new())
+            .await
+            .map(drop)
     }
 
     /// Counts a block against the sending account; on a burst, pauses every running campaign.
