@@ -42,6 +42,10 @@ pub use options::{Durability, SqliteOptions};
 /// retryable error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Rows the hot connection's driver thread may hand over before the caller takes them: a
+/// whole claim of the worker's batch size and more.
+const HOT_ROWS: usize = 1024;
+
 /// Connections per file store: SQLite has one writer at a time, but readers run beside it in
 /// WAL mode.
 const MAX_CONNECTIONS: u32 = 4;
@@ -158,7 +162,14 @@ impl SqliteStore {
         // batch of events touches in the contact index stay in memory between batches.
         let hot = file_pool()
             .max_connections(1)
-            .connect_with(connect.pragma("cache_size", "-32768"))
+            .connect_with(
+                connect
+                    .pragma("cache_size", "-32768")
+                    // The rows of a statement come back from the driver's worker thread through
+                    // a channel of this many; with the driver's 50, a claim of 500 jobs stalled
+                    // the worker thread ten times for the caller to catch up.
+                    .row_buffer_size(HOT_ROWS),
+            )
             .await
             .context("open the database")?;
         let full = options.durability == Durability::Full;

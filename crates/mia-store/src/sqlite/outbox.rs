@@ -54,7 +54,21 @@ const INSERT: Insert = Insert {
     tail: "ON CONFLICT (key) DO NOTHING",
 };
 
-/// Inserts the jobs whose keys are new into `campaign`; returns how many.
+/// The batch without later repeats of a key (the first one is kept, as `ON CONFLICT DO NOTHING`
+/// keeps it), in claim order: by due time, then key.
+///
+/// Rows get their rowids, and so their places in the table's pages, in insertion order. Claims
+/// take jobs by due time and key, so jobs inserted in that order sit side by side: a claim of
+/// 500 jobs and their completion rewrite a few dozen pages instead of one page per job, which
+/// at [`Durability::Full`](super::Durability::Full) is what a batch's flushed commit costs.
+fn in_claim_order(jobs: &[NewJob]) -> Vec<&NewJob> {
+    let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+    let mut kept: Vec<&NewJob> = jobs.iter().filter(|j| seen.insert(&j.key)).collect();
+    kept.sort_unstable_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+    kept
+}
+
+/// Inserts the jobs whose keys are new into `campaign`, in claim order; returns how many.
 async fn insert_jobs(
     conn: &mut sqlx::SqliteConnection,
     campaign: &CampaignId,
@@ -62,7 +76,7 @@ async fn insert_jobs(
     now: Timestamp,
 ) -> Result<u64, crate::error::StoreError> {
     INSERT
-        .run(conn, jobs, |query, new| {
+        .run(conn, &in_claim_order(jobs), |query, new| {
             let state = rows::new_job_state(new);
             Ok(query
                 .bind(new.key.as_str())
@@ -278,7 +292,7 @@ impl OutboxStore for SqliteStore {
                    SELECT rowid AS id, due_at, key FROM outbox o \
                    WHERE state = 'claimed' AND lease_until <= ?3 AND EXISTS (\
                      SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
-                   ORDER BY due_at, key LIMIT ?4)) \
+                   ORDER BY due_at, key LIMIT (?4 + 0))) \
                  RETURNING ",
                 columns!()
             )
