@@ -20,6 +20,7 @@ mod codec;
 mod consents;
 mod contacts;
 mod events;
+mod group;
 mod options;
 mod outbox;
 mod reviews;
@@ -88,6 +89,9 @@ pub struct SqliteStore {
     hot: SqlitePool,
     /// Whether hot writes must be flushed ([`Durability::Full`]).
     full: bool,
+    /// Job updates waiting for the hot connection, written together by whoever gets it next
+    /// (group commit, see `group`).
+    updates: Arc<group::Queue>,
     location: Arc<Location>,
 }
 
@@ -213,6 +217,7 @@ impl SqliteStore {
             pool,
             hot,
             full,
+            updates: Arc::default(),
             location: Arc::new(location),
         })
     }
@@ -251,11 +256,7 @@ impl SqliteStore {
     /// Like [`begin_write`](Self::begin_write), on the hot connection, committing with the
     /// store's durability.
     async fn begin_hot(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        let begin = match self.full {
-            true => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
-            false => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
-        };
-        Ok(self.hot.begin_with(begin).await?)
+        Ok(self.hot.begin_with(self.sync(false).begin()).await?)
     }
 
     /// How a statement on the hot connection commits: `Flushed` for every write at
@@ -286,6 +287,14 @@ impl Flush {
         match self {
             Flush::Flushed => "PRAGMA synchronous = FULL; ",
             Flush::Unflushed => "PRAGMA synchronous = NORMAL; ",
+        }
+    }
+
+    /// The `BEGIN IMMEDIATE` of a transaction that commits at this level.
+    fn begin(self) -> &'static str {
+        match self {
+            Flush::Flushed => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            Flush::Unflushed => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
         }
     }
 }

@@ -96,14 +96,24 @@ async fn insert_jobs(
 /// the next size for the rest. Each size is one statement text, kept prepared by the driver.
 const UPDATE_SIZES: [usize; 4] = [256, 32, 4, 1];
 
+/// One job of a batched update: its key, the claim that must still hold it, what changes, and
+/// the time to stamp it with.
+struct UpdateRow<'a> {
+    key: &'a str,
+    claim_token: u64,
+    update: &'a JobUpdate,
+    now: Timestamp,
+}
+
 /// A batched update of `rows` claimed jobs: the new columns of each job come in as a `VALUES`
-/// list (7 binds a row, then `updated_at`), and only the jobs still held with the given claim
-/// token change. Returns the keys it changed.
+/// list (8 binds a row), and only the jobs still held with the given claim token change.
+/// Returns the keys it changed.
 fn update_sql(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
     sql.push_str(
-        "WITH u (key, claim_token, state, message_id, outcome, due_at, add_attempts) AS (VALUES ",
+        "WITH u (key, claim_token, state, message_id, outcome, due_at, add_attempts, \
+         updated_at) AS (VALUES ",
     );
     for i in 0..rows {
         if i > 0 {
@@ -112,7 +122,7 @@ fn update_sql(rows: usize) -> String {
         sql.push_str(ROW);
     }
     sql.push_str(
-        ") UPDATE outbox SET state = u.state, lease_until = NULL, updated_at = ?, \
+        ") UPDATE outbox SET state = u.state, lease_until = NULL, updated_at = u.updated_at, \
          message_id = COALESCE(u.message_id, outbox.message_id), outcome = u.outcome, \
          due_at = COALESCE(u.due_at, outbox.due_at), attempts = outbox.attempts + u.add_attempts \
          FROM u WHERE outbox.key = u.key AND outbox.state = 'claimed' \
@@ -121,18 +131,17 @@ fn update_sql(rows: usize) -> String {
     sql
 }
 
-/// Applies `updates` on `conn` (inside a transaction when it takes more than one statement);
+/// Applies `rows` on `conn` (inside a transaction when it takes more than one statement);
 /// returns the keys that changed. A `sync` level is set in front of each statement (outside a
 /// transaction, whose `BEGIN` sets it).
 async fn update_batch(
     conn: &mut sqlx::SqliteConnection,
-    mut updates: &[(&Job, JobUpdate)],
-    now: Timestamp,
+    mut rows: &[UpdateRow<'_>],
     sync: Option<super::Flush>,
 ) -> Result<Vec<String>, crate::error::StoreError> {
-    let mut changed = Vec::with_capacity(updates.len());
+    let mut changed = Vec::with_capacity(rows.len());
     for size in UPDATE_SIZES {
-        let mut chunks = updates.chunks_exact(size);
+        let mut chunks = rows.chunks_exact(size);
         if chunks.len() == 0 {
             continue;
         }
@@ -146,21 +155,44 @@ async fn update_batch(
         for chunk in &mut chunks {
             let mut query =
                 sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(std::sync::Arc::clone(&sql)));
-            for (job, update) in chunk {
-                let change = JobChange::from(update);
+            for row in chunk {
+                let change = JobChange::from(row.update);
                 query = query
-                    .bind(job.key.as_str())
-                    .bind(token(job.claim_token))
+                    .bind(row.key)
+                    .bind(token(row.claim_token))
                     .bind(change.state.as_str())
                     .bind(change.message_id)
                     .bind(change.outcome)
                     .bind(change.due_at)
-                    .bind(change.add_attempts);
+                    .bind(change.add_attempts)
+                    .bind(micros(row.now));
             }
-            changed.extend(query.bind(micros(now)).fetch_all(&mut *conn).await?);
+            changed.extend(query.fetch_all(&mut *conn).await?);
         }
-        updates = chunks.remainder();
+        rows = chunks.remainder();
     }
+    Ok(changed)
+}
+
+/// Applies `rows` on the hot connection `conn` with the store's durability: one statement
+/// alone, more in one transaction. Returns the keys that changed.
+async fn update_rows(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[UpdateRow<'_>],
+    full: bool,
+) -> Result<Vec<String>, crate::error::StoreError> {
+    use sqlx::Connection;
+    let sync = match full {
+        true => super::Flush::Flushed,
+        false => super::Flush::Unflushed,
+    };
+    if update_statements(rows.len()) <= 1 {
+        // One statement is atomic on its own.
+        return update_batch(conn, rows, Some(sync)).await;
+    }
+    let mut tx = conn.begin_with(sync.begin()).await?;
+    let changed = update_batch(&mut tx, rows, None).await?;
+    tx.commit().await?;
     Ok(changed)
 }
 
@@ -356,31 +388,57 @@ impl OutboxStore for SqliteStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "update a job";
-        // A NULL keeps the column.
-        let change = JobChange::from(update);
-        let sql = with_sync!(
-            self.sync(false),
-            "UPDATE outbox SET state = ?1, lease_until = NULL, updated_at = ?2, \
-             message_id = COALESCE(?3, message_id), outcome = ?4, \
-             due_at = COALESCE(?5, due_at), attempts = attempts + ?6 \
-             WHERE key = ?7 AND state = 'claimed' AND claim_token = ?8 RETURNING 1"
-        );
-        let updated = sqlx::query_scalar::<_, i64>(sql)
-            .bind(change.state.as_str())
-            .bind(micros(now))
-            .bind(change.message_id)
-            .bind(change.outcome)
-            .bind(change.due_at)
-            .bind(change.add_attempts)
-            .bind(key.as_str())
-            .bind(token(claim_token))
-            .fetch_optional(&self.hot)
-            .await
-            .context(DOING)?;
-        if updated.is_none() {
-            return Err(self.lost(key, DOING).await);
+        // Group commit (see `group`): queue the update, then wait for the hot connection;
+        // whoever gets it writes everything queued by then in one transaction.
+        let (ticket, answer) = self.updates.push(key, claim_token, update, now);
+        let mut conn = self.hot.acquire().await.context(DOING)?;
+        let taken = self.updates.take();
+        if !taken.is_empty() {
+            let rows: Vec<UpdateRow<'_>> = taken
+                .iter()
+                .map(|p| UpdateRow {
+                    key: p.key.as_str(),
+                    claim_token: p.claim_token,
+                    update: &p.update,
+                    now: p.now,
+                })
+                .collect();
+            let result = update_rows(&mut conn, &rows, self.full).await;
+            let changed: std::collections::HashSet<&str> = match &result {
+                Ok(keys) => keys.iter().map(String::as_str).collect(),
+                Err(_) => std::collections::HashSet::new(),
+            };
+            let failed = result
+                .as_ref()
+                .err()
+                .map(|e| (format!("{DOING}: {e}"), e.is_retryable()));
+            for p in taken {
+                let reply = match &failed {
+                    Some(failed) => Err(failed.clone()),
+                    None => Ok(changed.contains(p.key.as_str())),
+                };
+                // The caller may have stopped waiting; its update was written all the same.
+                let _ = p.reply.send(reply);
+            }
         }
-        Ok(())
+        drop(conn);
+        // Ours was queued before this call took the queue, so this call or another one took
+        // it; that one answers once its transaction is over (or drops the reply if it was
+        // cancelled before).
+        let reply = answer.await.ok();
+        drop(ticket);
+        match reply {
+            Some(Ok(true)) => Ok(()),
+            Some(Ok(false)) => Err(self.lost(key, DOING).await),
+            Some(Err((message, retryable))) => {
+                Err(Error::store(message.clone(), retryable, message))
+            }
+            None => Err(Error::store(
+                format!("{DOING}: the update was not written (the call writing it stopped)"),
+                true,
+                "group commit cancelled",
+            )),
+        }
     }
 
     async fn update_jobs(
@@ -393,20 +451,19 @@ impl OutboxStore for SqliteStore {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let changed = if update_statements(updates.len()) <= 1 {
-            // One statement is atomic on its own.
-            let mut conn = self.hot.acquire().await.context(DOING)?;
-            update_batch(&mut conn, updates, now, Some(self.sync(false)))
-                .await
-                .context(DOING)?
-        } else {
-            let mut tx = self.begin_hot().await.context(DOING)?;
-            let changed = update_batch(&mut tx, updates, now, None)
-                .await
-                .context(DOING)?;
-            tx.commit().await.context(DOING)?;
-            changed
-        };
+        let rows: Vec<UpdateRow<'_>> = updates
+            .iter()
+            .map(|(job, update)| UpdateRow {
+                key: job.key.as_str(),
+                claim_token: job.claim_token,
+                update,
+                now,
+            })
+            .collect();
+        let mut conn = self.hot.acquire().await.context(DOING)?;
+        let changed = update_rows(&mut conn, &rows, self.full)
+            .await
+            .context(DOING)?;
         Ok(lost_updates(updates, changed))
     }
 
@@ -609,5 +666,145 @@ impl OutboxStore for SqliteStore {
         .await
         .context(DOING)?
         .rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mia_core::{CampaignSpec, CampaignState, CampaignStore, JobState, Purpose};
+
+    use super::*;
+    use crate::{Durability, SqliteOptions};
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    /// A file store at full durability with `n` claimed jobs of a running campaign.
+    async fn claimed(n: i64) -> (tempfile::TempDir, SqliteStore, Vec<Job>) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::new().with_durability(Durability::Full);
+        let store = SqliteStore::open_with(dir.path().join("group.db"), options)
+            .await
+            .unwrap();
+        let mut c = Campaign::draft(
+            CampaignId::new("cmp"),
+            CampaignSpec::new("Spring", "tea", "20% off"),
+            t(0),
+        );
+        store.insert_campaign(&c).await.unwrap();
+        c.state = CampaignState::Running;
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|i| {
+                let contact = ContactId::new(format!("c{i}"));
+                NewJob {
+                    key: IdempotencyKey::for_job(&c.id, &contact, 0),
+                    contact,
+                    purpose: Purpose::marketing(),
+                    step: 0,
+                    due_at: t(i),
+                    skipped: None,
+                }
+            })
+            .collect();
+        store.schedule(&c, &jobs).await.unwrap();
+        let lease = SignedDuration::from_mins(5);
+        let claimed = store.claim("w1", t(100), lease, 10).await.unwrap();
+        assert_eq!(claimed.len() as i64, n);
+        (dir, store, claimed)
+    }
+
+    /// Yields until `store` has `n` updates queued (each task queues before it waits).
+    async fn until_queued(store: &SqliteStore, n: usize) {
+        for _ in 0..1_000 {
+            if store.updates.len() == n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{} updates queued, expected {n}", store.updates.len());
+    }
+
+    #[tokio::test]
+    async fn updates_queued_together_are_written_together_with_their_own_answers() {
+        let (_dir, store, jobs) = claimed(3).await;
+        // Holding the hot connection makes the updates below queue up behind it.
+        let held = store.hot.acquire().await.unwrap();
+        let update = |key: IdempotencyKey, token: u64, update: JobUpdate| {
+            let store = store.clone();
+            tokio::spawn(async move { store.update_job(&key, token, &update, t(200)).await })
+        };
+        let sent = update(
+            jobs[0].key.clone(),
+            jobs[0].claim_token,
+            JobUpdate::Sent { message_id: 7 },
+        );
+        let stale = update(
+            jobs[1].key.clone(),
+            jobs[1].claim_token + 1,
+            JobUpdate::Sent { message_id: 8 },
+        );
+        let unknown = update(
+            IdempotencyKey::new("no-such-job"),
+            1,
+            JobUpdate::Sent { message_id: 9 },
+        );
+        let retry = update(
+            jobs[2].key.clone(),
+            jobs[2].claim_token,
+            JobUpdate::Retry {
+                due_at: t(300),
+                count_attempt: true,
+                reason: "flood_wait".into(),
+            },
+        );
+        until_queued(&store, 4).await;
+        drop(held);
+
+        sent.await.unwrap().unwrap();
+        assert!(matches!(stale.await.unwrap(), Err(Error::LeaseLost(_))));
+        assert!(matches!(
+            unknown.await.unwrap(),
+            Err(Error::NotFound { .. })
+        ));
+        retry.await.unwrap().unwrap();
+        assert_eq!(store.updates.len(), 0);
+
+        let job = |i: usize| store.job(&jobs[i].key);
+        let first = job(0).await.unwrap().unwrap();
+        assert_eq!((first.state, first.message_id), (JobState::Sent, Some(7)));
+        assert_eq!(first.updated_at, t(200));
+        assert_eq!(job(1).await.unwrap().unwrap().state, JobState::Claimed);
+        let third = job(2).await.unwrap().unwrap();
+        assert_eq!(
+            (third.state, third.due_at, third.attempts),
+            (JobState::Pending, t(300), 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_update_leaves_nothing_queued() {
+        let (_dir, store, jobs) = claimed(1).await;
+        let held = store.hot.acquire().await.unwrap();
+        let job = jobs[0].clone();
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let sent = JobUpdate::Sent { message_id: 1 };
+                store
+                    .update_job(&job.key, job.claim_token, &sent, t(200))
+                    .await
+            })
+        };
+        until_queued(&store, 1).await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        assert_eq!(store.updates.len(), 0);
+        drop(held);
+        // The job is still claimed: the cancelled update was never written.
+        let job = store.job(&jobs[0].key).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Claimed);
     }
 }
