@@ -43,6 +43,7 @@ use sqlx::sqlite::SqliteRow;
 use super::SqliteStore;
 use super::batch::Insert;
 use super::campaigns;
+use super::group::{self, Pending, Write};
 use crate::codec::{from_micros, micros};
 use crate::error::Context;
 use crate::rows::{self, JobChange, job_columns as columns, job_state, token};
@@ -196,6 +197,103 @@ async fn update_rows(
     Ok(changed)
 }
 
+/// Records a send attempt on a claimed job (see
+/// [`OutboxStore::record_attempt`](mia_core::OutboxStore::record_attempt)); every right-hand
+/// side sees the row as it was, so the first variant sticks.
+macro_rules! attempt_sql {
+    () => {
+        "UPDATE outbox SET variant = COALESCE(variant, ?1), \
+         propensity = CASE WHEN variant IS NULL THEN ?2 ELSE propensity END, \
+         updated_at = ?3, outcome = 'send_in_flight' \
+         WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5 RETURNING 1"
+    };
+}
+
+/// Writes a group of queued writes on the hot connection `conn`: one statement alone, more in
+/// one transaction, in rounds in which no job appears twice (see [`group::rounds`]). Returns
+/// whether each write changed its job, by index.
+async fn write_group(
+    conn: &mut sqlx::SqliteConnection,
+    group: &[Pending],
+    full: bool,
+) -> Result<Vec<bool>, crate::error::StoreError> {
+    use sqlx::Connection;
+    let sync = match full {
+        true => super::Flush::Flushed,
+        false => super::Flush::Unflushed,
+    };
+    let mut changed = vec![false; group.len()];
+    if let [only] = group {
+        // One statement is atomic on its own.
+        changed[0] = write_round(conn, group, &[0], Some(sync))
+            .await?
+            .contains(&only.id);
+        return Ok(changed);
+    }
+    let mut tx = conn.begin_with(sync.begin()).await?;
+    for round in group::rounds(group) {
+        let done = write_round(&mut tx, group, &round, None).await?;
+        for i in round {
+            changed[i] = done.contains(&group[i].id);
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Writes the writes of `group` at `round` (no job twice); returns the ids of those that
+/// changed their job. A `sync` level is set in front of each statement (outside a
+/// transaction).
+async fn write_round(
+    conn: &mut sqlx::SqliteConnection,
+    group: &[Pending],
+    round: &[usize],
+    sync: Option<super::Flush>,
+) -> Result<std::collections::HashSet<u64>, crate::error::StoreError> {
+    let mut done = std::collections::HashSet::with_capacity(round.len());
+    let mut updates = Vec::with_capacity(round.len());
+    let mut ids = std::collections::HashMap::with_capacity(round.len());
+    for p in round.iter().map(|&i| &group[i]) {
+        match &p.write {
+            Write::Update(update) => {
+                ids.insert(p.key.as_str(), p.id);
+                updates.push(UpdateRow {
+                    key: p.key.as_str(),
+                    claim_token: p.claim_token,
+                    update,
+                    now: p.now,
+                });
+            }
+            Write::Attempt {
+                variant,
+                propensity,
+            } => {
+                let sql = match sync {
+                    Some(sync) => with_sync!(sync, attempt_sql!()),
+                    None => attempt_sql!(),
+                };
+                let updated = sqlx::query_scalar::<_, i64>(sql)
+                    .bind(variant.as_str())
+                    .bind(propensity)
+                    .bind(micros(p.now))
+                    .bind(p.key.as_str())
+                    .bind(token(p.claim_token))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if updated.is_some() {
+                    done.insert(p.id);
+                }
+            }
+        }
+    }
+    if !updates.is_empty() {
+        for key in update_batch(conn, &updates, sync).await? {
+            done.extend(ids.get(key.as_str()));
+        }
+    }
+    Ok(done)
+}
+
 /// How many statements [`update_batch`] runs for `n` updates.
 fn update_statements(mut n: usize) -> usize {
     let mut statements = 0;
@@ -237,6 +335,51 @@ fn decode_all(found: &[SqliteRow], doing: &'static str) -> Result<Vec<Job>> {
 }
 
 impl SqliteStore {
+    /// Writes `write` to the claimed job `key` with the group commit (see `group`): queues
+    /// it, waits for the hot connection, and whoever gets the connection writes everything
+    /// queued by then in one transaction and answers each caller.
+    async fn grouped(
+        &self,
+        key: &IdempotencyKey,
+        claim_token: u64,
+        write: Write,
+        now: Timestamp,
+        doing: &'static str,
+    ) -> Result<()> {
+        let (ticket, answer) = self.updates.push(key, claim_token, write, now);
+        let mut conn = self.hot.acquire().await.context(doing)?;
+        let taken = self.updates.take();
+        if !taken.is_empty() {
+            let result = write_group(&mut conn, &taken, self.full).await;
+            for (i, p) in taken.into_iter().enumerate() {
+                let reply = match &result {
+                    Ok(changed) => Ok(changed[i]),
+                    Err(e) => Err((format!("{doing}: {e}"), e.is_retryable())),
+                };
+                // The caller may have stopped waiting; its write stands all the same.
+                let _ = p.reply.send(reply);
+            }
+        }
+        drop(conn);
+        // Ours was queued before this call took the queue, so this call or another one took
+        // it; that one answers once its transaction is over (or drops the reply if it was
+        // cancelled before).
+        let reply = answer.await.ok();
+        drop(ticket);
+        match reply {
+            Some(Ok(true)) => Ok(()),
+            Some(Ok(false)) => Err(self.lost(key, doing).await),
+            Some(Err((message, retryable))) => {
+                Err(Error::store(message.clone(), retryable, message))
+            }
+            None => Err(Error::store(
+                format!("{doing}: not written (the call writing it was cancelled)"),
+                true,
+                "group commit cancelled",
+            )),
+        }
+    }
+
     /// Why a conditional write on `key` matched no row: there is no such job, or its claim
     /// is not `claim_token` any more.
     async fn lost(&self, key: &IdempotencyKey, doing: &'static str) -> Error {
@@ -356,28 +499,12 @@ impl OutboxStore for SqliteStore {
         propensity: f64,
         now: Timestamp,
     ) -> Result<()> {
-        const DOING: &str = "record a send attempt";
-        // Every right-hand side sees the row as it was, so the first variant sticks.
-        let sql = with_sync!(
-            self.sync(false),
-            "UPDATE outbox SET variant = COALESCE(variant, ?1), \
-             propensity = CASE WHEN variant IS NULL THEN ?2 ELSE propensity END, \
-             updated_at = ?3, outcome = 'send_in_flight' \
-             WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5 RETURNING 1"
-        );
-        let updated = sqlx::query_scalar::<_, i64>(sql)
-            .bind(variant.as_str())
-            .bind(propensity)
-            .bind(micros(now))
-            .bind(key.as_str())
-            .bind(token(claim_token))
-            .fetch_optional(&self.hot)
+        let write = Write::Attempt {
+            variant: variant.clone(),
+            propensity,
+        };
+        self.grouped(key, claim_token, write, now, "record a send attempt")
             .await
-            .context(DOING)?;
-        if updated.is_none() {
-            return Err(self.lost(key, DOING).await);
-        }
-        Ok(())
     }
 
     async fn update_job(
@@ -387,58 +514,9 @@ impl OutboxStore for SqliteStore {
         update: &JobUpdate,
         now: Timestamp,
     ) -> Result<()> {
-        const DOING: &str = "update a job";
-        // Group commit (see `group`): queue the update, then wait for the hot connection;
-        // whoever gets it writes everything queued by then in one transaction.
-        let (ticket, answer) = self.updates.push(key, claim_token, update, now);
-        let mut conn = self.hot.acquire().await.context(DOING)?;
-        let taken = self.updates.take();
-        if !taken.is_empty() {
-            let rows: Vec<UpdateRow<'_>> = taken
-                .iter()
-                .map(|p| UpdateRow {
-                    key: p.key.as_str(),
-                    claim_token: p.claim_token,
-                    update: &p.update,
-                    now: p.now,
-                })
-                .collect();
-            let result = update_rows(&mut conn, &rows, self.full).await;
-            let changed: std::collections::HashSet<&str> = match &result {
-                Ok(keys) => keys.iter().map(String::as_str).collect(),
-                Err(_) => std::collections::HashSet::new(),
-            };
-            let failed = result
-                .as_ref()
-                .err()
-                .map(|e| (format!("{DOING}: {e}"), e.is_retryable()));
-            for p in taken {
-                let reply = match &failed {
-                    Some(failed) => Err(failed.clone()),
-                    None => Ok(changed.contains(p.key.as_str())),
-                };
-                // The caller may have stopped waiting; its update was written all the same.
-                let _ = p.reply.send(reply);
-            }
-        }
-        drop(conn);
-        // Ours was queued before this call took the queue, so this call or another one took
-        // it; that one answers once its transaction is over (or drops the reply if it was
-        // cancelled before).
-        let reply = answer.await.ok();
-        drop(ticket);
-        match reply {
-            Some(Ok(true)) => Ok(()),
-            Some(Ok(false)) => Err(self.lost(key, DOING).await),
-            Some(Err((message, retryable))) => {
-                Err(Error::store(message.clone(), retryable, message))
-            }
-            None => Err(Error::store(
-                format!("{DOING}: the update was not written (the call writing it stopped)"),
-                true,
-                "group commit cancelled",
-            )),
-        }
+        let write = Write::Update(update.clone());
+        self.grouped(key, claim_token, write, now, "update a job")
+            .await
     }
 
     async fn update_jobs(
@@ -782,6 +860,54 @@ mod tests {
             (third.state, third.due_at, third.attempts),
             (JobState::Pending, t(300), 1)
         );
+    }
+
+    #[tokio::test]
+    async fn writes_to_one_job_in_one_group_apply_in_queue_order() {
+        let (_dir, store, jobs) = claimed(2).await;
+        let held = store.hot.acquire().await.unwrap();
+        let attempt = |job: &Job| {
+            let (store, job) = (store.clone(), job.clone());
+            tokio::spawn(async move {
+                let variant = VariantId::new("B");
+                store
+                    .record_attempt(&job.key, job.claim_token, &variant, 0.5, t(150))
+                    .await
+            })
+        };
+        let send = |job: &Job| {
+            let (store, job) = (store.clone(), job.clone());
+            tokio::spawn(async move {
+                let sent = JobUpdate::Sent { message_id: 3 };
+                store
+                    .update_job(&job.key, job.claim_token, &sent, t(200))
+                    .await
+            })
+        };
+        // The first job: its attempt, then its send. The second: its send, then a late
+        // attempt, which must find the job no longer claimed.
+        let first_attempt = attempt(&jobs[0]);
+        until_queued(&store, 1).await;
+        let first_send = send(&jobs[0]);
+        until_queued(&store, 2).await;
+        let second_send = send(&jobs[1]);
+        until_queued(&store, 3).await;
+        let second_attempt = attempt(&jobs[1]);
+        until_queued(&store, 4).await;
+        drop(held);
+
+        first_attempt.await.unwrap().unwrap();
+        first_send.await.unwrap().unwrap();
+        second_send.await.unwrap().unwrap();
+        assert!(matches!(
+            second_attempt.await.unwrap(),
+            Err(Error::LeaseLost(_))
+        ));
+        let first = store.job(&jobs[0].key).await.unwrap().unwrap();
+        assert_eq!(first.state, JobState::Sent);
+        assert_eq!(first.variant, Some(VariantId::new("B")));
+        let second = store.job(&jobs[1].key).await.unwrap().unwrap();
+        assert_eq!((second.state, second.variant), (JobState::Sent, None));
     }
 
     #[tokio::test]
