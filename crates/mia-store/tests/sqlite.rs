@@ -530,6 +530,69 @@ async fn two_handles_on_one_file_never_claim_the_same_job() {
     assert_eq!(counts.sent, JOBS as u64);
 }
 
+/// Workers of one handle finishing jobs one at a time share commits (group commit): each job
+/// is still written once, with its own attempt, message id and time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_sharing_commits_write_every_job_once_and_as_their_own() {
+    const JOBS: i64 = 400;
+    const WORKERS: i64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new().with_durability(Durability::Full);
+    let store = SqliteStore::open_with(dir.path().join("mia.db"), options)
+        .await
+        .unwrap();
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..JOBS))
+        .await
+        .unwrap();
+
+    let worker = |w: i64| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let name = format!("w{w}");
+            let variant = VariantId::new(format!("V{w}"));
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim(&name, t(100), SignedDuration::from_hours(1), 1)
+                    .await
+                    .unwrap();
+                let Some(job) = batch.into_iter().next() else {
+                    return mine;
+                };
+                store
+                    .record_attempt(&job.key, job.claim_token, &variant, 0.25, t(101))
+                    .await
+                    .unwrap();
+                let sent = JobUpdate::Sent {
+                    message_id: 1000 * w + mine.len() as i64,
+                };
+                store
+                    .update_job(&job.key, job.claim_token, &sent, t(102 + w))
+                    .await
+                    .unwrap();
+                mine.push(job.key);
+            }
+        })
+    };
+    let tasks: Vec<_> = (0..WORKERS).map(worker).collect();
+    let mut seen = HashSet::new();
+    for (w, task) in (0..WORKERS).zip(tasks) {
+        for (i, key) in task.await.unwrap().into_iter().enumerate() {
+            assert!(seen.insert(key.clone()), "{key} was done twice");
+            let job = store.job(&key).await.unwrap().unwrap();
+            assert_eq!(job.state, JobState::Sent);
+            assert_eq!(job.worker, Some(format!("w{w}")));
+            assert_eq!(job.variant, Some(VariantId::new(format!("V{w}"))));
+            assert_eq!(job.message_id, Some(1000 * w + i as i64));
+            assert_eq!(job.updated_at, t(102 + w));
+            assert_eq!(job.outcome, None);
+        }
+    }
+    assert_eq!(seen.len(), JOBS as usize, "every job was done");
+}
+
 #[tokio::test]
 async fn a_lease_taken_over_through_another_handle_is_lost() {
     let dir = tempfile::tempdir().unwrap();

@@ -71,7 +71,8 @@ impl AuditStore for SqliteStore {
         let found = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
-            " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+            // `(? + 0)`: a bare bound LIMIT is compiled again on every call (see the claim).
+            " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT (? + 0)"
         ))
         .bind(seq(after))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
