@@ -175,18 +175,14 @@ async fn update_batch(
     Ok(changed)
 }
 
-/// Applies `rows` on the hot connection `conn` with the store's durability: one statement
-/// alone, more in one transaction. Returns the keys that changed.
+/// Applies `rows` on the hot connection `conn`, committing at `sync`: one statement alone,
+/// more in one transaction. Returns the keys that changed.
 async fn update_rows(
     conn: &mut sqlx::SqliteConnection,
     rows: &[UpdateRow<'_>],
-    full: bool,
+    sync: super::Flush,
 ) -> Result<Vec<String>, crate::error::StoreError> {
     use sqlx::Connection;
-    let sync = match full {
-        true => super::Flush::Flushed,
-        false => super::Flush::Unflushed,
-    };
     if update_statements(rows.len()) <= 1 {
         // One statement is atomic on its own.
         return update_batch(conn, rows, Some(sync)).await;
@@ -209,19 +205,15 @@ macro_rules! attempt_sql {
     };
 }
 
-/// Writes a group of queued writes on the hot connection `conn`: one statement alone, more in
-/// one transaction, in rounds in which no job appears twice (see [`group::rounds`]). Returns
-/// whether each write changed its job, by index.
+/// Writes a group of queued writes on the hot connection `conn`, committing at `sync`: one
+/// statement alone, more in one transaction, in rounds in which no job appears twice (see
+/// [`group::rounds`]). Returns whether each write changed its job, by index.
 async fn write_group(
     conn: &mut sqlx::SqliteConnection,
     group: &[Pending],
-    full: bool,
+    sync: super::Flush,
 ) -> Result<Vec<bool>, crate::error::StoreError> {
     use sqlx::Connection;
-    let sync = match full {
-        true => super::Flush::Flushed,
-        false => super::Flush::Unflushed,
-    };
     let mut changed = vec![false; group.len()];
     if let [only] = group {
         // One statement is atomic on its own.
@@ -350,7 +342,7 @@ impl SqliteStore {
         let mut conn = self.hot.acquire().await.context(doing)?;
         let taken = self.updates.take();
         if !taken.is_empty() {
-            let result = write_group(&mut conn, &taken, self.full).await;
+            let result = write_group(&mut conn, &taken, self.sync(false)).await;
             for (i, p) in taken.into_iter().enumerate() {
                 let reply = match &result {
                     Ok(changed) => Ok(changed[i]),
@@ -544,7 +536,7 @@ impl OutboxStore for SqliteStore {
             })
             .collect();
         let mut conn = self.hot.acquire().await.context(DOING)?;
-        let changed = update_rows(&mut conn, &rows, self.full)
+        let changed = update_rows(&mut conn, &rows, self.sync(false))
             .await
             .context(DOING)?;
         Ok(lost_updates(updates, changed))
