@@ -73,7 +73,10 @@ fn file_pool() -> SqlitePoolOptions {
 /// cut may lose the last few) or `FULL` ([`Durability`]), foreign keys on, and a 5 s busy
 /// timeout. Several handles, in one process or several, may use the same file: writes that
 /// read first take the write lock up front (`BEGIN IMMEDIATE`), and claims are one statement,
-/// so two workers never claim the same job.
+/// so two workers never claim the same job. Within one handle (and its clones), attempts and
+/// job updates that arrive while the connection is busy are written together in one
+/// transaction when it frees up (group commit: one flush at [`Durability::Full`] for all of
+/// them, each caller still told its own outcome).
 ///
 /// Timestamps are stored as microseconds since the Unix epoch; finer digits are dropped.
 ///
