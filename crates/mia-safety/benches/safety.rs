@@ -15,75 +15,14 @@ mod corpus;
 
 use std::hint::black_box;
 
+use corpus::mixes::{bench_guard, corpus_mix, marketing_mix};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
 use mia_core::{
     Contact, ContentContext, ContentKind, ContentPolicy, Purpose, SendContext, SendKind,
     SendPolicy, TelegramPeer,
 };
-use mia_safety::{ContentGuard, Normalizer, Scanner, SendGuard};
-
-const MESSAGES: usize = 2000;
-
-/// Marketing copy as an LLM writes it: offers, prices, dates, links, an opt-out line.
-fn marketing_mix() -> Vec<(&'static str, String)> {
-    let mut rng = corpus::Rng::new(42);
-    let templates: &[(&str, &str)] = &[
-        (
-            "en",
-            "Spring sale! Everything {P}% off until {D}. Shop now at https://shop.example/spring 🌸\n\nReply STOP to unsubscribe.",
-        ),
-        (
-            "en",
-            "Hi Emily, your favourites are back in stock from ${N}.99. Free shipping over $50. Reply STOP to opt out.",
-        ),
-        (
-            "de",
-            "Nur bis {D}: {P}% Rabatt auf alle Sneaker, ab {N},99 €. Jetzt ansehen: shop.example/sale – Abmelden mit STOP.",
-        ),
-        (
-            "es",
-            "¡Últimos días! {P}% de descuento en toda la colección, desde {N},99 €. Más en https://shop.example/es. Responde STOP para darte de baja.",
-        ),
-        (
-            "ru",
-            "Скидка {P}% на всё до {D}! Цены от {N} 990 ₽. Подробнее: https://shop.example/ru. Чтобы отписаться, ответьте СТОП.",
-        ),
-        (
-            "pt",
-            "Promoção: {P}% OFF em tudo até {D}, a partir de R$ {N},90. Confira: shop.example/br 🛍️ Para sair da lista responda STOP.",
-        ),
-        (
-            "tr",
-            "Sadece {D} tarihine kadar %{P} indirim! {N}.999 TL'den başlayan fiyatlar. shop.example/tr — Listeden çıkmak için STOP yazın.",
-        ),
-        (
-            "en",
-            "New drop: the v2 runner is here 👟 Order #{O} ships today; questions? Call +1 415 555 2671. Reply STOP to unsubscribe.",
-        ),
-    ];
-    (0..MESSAGES)
-        .map(|_| {
-            let (lang, t) = *rng.pick(templates);
-            let text = t
-                .replace("{P}", &format!("{}", 10 + rng.below(60)))
-                .replace(
-                    "{D}",
-                    &format!("{:02}.{:02}.2026", 1 + rng.below(28), 1 + rng.below(12)),
-                )
-                .replace("{N}", &format!("{}", 9 + rng.below(300)))
-                .replace("{O}", &format!("{}", 10_000_000 + rng.below(89_999_999)));
-            (lang, text)
-        })
-        .collect()
-}
-
-fn corpus_mix() -> Vec<(&'static str, String)> {
-    corpus::generate(0xbe7c4, MESSAGES)
-        .into_iter()
-        .map(|m| (m.locale, m.text))
-        .collect()
-}
+use mia_safety::{Normalizer, Scanner, SendGuard};
 
 fn pii_scan(c: &mut Criterion) {
     let scanner = Scanner::new().unwrap();
@@ -104,11 +43,7 @@ fn pii_scan(c: &mut Criterion) {
 }
 
 fn content_policy(c: &mut Criterion) {
-    let guard = ContentGuard::builder()
-        .allow_domain("shop.example")
-        .blacklist(["crypto giveaway", "scam", "casino"])
-        .build()
-        .unwrap();
+    let guard = bench_guard();
     let mut group = c.benchmark_group("content_policy");
     for (name, mix) in [("corpus", corpus_mix()), ("marketing", marketing_mix())] {
         group.throughput(Throughput::Elements(mix.len() as u64));

@@ -72,12 +72,12 @@ pub(crate) trait Sink {
     /// Takes the next character, which came from the original bytes `start..end`.
     fn put(&mut self, c: char, start: u32, end: u32);
 
-    /// Takes ASCII characters that each came from their own byte, from `start` on: the
-    /// common case, which a sink may take faster than one by one.
+    /// Takes ASCII characters (`ascii` has no other) that each came from their own byte,
+    /// from `start` on: the common case, which a sink may take faster than one by one.
     #[inline]
-    fn put_ascii(&mut self, bytes: &[u8], start: u32) {
+    fn put_ascii(&mut self, ascii: &str, start: u32) {
         let mut at = start;
-        for &b in bytes {
+        for b in ascii.bytes() {
             // Saturating, as every offset: texts past 4 GiB map their tail to the end.
             let next = at.saturating_add(1);
             self.put(char::from(b), at, next);
@@ -118,13 +118,9 @@ impl Sink for TextAndChars {
     }
 
     #[inline]
-    fn put_ascii(&mut self, bytes: &[u8], _start: u32) {
-        self.text.reserve(bytes.len());
-        self.chars.reserve(bytes.len());
-        for &b in bytes {
-            self.text.push(char::from(b));
-            self.chars.push(char::from(b));
-        }
+    fn put_ascii(&mut self, ascii: &str, _start: u32) {
+        self.text.push_str(ascii);
+        self.chars.extend(ascii.bytes().map(char::from));
     }
 }
 
@@ -175,26 +171,35 @@ impl<S: Sink> Sink for CollapseWhitespace<S> {
     }
 
     #[inline]
-    fn put_ascii(&mut self, bytes: &[u8], start: u32) {
-        // `put`, written out for ASCII (whose whitespace is `\t`..`\r` and the space).
-        let mut at = start;
-        for &b in bytes {
-            let next = at.saturating_add(1);
-            if matches!(b, b' ' | b'\t'..=b'\r') {
+    fn put_ascii(&mut self, ascii: &str, start: u32) {
+        // `put`, written out for ASCII (whose whitespace is `\t`..`\r` and the space), with
+        // the runs between whitespace passed on whole.
+        let is_space = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r');
+        let bytes = ascii.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let at = start.saturating_add(offset(i));
+            let rest = bytes.get(i..).unwrap_or_default();
+            let spaces = rest.iter().position(|b| !is_space(b)).unwrap_or(rest.len());
+            if spaces > 0 {
+                let end = start.saturating_add(offset(i + spaces));
                 self.pending = Some(match self.pending {
-                    Some((s, _)) => (s, next),
-                    None => (at, next),
+                    Some((s, _)) => (s, end),
+                    None => (at, end),
                 });
-            } else {
-                if let Some((s, e)) = self.pending.take()
-                    && self.started
-                {
-                    self.inner.put(' ', s, e);
-                }
-                self.started = true;
-                self.inner.put(char::from(b), at, next);
+                i += spaces;
+                continue;
             }
-            at = next;
+            let word = rest.iter().position(is_space).unwrap_or(rest.len());
+            if let Some((s, e)) = self.pending.take()
+                && self.started
+            {
+                self.inner.put(' ', s, e);
+            }
+            self.started = true;
+            self.inner
+                .put_ascii(ascii.get(i..i + word).unwrap_or_default(), at);
+            i += word;
         }
     }
 }
@@ -207,16 +212,13 @@ impl<S: Sink> Sink for CollapseWhitespace<S> {
 pub(crate) fn base(text: &str, fold: bool, out: &mut impl Sink) {
     let bytes = text.as_bytes();
     let mut segment = Segment::default();
-    let mut lowered = Vec::new();
+    let mut lowered = String::new();
     let mut i = 0;
     while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
         // ASCII characters followed by another (or by nothing) are segments of their own that
         // NFKC leaves alone: the common case, byte by byte, without the segment. The last one
         // before a non-ASCII character goes the general way (a combining mark may follow it).
-        let ascii = rest
-            .iter()
-            .position(|b| !b.is_ascii())
-            .unwrap_or(rest.len());
+        let ascii = super::ascii_prefix_len(rest);
         let plain = if ascii == rest.len() {
             ascii
         } else {
@@ -224,10 +226,11 @@ pub(crate) fn base(text: &str, fold: bool, out: &mut impl Sink) {
         };
         if plain > 0 {
             segment.flush(out, fold);
-            let run = rest.get(..plain).unwrap_or_default();
-            if fold && run.iter().any(u8::is_ascii_uppercase) {
+            let run = text.get(i..i + plain).unwrap_or_default();
+            if fold && run.bytes().any(|b| b.is_ascii_uppercase()) {
                 lowered.clear();
-                lowered.extend(run.iter().map(u8::to_ascii_lowercase));
+                lowered.push_str(run);
+                lowered.make_ascii_lowercase();
                 out.put_ascii(&lowered, offset(i));
             } else {
                 out.put_ascii(run, offset(i));
@@ -387,8 +390,16 @@ const fn ascii_set(chars: &[u8]) -> u128 {
 /// Whether `c` is in the ASCII set `mask`.
 #[inline]
 pub(super) fn in_ascii_set(mask: u128, c: char) -> bool {
+    // Two 64-bit halves: cheaper than a 128-bit shift, and folded away for a constant mask.
     let code = u32::from(c);
-    code < 128 && (mask >> code) & 1 == 1
+    let (low, high) = (mask as u64, (mask >> 64) as u64);
+    if code < 64 {
+        (low >> code) & 1 == 1
+    } else if code < 128 {
+        (high >> (code - 64)) & 1 == 1
+    } else {
+        false
+    }
 }
 
 /// The ASCII separators of [`is_separator`].
@@ -408,11 +419,12 @@ pub(crate) fn separators<T: Folded>(units: &mut Vec<T>) {
     // A run has the same separator after its first and its second character; text without
     // a separator that comes back two characters later (most text) has none. Before the
     // first place it does, every character stays where it is.
-    let Some(first_candidate) = units.windows(3).position(|w| match w {
-        // `&`, not `&&`: on text the first test is unpredictable, and both are cheap.
-        [a, _, b] => is_separator(a.char()) & (a.char() == b.char()),
-        _ => false,
-    }) else {
+    let Some(first_candidate) = units
+        .iter()
+        .zip(units.iter().skip(2))
+        // The equality first: it rarely holds, and it is one comparison.
+        .position(|(a, b)| a.char() == b.char() && is_separator(a.char()))
+    else {
         return;
     };
     let alnum = |u: Option<&T>| u.is_some_and(|u| u.char().is_alphanumeric());
@@ -494,23 +506,29 @@ pub(super) fn leet(c: char) -> Option<(char, bool)> {
 /// between letters (`fr33` → `free`, `m0ney` → `money`, `v!agra` → `viagra`). Words
 /// without letters (`100%`, `19.99`) are untouched.
 pub(crate) fn leetspeak<T: Folded>(units: &mut [T]) {
-    // One pass to find the words; only a word with a leetspeak character (most copy has few:
-    // prices, dates) is looked at again.
-    let mut start = 0;
-    let mut has_leet = false;
-    for k in 0..=units.len() {
-        match units.get(k).map(Folded::char) {
-            Some(c) if !c.is_whitespace() => {
-                has_leet |= in_ascii_set(LEETSPEAK, c);
-            }
-            _ => {
-                if has_leet && let Some(word) = units.get_mut(start..k) {
-                    leetspeak_word(word);
-                }
-                start = k + 1;
-                has_leet = false;
-            }
+    // Only a word (a run without whitespace) with a leetspeak character is looked at (most
+    // copy has few: prices, dates); words are folded independently, so each is found from
+    // its first leetspeak character.
+    let is_space = |u: &T| u.char().is_whitespace();
+    let mut from = 0;
+    while let Some(at) = units.get(from..).and_then(|rest| {
+        rest.iter()
+            .position(|u| in_ascii_set(LEETSPEAK, u.char()))
+            .map(|p| from + p)
+    }) {
+        let start = units
+            .get(..at)
+            .and_then(|before| before.iter().rposition(is_space))
+            .map_or(0, |p| p + 1);
+        let end = units
+            .get(at..)
+            .and_then(|rest| rest.iter().position(is_space))
+            .map_or(units.len(), |p| at + p);
+        if let Some(word) = units.get_mut(start..end) {
+            leetspeak_word(word);
         }
+        // `end` is whitespace or the end: the next word starts after it.
+        from = end.max(at + 1);
     }
 }
 
@@ -546,14 +564,32 @@ fn leetspeak_word<T: Folded>(word: &mut [T]) {
     }
 }
 
-/// Characters below this code point have their skeleton precomputed: ASCII, Latin-1,
-/// Latin Extended-A and -B, IPA, combining marks, Greek and Cyrillic, which is nearly all
-/// of the text mia sees. Others are computed per character.
-const TABLE_END: u32 = 0x0530;
+/// The blocks of characters whose skeleton is precomputed (start, end): ASCII, Latin-1,
+/// Latin Extended-A and -B, IPA, combining marks, Greek and Cyrillic; punctuation, currency
+/// signs, arrows, symbols and dingbats; emoji. That is nearly all of the text mia sees. Other
+/// characters are computed one by one (a decomposition and a table search each).
+const TABLE_BLOCKS: [(u32, u32); 3] = [(0, 0x0530), (0x2000, 0x2C00), (0x1F300, 0x1FB00)];
 
-/// The TR39 skeletons (combining marks removed) of the characters below [`TABLE_END`] after
-/// [`script_fold`], computed once: `chars[offsets[c]..offsets[c + 1]]`, and for ASCII
-/// characters whose skeleton is one ASCII character, that character in `ascii` (else `0xFF`).
+/// The index of `c` among the characters of [`TABLE_BLOCKS`], if it is one of them.
+fn table_slot(c: char) -> Option<usize> {
+    let code = u32::from(c);
+    let mut base = 0;
+    for (start, end) in TABLE_BLOCKS {
+        if code < start {
+            return None;
+        }
+        if code < end {
+            return usize::try_from(base + code - start).ok();
+        }
+        base += end - start;
+    }
+    None
+}
+
+/// The TR39 skeletons (combining marks removed) of the characters of [`TABLE_BLOCKS`] after
+/// [`script_fold`], computed once: `chars[offsets[slot]..offsets[slot + 1]]` for the
+/// character's [slot](table_slot), and for ASCII characters whose skeleton is one ASCII
+/// character, that character in `ascii` (else `0xFF`).
 struct SkeletonTable {
     chars: Vec<char>,
     offsets: Vec<u32>,
@@ -565,10 +601,10 @@ static SKELETONS: LazyLock<SkeletonTable> = LazyLock::new(|| {
     let mut offsets = vec![0u32];
     let mut ascii = [0xFF; 128];
     let mut buf = [0u8; 4];
-    for code in 0..TABLE_END {
+    for code in TABLE_BLOCKS.into_iter().flat_map(|(start, end)| start..end) {
         let before = chars.len();
         if let Some(c) = char::from_u32(code) {
-            // The script fold stays below the table's end (it maps to ASCII).
+            // As `skeleton` computes it for a character outside the table.
             let c = script_fold(c);
             chars.extend(
                 unicode_security::skeleton(c.encode_utf8(&mut buf))
@@ -594,7 +630,7 @@ static SKELETONS: LazyLock<SkeletonTable> = LazyLock::new(|| {
 impl SkeletonTable {
     /// The skeleton of `script_fold(c)`, if precomputed.
     fn get(&self, c: char) -> Option<&[char]> {
-        let i = usize::try_from(u32::from(c)).ok()?;
+        let i = table_slot(c)?;
         let (start, end) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
         self.chars.get(start as usize..end as usize)
     }
@@ -651,19 +687,25 @@ pub(crate) fn confusables(units: Vec<Unit>) -> Vec<Unit> {
 
 /// The text of [`confusables`] on `chars`, without building units: what matching needs.
 pub(crate) fn confusables_text(chars: &[char]) -> String {
-    let mut out = String::with_capacity(chars.len() + chars.len() / 4 + 4);
+    // Bytes, which take an ASCII character with less work than a `String` takes a `char`.
+    let mut out: Vec<u8> = Vec::with_capacity(chars.len() + chars.len() / 4 + 4);
     let table = &*SKELETONS;
     for &c in chars {
         // Most characters are ASCII with a one-character skeleton.
         if let Some(&b) = table.ascii.get(c as usize)
             && b != 0xFF
         {
-            out.push(char::from(b));
+            out.push(b);
             continue;
         }
-        skeleton(table, c, |c| out.push(c));
+        skeleton(table, c, |c| {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        });
     }
-    out
+    // Only whole characters went in (the table's ASCII bytes are ASCII characters), so the
+    // bytes are UTF-8; the lossy conversion is never taken.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The characters `c` turns into in [`confusables`].

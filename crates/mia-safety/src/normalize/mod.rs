@@ -224,11 +224,37 @@ fn non_ascii_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     let bytes = text.as_bytes();
     let mut at = 0;
     std::iter::from_fn(move || {
-        at += bytes.get(at..)?.iter().position(|b| !b.is_ascii())?;
+        let rest = bytes.get(at..)?;
+        let ascii = ascii_prefix_len(rest);
+        if ascii == rest.len() {
+            return None;
+        }
+        at += ascii;
         let c = text.get(at..)?.chars().next()?;
         at += c.len_utf8();
         Some(c)
     })
+}
+
+/// How many bytes at the start of `bytes` are ASCII: sixteen at a time (the standard
+/// library checks them a machine word at a time), then one by one.
+pub(crate) fn ascii_prefix_len(bytes: &[u8]) -> usize {
+    if bytes.first().is_some_and(|b| !b.is_ascii()) {
+        return 0;
+    }
+    let mut ascii = 0;
+    for chunk in bytes.chunks_exact(16) {
+        if !chunk.is_ascii() {
+            break;
+        }
+        ascii += 16;
+    }
+    let rest = bytes.get(ascii..).unwrap_or_default();
+    ascii
+        + rest
+            .iter()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len())
 }
 
 impl Default for Normalizer {

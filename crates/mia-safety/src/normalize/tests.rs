@@ -257,7 +257,10 @@ fn the_identity_shortcut_agrees_with_full_normalisation() {
 #[test]
 fn the_skeleton_table_matches_tr39() {
     use unicode_normalization::char::is_combining_mark;
-    for code in 0..0x0530u32 {
+    // The table's blocks (Latin to Cyrillic; punctuation to dingbats; emoji), and a margin
+    // around the later two, outside the table.
+    let codes = (0..0x0530u32).chain(0x1F00..0x2D00).chain(0x1F200..0x1FC00);
+    for code in codes {
         let Some(c) = char::from_u32(code) else {
             continue;
         };
@@ -414,5 +417,14 @@ proptest! {
         };
         prop_assert_eq!(standard, text_of(&Normalizer::standard()));
         prop_assert_eq!(strict, text_of(&Normalizer::strict()));
+    }
+}
+
+proptest! {
+    #[test]
+    fn ascii_prefixes_are_measured_as_byte_by_byte(text in "[a-z é\u{1F600}]{0,70}") {
+        let bytes = text.as_bytes();
+        let expected = bytes.iter().position(|b| !b.is_ascii()).unwrap_or(bytes.len());
+        prop_assert_eq!(ascii_prefix_len(bytes), expected);
     }
 }

@@ -2,6 +2,7 @@
 //! a version, a postcode, or a phone number.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use crate::normalize::is_word_char;
 
@@ -273,6 +274,38 @@ const NOT_A_NUMBER_NEIGHBOUR: &[char] = &[
     '~', '/', '\\', '_', '‰', '°', '×', '^',
 ];
 
+/// A word list for membership tests, by byte length: a test compares a word only with the
+/// listed words of its length (a handful) instead of the whole list.
+struct WordSet {
+    by_len: Vec<Vec<&'static str>>,
+}
+
+impl WordSet {
+    fn new(words: &[&'static str]) -> Self {
+        let longest = words.iter().map(|w| w.len()).max().unwrap_or(0);
+        let mut by_len = vec![Vec::new(); longest + 1];
+        for &word in words {
+            if let Some(bucket) = by_len.get_mut(word.len()) {
+                bucket.push(word);
+            }
+        }
+        Self { by_len }
+    }
+
+    fn contains(&self, word: &str) -> bool {
+        self.by_len
+            .get(word.len())
+            .is_some_and(|bucket| bucket.contains(&word))
+    }
+}
+
+static REFERENCE_SET: LazyLock<WordSet> = LazyLock::new(|| WordSet::new(REFERENCE_WORDS));
+static PHONE_CUE_SET: LazyLock<WordSet> = LazyLock::new(|| WordSet::new(PHONE_CUES));
+static VERSION_SET: LazyLock<WordSet> = LazyLock::new(|| WordSet::new(VERSION_WORDS));
+static FILLER_SET: LazyLock<WordSet> = LazyLock::new(|| WordSet::new(FILLER_WORDS));
+static AMOUNT_SET: LazyLock<WordSet> = LazyLock::new(|| WordSet::new(AMOUNT_WORDS));
+static CURRENCY_SET: LazyLock<WordSet> = LazyLock::new(|| WordSet::new(CURRENCY_WORDS));
+
 /// The word before byte `at` of `text` (skipping spaces and `:.,#№-` around it), lowercase.
 fn word_before(text: &str, at: usize) -> (Cow<'_, str>, usize) {
     let head = text.get(..at).unwrap_or("");
@@ -362,29 +395,27 @@ pub(crate) fn context(text: &str, start: usize, end: usize) -> Context {
         if word.is_empty() {
             break;
         }
-        if REFERENCE_WORDS.contains(&word.as_ref())
-            || REFERENCE_STEMS.iter().any(|r| word.starts_with(r))
-        {
+        if REFERENCE_SET.contains(&word) || REFERENCE_STEMS.iter().any(|r| word.starts_with(r)) {
             reference = true;
             break;
         }
-        if PHONE_CUES.contains(&word.as_ref()) || word.starts_with("tel") {
+        if PHONE_CUE_SET.contains(&word) || word.starts_with("tel") {
             phone_cue = true;
             break;
         }
-        if VERSION_WORDS.contains(&word.as_ref()) {
+        if VERSION_SET.contains(&word) {
             version = true;
             break;
         }
-        if !FILLER_WORDS.contains(&word.as_ref()) {
+        if !FILLER_SET.contains(&word) {
             break;
         }
         at = word_start;
     }
     let (prev_word, _) = word_before(text, start);
     let next_word = word_after(text, end);
-    let amount = AMOUNT_WORDS.contains(&next_word.as_ref())
-        || CURRENCY_WORDS.contains(&prev_word.as_ref())
+    let amount = AMOUNT_SET.contains(&next_word)
+        || CURRENCY_SET.contains(&prev_word)
         || next_word.chars().next().is_some_and(is_currency_or_percent)
         || before
             .trim_end()
@@ -437,6 +468,38 @@ fn after_account_prefix(before: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_sets_hold_exactly_their_lists() {
+        let lists = [
+            REFERENCE_WORDS,
+            PHONE_CUES,
+            VERSION_WORDS,
+            FILLER_WORDS,
+            AMOUNT_WORDS,
+            CURRENCY_WORDS,
+        ];
+        // Every word of every list, and near misses, against every set.
+        let mut probes: Vec<String> = vec![String::new(), "x".repeat(40)];
+        for word in lists.concat() {
+            probes.extend([
+                word.to_owned(),
+                format!("{word}s"),
+                word.chars().skip(1).collect(),
+                word.to_uppercase(),
+            ]);
+        }
+        for list in lists {
+            let set = WordSet::new(list);
+            for probe in &probes {
+                assert_eq!(
+                    set.contains(probe),
+                    list.contains(&probe.as_str()),
+                    "{probe}"
+                );
+            }
+        }
+    }
 
     fn ctx(text: &str, number: &str) -> Context {
         let start = text.find(number).unwrap_or(0);

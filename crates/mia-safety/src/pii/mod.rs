@@ -20,6 +20,7 @@ pub(crate) mod crypto;
 mod numbers;
 mod patterns;
 mod phone;
+mod phone_parse;
 mod phone_rules;
 mod redact;
 

@@ -289,17 +289,7 @@ impl Patterns {
             let after = text.get(e..).and_then(|t| t.chars().next());
             !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
         };
-        // Bytes, not characters: a non-ASCII character's bytes are all outside ASCII.
-        let mut token = 0usize;
-        let long_token = text.bytes().any(|b| {
-            token = if b.is_ascii_alphanumeric() {
-                token + 1
-            } else {
-                0
-            };
-            token >= 26
-        });
-        if !long_token {
+        if !has_long_token(text, 26) {
             return;
         }
         for m in self.base58.find_iter(text) {
@@ -351,6 +341,24 @@ impl Patterns {
             }
         }
     }
+}
+
+/// Whether `text` has `len` ASCII letters or digits in a row. Bytes, not characters: a
+/// non-ASCII character's bytes are all outside ASCII.
+///
+/// Each window of `len` bytes is read from its end back to the last byte that is not a
+/// letter or digit, and the next window starts after that byte, so ordinary text (short
+/// words) is read a few bytes per window rather than byte by byte.
+fn has_long_token(text: &str, len: usize) -> bool {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while let Some(window) = bytes.get(start..start + len) {
+        match window.iter().rposition(|b| !b.is_ascii_alphanumeric()) {
+            Some(p) => start += p + 1,
+            None => return true,
+        }
+    }
+    false
 }
 
 /// An ASCII-case-insensitive matcher for `patterns`.
@@ -422,6 +430,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn long_tokens_are_found_as_a_byte_by_byte_count_finds_them(
+            text in "[a-c0-2 .é]{0,80}",
+            len in 1usize..30,
+        ) {
+            let mut token = 0;
+            let expected = text.bytes().any(|b| {
+                token = if b.is_ascii_alphanumeric() { token + 1 } else { 0 };
+                token >= len
+            });
+            proptest::prop_assert_eq!(has_long_token(&text, len), expected);
+        }
+    }
 
     fn found(text: &str) -> Vec<(PiiKind, &str)> {
         let p = Patterns::new().unwrap();

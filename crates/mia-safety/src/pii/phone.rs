@@ -6,6 +6,7 @@ use std::str::FromStr;
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
 
+use super::phone_parse::{self, Fallback};
 use super::phone_rules;
 
 /// Regions tried for numbers in national format when the locale says nothing (or after the
@@ -123,7 +124,17 @@ pub(crate) fn is_valid_international(digits: &str) -> bool {
     let mut buf = String::with_capacity(digits.len() + 1);
     buf.push('+');
     buf.push_str(digits);
-    phonenumber::parse(None, &buf).is_ok_and(|n| phone_rules::is_valid(&n))
+    parses_valid(None, &buf)
+}
+
+/// Whether `text` parses (in `country`, for a national number) to a valid number: with
+/// [`phone_parse`] where it covers the input, as `phonenumber::parse` would, else with
+/// `phonenumber::parse` itself.
+fn parses_valid(country: Option<Id>, text: &str) -> bool {
+    match phone_parse::parse(country, text) {
+        Ok(parsed) => parsed.is_some_and(|p| phone_rules::is_valid_parts(p.code, &p.national)),
+        Err(Fallback) => phonenumber::parse(country, text).is_ok_and(|n| phone_rules::is_valid(&n)),
+    }
 }
 
 /// The first region in which national-format `digits` is a valid number. `bare` numbers
@@ -143,9 +154,7 @@ pub(crate) fn valid_region(digits: &str, regions: &[Region], bare: bool) -> Opti
             // Without a written trunk prefix, a leading 0 means another country's format.
             return None;
         }
-        phonenumber::parse(Some(r.id), digits)
-            .is_ok_and(|n| phone_rules::is_valid(&n))
-            .then_some(r.id)
+        parses_valid(Some(r.id), digits).then_some(r.id)
     })
 }
 

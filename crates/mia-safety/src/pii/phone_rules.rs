@@ -6,12 +6,17 @@
 //! (`validator::is_valid_with`: pick the region by country code and leading digits, then the
 //! general pattern and any number type), but on patterns compiled once per region. The
 //! `agrees_with_phonenumber` test checks that both answer alike.
+//!
+//! The rules also carry what [`phone_parse`](super::phone_parse) needs to parse the numbers
+//! the scanner sees without `phonenumber::parse` (the international and national prefixes).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
-use phonenumber::PhoneNumber;
+use phonenumber::country::Id;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use phonenumber::{PhoneNumber, Validation};
 use regex::{Regex, RegexBuilder};
 
 /// A pattern anchored at the start, as `phonenumber` matches them (`find` at offset 0).
@@ -22,9 +27,18 @@ fn anchored(source: &str) -> Option<Regex> {
         .ok()
 }
 
+/// A pattern as `phonenumber` compiles it, unanchored, for the steps that use the match's end,
+/// its groups or a replacement.
+fn unanchored(source: &str) -> Option<Regex> {
+    RegexBuilder::new(source)
+        .ignore_whitespace(true)
+        .build()
+        .ok()
+}
+
 /// One number type of a region: its lengths and its pattern.
 #[derive(Debug)]
-struct Desc {
+pub(super) struct Desc {
     lengths: Vec<u16>,
     pattern: Regex,
 }
@@ -37,7 +51,7 @@ impl Desc {
         })
     }
 
-    fn is_match(&self, value: &str) -> bool {
+    pub(super) fn is_match(&self, value: &str) -> bool {
         (self.lengths.is_empty() || self.lengths.iter().any(|&l| usize::from(l) == value.len()))
             && self.pattern.is_match(value)
     }
@@ -45,14 +59,69 @@ impl Desc {
 
 /// The compiled rules of one region.
 #[derive(Debug)]
-struct Rules {
-    general: Desc,
+pub(super) struct Rules {
+    pub(super) general: Desc,
     types: Vec<Desc>,
-    leading_digits: Option<Regex>,
+    pub(super) leading_digits: Option<Regex>,
+    /// `None` when one of its patterns does not compile; parsing then stays with
+    /// `phonenumber::parse`.
+    pub(super) parsing: Option<Parsing>,
+}
+
+/// What parsing a number needs of a region besides its validity rules.
+#[derive(Debug)]
+pub(super) struct Parsing {
+    pub(super) meta: &'static Metadata,
+    pub(super) international_prefix: Option<Regex>,
+    pub(super) national_prefix_for_parsing: Option<Regex>,
+    general_lengths: Vec<u16>,
+    general_local_lengths: Vec<u16>,
+}
+
+impl Parsing {
+    fn compile(meta: &'static Metadata) -> Option<Self> {
+        let general = meta.descriptors().general();
+        Some(Self {
+            meta,
+            international_prefix: match meta.international_prefix() {
+                Some(p) => Some(unanchored(p.as_str())?),
+                None => None,
+            },
+            national_prefix_for_parsing: match meta.national_prefix_for_parsing() {
+                Some(p) => Some(unanchored(p.as_str())?),
+                None => None,
+            },
+            general_lengths: general.possible_length().to_vec(),
+            general_local_lengths: general.possible_local_length().to_vec(),
+        })
+    }
+
+    /// `phonenumber::validator::length(meta, number, Type::Unknown)` for a national number of
+    /// `len` digits (the general descriptor's lengths, compared as that function does).
+    pub(super) fn length(&self, len: usize) -> Validation {
+        let possible = &self.general_lengths;
+        let (Some(&minimum), Some(&maximum)) = (possible.first(), possible.last()) else {
+            return Validation::InvalidLength;
+        };
+        let len = u16::try_from(len).unwrap_or(u16::MAX);
+        if self.general_local_lengths.contains(&len) {
+            Validation::IsPossibleLocalOnly
+        } else if len == minimum {
+            Validation::IsPossible
+        } else if len < minimum {
+            Validation::TooShort
+        } else if len > maximum {
+            Validation::TooLong
+        } else if possible.contains(&len) {
+            Validation::IsPossible
+        } else {
+            Validation::InvalidLength
+        }
+    }
 }
 
 impl Rules {
-    fn compile(meta: &Metadata) -> Option<Self> {
+    fn compile(meta: &'static Metadata) -> Option<Self> {
         let d = meta.descriptors();
         let types = [
             d.premium_rate(),
@@ -78,11 +147,12 @@ impl Rules {
             general: Desc::new(d.general())?,
             types,
             leading_digits,
+            parsing: Parsing::compile(meta),
         })
     }
 
     /// `number_type(meta, value) != Unknown`.
-    fn is_valid(&self, national: &str) -> bool {
+    pub(super) fn is_valid(&self, national: &str) -> bool {
         self.general.is_match(national) && self.types.iter().any(|t| t.is_match(national))
     }
 }
@@ -92,7 +162,8 @@ type Cache = RwLock<HashMap<(&'static str, u16), Option<Arc<Rules>>>>;
 /// Compiled rules by region id and country code, filled as regions are first seen.
 static RULES: LazyLock<Cache> = LazyLock::new(|| RwLock::new(HashMap::new()));
 
-fn rules(meta: &'static Metadata) -> Option<Arc<Rules>> {
+/// The compiled rules of `meta`'s region, compiled on first use.
+pub(super) fn rules(meta: &'static Metadata) -> Option<Arc<Rules>> {
     let key = (meta.id(), meta.country_code());
     if let Ok(cache) = RULES.read()
         && let Some(found) = cache.get(&key)
@@ -115,35 +186,99 @@ pub(crate) fn warm_up(id: &str) {
 
 /// Whether `number` is valid, as `phonenumber::PhoneNumber::is_valid` decides it.
 pub(crate) fn is_valid(number: &PhoneNumber) -> bool {
-    let code = number.code().value();
-    let national = number.national().to_string();
-    let Some(regions) = DATABASE.region(&code) else {
+    is_valid_parts(number.code().value(), &number.national().to_string())
+}
+
+/// Country calling codes have at most three digits.
+const CODES: usize = 1000;
+
+/// The regions of one country calling code (`DATABASE.region(code)`, in its order), with
+/// the metadata each step looks up for them, found once.
+#[derive(Debug)]
+pub(super) struct Country {
+    pub(super) regions: Vec<CodeRegion>,
+}
+
+/// One region of a [`Country`].
+#[derive(Debug)]
+pub(super) struct CodeRegion {
+    /// The region id (`"US"`; `"001"` for a non-geographic code).
+    pub(super) id: &'static str,
+    /// `DATABASE.by_id(id)`.
+    pub(super) by_id: Option<&'static Metadata>,
+    /// The metadata of the region `id` names as a `country::Id`, `None` when it names none.
+    pub(super) by_parsed_id: Option<Option<&'static Metadata>>,
+    /// The metadata validity takes the rules from: `by_id`, or for a non-geographic code
+    /// the first metadata of the code.
+    rules_meta: Option<&'static Metadata>,
+    rules: OnceLock<Option<Arc<Rules>>>,
+}
+
+impl CodeRegion {
+    /// The compiled rules of [`rules_meta`](Self::rules_meta), compiled on first use.
+    pub(super) fn rules(&self) -> Option<&Arc<Rules>> {
+        self.rules
+            .get_or_init(|| self.rules_meta.and_then(rules))
+            .as_ref()
+    }
+}
+
+impl Country {
+    fn find(code: u16) -> Option<Self> {
+        let regions = DATABASE.region(&code)?;
+        let first_of_code = DATABASE.by_code(&code).and_then(|m| m.into_iter().next());
+        let regions = regions
+            .into_iter()
+            .map(|id| {
+                let by_id = DATABASE.by_id(id);
+                CodeRegion {
+                    id,
+                    by_id,
+                    by_parsed_id: Id::from_str(id)
+                        .ok()
+                        .map(|parsed| DATABASE.by_id(parsed.as_ref())),
+                    // Non-geographic codes: the first metadata for the code.
+                    rules_meta: if id == "001" { first_of_code } else { by_id },
+                    rules: OnceLock::new(),
+                }
+            })
+            .collect();
+        Some(Self { regions })
+    }
+}
+
+/// The [`Country`] of each code below [`CODES`], found on first use.
+static COUNTRIES: LazyLock<Vec<OnceLock<Option<Country>>>> =
+    LazyLock::new(|| (0..CODES).map(|_| OnceLock::new()).collect());
+
+/// The regions of country calling code `code`, `None` for a code without metadata.
+pub(super) fn country(code: u16) -> Option<&'static Country> {
+    // No code has more than three digits (`no_code_is_longer_than_three_digits`).
+    COUNTRIES
+        .get(usize::from(code))?
+        .get_or_init(|| Country::find(code))
+        .as_ref()
+}
+
+/// Whether the number with country calling code `code` and national significant number
+/// `national` (as `NationalNumber` prints it) is valid, as [`is_valid`] decides it.
+pub(super) fn is_valid_parts(code: u16, national: &str) -> bool {
+    let Some(country) = country(code) else {
         return false;
     };
-    let rules_of = |id: &str| -> Option<Arc<Rules>> {
-        if id == "001" {
-            // Non-geographic codes: the first metadata for the code.
-            DATABASE
-                .by_code(&code)
-                .and_then(|m| m.into_iter().next())
-                .and_then(rules)
-        } else {
-            DATABASE.by_id(id).and_then(rules)
-        }
-    };
-    if let [only] = regions.as_slice() {
-        return rules_of(only).is_some_and(|r| r.is_valid(&national));
+    if let [only] = country.regions.as_slice() {
+        return only.rules().is_some_and(|r| r.is_valid(national));
     }
     // Several regions share the code: the first whose leading digits match, or, for a
     // region without leading digits, in which the number is valid.
-    for id in regions {
-        let Some(r) = rules_of(id) else {
+    for region in &country.regions {
+        let Some(r) = region.rules() else {
             continue;
         };
         match &r.leading_digits {
-            Some(leading) if leading.is_match(&national) => return r.is_valid(&national),
+            Some(leading) if leading.is_match(national) => return r.is_valid(national),
             Some(_) => {}
-            None if r.is_valid(&national) => return true,
+            None if r.is_valid(national) => return true,
             None => {}
         }
     }
@@ -163,6 +298,14 @@ mod tests {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    #[test]
+    fn no_code_is_longer_than_three_digits() {
+        let code = u16::try_from(CODES).unwrap_or(u16::MAX);
+        assert!((code..=u16::MAX).all(|c| DATABASE.region(&c).is_none()));
+        assert!(country(1).is_some_and(|c| c.regions.len() > 20));
+        assert!(country(0).is_none());
     }
 
     #[test]

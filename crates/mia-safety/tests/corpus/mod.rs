@@ -9,6 +9,7 @@
 
 pub(crate) mod entities;
 pub(crate) mod finance;
+pub(crate) mod mixes;
 
 use entities::Country;
 
