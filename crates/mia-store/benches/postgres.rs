@@ -14,9 +14,9 @@
 //!
 //! Durability is the store's: with the server's default `synchronous_commit = on`, every
 //! commit waits for its WAL flush except a claim's, which the store commits asynchronously
-//! (safe in a crash: see the docs of `src/postgres/outbox.rs`). A job handled one at a time therefore
-//! costs one flush, a batch of 500 one flush; on a busy disk the one-at-a-time figures follow
-//! the flush latency, not the store. State the machine's load with any figure.
+//! (safe in a crash: see the docs of `src/postgres/outbox.rs`). A job handled one at a time
+//! therefore costs one flush, a batch of 500 one flush; on a busy disk the one-at-a-time
+//! figures follow the flush latency, not the store. State the machine's load with any figure.
 //!
 //! Run with: `MIA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test
 //! cargo bench -p mia-store --features postgres --bench postgres`
@@ -135,7 +135,8 @@ impl Fixture {
 
     /// A full queue again: the first `n` jobs due and pending.
     async fn refill(&self, n: i64) {
-        sqlx::query("TRUNCATE outbox")
+        // The open jobs' queue too: a drain empties it, but leaves its dead rows to vacuum.
+        sqlx::query("TRUNCATE outbox, outbox_queue")
             .execute(&self.raw)
             .await
             .unwrap();
@@ -143,7 +144,7 @@ impl Fixture {
         let inserted = self.store.schedule(&self.campaign, jobs).await.unwrap();
         assert_eq!(inserted, n as u64);
         // Fresh statistics, as autovacuum would have them for a queue this size.
-        sqlx::query("ANALYZE outbox")
+        sqlx::query("ANALYZE outbox, outbox_queue")
             .execute(&self.raw)
             .await
             .unwrap();

@@ -77,6 +77,22 @@ impl Scratch {
         PgPool::connect(&self.url).await.unwrap()
     }
 
+    /// The names of the indexes of `table`, sorted.
+    async fn indexes(&self, table: &str) -> Vec<String> {
+        let raw = self.raw().await;
+        let mut names: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+        )
+        .bind(&self.name)
+        .bind(table)
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        raw.close().await;
+        names.sort();
+        names
+    }
+
     /// Runs `sql` with `{s}` replaced by the quoted schema name.
     async fn exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
         let raw = self.raw().await;
@@ -340,7 +356,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 6);
+        assert_eq!(store.schema_version().await.unwrap(), 7);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -350,7 +366,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 6, "each migration is recorded once");
+    assert_eq!(applied, 7, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -711,7 +727,8 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
     let lease = SignedDuration::from_secs(30);
     let mut old = store.claim("w1", t(10), lease, 1).await.unwrap().remove(0);
     store.close().await;
-    // Back to the outbox indexes of version 5, as a database written by the previous release.
+    // Back to the outbox indexes of version 5, as a database written by an earlier release.
+    back_to_version_6(&scratch).await;
     for sql in [
         "DROP INDEX {s}.outbox_leased",
         "DROP INDEX {s}.outbox_by_contact",
@@ -728,26 +745,10 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 
     old.claim_token = 1;
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 6);
-    let raw = scratch.raw().await;
-    let mut indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'outbox'",
-    )
-    .bind(&scratch.name)
-    .fetch_all(&raw)
-    .await
-    .unwrap();
-    raw.close().await;
-    indexes.sort();
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     assert_eq!(
-        indexes,
-        [
-            "outbox_by_campaign",
-            "outbox_by_contact",
-            "outbox_leased",
-            "outbox_pending_due",
-            "outbox_pkey"
-        ]
+        scratch.indexes("outbox").await,
+        ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
     );
     // The job claimed before the upgrade: its lease runs out and it is taken over.
     assert_eq!(store.next_due().await.unwrap(), Some(t(1)));
@@ -790,6 +791,170 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
     store.close().await;
 }
 
+/// Turns a schema of the current version (7) back into version 6, as the release before it
+/// left it: no queue table or claim function, the queue's partial indexes on `outbox` itself,
+/// full pages.
+async fn back_to_version_6(scratch: &Scratch) {
+    for sql in [
+        "DROP FUNCTION {s}.outbox_claim",
+        "DROP TABLE {s}.outbox_queue",
+        "DROP INDEX {s}.outbox_by_contact",
+        "CREATE INDEX outbox_pending_due ON {s}.outbox (due_at, key) WHERE state = 'pending'",
+        "CREATE INDEX outbox_leased ON {s}.outbox (lease_until) WHERE lease_until IS NOT NULL",
+        "CREATE INDEX outbox_by_contact ON {s}.outbox (contact, message_id)",
+        "ALTER TABLE {s}.outbox RESET (fillfactor)",
+        "DELETE FROM {s}.schema_migrations WHERE version > 6",
+    ] {
+        scratch.exec(sql).await.unwrap();
+    }
+}
+
+/// A version-6 database holding jobs in every state opens as version 7 and keeps working:
+/// the open jobs (pending, retrying, claimed) are claimable as before, a claim made before the
+/// upgrade is still fenced, held jobs and dead letters come back when released, and finished
+/// jobs stay finished.
+#[tokio::test]
+async fn a_version_6_schema_upgrades_with_jobs_in_every_state() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let campaign = running_campaign(&store, "spring").await;
+    // c00000..c00007, due at t(0)..t(7).
+    let jobs = jobs_for(&campaign, 0..8);
+    store.schedule(&campaign, &jobs).await.unwrap();
+    let mut skipped = jobs_for(&campaign, 8..9);
+    skipped[0].skipped = Some("quiet_hours".into());
+    store.enqueue(&campaign.id, &skipped, t(1)).await.unwrap();
+    let autumn = running_campaign(&store, "autumn").await;
+    store
+        .schedule(&autumn, &jobs_for(&autumn, 9..10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel_campaign_jobs(&autumn.id, t(2)).await.unwrap(),
+        1
+    );
+
+    let lease = SignedDuration::from_secs(30);
+    let claimed = store.claim("w1", t(10), lease, 5).await.unwrap();
+    let [sent, held, dead, retry, old] = <[_; 5]>::try_from(claimed).unwrap();
+    let update = |job: &mia_core::Job, update: JobUpdate| {
+        let store = store.clone();
+        let (key, token) = (job.key.clone(), job.claim_token);
+        async move { store.update_job(&key, token, &update, t(11)).await.unwrap() }
+    };
+    update(&sent, JobUpdate::Sent { message_id: 7 }).await;
+    let rule = "needs_review".to_owned();
+    update(&held, JobUpdate::Held { rule }).await;
+    let reason = "bad_request".to_owned();
+    update(&dead, JobUpdate::DeadLetter { reason }).await;
+    let reason = "flood_wait".to_owned();
+    let due_at = t(100);
+    update(
+        &retry,
+        JobUpdate::Retry {
+            due_at,
+            count_attempt: true,
+            reason,
+        },
+    )
+    .await;
+    store.close().await;
+    back_to_version_6(&scratch).await;
+
+    let store = scratch.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(
+        scratch.indexes("outbox").await,
+        ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
+    );
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.claimed, counts.held, counts.sent),
+        (4, 1, 1, 1)
+    );
+    assert_eq!((counts.skipped, counts.dead_letter), (1, 1));
+    assert_eq!(store.job_counts(&autumn.id).await.unwrap().cancelled, 1);
+    assert_eq!(store.next_due().await.unwrap(), Some(t(5)));
+
+    // The pending jobs, earliest first; not the lease that still runs, nor the retry.
+    let pending = store
+        .claim("w2", t(20), SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    let keys: Vec<_> = pending.iter().map(|j| j.key.clone()).collect();
+    let expected: Vec<_> = jobs[5..8].iter().map(|j| j.key.clone()).collect();
+    assert_eq!(keys, expected);
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(t(40)),
+        "the old lease"
+    );
+    // The lease taken before the upgrade runs out and is taken over; its holder is fenced.
+    let mut taken = store
+        .claim("w3", t(50), SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "only the lease that ran out");
+    let new = taken.remove(0);
+    assert_eq!(new.key, old.key);
+    assert!(new.claim_token > old.claim_token);
+    let variant = VariantId::new("A");
+    let err = store
+        .record_attempt(&old.key, old.claim_token, &variant, 0.5, t(51))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseLost(_)), "{err:?}");
+    // The held job and the dead letter come back when released; the retry when it is due.
+    store.release_held(&held.key, true, t(60)).await.unwrap();
+    let requeue = mia_core::DeadLetterAction::Requeue { due_at: t(60) };
+    store
+        .settle_dead_letter(&dead.key, requeue, t(60))
+        .await
+        .unwrap();
+    let back = store
+        .claim("w4", t(200), SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = back.iter().map(|j| j.key.clone()).collect();
+    keys.sort();
+    let mut expected = vec![held.key.clone(), dead.key.clone(), retry.key.clone()];
+    expected.sort();
+    assert_eq!(keys, expected, "nothing finished came back");
+    assert_eq!(back.last().unwrap().key, retry.key, "due last");
+
+    let updates: Vec<(&mia_core::Job, JobUpdate)> = pending
+        .iter()
+        .chain(&back)
+        .chain([&new])
+        .zip(10..)
+        .map(|(job, id)| (job, JobUpdate::Sent { message_id: id }))
+        .collect();
+    assert!(
+        store
+            .update_jobs(&updates, t(201))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!((counts.sent, counts.skipped, counts.total()), (8, 1, 9));
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(
+        store
+            .job_by_message(&sent.contact, 7)
+            .await
+            .unwrap()
+            .map(|j| j.key),
+        Some(sent.key.clone())
+    );
+    assert_eq!(
+        store.sends_since(&sent.contact, t(0)).await.unwrap(),
+        [t(11)]
+    );
+    store.close().await;
+}
+
 /// Claims commit without waiting for the disk (see `postgres::outbox`), so a server crash can
 /// lose one. Its worker must then never be able to write through it: the claim after the
 /// crash, on a new connection, must not hand out the same token again.
@@ -812,6 +977,10 @@ async fn a_claim_lost_in_a_crash_never_gets_its_token_back() {
             "UPDATE {s}.outbox SET state = 'pending', claim_token = 0, lease_until = NULL, \
              worker = NULL",
         )
+        .await
+        .unwrap();
+    scratch
+        .exec("UPDATE {s}.outbox_queue SET lease_until = NULL")
         .await
         .unwrap();
 

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use mia_core::{ConsentRecord, ConsentStore, ContactId, Purpose, Result};
 use sqlx::PgConnection;
 
+use super::outbox::close;
 use super::{CHUNK, PostgresStore};
 use crate::codec::{micros, micros_opt, name_of, to_json};
 use crate::error::{Context, StoreError};
@@ -109,20 +110,21 @@ impl ConsentStore for PostgresStore {
             .await
             .context(DOING)?;
         // Waits for a claim in flight on one of these jobs, then cancels it too.
-        let cancelled = sqlx::query(
+        // The cancelled jobs leave the queue.
+        let cancelled: i64 = sqlx::query_scalar(close!(
             "UPDATE outbox SET state = 'cancelled', outcome = 'withdrawn', lease_until = NULL, \
              updated_at = $1 \
              WHERE contact = $2 AND purpose = $3 AND state IN ('pending', 'claimed', 'held') \
-             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
-        )
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')"
+        ))
         .bind(micros(record.recorded_at))
         .bind(record.contact.as_str())
         .bind(record.purpose.as_str())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
-        .context(DOING)?
-        .rows_affected();
+        .context(DOING)?;
         tx.commit().await.context(DOING)?;
-        Ok(cancelled)
+        // COUNT(*) is never negative.
+        Ok(cancelled.unsigned_abs())
     }
 }

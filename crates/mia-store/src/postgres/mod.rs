@@ -41,15 +41,16 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// migrations in one transaction under an advisory lock, so processes starting together do not
 /// race.
 ///
-/// A claim is one `UPDATE` statement that picks the due jobs with `FOR UPDATE SKIP LOCKED`, so
-/// any number of workers claim concurrently without ever getting the same job and without
-/// waiting for each other; it walks partial indexes in due order, so it costs O(limit) however
-/// long the queue. Worker writes are conditional on the claim token, as in every store. A
-/// claim commits without waiting for its WAL flush (every other write waits): a server crash
-/// may lose a claim nobody has acted on yet, which returns the job to the queue, and claim
-/// tokens never repeat across a crash, so the worker holding a lost claim gets
-/// [`LeaseLost`](mia_core::Error::LeaseLost). Each pooled connection takes a durable claim
-/// epoch from the `claim_epoch` table when it connects.
+/// A claim is one statement that picks the due jobs with `FOR UPDATE SKIP LOCKED`, so any
+/// number of workers claim concurrently without ever getting the same job and without waiting
+/// for each other; it walks the partial indexes of a narrow table of open jobs in due order, so
+/// it costs O(limit) however long the queue, and claims and completions leave the indexes of
+/// the (wide) table of jobs untouched. Worker writes are conditional on the claim token, as in
+/// every store. A claim commits without waiting for its WAL flush (every other write waits):
+/// a server crash may lose a claim nobody has acted on yet, which returns the job to the
+/// queue, and claim tokens never repeat across a crash, so the worker holding a lost claim
+/// gets [`LeaseLost`](mia_core::Error::LeaseLost). Each pooled connection takes a durable
+/// claim epoch from the `claim_epoch` table when it connects.
 ///
 /// Timestamps are stored as `BIGINT` microseconds since the Unix epoch, as in
 /// `SqliteStore`; finer digits are dropped. Structured values are
@@ -179,6 +180,12 @@ const TAKE_CLAIM_EPOCH: &str = "WITH durable AS (\
      taken AS (UPDATE claim_epoch SET epoch = epoch + 1 RETURNING epoch) \
      SELECT set_config('mia.claim_epoch', taken.epoch::text, false) FROM taken, durable";
 
+/// How long a pooled connection may sit idle before it is pinged on its way out of the pool.
+/// A connection in use is not: a round trip before every statement would cost as much as the
+/// statement itself when jobs are handled one at a time, and a connection that broke since is
+/// found by the statement, whose error is retryable.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// The pool settings: every new connection gets `search_path` set to the store's schema and
 /// takes its claim epoch, in one round trip (and one transaction).
 fn pool_options(schema: &str) -> PgPoolOptions {
@@ -186,6 +193,15 @@ fn pool_options(schema: &str) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _meta| {
             let setup = Arc::clone(&setup);
             Box::pin(async move {

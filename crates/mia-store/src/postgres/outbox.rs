@@ -1,10 +1,27 @@
 //! [`OutboxStore`] for [`PostgresStore`]: the durable job queue.
 //!
-//! A claim is one `UPDATE ... WHERE key IN (...)` statement whose subqueries pick the due jobs
-//! with `FOR UPDATE OF o SKIP LOCKED`: each worker locks the due jobs no other worker has
-//! locked, so concurrent claims never get the same job and never wait for each other. Worker
-//! writes are conditional on `state = 'claimed' AND claim_token = $n`, so a worker whose lease
-//! expired cannot overwrite its successor's work.
+//! # Two tables
+//!
+//! `outbox` is the record of every job, and the authority on its state. `outbox_queue` holds
+//! one narrow row for each open job (pending or claimed: the jobs a claim may take), with its
+//! campaign, due time and lease, and exists to be searched: claims walk its partial indexes in
+//! due order. `outbox` is only indexed on columns that a claim or a completion never changes,
+//! so both are HOT updates of it (schema version 7 explains why that matters).
+//!
+//! Every write that opens, claims, reschedules or closes a job changes both tables in one
+//! statement, and always `outbox` first: it locks the job's `outbox` row, then writes its
+//! queue row by key. One lock order means no deadlocks; writing the queue row by key means
+//! each write finds its latest version, whatever committed since the statement began. A claim
+//! rechecks each candidate against its `outbox` row (locked, at its latest version), so a queue
+//! row that is out of date can cost a look, never a wrong claim.
+//!
+//! A claim is one statement (a call of the function `outbox_claim`, whose text is in schema
+//! version 7): it walks the queue in `(due_at, key)` order, locks each candidate's `outbox` row
+//! with `FOR UPDATE SKIP LOCKED` until it has enough, and leases them in both tables. Each
+//! worker locks the due jobs no other worker has locked, so concurrent claims never get the
+//! same job and never wait for each other. Worker writes are conditional on
+//! `state = 'claimed' AND claim_token = $n`, so a worker whose lease expired cannot overwrite
+//! its successor's work.
 //!
 //! # Claims commit without waiting for the disk
 //!
@@ -15,8 +32,9 @@
 //! its flush. A server crash (or a backend crash that makes it reinitialise) can therefore
 //! lose the last fraction of a second of claims, and only claims. That is harmless:
 //!
-//! 1. A lost claim leaves the job as it was before: pending and due, or claimed by its earlier
-//!    worker with an expired lease. Either way it is claimed again, so nothing is lost.
+//! 1. A lost claim leaves the job as it was before, in both tables (one transaction writes
+//!    them): pending and due, or claimed by its earlier worker with an expired lease. Either
+//!    way it is claimed again, so nothing is lost.
 //! 2. Nothing a worker does outside the store can depend on a lost claim. WAL is one ordered
 //!    log and a flush covers everything before the flushed position, so the first durable
 //!    commit after the claim (any session's) makes the claim durable too. A worker sends only
@@ -53,18 +71,43 @@ use crate::error::{Context, StoreError};
 use crate::rows::{self, JobChange, job_columns as columns, job_state, token};
 
 /// New jobs, one statement per chunk: no attempts, claims or outcome yet (but the skip reason
-/// of a skipped one). A key that exists (or repeats in the chunk) is left alone.
-const INSERT: &str = "INSERT INTO outbox (key, campaign, contact, purpose, step, state, due_at, \
-       attempts, claim_token, outcome, updated_at) \
-     SELECT key, $1, contact, purpose, step, state, due_at, 0, 0, outcome, $2 \
-     FROM UNNEST($3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::int8[], \
-                 $9::text[]) \
-       AS u (key, contact, purpose, step, state, due_at, outcome) \
-     ON CONFLICT (key) DO NOTHING";
+/// of a skipped one). A key that exists (or repeats in the chunk) is left alone. The pending
+/// ones join the queue; returns how many jobs were new.
+const INSERT: &str = "WITH new AS (\
+       INSERT INTO outbox (key, campaign, contact, purpose, step, state, due_at, attempts, \
+         claim_token, outcome, updated_at) \
+       SELECT key, $1, contact, purpose, step, state, due_at, 0, 0, outcome, $2 \
+       FROM UNNEST($3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::int8[], \
+                   $9::text[]) \
+         AS u (key, contact, purpose, step, state, due_at, outcome) \
+       ON CONFLICT (key) DO NOTHING \
+       RETURNING key, state, due_at), \
+     queued AS (\
+       INSERT INTO outbox_queue (key, campaign, due_at) \
+       SELECT key, $1, due_at FROM new WHERE state = 'pending' \
+       ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL) \
+     SELECT COUNT(*) FROM new";
+
+/// The queue side of a write that changed claimed jobs, appended to a statement whose CTE
+/// `done` returns the `key`, `campaign`, new `state` and new `due_at` of each job it changed: a
+/// job that is pending again (a retry) waits in the queue for its new due time, unleased (an
+/// upsert, though its row is there: a job is never left out of the queue); any other leaves
+/// the queue.
+macro_rules! settle_queue {
+    () => {
+        "requeued AS (\
+           INSERT INTO outbox_queue (key, campaign, due_at) \
+           SELECT key, campaign, due_at FROM done WHERE state = 'pending' \
+           ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL), \
+         dequeued AS (\
+           DELETE FROM outbox_queue \
+           WHERE key = ANY (ARRAY(SELECT key FROM done WHERE state <> 'pending'))) "
+    };
+}
 
 /// A batched update of claimed jobs in one statement: the new columns of each job come in as
-/// arrays, and only the jobs still held with the given claim token change. Returns the keys it
-/// changed.
+/// arrays, and only the jobs still held with the given claim token change; their queue rows
+/// follow (see `settle_queue!`). Returns the keys it changed.
 ///
 /// The plan must not depend on statistics. Written plainly (`o.state = 'claimed'` in the
 /// WHERE clause), the planner estimates the claimed jobs at one row whenever the last ANALYZE
@@ -73,17 +116,73 @@ const INSERT: &str = "INSERT INTO outbox (key, campaign, contact, purpose, step,
 /// only through the primary key (`key = ANY`, so at most one row per element), and the state
 /// check is a join condition against a constant of the fenced (`OFFSET 0`) array subquery,
 /// which the planner cannot push down into the scan as a filter that looks selective.
-const UPDATE_BATCH: &str = "UPDATE outbox o SET state = u.state, lease_until = NULL, \
-       updated_at = $1, message_id = COALESCE(u.message_id, o.message_id), outcome = u.outcome, \
-       due_at = COALESCE(u.due_at, o.due_at), attempts = o.attempts + u.add_attempts \
-     FROM (SELECT x.*, 'claimed' COLLATE \"C\" AS held \
-           FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::int8[], \
-                       $8::int8[]) \
-             AS x (key, claim_token, state, message_id, outcome, due_at, add_attempts) \
-           OFFSET 0) AS u \
-     WHERE o.key = ANY ($2::text[]) AND o.key = u.key AND o.state = u.held \
-       AND o.claim_token = u.claim_token \
-     RETURNING o.key";
+const UPDATE_BATCH: &str = concat!(
+    "WITH done AS (\
+       UPDATE outbox o SET state = u.state, lease_until = NULL, updated_at = $1, \
+         message_id = COALESCE(u.message_id, o.message_id), outcome = u.outcome, \
+         due_at = COALESCE(u.due_at, o.due_at), attempts = o.attempts + u.add_attempts \
+       FROM (SELECT x.*, 'claimed' COLLATE \"C\" AS held \
+             FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], \
+                         $7::int8[], $8::int8[]) \
+               AS x (key, claim_token, state, message_id, outcome, due_at, add_attempts) \
+             OFFSET 0) AS u \
+       WHERE o.key = ANY ($2::text[]) AND o.key = u.key AND o.state = u.held \
+         AND o.claim_token = u.claim_token \
+       RETURNING o.key, o.campaign, o.state, o.due_at), ",
+    settle_queue!(),
+    "SELECT key FROM done"
+);
+
+/// A claim: the function `outbox_claim` of schema version 7 (see there), which returns the
+/// claimed rows of `outbox`.
+const CLAIM: &str = concat!("SELECT ", columns!(), " FROM outbox_claim($1, $2, $3, $4)");
+
+/// Finishes or reschedules claimed job `$7` if its claim is still `$8`: the columns of a
+/// [`JobChange`] (a NULL keeps the column), and the queue row to match (see
+/// `settle_queue!`). Returns how many jobs changed (0 or 1).
+const UPDATE_ONE: &str = concat!(
+    "WITH done AS (\
+       UPDATE outbox SET state = $1, lease_until = NULL, updated_at = $2, \
+         message_id = COALESCE($3, message_id), outcome = $4, \
+         due_at = COALESCE($5, due_at), attempts = attempts + $6 \
+       WHERE key = $7 AND state = 'claimed' AND claim_token = $8 \
+       RETURNING key, campaign, state, due_at), ",
+    settle_queue!(),
+    "SELECT COUNT(*) FROM done"
+);
+
+/// Wraps `$opened`, an `UPDATE outbox` that makes jobs pending again, so that those jobs join
+/// the queue, unleased. Returns how many jobs it reopened.
+macro_rules! reopen {
+    ($opened:expr) => {
+        concat!(
+            "WITH opened AS (",
+            $opened,
+            " RETURNING key, campaign, due_at), \
+             queued AS (\
+               INSERT INTO outbox_queue (key, campaign, due_at) \
+               SELECT key, campaign, due_at FROM opened \
+               ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL) \
+             SELECT COUNT(*) FROM opened"
+        )
+    };
+}
+
+/// Appends to `$cancel` (an `UPDATE outbox` that closes open jobs) the removal of the closed
+/// jobs from the queue. Returns how many jobs it closed.
+macro_rules! close {
+    ($cancel:expr) => {
+        concat!(
+            "WITH closed AS (",
+            $cancel,
+            " RETURNING key), \
+             dequeued AS (\
+               DELETE FROM outbox_queue WHERE key = ANY (ARRAY(SELECT key FROM closed))) \
+             SELECT COUNT(*) FROM closed"
+        )
+    };
+}
+pub(super) use close;
 
 /// Applies `updates` on `conn`, [`CHUNK`] to a statement; returns the keys that changed.
 async fn update_batch(
@@ -180,7 +279,7 @@ async fn insert_jobs(
             due.push(micros(new.due_at));
             outcomes.push(new.skipped.as_deref());
         }
-        inserted += sqlx::query(INSERT)
+        let new: i64 = sqlx::query_scalar(INSERT)
             .bind(campaign.as_str())
             .bind(micros(now))
             .bind(keys)
@@ -190,9 +289,10 @@ async fn insert_jobs(
             .bind(states)
             .bind(due)
             .bind(outcomes)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+            .fetch_one(&mut *conn)
+            .await?;
+        // COUNT(*) is never negative.
+        inserted += new.unsigned_abs();
     }
     Ok(inserted)
 }
@@ -264,54 +364,14 @@ impl OutboxStore for PostgresStore {
         let lease_until = now
             .checked_add(lease)
             .map_err(|e| Error::invalid(e.to_string()))?;
-        // Each branch walks its partial index in (due_at, key) order, locks up to `limit` jobs
-        // no other claim has locked (SKIP LOCKED, rechecking each against its latest version)
-        // and stops: a claim costs O(limit), not a sort of every due job. One `OR` query
-        // would sort them all, because a sort under FOR UPDATE cannot stop at the limit. The
-        // earliest `limit` of the two branches are leased; the rest are let go when the
-        // statement ends.
-        //
-        // The running campaigns are read once, as an array, rather than joined: a join's plan
-        // depends on statistics of the (small, rarely analysed) campaigns table, and without
-        // them the planner sorted every due job of the queue for each claim. The leased keys
-        // are matched the same way, through the primary key.
-        //
-        // `relaxed` makes this transaction's commit asynchronous, and the token is raised to
-        // the connection's claim epoch: see "Claims commit without waiting for the disk" in
-        // the module docs. `relaxed` holds a volatile call, so it is evaluated once; the
-        // candidate list joins it, so it runs whenever there is something to claim.
-        let found = sqlx::query(concat!(
-            "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
-             due AS (\
-               SELECT o.key, o.due_at FROM outbox o \
-               WHERE o.state = 'pending' AND o.due_at <= $3 \
-               AND o.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
-               ORDER BY o.due_at, o.key LIMIT $4 \
-               FOR UPDATE OF o SKIP LOCKED), \
-             expired AS (\
-               SELECT o.key, o.due_at FROM outbox o \
-               WHERE o.state = 'claimed' AND o.lease_until <= $3 \
-               AND o.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
-               ORDER BY o.due_at, o.key LIMIT $4 \
-               FOR UPDATE OF o SKIP LOCKED) \
-             UPDATE outbox SET state = 'claimed', \
-             claim_token = GREATEST(claim_token + 1, \
-               current_setting('mia.claim_epoch')::int8 * 4294967296), \
-             lease_until = $1, worker = $2, updated_at = $3 \
-             WHERE key = ANY (ARRAY(\
-               SELECT key FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates, \
-                 relaxed \
-               ORDER BY due_at, key LIMIT $4)) \
-             RETURNING ",
-            columns!()
-        ))
-        .bind(micros(lease_until))
-        .bind(worker)
-        .bind(micros(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .context(DOING)?;
+        let found = sqlx::query(CLAIM)
+            .bind(micros(lease_until))
+            .bind(worker)
+            .bind(micros(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .context(DOING)?;
         let mut jobs = decode_all(&found, DOING)?;
         // RETURNING gives rows in no particular order.
         jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
@@ -362,26 +422,19 @@ impl OutboxStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "update a job";
-        // A NULL keeps the column.
         let change = JobChange::from(update);
-        let updated = sqlx::query(
-            "UPDATE outbox SET state = $1, lease_until = NULL, updated_at = $2, \
-             message_id = COALESCE($3, message_id), outcome = $4, \
-             due_at = COALESCE($5, due_at), attempts = attempts + $6 \
-             WHERE key = $7 AND state = 'claimed' AND claim_token = $8",
-        )
-        .bind(change.state.as_str())
-        .bind(micros(now))
-        .bind(change.message_id)
-        .bind(change.outcome)
-        .bind(change.due_at)
-        .bind(change.add_attempts)
-        .bind(key.as_str())
-        .bind(token(claim_token))
-        .execute(&self.pool)
-        .await
-        .context(DOING)?
-        .rows_affected();
+        let updated: i64 = sqlx::query_scalar(UPDATE_ONE)
+            .bind(change.state.as_str())
+            .bind(micros(now))
+            .bind(change.message_id)
+            .bind(change.outcome)
+            .bind(change.due_at)
+            .bind(change.add_attempts)
+            .bind(key.as_str())
+            .bind(token(claim_token))
+            .fetch_one(&self.pool)
+            .await
+            .context(DOING)?;
         if updated == 0 {
             return Err(self.lost(key, DOING).await);
         }
@@ -418,24 +471,25 @@ impl OutboxStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "release a held job";
+        // A held job is not in the queue: an approved one joins it, a rejected one never does.
         let query = if approve {
-            sqlx::query(
+            sqlx::query_scalar(reopen!(
                 "UPDATE outbox SET state = 'pending', due_at = $1, updated_at = $1 \
-                 WHERE key = $2 AND state = 'held'",
-            )
+                 WHERE key = $2 AND state = 'held'"
+            ))
         } else {
-            sqlx::query(
-                "UPDATE outbox SET state = 'skipped', outcome = 'rejected_by_reviewer', \
-                 updated_at = $1 WHERE key = $2 AND state = 'held'",
+            sqlx::query_scalar(
+                "WITH done AS (UPDATE outbox SET state = 'skipped', \
+                 outcome = 'rejected_by_reviewer', updated_at = $1 \
+                 WHERE key = $2 AND state = 'held' RETURNING key) SELECT COUNT(*) FROM done",
             )
         };
-        let updated = query
+        let updated: i64 = query
             .bind(micros(now))
             .bind(key.as_str())
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await
-            .context(DOING)?
-            .rows_affected();
+            .context(DOING)?;
         if updated == 0 {
             return Err(Error::NotFound {
                 kind: "held job",
@@ -452,27 +506,25 @@ impl OutboxStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "settle a dead letter";
+        // A dead letter is not in the queue: a requeued one joins it.
         let query = match action {
-            DeadLetterAction::Requeue { due_at } => sqlx::query(
+            DeadLetterAction::Requeue { due_at } => sqlx::query_scalar(reopen!(
                 "UPDATE outbox SET state = 'pending', due_at = $3, attempts = 0, updated_at = $1 \
-                 WHERE key = $2 AND state = 'dead_letter'",
-            )
+                 WHERE key = $2 AND state = 'dead_letter'"
+            ))
             .bind(micros(now))
             .bind(key.as_str())
             .bind(micros(due_at)),
-            DeadLetterAction::Discard => sqlx::query(
-                "UPDATE outbox SET state = 'cancelled', \
+            DeadLetterAction::Discard => sqlx::query_scalar(
+                "WITH done AS (UPDATE outbox SET state = 'cancelled', \
                  outcome = 'discarded: ' || COALESCE(outcome, ''), updated_at = $1 \
-                 WHERE key = $2 AND state = 'dead_letter'",
+                 WHERE key = $2 AND state = 'dead_letter' RETURNING key) \
+                 SELECT COUNT(*) FROM done",
             )
             .bind(micros(now))
             .bind(key.as_str()),
         };
-        let updated = query
-            .execute(&self.pool)
-            .await
-            .context(DOING)?
-            .rows_affected();
+        let updated: i64 = query.fetch_one(&self.pool).await.context(DOING)?;
         if updated == 0 {
             return Err(Error::not_found("dead letter", key));
         }
@@ -581,18 +633,22 @@ impl OutboxStore for PostgresStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         const DOING: &str = "find the next due job";
-        // Each branch reads its partial index in order and stops at the first job of a running
-        // campaign (MIN over a join would aggregate every open job). LEAST ignores NULLs:
-        // either kind of job may be missing.
+        // Each branch reads its partial index of the queue in order and stops at the first job
+        // of a running campaign whose `outbox` row agrees that it is open (MIN over a join
+        // would aggregate every open job). LEAST ignores NULLs: either kind of job may be
+        // missing.
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT LEAST(\
-               (SELECT o.due_at FROM outbox o JOIN campaigns c ON c.id = o.campaign \
-                WHERE o.state = 'pending' AND c.state = 'running' \
-                ORDER BY o.due_at LIMIT 1), \
-               (SELECT o.lease_until FROM outbox o JOIN campaigns c ON c.id = o.campaign \
-                WHERE o.state = 'claimed' AND o.lease_until IS NOT NULL \
-                AND c.state = 'running' \
-                ORDER BY o.lease_until LIMIT 1))",
+               (SELECT q.due_at FROM outbox_queue q \
+                WHERE q.lease_until IS NULL \
+                AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
+                AND EXISTS (SELECT FROM outbox o WHERE o.key = q.key AND o.state = 'pending') \
+                ORDER BY q.due_at LIMIT 1), \
+               (SELECT q.lease_until FROM outbox_queue q \
+                WHERE q.lease_until IS NOT NULL \
+                AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
+                AND EXISTS (SELECT FROM outbox o WHERE o.key = q.key AND o.state = 'claimed') \
+                ORDER BY q.lease_until LIMIT 1))",
         )
         .fetch_one(&self.pool)
         .await
@@ -604,16 +660,17 @@ impl OutboxStore for PostgresStore {
 
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         const DOING: &str = "cancel a campaign's jobs";
-        Ok(sqlx::query(
+        let cancelled: i64 = sqlx::query_scalar(close!(
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
              lease_until = NULL, updated_at = $1 \
-             WHERE campaign = $2 AND state IN ('pending', 'claimed', 'held')",
-        )
+             WHERE campaign = $2 AND state IN ('pending', 'claimed', 'held')"
+        ))
         .bind(micros(now))
         .bind(campaign.as_str())
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
-        .context(DOING)?
-        .rows_affected())
+        .context(DOING)?;
+        // COUNT(*) is never negative.
+        Ok(cancelled.unsigned_abs())
     }
 }

@@ -253,8 +253,114 @@ CREATE TABLE claim_epoch (
 INSERT INTO claim_epoch (epoch) VALUES (0);
 "#;
 
+/// Version 7: the open jobs get a narrow table of their own, so that claims and completions
+/// are HOT updates of `outbox`.
+///
+/// Version 6 found the due jobs and the expired leases through partial indexes of `outbox`
+/// itself, defined on `state` and `lease_until`, which every claim and every completion
+/// changes: no such update could be HOT, so each one added an entry to every index of the
+/// table, and that index maintenance was about half of a drain's cost.
+///
+/// `outbox_queue` now holds one row for each pending or claimed job (never for a held or
+/// finished one): its key, campaign, due time and, while it is claimed, its lease. Claims find
+/// their jobs through its two partial indexes; `outbox` stays the record of every job and
+/// keeps only indexes on columns that no queue write changes (`key`, `campaign`, `contact`),
+/// with room left on its pages (`fillfactor`) for the new row versions. A claim is a HOT
+/// update of `outbox` and a small update of `outbox_queue`; a completion is a HOT update of
+/// `outbox` and a delete from `outbox_queue`. The per-contact index loses `message_id`, which a
+/// send sets: a contact has a handful of jobs, and the lookups by message filter them.
+///
+/// Existing open jobs are copied in, claimed ones with their leases.
+///
+/// A claim is the function `outbox_claim(lease_until, worker, now, limit)`, which returns the
+/// claimed `outbox` rows. Its due branch walks the queue's partial index in `(due_at, key)`
+/// order, joins each candidate's `outbox` row by key and locks it with `SKIP LOCKED` if it is
+/// still open as the queue says (rechecked on the row's latest version), until it has `limit`
+/// jobs: a claim costs O(limit), not a sort of every due job. The expired leases are few: that
+/// branch gathers their keys from the lease index and sorts their `outbox` rows. One `OR`
+/// query would sort every due job, because a sort under FOR UPDATE cannot stop at the limit.
+/// The earliest `limit` of the two branches are leased in both tables; the rest are let go
+/// when the statement ends. The locks are taken above any sort, so a claim never locks more
+/// rows than it looks at.
+///
+/// It is a function for the settings it runs with, which a statement cannot carry: its plan
+/// must not depend on statistics, and it runs too often to be planned afresh each time.
+/// Statistics of a queue change fast (a drained queue, or one whose every job is leased), and
+/// with a join they led the planner to scan every `outbox` row for each claim, or to sort
+/// every due job. So the function plans once per session (`force_generic_plan`) with only
+/// nested loops over index scans allowed, and without JIT (the penalties that steer the
+/// planner away from the disabled plans would otherwise make it compile the plan each call).
+///
+/// `relaxed` makes the claim's transaction commit asynchronously, and a token is raised to
+/// the connection's claim epoch: see "Claims commit without waiting for the disk" in
+/// `postgres::outbox`. `relaxed` holds a volatile call, so it is evaluated once; the
+/// candidate list joins it, so it runs whenever there is something to claim. The running
+/// campaigns are read once, as an array, and the leased keys matched through primary keys.
+const V7: &str = r#"
+CREATE TABLE outbox_queue (
+    key          TEXT COLLATE "C" PRIMARY KEY,
+    campaign     TEXT COLLATE "C" NOT NULL,
+    due_at       BIGINT NOT NULL,
+    lease_until  BIGINT
+);
+CREATE INDEX outbox_queue_due ON outbox_queue (due_at, key) WHERE lease_until IS NULL;
+CREATE INDEX outbox_queue_leased ON outbox_queue (lease_until) WHERE lease_until IS NOT NULL;
+-- Every job passes through: vacuum and analyze it long before the default 10-20% of changes.
+ALTER TABLE outbox_queue SET (autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02);
+INSERT INTO outbox_queue (key, campaign, due_at, lease_until)
+    SELECT key, campaign, due_at, CASE WHEN state = 'claimed' THEN lease_until END
+    FROM outbox WHERE state IN ('pending', 'claimed');
+
+DROP INDEX outbox_pending_due;
+DROP INDEX outbox_leased;
+DROP INDEX outbox_by_contact;
+CREATE INDEX outbox_by_contact ON outbox (contact);
+ALTER TABLE outbox SET (fillfactor = 70);
+
+CREATE FUNCTION outbox_claim(lease_until BIGINT, worker TEXT, now BIGINT, lim BIGINT)
+RETURNS SETOF outbox LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+SET enable_bitmapscan = off SET enable_sort = off SET jit = off
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+    due AS (
+        SELECT q.key, q.due_at FROM outbox_queue q JOIN outbox o ON o.key = q.key
+        WHERE q.lease_until IS NULL AND q.due_at <= $3
+        AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running'))
+        AND o.state = 'pending' AND o.due_at <= $3
+        ORDER BY q.due_at, q.key LIMIT $4
+        FOR UPDATE OF o SKIP LOCKED),
+    expired AS (
+        SELECT o.key, o.due_at FROM outbox o
+        WHERE o.key = ANY (ARRAY(
+            SELECT q.key FROM outbox_queue q WHERE q.lease_until <= $3
+            AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running'))))
+        AND o.state = 'claimed' AND o.lease_until <= $3
+        ORDER BY o.due_at, o.key LIMIT $4
+        FOR UPDATE OF o SKIP LOCKED),
+    picked AS (
+        SELECT ARRAY(
+            SELECT c.key FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS c, relaxed
+            ORDER BY c.due_at, c.key LIMIT $4) AS keys),
+    leased AS (
+        UPDATE outbox_queue q SET lease_until = $1
+        WHERE q.key = ANY ((SELECT p.keys FROM picked p)::text[]))
+    UPDATE outbox o SET state = 'claimed',
+        claim_token = GREATEST(o.claim_token + 1,
+            current_setting('mia.claim_epoch')::int8 * 4294967296),
+        lease_until = $1, worker = $2, updated_at = $3
+    WHERE o.key = ANY ((SELECT p.keys FROM picked p)::text[])
+    RETURNING o.*;
+END
+$$;
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

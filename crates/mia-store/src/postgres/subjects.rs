@@ -8,6 +8,7 @@ use mia_core::{
 };
 
 use super::PostgresStore;
+use super::outbox::close;
 use crate::codec::{micros, micros_opt};
 use crate::error::Context;
 use crate::rows::{self, job_columns, request_columns};
@@ -134,19 +135,20 @@ impl SubjectStore for PostgresStore {
             .context(DOING)?;
         // Cancels every open job of the contact except one whose send is already with Telegram
         // (`send_in_flight`): its worker records what happened, and nothing follows it.
-        let cancelled = sqlx::query(
+        // The cancelled jobs leave the queue.
+        let cancelled: i64 = sqlx::query_scalar(close!(
             "UPDATE outbox SET state = 'cancelled', outcome = 'restricted', lease_until = NULL, \
              updated_at = $1 WHERE contact = $2 AND state IN ('pending', 'claimed', 'held') \
-             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
-        )
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')"
+        ))
         .bind(micros(marker.recorded_at))
         .bind(marker.contact.as_str())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
-        .context(DOING)?
-        .rows_affected();
+        .context(DOING)?;
         tx.commit().await.context(DOING)?;
-        Ok(cancelled)
+        // COUNT(*) is never negative.
+        Ok(cancelled.unsigned_abs())
     }
 
     async fn purge_events(&self, before: Timestamp) -> Result<u64> {
