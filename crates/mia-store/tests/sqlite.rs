@@ -66,6 +66,16 @@ fn jobs_for(campaign: &Campaign, contacts: impl Iterator<Item = i64>) -> Vec<New
         .collect()
 }
 
+/// A fresh file store at full durability (the folder goes when the `TempDir` drops).
+async fn full_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new().with_durability(Durability::Full);
+    let store = SqliteStore::open_with(dir.path().join("mia.db"), options)
+        .await
+        .unwrap();
+    (dir, store)
+}
+
 async fn raw_pool(path: &Path) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
         .await
@@ -97,11 +107,7 @@ async fn a_full_durability_store_conforms() {
 /// level first; a statement after such a `PRAGMA` must still see that it changed nothing.
 #[tokio::test]
 async fn a_lost_update_right_after_a_good_one_is_still_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions::new().with_durability(Durability::Full);
-    let store = SqliteStore::open_with(dir.path().join("mia.db"), options)
-        .await
-        .unwrap();
+    let (_dir, store) = full_store().await;
     let campaign = running_campaign(&store, "spring").await;
     store
         .schedule(&campaign, &jobs_for(&campaign, 0..2))
@@ -536,11 +542,7 @@ async fn two_handles_on_one_file_never_claim_the_same_job() {
 async fn workers_sharing_commits_write_every_job_once_and_as_their_own() {
     const JOBS: i64 = 400;
     const WORKERS: i64 = 4;
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions::new().with_durability(Durability::Full);
-    let store = SqliteStore::open_with(dir.path().join("mia.db"), options)
-        .await
-        .unwrap();
+    let (_dir, store) = full_store().await;
     let campaign = running_campaign(&store, "spring").await;
     store
         .schedule(&campaign, &jobs_for(&campaign, 0..JOBS))
