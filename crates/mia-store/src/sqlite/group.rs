@@ -1,10 +1,10 @@
 //! Group commit of a claimed job's writes on the hot connection.
 //!
-//! Each [`update_job`](mia_core::OutboxStore::update_job) and
-//! [`record_attempt`](mia_core::OutboxStore::record_attempt) is its own commit, and at
-//! [`Durability::Full`](super::Durability::Full) each commit waits for a flush of the WAL file
-//! (a quarter of a millisecond or more). Workers that finish jobs one at a time therefore spend
-//! most of their time waiting for flushes, one after the other. Here a call does not run its
+//! Without it, each [`update_job`](mia_core::OutboxStore::update_job) and
+//! [`record_attempt`](mia_core::OutboxStore::record_attempt) would be a commit of its own, and
+//! at [`Durability::Full`](super::Durability::Full) each commit waits for a flush of the WAL
+//! file (a quarter of a millisecond or more): workers that finish jobs one at a time would
+//! spend most of their time waiting for flushes, one after the other. Here a call does not run its
 //! statement alone: it puts its write in a queue and waits for the hot connection. Whoever
 //! gets the connection takes everything queued by then, writes it in one transaction (one
 //! flush for all) and hands each caller its own answer. While that flush runs, the next
@@ -41,8 +41,8 @@ pub(super) fn rounds(group: &[Pending]) -> Vec<Vec<usize>> {
 }
 
 /// What the writer of a group tells each caller: whether its job changed, or why the group's
-/// transaction failed (its message and whether a retry may succeed; one error for all).
-pub(super) type Answer = Result<bool, (String, bool)>;
+/// transaction failed (one error for all).
+pub(super) type Answer = Result<bool, std::sync::Arc<crate::error::StoreError>>;
 
 /// What a queued call writes to its claimed job.
 pub(super) enum Write {
@@ -95,6 +95,15 @@ impl Queue {
             reply,
         });
         (Ticket { queue: self, id }, answer)
+    }
+
+    /// Takes the write `ticket` stands for back out of the queue; `false` if a writer took it
+    /// already (it is written then, or being written, and answered).
+    pub(super) fn withdraw(&self, ticket: &Ticket<'_>) -> bool {
+        let mut pending = self.lock();
+        let before = pending.len();
+        pending.retain(|p| p.id != ticket.id);
+        pending.len() < before
     }
 
     /// Everything queued, in queue order, leaving the queue empty.

@@ -92,8 +92,8 @@ pub struct SqliteStore {
     hot: SqlitePool,
     /// Whether hot writes must be flushed ([`Durability::Full`]).
     full: bool,
-    /// Job updates waiting for the hot connection, written together by whoever gets it next
-    /// (group commit, see `group`).
+    /// Attempts and job updates waiting for the hot connection, written together by whoever
+    /// gets it next (group commit, see `group`).
     updates: Arc<group::Queue>,
     location: Arc<Location>,
 }

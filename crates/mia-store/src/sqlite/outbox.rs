@@ -29,8 +29,9 @@
 //!   flushed claim, and a crash between the transport call and the update is recognised through
 //!   that outcome and the idempotency key exactly as without this rule.
 //!
-//! So a job costs one flush (its update) instead of two, which halves the flushes of the
-//! one-at-a-time path; a batch costs one for its `update_jobs`.
+//! So a job handled alone costs two flushes (its attempt and its update) instead of three, and
+//! fewer when several workers share commits (see `group`); a batch costs one for its
+//! `update_jobs`, plus its attempts.
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -339,34 +340,42 @@ impl SqliteStore {
         doing: &'static str,
     ) -> Result<()> {
         let (ticket, answer) = self.updates.push(key, claim_token, write, now);
-        let mut conn = self.hot.acquire().await.context(doing)?;
-        let taken = self.updates.take();
-        if !taken.is_empty() {
-            let result = write_group(&mut conn, &taken, self.sync(false)).await;
-            for (i, p) in taken.into_iter().enumerate() {
-                let reply = match &result {
-                    Ok(changed) => Ok(changed[i]),
-                    Err(e) => Err((format!("{doing}: {e}"), e.is_retryable())),
-                };
-                // The caller may have stopped waiting; its write stands all the same.
-                let _ = p.reply.send(reply);
+        let conn = match self.hot.acquire().await {
+            Ok(conn) => Some(conn),
+            // No connection (a pool timeout, a closed store): the write is not done if it is
+            // still queued; if another call took it, it is done or being done, and answered.
+            Err(e) if self.updates.withdraw(&ticket) => return Err(e).context(doing),
+            Err(_) => None,
+        };
+        if let Some(mut conn) = conn {
+            let taken = self.updates.take();
+            if !taken.is_empty() {
+                let result = write_group(&mut conn, &taken, self.sync(false))
+                    .await
+                    .map_err(std::sync::Arc::new);
+                for (i, p) in taken.into_iter().enumerate() {
+                    let reply = match &result {
+                        Ok(changed) => Ok(changed[i]),
+                        Err(e) => Err(std::sync::Arc::clone(e)),
+                    };
+                    // The caller may have stopped waiting; its write stands all the same.
+                    let _ = p.reply.send(reply);
+                }
             }
         }
-        drop(conn);
-        // Ours was queued before this call took the queue, so this call or another one took
-        // it; that one answers once its transaction is over (or drops the reply if it was
-        // cancelled before).
+        // Ours was queued before this call took the queue (or found it taken), so this call
+        // or another one took it; that one answers once its transaction is over (or drops the
+        // reply if it was cancelled before).
         let reply = answer.await.ok();
         drop(ticket);
         match reply {
             Some(Ok(true)) => Ok(()),
             Some(Ok(false)) => Err(self.lost(key, doing).await),
-            Some(Err((message, retryable))) => {
-                Err(Error::store(message.clone(), retryable, message))
-            }
+            Some(Err(e)) => Err(Error::store(format!("{doing}: {e}"), e.is_retryable(), e)),
             // The call writing the group stopped before it answered: before its commit, so
-            // nothing was written, or (rarely) after it. A retry finds the job updated then
-            // and answers `LeaseLost`, which a worker handles as a job it no longer holds.
+            // nothing was written, or (rarely) after it. Tried again, an update then answers
+            // `LeaseLost` (a worker drops the job it no longer holds) and an attempt succeeds
+            // again, keeping the first variant.
             None => Err(Error::store(
                 format!("{doing}: the call writing its group was cancelled before it answered"),
                 true,
@@ -807,24 +816,28 @@ mod tests {
         let (_dir, store, jobs) = claimed(3).await;
         // Holding the hot connection makes the updates below queue up behind it.
         let held = store.hot.acquire().await.unwrap();
-        let update = |key: IdempotencyKey, token: u64, update: JobUpdate| {
+        // Each update at its own time, to see that each row gets its own.
+        let update = |key: IdempotencyKey, token: u64, update: JobUpdate, at: i64| {
             let store = store.clone();
-            tokio::spawn(async move { store.update_job(&key, token, &update, t(200)).await })
+            tokio::spawn(async move { store.update_job(&key, token, &update, t(at)).await })
         };
         let sent = update(
             jobs[0].key.clone(),
             jobs[0].claim_token,
             JobUpdate::Sent { message_id: 7 },
+            200,
         );
         let stale = update(
             jobs[1].key.clone(),
             jobs[1].claim_token + 1,
             JobUpdate::Sent { message_id: 8 },
+            201,
         );
         let unknown = update(
             IdempotencyKey::new("no-such-job"),
             1,
             JobUpdate::Sent { message_id: 9 },
+            202,
         );
         let retry = update(
             jobs[2].key.clone(),
@@ -834,18 +847,20 @@ mod tests {
                 count_attempt: true,
                 reason: "flood_wait".into(),
             },
+            203,
         );
         until_queued(&store, 4).await;
         drop(held);
 
         sent.await.unwrap().unwrap();
+        // The first call to get the connection took all four: one transaction.
+        assert_eq!(store.updates.len(), 0);
         assert!(matches!(stale.await.unwrap(), Err(Error::LeaseLost(_))));
         assert!(matches!(
             unknown.await.unwrap(),
             Err(Error::NotFound { .. })
         ));
         retry.await.unwrap().unwrap();
-        assert_eq!(store.updates.len(), 0);
 
         let job = |i: usize| store.job(&jobs[i].key);
         let first = job(0).await.unwrap().unwrap();
@@ -854,8 +869,8 @@ mod tests {
         assert_eq!(job(1).await.unwrap().unwrap().state, JobState::Claimed);
         let third = job(2).await.unwrap().unwrap();
         assert_eq!(
-            (third.state, third.due_at, third.attempts),
-            (JobState::Pending, t(300), 1)
+            (third.state, third.due_at, third.attempts, third.updated_at),
+            (JobState::Pending, t(300), 1, t(203))
         );
     }
 
@@ -908,8 +923,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cancelled_update_leaves_nothing_queued() {
+    async fn an_update_without_a_connection_fails_and_leaves_nothing_queued() {
         let (_dir, store, jobs) = claimed(1).await;
+        store.hot.close().await;
+        let sent = JobUpdate::Sent { message_id: 1 };
+        let failed = store
+            .update_job(&jobs[0].key, jobs[0].claim_token, &sent, t(200))
+            .await;
+        assert!(matches!(failed, Err(Error::Store { .. })), "{failed:?}");
+        assert_eq!(store.updates.len(), 0);
+        let job = store.job(&jobs[0].key).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Claimed);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_update_leaves_nothing_queued() {
+        let (_dir, store, jobs) = claimed(2).await;
         let held = store.hot.acquire().await.unwrap();
         let job = jobs[0].clone();
         let waiting = {
@@ -926,7 +955,13 @@ mod tests {
         assert!(waiting.await.unwrap_err().is_cancelled());
         assert_eq!(store.updates.len(), 0);
         drop(held);
-        // The job is still claimed: the cancelled update was never written.
+        // Another job's update runs a group of its own; the cancelled one is not in it.
+        let other = &jobs[1];
+        let sent = JobUpdate::Sent { message_id: 2 };
+        store
+            .update_job(&other.key, other.claim_token, &sent, t(201))
+            .await
+            .unwrap();
         let job = store.job(&jobs[0].key).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Claimed);
     }
