@@ -4,12 +4,12 @@
 //! [`record_attempt`](mia_core::OutboxStore::record_attempt) would be a commit of its own, and
 //! at [`Durability::Full`](super::Durability::Full) each commit waits for a flush of the WAL
 //! file (a quarter of a millisecond or more): workers that finish jobs one at a time would
-//! spend most of their time waiting for flushes, one after the other. Here a call does not run its
-//! statement alone: it puts its write in a queue and waits for the hot connection. Whoever
+//! spend most of their time waiting for flushes, one after the other. Here a call does not run
+//! its statement alone: it puts its write in a queue and waits for the hot connection. Whoever
 //! gets the connection takes everything queued by then, writes it in one transaction (one
-//! flush for all) and hands each caller its own answer. While that flush runs, the next
-//! updates queue up and go together in the next one. A lone worker pays what it paid before;
-//! several workers share their flushes.
+//! flush for all) and hands each caller its own answer. While that flush runs, the next writes
+//! queue up and go together in the next one. A lone worker pays what it paid before; several
+//! workers share their flushes.
 //!
 //! Each write keeps its own meaning: it is fenced by its own claim token and stamped with its
 //! own time, a job named twice in one group is written in queue order (the later write sees
@@ -134,7 +134,7 @@ pub(super) struct Ticket<'a> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.queue.lock().retain(|p| p.id != self.id);
+        self.queue.withdraw(self);
     }
 }
 
