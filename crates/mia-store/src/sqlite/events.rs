@@ -68,7 +68,10 @@ impl EventStore for SqliteStore {
             return Ok(0);
         }
         let events = in_index_order(events);
-        let mut tx = self.begin_hot().await.context(DOING)?;
+        let mut conn = self.hot.acquire().await.context(DOING)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, self.sync(false).begin())
+            .await
+            .context(DOING)?;
         let new = APPEND
             .run_sized(&mut tx, &events, &SIZES, |query, e| {
                 Ok(query

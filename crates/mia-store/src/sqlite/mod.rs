@@ -89,7 +89,7 @@ pub struct SqliteStore {
     /// before it commits, instead of meeting at SQLite's write lock, whose busy handler sleeps
     /// a millisecond or more between tries. Every statement run on it first sets the
     /// `synchronous` level its commit needs (see [`Flush`]).
-    hot: SqlitePool,
+    hot: Arc<Hot>,
     /// Whether hot writes must be flushed ([`Durability::Full`]).
     full: bool,
     /// Attempts and job updates waiting for the hot connection, written together by whoever
@@ -167,18 +167,16 @@ impl SqliteStore {
         // Opened after the first pool, so the file is in WAL mode already.
         // A larger page cache for the connection that writes the growing tables: the pages a
         // batch of events touches in the contact index stay in memory between batches.
-        let hot = file_pool()
-            .max_connections(1)
-            .connect_with(
-                connect
-                    .pragma("cache_size", "-32768")
-                    // The rows of a statement come back from the driver's worker thread through
-                    // a channel of this many; with the driver's 50, a claim of 500 jobs stalled
-                    // the worker thread ten times for the caller to catch up.
-                    .row_buffer_size(HOT_ROWS),
-            )
+        let hot = connect
+            .pragma("cache_size", "-32768")
+            // The rows of a statement come back from the driver's worker thread through a
+            // channel of this many; with the driver's 50, a claim of 500 jobs stalled the
+            // worker thread ten times for the caller to catch up.
+            .row_buffer_size(HOT_ROWS);
+        let hot = sqlx::ConnectOptions::connect(&hot)
             .await
             .context("open the database")?;
+        let hot = Hot::Owned(tokio::sync::Mutex::new(Some(hot)));
         let full = options.durability == Durability::Full;
         Self::ready(pool, hot, full, Location::File(path.to_owned())).await
     }
@@ -204,12 +202,13 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .context("open an in-memory database")?;
-        Self::ready(pool.clone(), pool, false, Location::Memory).await
+        let hot = Hot::Shared(pool.clone());
+        Self::ready(pool, hot, false, Location::Memory).await
     }
 
     async fn ready(
         pool: SqlitePool,
-        hot: SqlitePool,
+        hot: Hot,
         full: bool,
         location: Location,
     ) -> mia_core::Result<Self> {
@@ -218,7 +217,7 @@ impl SqliteStore {
             .context("migrate the database schema")?;
         Ok(Self {
             pool,
-            hot,
+            hot: Arc::new(hot),
             full,
             updates: Arc::default(),
             location: Arc::new(location),
@@ -256,12 +255,6 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Like [`begin_write`](Self::begin_write), on the hot connection, committing with the
-    /// store's durability.
-    async fn begin_hot(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.hot.begin_with(self.sync(false).begin()).await?)
-    }
-
     /// How a statement on the hot connection commits: `Flushed` for every write at
     /// [`Durability::Full`], `Unflushed` for claims, and for everything at
     /// [`Durability::Normal`].
@@ -269,6 +262,76 @@ impl SqliteStore {
         match self.full && !claim {
             true => Flush::Flushed,
             false => Flush::Unflushed,
+        }
+    }
+}
+
+/// The hot connection of a store.
+///
+/// A file store owns it outright instead of keeping it in a pool of one: the pool tests a
+/// connection each time it comes back (a round trip to the connection's thread), and the next
+/// caller waits for that test, which made every hot statement cost two round trips.
+/// SQLite runs the statements of one connection in order, so one that a cancelled call left
+/// behind finishes before the next caller's (a transaction it left open is rolled back first).
+enum Hot {
+    /// A file store's own connection; `None` once the store is closed.
+    Owned(tokio::sync::Mutex<Option<sqlx::SqliteConnection>>),
+    /// An in-memory store's only connection, in the pool every other call uses (each
+    /// connection to `:memory:` is a database of its own).
+    Shared(SqlitePool),
+}
+
+impl Hot {
+    /// Waits for the connection (in the order callers asked for it).
+    ///
+    /// # Errors
+    /// The pool's error once the store is closed.
+    async fn acquire(&self) -> Result<HotConnection<'_>, StoreError> {
+        match self {
+            Hot::Owned(conn) => tokio::sync::MutexGuard::try_map(conn.lock().await, Option::as_mut)
+                .map(HotConnection::Owned)
+                .map_err(|_| sqlx::Error::PoolClosed.into()),
+            Hot::Shared(pool) => Ok(HotConnection::Shared(pool.acquire().await?)),
+        }
+    }
+
+    /// Closes the connection once the statement running on it is done; later calls fail.
+    async fn close(&self) {
+        match self {
+            Hot::Owned(conn) => {
+                let taken = conn.lock().await.take();
+                if let Some(conn) = taken {
+                    // Closing only fails when the connection is broken, which closes it too.
+                    let _ = sqlx::Connection::close(conn).await;
+                }
+            }
+            Hot::Shared(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The hot connection, held by one caller.
+enum HotConnection<'a> {
+    Owned(tokio::sync::MappedMutexGuard<'a, sqlx::SqliteConnection>),
+    Shared(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+impl std::ops::Deref for HotConnection<'_> {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            HotConnection::Owned(conn) => conn,
+            HotConnection::Shared(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for HotConnection<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            HotConnection::Owned(conn) => conn,
+            HotConnection::Shared(conn) => conn,
         }
     }
 }

@@ -94,9 +94,16 @@ async fn insert_jobs(
         .await
 }
 
-/// Rows per statement of a batched update, largest first: as many of the largest as fit, then
-/// the next size for the rest. Each size is one statement text, kept prepared by the driver.
-const UPDATE_SIZES: [usize; 4] = [256, 32, 4, 1];
+/// Rows per statement of a batched update: as many statements of the largest size as fill,
+/// then one statement of the smallest size that holds the rest, padded with rows that match no
+/// job (their key is NULL). Each size is one statement text, kept prepared by the driver, and a
+/// batch of `n` updates takes `ceil(n / 256)` statements: up to 256 are one statement, which is
+/// atomic by itself and needs no transaction (each statement is a round trip to the
+/// connection's thread, and a transaction adds two).
+const UPDATE_SIZES: [usize; 4] = [1, 4, 32, 256];
+
+/// The largest of [`UPDATE_SIZES`].
+const UPDATE_MAX: usize = UPDATE_SIZES[UPDATE_SIZES.len() - 1];
 
 /// One job of a batched update: its key, the claim that must still hold it, what changes, and
 /// the time to stamp it with.
@@ -138,40 +145,47 @@ fn update_sql(rows: usize) -> String {
 /// transaction, whose `BEGIN` sets it).
 async fn update_batch(
     conn: &mut sqlx::SqliteConnection,
-    mut rows: &[UpdateRow<'_>],
+    rows: &[UpdateRow<'_>],
     sync: Option<super::Flush>,
 ) -> Result<Vec<String>, crate::error::StoreError> {
     let mut changed = Vec::with_capacity(rows.len());
-    for size in UPDATE_SIZES {
-        let mut chunks = rows.chunks_exact(size);
-        if chunks.len() == 0 {
-            continue;
-        }
+    for chunk in rows.chunks(UPDATE_MAX) {
+        let size = UPDATE_SIZES
+            .into_iter()
+            .find(|&size| size >= chunk.len())
+            .unwrap_or(UPDATE_MAX);
         // Built from the constant parts above only; every value is bound.
         let mut sql = sync
             .map(super::Flush::pragma)
             .unwrap_or_default()
             .to_owned();
         sql.push_str(&update_sql(size));
-        let sql: std::sync::Arc<str> = sql.into();
-        for chunk in &mut chunks {
-            let mut query =
-                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(std::sync::Arc::clone(&sql)));
-            for row in chunk {
-                let change = JobChange::from(row.update);
-                query = query
-                    .bind(row.key)
-                    .bind(token(row.claim_token))
-                    .bind(change.state.as_str())
-                    .bind(change.message_id)
-                    .bind(change.outcome)
-                    .bind(change.due_at)
-                    .bind(change.add_attempts)
-                    .bind(micros(row.now));
-            }
-            changed.extend(query.fetch_all(&mut *conn).await?);
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            let change = JobChange::from(row.update);
+            query = query
+                .bind(row.key)
+                .bind(token(row.claim_token))
+                .bind(change.state.as_str())
+                .bind(change.message_id)
+                .bind(change.outcome)
+                .bind(change.due_at)
+                .bind(change.add_attempts)
+                .bind(micros(row.now));
         }
-        rows = chunks.remainder();
+        for _ in chunk.len()..size {
+            // `outbox.key = NULL` is never true: the row changes nothing.
+            query = query
+                .bind(None::<&str>)
+                .bind(0_i64)
+                .bind("")
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(0_i64)
+                .bind(0_i64);
+        }
+        changed.extend(query.fetch_all(&mut *conn).await?);
     }
     Ok(changed)
 }
@@ -216,15 +230,19 @@ async fn write_group(
 ) -> Result<Vec<bool>, crate::error::StoreError> {
     use sqlx::Connection;
     let mut changed = vec![false; group.len()];
-    if let [only] = group {
+    let rounds = group::rounds(group);
+    if let [round] = rounds.as_slice()
+        && round_statements(group, round) <= 1
+    {
         // One statement is atomic on its own.
-        changed[0] = write_round(conn, group, &[0], Some(sync))
-            .await?
-            .contains(&only.id);
+        let done = write_round(conn, group, round, Some(sync)).await?;
+        for &i in round {
+            changed[i] = done.contains(&group[i].id);
+        }
         return Ok(changed);
     }
     let mut tx = conn.begin_with(sync.begin()).await?;
-    for round in group::rounds(group) {
+    for round in rounds {
         let done = write_round(&mut tx, group, &round, None).await?;
         for i in round {
             changed[i] = done.contains(&group[i].id);
@@ -232,6 +250,16 @@ async fn write_group(
     }
     tx.commit().await?;
     Ok(changed)
+}
+
+/// How many statements [`write_round`] runs for the writes of `group` at `round`: one per
+/// attempt, and those of one batched update for the updates.
+fn round_statements(group: &[Pending], round: &[usize]) -> usize {
+    let attempts = round
+        .iter()
+        .filter(|&&i| matches!(group[i].write, Write::Attempt { .. }))
+        .count();
+    attempts + update_statements(round.len() - attempts)
 }
 
 /// Writes the writes of `group` at `round` (no job twice); returns the ids of those that
@@ -288,13 +316,8 @@ async fn write_round(
 }
 
 /// How many statements [`update_batch`] runs for `n` updates.
-fn update_statements(mut n: usize) -> usize {
-    let mut statements = 0;
-    for size in UPDATE_SIZES {
-        statements += n / size;
-        n %= size;
-    }
-    statements
+fn update_statements(n: usize) -> usize {
+    n.div_ceil(UPDATE_MAX)
 }
 
 /// Refuses a batch of updates that names a job twice (which update would win is not defined).
@@ -478,14 +501,16 @@ impl OutboxStore for SqliteStore {
                 columns!()
             )
         );
+        let mut conn = self.hot.acquire().await.context(DOING)?;
         let rows = sqlx::query(sql)
             .bind(micros(lease_until))
             .bind(worker)
             .bind(micros(now))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.hot)
+            .fetch_all(&mut *conn)
             .await
             .context(DOING)?;
+        drop(conn);
         let mut jobs = decode_all(&rows, DOING)?;
         // RETURNING gives rows in no particular order.
         jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
@@ -934,6 +959,40 @@ mod tests {
         assert_eq!(store.updates.len(), 0);
         let job = store.job(&jobs[0].key).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Claimed);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_open_on_the_hot_connection_is_rolled_back_before_the_next_call() {
+        let (_dir, store, jobs) = claimed(1).await;
+        {
+            let mut conn = store.hot.acquire().await.unwrap();
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+                .await
+                .unwrap();
+            sqlx::query("UPDATE outbox SET state = 'cancelled' WHERE key = ?")
+                .bind(jobs[0].key.as_str())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            // Dropped without a commit, as by a call cancelled halfway through.
+        }
+        let sent = JobUpdate::Sent { message_id: 1 };
+        store
+            .update_job(&jobs[0].key, jobs[0].claim_token, &sent, t(200))
+            .await
+            .unwrap();
+        let job = store.job(&jobs[0].key).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Sent);
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_hot_writes() {
+        let (_dir, store, _jobs) = claimed(1).await;
+        store.close().await;
+        let claim = store
+            .claim("w2", t(300), SignedDuration::from_secs(30), 1)
+            .await;
+        assert!(matches!(claim, Err(Error::Store { .. })), "{claim:?}");
     }
 
     #[tokio::test]
