@@ -111,7 +111,11 @@ fn ingest_with(c: &mut Criterion, name: &str, durability: Durability) {
                     .map(|_| event(next.fetch_add(1, Ordering::Relaxed)))
                     .collect::<Vec<Event>>()
             },
-            |events| runtime.block_on(store.append_events(&events)).unwrap(),
+            // Returned, so that criterion drops the events outside the timing too.
+            |events| {
+                runtime.block_on(store.append_events(&events)).unwrap();
+                events
+            },
             criterion::BatchSize::PerIteration,
         );
     });

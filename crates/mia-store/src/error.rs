@@ -64,6 +64,9 @@ pub enum StoreError {
     /// A stored row could not be decoded (hand-edited or damaged data).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store was closed ([`SqliteStore::close`](crate::SqliteStore::close)).
+    #[error("the store is closed")]
+    Closed,
     /// A value could not be encoded for storage.
     #[error("cannot encode {what}: {source}")]
     Encode {
@@ -86,6 +89,7 @@ impl StoreError {
             StoreError::SchemaTooNew { .. }
             | StoreError::CreateFolder { .. }
             | StoreError::Corrupt(_)
+            | StoreError::Closed
             | StoreError::Encode { .. } => false,
         }
     }

@@ -69,25 +69,26 @@ impl EventStore for SqliteStore {
         }
         let events = in_index_order(events);
         let mut conn = self.hot.acquire().await.context(DOING)?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, self.sync(false).begin())
-            .await
-            .context(DOING)?;
-        let new = APPEND
-            .run_sized(&mut tx, &events, &SIZES, |query, e| {
-                Ok(query
-                    .bind(e.id.as_str())
-                    .bind(micros(e.at))
-                    .bind(e.contact.as_str())
-                    .bind(e.campaign.as_ref().map(CampaignId::as_str))
-                    .bind(e.variant.as_ref().map(VariantId::as_str))
-                    .bind(e.step.map(i64::from))
-                    .bind(e.kind.name())
-                    .bind(payload(&e.kind)?))
-            })
-            .await
-            .context(DOING)?;
-        tx.commit().await.context(DOING)?;
-        Ok(new)
+        let appended = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, self.sync(false).begin()).await?;
+            let new = APPEND
+                .run_sized(&mut tx, &events, &SIZES, |query, e| {
+                    Ok(query
+                        .bind(e.id.as_str())
+                        .bind(micros(e.at))
+                        .bind(e.contact.as_str())
+                        .bind(e.campaign.as_ref().map(CampaignId::as_str))
+                        .bind(e.variant.as_ref().map(VariantId::as_str))
+                        .bind(e.step.map(i64::from))
+                        .bind(e.kind.name())
+                        .bind(payload(&e.kind)?))
+                })
+                .await?;
+            tx.commit().await?;
+            Ok::<_, crate::error::StoreError>(new)
+        }
+        .await;
+        self.hot.check(appended).context(DOING)
     }
 
     async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>> {

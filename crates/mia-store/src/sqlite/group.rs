@@ -7,7 +7,8 @@
 //! spend most of their time waiting for flushes, one after the other. Here a call does not run
 //! its statement alone: it puts its write in a queue and waits for the hot connection. Whoever
 //! gets the connection takes everything queued by then, writes it in one transaction (one
-//! flush for all) and hands each caller its own answer. While that flush runs, the next writes
+//! statement when it fits in one, which is atomic by itself; one flush for all) and hands each
+//! caller its own answer. While that flush runs, the next writes
 //! queue up and go together in the next one. A lone worker pays what it paid before; several
 //! workers share their flushes.
 //!

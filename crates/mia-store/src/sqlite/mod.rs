@@ -75,8 +75,8 @@ fn file_pool() -> SqlitePoolOptions {
 /// read first take the write lock up front (`BEGIN IMMEDIATE`), and claims are one statement,
 /// so two workers never claim the same job. Within one handle (and its clones), attempts and
 /// job updates that arrive while the connection is busy are written together in one
-/// transaction when it frees up (group commit: one flush at [`Durability::Full`] for all of
-/// them, each caller still told its own outcome).
+/// transaction (or one statement, when they fit in one) when it frees up (group commit: one
+/// flush at [`Durability::Full`] for all of them, each caller still told its own outcome).
 ///
 /// Timestamps are stored as microseconds since the Unix epoch; finer digits are dropped.
 ///
@@ -173,10 +173,10 @@ impl SqliteStore {
             // channel of this many; with the driver's 50, a claim of 500 jobs stalled the
             // worker thread ten times for the caller to catch up.
             .row_buffer_size(HOT_ROWS);
-        let hot = sqlx::ConnectOptions::connect(&hot)
+        let conn = sqlx::ConnectOptions::connect(&hot)
             .await
             .context("open the database")?;
-        let hot = Hot::Owned(tokio::sync::Mutex::new(Some(hot)));
+        let hot = Hot::owned(conn, hot);
         let full = options.durability == Durability::Full;
         Self::ready(pool, hot, full, Location::File(path.to_owned())).await
     }
@@ -270,36 +270,98 @@ impl SqliteStore {
 ///
 /// A file store owns it outright instead of keeping it in a pool of one: the pool tests a
 /// connection each time it comes back (a round trip to the connection's thread), and the next
-/// caller waits for that test, which made every hot statement cost two round trips.
-/// SQLite runs the statements of one connection in order, so one that a cancelled call left
-/// behind finishes before the next caller's (a transaction it left open is rolled back first).
+/// caller waited for that test, which made every hot statement cost two round trips. The
+/// driver's thread runs a connection's commands in the order they were sent, so a statement a
+/// cancelled call left running finishes before the next caller's, and a transaction it left
+/// open (every transaction here goes through sqlx's `Transaction`, which rolls back when
+/// dropped) is rolled back before the next caller's first statement.
+///
+/// Callers wait for the connection in the order they asked, with no time limit: each waits
+/// for the statements queued before it, and a statement that meets another connection's write
+/// lock gives up after the busy timeout. A connection whose driver thread has stopped (the
+/// pool found those with its test) is replaced by the next caller after a call reported it.
 enum Hot {
-    /// A file store's own connection; `None` once the store is closed.
-    Owned(tokio::sync::Mutex<Option<sqlx::SqliteConnection>>),
+    /// A file store's own connection: `None` until it is reopened, after its driver thread
+    /// stopped, and for good once the store is closed.
+    Owned {
+        conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+        /// How to open it again.
+        connect: Box<SqliteConnectOptions>,
+        /// Set by [`Hot::check`] when a call found the driver's thread gone.
+        broken: std::sync::atomic::AtomicBool,
+        /// Set by [`Hot::close`].
+        closed: std::sync::atomic::AtomicBool,
+    },
     /// An in-memory store's only connection, in the pool every other call uses (each
     /// connection to `:memory:` is a database of its own).
     Shared(SqlitePool),
 }
 
 impl Hot {
-    /// Waits for the connection (in the order callers asked for it).
+    fn owned(conn: sqlx::SqliteConnection, connect: SqliteConnectOptions) -> Self {
+        Hot::Owned {
+            conn: tokio::sync::Mutex::new(Some(conn)),
+            connect: Box::new(connect),
+            broken: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for the connection (in the order callers asked for it), opening it again first
+    /// if its driver thread stopped.
     ///
     /// # Errors
-    /// The pool's error once the store is closed.
+    /// [`StoreError::Closed`] once the store is closed; the driver's error if the connection
+    /// cannot be opened again.
     async fn acquire(&self) -> Result<HotConnection<'_>, StoreError> {
+        use std::sync::atomic::Ordering;
         match self {
-            Hot::Owned(conn) => tokio::sync::MutexGuard::try_map(conn.lock().await, Option::as_mut)
-                .map(HotConnection::Owned)
-                .map_err(|_| sqlx::Error::PoolClosed.into()),
+            Hot::Owned {
+                conn,
+                connect,
+                broken,
+                closed,
+            } => {
+                let mut slot = conn.lock().await;
+                if closed.load(Ordering::Acquire) {
+                    return Err(StoreError::Closed);
+                }
+                if broken.swap(false, Ordering::AcqRel) {
+                    // Dropping it ends what is left of it.
+                    slot.take();
+                }
+                if slot.is_none() {
+                    *slot = Some(sqlx::ConnectOptions::connect(&**connect).await?);
+                }
+                tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
+                    .map(HotConnection::Owned)
+                    .map_err(|_| StoreError::Closed)
+            }
             Hot::Shared(pool) => Ok(HotConnection::Shared(pool.acquire().await?)),
         }
     }
 
-    /// Closes the connection once the statement running on it is done; later calls fail.
+    /// Passes on the outcome of a call on the connection, noting whether it found the
+    /// driver's thread gone (the next [`acquire`](Self::acquire) then opens a new connection).
+    fn check<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let (Hot::Owned { broken, .. }, Err(StoreError::Sqlx(sqlx::Error::WorkerCrashed))) =
+            (self, &result)
+        {
+            broken.store(true, std::sync::atomic::Ordering::Release);
+        }
+        result
+    }
+
+    /// Closes the connection once the statement running on it is done; later calls fail with
+    /// [`StoreError::Closed`].
     async fn close(&self) {
         match self {
-            Hot::Owned(conn) => {
-                let taken = conn.lock().await.take();
+            Hot::Owned { conn, closed, .. } => {
+                let taken = {
+                    let mut slot = conn.lock().await;
+                    closed.store(true, std::sync::atomic::Ordering::Release);
+                    slot.take()
+                };
                 if let Some(conn) = taken {
                     // Closing only fails when the connection is broken, which closes it too.
                     let _ = sqlx::Connection::close(conn).await;

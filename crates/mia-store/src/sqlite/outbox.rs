@@ -365,16 +365,18 @@ impl SqliteStore {
         let (ticket, answer) = self.updates.push(key, claim_token, write, now);
         let conn = match self.hot.acquire().await {
             Ok(conn) => Some(conn),
-            // No connection (a pool timeout, a closed store): the write is not done if it is
-            // still queued; if another call took it, it is done or being done, and answered.
+            // No connection (a closed store, a connection that could not be opened again): the
+            // write is not done if it is still queued; if another call took it, it is done or
+            // being done, and answered.
             Err(e) if self.updates.withdraw(&ticket) => return Err(e).context(doing),
             Err(_) => None,
         };
         if let Some(mut conn) = conn {
             let taken = self.updates.take();
             if !taken.is_empty() {
-                let result = write_group(&mut conn, &taken, self.sync(false))
-                    .await
+                let result = self
+                    .hot
+                    .check(write_group(&mut conn, &taken, self.sync(false)).await)
                     .map_err(std::sync::Arc::new);
                 for (i, p) in taken.into_iter().enumerate() {
                     let reply = match &result {
@@ -509,8 +511,9 @@ impl OutboxStore for SqliteStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *conn)
             .await
-            .context(DOING)?;
+            .map_err(crate::error::StoreError::from);
         drop(conn);
+        let rows = self.hot.check(rows).context(DOING)?;
         let mut jobs = decode_all(&rows, DOING)?;
         // RETURNING gives rows in no particular order.
         jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
@@ -570,9 +573,8 @@ impl OutboxStore for SqliteStore {
             })
             .collect();
         let mut conn = self.hot.acquire().await.context(DOING)?;
-        let changed = update_rows(&mut conn, &rows, self.sync(false))
-            .await
-            .context(DOING)?;
+        let changed = update_rows(&mut conn, &rows, self.sync(false)).await;
+        let changed = self.hot.check(changed).context(DOING)?;
         Ok(lost_updates(updates, changed))
     }
 
@@ -813,14 +815,14 @@ mod tests {
                     contact,
                     purpose: Purpose::marketing(),
                     step: 0,
-                    due_at: t(i),
+                    due_at: t(i % 100),
                     skipped: None,
                 }
             })
             .collect();
         store.schedule(&c, &jobs).await.unwrap();
         let lease = SignedDuration::from_mins(5);
-        let claimed = store.claim("w1", t(100), lease, 10).await.unwrap();
+        let claimed = store.claim("w1", t(100), lease, n as usize).await.unwrap();
         assert_eq!(claimed.len() as i64, n);
         (dir, store, claimed)
     }
@@ -899,6 +901,76 @@ mod tests {
         );
     }
 
+    /// Three queued updates are one statement of four rows (one of them padding), written
+    /// without a transaction; the claimed jobs outside the group stay as they were.
+    #[tokio::test]
+    async fn a_group_in_one_padded_statement_changes_only_its_jobs() {
+        let (_dir, store, jobs) = claimed(5).await;
+        let held = store.hot.acquire().await.unwrap();
+        let tasks: Vec<_> = jobs[..3]
+            .iter()
+            .zip(1..)
+            .map(|(job, id)| {
+                let (store, job) = (store.clone(), job.clone());
+                tokio::spawn(async move {
+                    let sent = JobUpdate::Sent { message_id: id };
+                    store
+                        .update_job(&job.key, job.claim_token, &sent, t(200))
+                        .await
+                })
+            })
+            .collect();
+        until_queued(&store, 3).await;
+        drop(held);
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        for (i, job) in jobs.iter().enumerate() {
+            let stored = store.job(&job.key).await.unwrap().unwrap();
+            let expected = if i < 3 {
+                (JobState::Sent, Some(i as i64 + 1))
+            } else {
+                (JobState::Claimed, None)
+            };
+            assert_eq!((stored.state, stored.message_id), expected, "job {i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hot_connection_whose_driver_stopped_is_opened_again_by_the_next_call() {
+        let (_dir, store, jobs) = claimed(1).await;
+        let marker = || async {
+            let mut conn = store.hot.acquire().await.unwrap();
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM sqlite_temp_master WHERE name = 'marker'",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+        };
+        {
+            let mut conn = store.hot.acquire().await.unwrap();
+            sqlx::query("CREATE TEMP TABLE marker (x)")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        // Any other error keeps the connection (its temporary table is still there).
+        let busy: Result<(), _> = store.hot.check(Err(sqlx::Error::PoolTimedOut.into()));
+        assert!(busy.is_err());
+        assert_eq!(marker().await, 1);
+        // What a call reports when the driver's thread is gone: the next call opens a new
+        // connection, which has no temporary table, and the store works on it.
+        let crashed: Result<(), _> = store.hot.check(Err(sqlx::Error::WorkerCrashed.into()));
+        assert!(crashed.is_err());
+        assert_eq!(marker().await, 0);
+        let sent = JobUpdate::Sent { message_id: 1 };
+        store
+            .update_job(&jobs[0].key, jobs[0].claim_token, &sent, t(200))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn writes_to_one_job_in_one_group_apply_in_queue_order() {
         let (_dir, store, jobs) = claimed(2).await;
@@ -961,6 +1033,35 @@ mod tests {
         assert_eq!(job.state, JobState::Claimed);
     }
 
+    /// Batches of every statement shape: padded within one statement (5 of 32), one full
+    /// statement (256), and a full one plus a padded one (300). Only the jobs of the batch
+    /// change; the padding rows match nothing, not even the claimed jobs left out.
+    #[tokio::test]
+    async fn batched_updates_change_exactly_their_jobs_whatever_the_padding() {
+        for (claimed_jobs, batch) in [(8, 5), (260, 256), (310, 300)] {
+            let (_dir, store, jobs) = claimed(claimed_jobs).await;
+            let updates: Vec<(&Job, JobUpdate)> = jobs[..batch]
+                .iter()
+                .zip(1..)
+                .map(|(job, id)| (job, JobUpdate::Sent { message_id: id }))
+                .collect();
+            let lost = store.update_jobs(&updates, t(200)).await.unwrap();
+            assert!(lost.is_empty(), "{batch}: {lost:?}");
+            for (i, job) in jobs.iter().enumerate() {
+                let stored = store.job(&job.key).await.unwrap().unwrap();
+                let expected = if i < batch {
+                    JobState::Sent
+                } else {
+                    JobState::Claimed
+                };
+                assert_eq!(stored.state, expected, "{batch}: job {i}");
+            }
+            // Updated again, every job of the batch is lost (its claim is over).
+            let again = store.update_jobs(&updates, t(201)).await.unwrap();
+            assert_eq!(again.len(), batch);
+        }
+    }
+
     #[tokio::test]
     async fn a_transaction_left_open_on_the_hot_connection_is_rolled_back_before_the_next_call() {
         let (_dir, store, jobs) = claimed(1).await;
@@ -992,7 +1093,8 @@ mod tests {
         let claim = store
             .claim("w2", t(300), SignedDuration::from_secs(30), 1)
             .await;
-        assert!(matches!(claim, Err(Error::Store { .. })), "{claim:?}");
+        let refused = claim.unwrap_err().to_string();
+        assert!(refused.contains("the store is closed"), "{refused}");
     }
 
     #[tokio::test]
