@@ -69,8 +69,11 @@ impl EventStore for SqliteStore {
         }
         let events = in_index_order(events);
         let mut conn = self.hot.acquire().await.context(DOING)?;
+        let want = self.sync(false);
+        let set = conn.set_for(want);
         let appended = async {
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, self.sync(false).begin()).await?;
+            let begin = super::Flush::begin_setting(set);
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
             let new = APPEND
                 .run_sized(&mut tx, &events, &SIZES, |query, e| {
                     Ok(query
@@ -88,6 +91,7 @@ impl EventStore for SqliteStore {
             Ok::<_, crate::error::StoreError>(new)
         }
         .await;
+        conn.settled(want, &appended);
         self.hot.check(appended).context(DOING)
     }
 

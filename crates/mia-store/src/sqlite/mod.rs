@@ -284,7 +284,7 @@ enum Hot {
     /// A file store's own connection: `None` until it is reopened, after its driver thread
     /// stopped, and for good once the store is closed.
     Owned {
-        conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+        conn: tokio::sync::Mutex<Option<Held>>,
         /// How to open it again.
         connect: Box<SqliteConnectOptions>,
         /// Set by [`Hot::check`] when a call found the driver's thread gone.
@@ -300,7 +300,7 @@ enum Hot {
 impl Hot {
     fn owned(conn: sqlx::SqliteConnection, connect: SqliteConnectOptions) -> Self {
         Hot::Owned {
-            conn: tokio::sync::Mutex::new(Some(conn)),
+            conn: tokio::sync::Mutex::new(Some(Held { conn, level: None })),
             connect: Box::new(connect),
             broken: std::sync::atomic::AtomicBool::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -331,7 +331,8 @@ impl Hot {
                     slot.take();
                 }
                 if slot.is_none() {
-                    *slot = Some(sqlx::ConnectOptions::connect(&**connect).await?);
+                    let conn = sqlx::ConnectOptions::connect(&**connect).await?;
+                    *slot = Some(Held { conn, level: None });
                 }
                 tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
                     .map(HotConnection::Owned)
@@ -362,9 +363,9 @@ impl Hot {
                     closed.store(true, std::sync::atomic::Ordering::Release);
                     slot.take()
                 };
-                if let Some(conn) = taken {
+                if let Some(held) = taken {
                     // Closing only fails when the connection is broken, which closes it too.
-                    let _ = sqlx::Connection::close(conn).await;
+                    let _ = sqlx::Connection::close(held.conn).await;
                 }
             }
             Hot::Shared(pool) => pool.close().await,
@@ -372,10 +373,43 @@ impl Hot {
     }
 }
 
+/// A file store's hot connection, and the `synchronous` level it is known to be at.
+struct Held {
+    conn: sqlx::SqliteConnection,
+    /// Set by the last write that succeeded; `None` when unknown (a new connection, or a
+    /// write that failed or was cancelled after it may have set another level).
+    level: Option<Flush>,
+}
+
 /// The hot connection, held by one caller.
 enum HotConnection<'a> {
-    Owned(tokio::sync::MappedMutexGuard<'a, sqlx::SqliteConnection>),
+    Owned(tokio::sync::MappedMutexGuard<'a, Held>),
     Shared(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+impl HotConnection<'_> {
+    /// Starts a write that must commit at `want`: returns the level to set in front of it, or
+    /// `None` when the connection is at `want` already (workers claiming one after another
+    /// then skip the `PRAGMA`, a statement and a round trip of its own). The level counts as
+    /// unknown until [`settled`](Self::settled) records the write's success.
+    fn set_for(&mut self, want: Flush) -> Option<Flush> {
+        match self {
+            HotConnection::Owned(held) => {
+                let known = held.level.take();
+                (known != Some(want)).then_some(want)
+            }
+            // The pool's connection is shared with every other call: always set it.
+            HotConnection::Shared(_) => Some(want),
+        }
+    }
+
+    /// Records the outcome of a write started with [`set_for`](Self::set_for)`(want)`: after
+    /// a success the connection is at `want`.
+    fn settled<T, E>(&mut self, want: Flush, result: &Result<T, E>) {
+        if let (HotConnection::Owned(held), Ok(_)) = (self, result) {
+            held.level = Some(want);
+        }
+    }
 }
 
 impl std::ops::Deref for HotConnection<'_> {
@@ -383,7 +417,7 @@ impl std::ops::Deref for HotConnection<'_> {
 
     fn deref(&self) -> &Self::Target {
         match self {
-            HotConnection::Owned(conn) => conn,
+            HotConnection::Owned(held) => &held.conn,
             HotConnection::Shared(conn) => conn,
         }
     }
@@ -392,16 +426,16 @@ impl std::ops::Deref for HotConnection<'_> {
 impl std::ops::DerefMut for HotConnection<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         match self {
-            HotConnection::Owned(conn) => conn,
+            HotConnection::Owned(held) => &mut held.conn,
             HotConnection::Shared(conn) => conn,
         }
     }
 }
 
 /// The `synchronous` level a statement on the hot connection commits with; it is set by the
-/// statement itself (a `PRAGMA` in front of it, in the same round trip), so no statement
-/// depends on what the one before it left.
-#[derive(Clone, Copy)]
+/// statement itself (a `PRAGMA` in front of it, in the same round trip), unless the last write
+/// on the connection is known to have left it there (see [`HotConnection::set_for`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Flush {
     /// `synchronous = FULL`.
     Flushed,
@@ -424,5 +458,11 @@ impl Flush {
             Flush::Flushed => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
             Flush::Unflushed => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
         }
+    }
+
+    /// The `BEGIN IMMEDIATE` of a transaction that first sets `set`, if any (see
+    /// [`HotConnection::set_for`]).
+    fn begin_setting(set: Option<Flush>) -> &'static str {
+        set.map_or("BEGIN IMMEDIATE", Flush::begin)
     }
 }

@@ -190,19 +190,20 @@ async fn update_batch(
     Ok(changed)
 }
 
-/// Applies `rows` on the hot connection `conn`, committing at `sync`: one statement alone,
-/// more in one transaction. Returns the keys that changed.
+/// Applies `rows` on the hot connection `conn`, setting its `synchronous` level to `set`
+/// first (if any): one statement alone, more in one transaction. Returns the keys that
+/// changed.
 async fn update_rows(
     conn: &mut sqlx::SqliteConnection,
     rows: &[UpdateRow<'_>],
-    sync: super::Flush,
+    set: Option<super::Flush>,
 ) -> Result<Vec<String>, crate::error::StoreError> {
     use sqlx::Connection;
     if update_statements(rows.len()) <= 1 {
         // One statement is atomic on its own.
-        return update_batch(conn, rows, Some(sync)).await;
+        return update_batch(conn, rows, set).await;
     }
-    let mut tx = conn.begin_with(sync.begin()).await?;
+    let mut tx = conn.begin_with(super::Flush::begin_setting(set)).await?;
     let changed = update_batch(&mut tx, rows, None).await?;
     tx.commit().await?;
     Ok(changed)
@@ -226,7 +227,7 @@ macro_rules! attempt_sql {
 async fn write_group(
     conn: &mut sqlx::SqliteConnection,
     group: &[Pending],
-    sync: super::Flush,
+    set: Option<super::Flush>,
 ) -> Result<Vec<bool>, crate::error::StoreError> {
     use sqlx::Connection;
     let mut changed = vec![false; group.len()];
@@ -235,13 +236,13 @@ async fn write_group(
         && round_statements(group, round) <= 1
     {
         // One statement is atomic on its own.
-        let done = write_round(conn, group, round, Some(sync)).await?;
+        let done = write_round(conn, group, round, set).await?;
         for &i in round {
             changed[i] = done.contains(&group[i].id);
         }
         return Ok(changed);
     }
-    let mut tx = conn.begin_with(sync.begin()).await?;
+    let mut tx = conn.begin_with(super::Flush::begin_setting(set)).await?;
     for round in rounds {
         let done = write_round(&mut tx, group, &round, None).await?;
         for i in round {
@@ -374,10 +375,11 @@ impl SqliteStore {
         if let Some(mut conn) = conn {
             let taken = self.updates.take();
             if !taken.is_empty() {
-                let result = self
-                    .hot
-                    .check(write_group(&mut conn, &taken, self.sync(false)).await)
-                    .map_err(std::sync::Arc::new);
+                let want = self.sync(false);
+                let set = conn.set_for(want);
+                let result = self.hot.check(write_group(&mut conn, &taken, set).await);
+                conn.settled(want, &result);
+                let result = result.map_err(std::sync::Arc::new);
                 for (i, p) in taken.into_iter().enumerate() {
                     let reply = match &result {
                         Ok(changed) => Ok(changed[i]),
@@ -427,6 +429,28 @@ impl SqliteStore {
             Err(e) => e,
         }
     }
+}
+
+/// A claim (see [`OutboxStore::claim`](mia_core::OutboxStore::claim) and the comment there):
+/// `?1` the lease's end, `?2` the worker, `?3` now, `?4` the limit.
+macro_rules! claim_sql {
+    () => {
+        concat!(
+            "UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
+             lease_until = ?1, worker = ?2, updated_at = ?3 \
+             WHERE rowid IN (SELECT id FROM (\
+               SELECT rowid AS id, due_at, key FROM outbox o \
+               WHERE state = 'pending' AND due_at <= ?3 AND EXISTS (\
+                 SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
+               UNION ALL \
+               SELECT rowid AS id, due_at, key FROM outbox o \
+               WHERE state = 'claimed' AND lease_until <= ?3 AND EXISTS (\
+                 SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
+               ORDER BY due_at, key LIMIT (?4 + 0))) \
+             RETURNING ",
+            columns!()
+        )
+    };
 }
 
 #[async_trait]
@@ -483,27 +507,14 @@ impl OutboxStore for SqliteStore {
         let lease_until = now
             .checked_add(lease)
             .map_err(|e| Error::invalid(e.to_string()))?;
+        let mut conn = self.hot.acquire().await.context(DOING)?;
         // Not flushed by itself at `Durability::Full` (see there): the claim reaches the disk
         // with the next flushed commit, the job's own `record_attempt` or update at the latest.
-        let sql = with_sync!(
-            self.sync(true),
-            concat!(
-                "UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
-                 lease_until = ?1, worker = ?2, updated_at = ?3 \
-                 WHERE rowid IN (SELECT id FROM (\
-                   SELECT rowid AS id, due_at, key FROM outbox o \
-                   WHERE state = 'pending' AND due_at <= ?3 AND EXISTS (\
-                     SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
-                   UNION ALL \
-                   SELECT rowid AS id, due_at, key FROM outbox o \
-                   WHERE state = 'claimed' AND lease_until <= ?3 AND EXISTS (\
-                     SELECT 1 FROM campaigns c WHERE c.id = o.campaign AND c.state = 'running') \
-                   ORDER BY due_at, key LIMIT (?4 + 0))) \
-                 RETURNING ",
-                columns!()
-            )
-        );
-        let mut conn = self.hot.acquire().await.context(DOING)?;
+        let want = self.sync(true);
+        let sql = match conn.set_for(want) {
+            Some(set) => with_sync!(set, claim_sql!()),
+            None => claim_sql!(),
+        };
         let rows = sqlx::query(sql)
             .bind(micros(lease_until))
             .bind(worker)
@@ -512,6 +523,7 @@ impl OutboxStore for SqliteStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(crate::error::StoreError::from);
+        conn.settled(want, &rows);
         drop(conn);
         let rows = self.hot.check(rows).context(DOING)?;
         let mut jobs = decode_all(&rows, DOING)?;
@@ -573,7 +585,10 @@ impl OutboxStore for SqliteStore {
             })
             .collect();
         let mut conn = self.hot.acquire().await.context(DOING)?;
-        let changed = update_rows(&mut conn, &rows, self.sync(false)).await;
+        let want = self.sync(false);
+        let set = conn.set_for(want);
+        let changed = update_rows(&mut conn, &rows, set).await;
+        conn.settled(want, &changed);
         let changed = self.hot.check(changed).context(DOING)?;
         Ok(lost_updates(updates, changed))
     }
@@ -934,6 +949,59 @@ mod tests {
             };
             assert_eq!((stored.state, stored.message_id), expected, "job {i}");
         }
+    }
+
+    /// A write that skips the `PRAGMA` (its level is known to be set) still commits at its
+    /// own level: claims unflushed, everything else flushed at `Full`, whatever ran before.
+    #[tokio::test]
+    async fn each_hot_write_commits_at_its_own_level_whatever_ran_before() {
+        let (_dir, store, jobs) = claimed(4).await;
+        // SQLite's numbers: NORMAL = 1, FULL = 2.
+        let level = || async {
+            let mut conn = store.hot.acquire().await.unwrap();
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+        };
+        let lease = SignedDuration::from_mins(5);
+        // The fixture's claim left it unflushed; another claim keeps it so.
+        assert_eq!(level().await, 1);
+        store.claim("w2", t(100), lease, 1).await.unwrap();
+        assert_eq!(level().await, 1);
+        let sent = |id| JobUpdate::Sent { message_id: id };
+        store
+            .update_job(&jobs[0].key, jobs[0].claim_token, &sent(1), t(200))
+            .await
+            .unwrap();
+        assert_eq!(level().await, 2);
+        // Two flushed writes in a row: the second keeps the level it found.
+        store
+            .update_jobs(&[(&jobs[1], sent(2))], t(201))
+            .await
+            .unwrap();
+        assert_eq!(level().await, 2);
+        store.claim("w2", t(100), lease, 1).await.unwrap();
+        assert_eq!(level().await, 1);
+        store
+            .update_jobs(&[(&jobs[2], sent(3)), (&jobs[3], sent(4))], t(202))
+            .await
+            .unwrap();
+        assert_eq!(level().await, 2);
+        store.claim("w2", t(100), lease, 1).await.unwrap();
+        let event = mia_core::Event {
+            id: mia_core::EventId::new("e1"),
+            at: t(203),
+            contact: ContactId::new("c0"),
+            campaign: Some(CampaignId::new("cmp")),
+            variant: None,
+            step: None,
+            kind: mia_core::EventKind::Sent,
+        };
+        mia_core::EventStore::append_events(&store, &[event])
+            .await
+            .unwrap();
+        assert_eq!(level().await, 2);
     }
 
     #[tokio::test]
