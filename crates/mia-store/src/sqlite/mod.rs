@@ -87,8 +87,9 @@ pub struct SqliteStore {
     /// One connection for the outbox's and the event log's hot writes (claims, job updates,
     /// event appends). Writers queue for it in this process, each woken as soon as the one
     /// before it commits, instead of meeting at SQLite's write lock, whose busy handler sleeps
-    /// a millisecond or more between tries. Every statement run on it first sets the
-    /// `synchronous` level its commit needs (see [`Flush`]).
+    /// a millisecond or more between tries. Every write on it commits at the `synchronous`
+    /// level it needs, which its statement sets first unless the connection is known to be
+    /// there already (see [`Flush`]).
     hot: Arc<Hot>,
     /// Whether hot writes must be flushed ([`Durability::Full`]).
     full: bool,

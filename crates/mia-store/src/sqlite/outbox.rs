@@ -431,7 +431,7 @@ impl SqliteStore {
     }
 }
 
-/// A claim (see [`OutboxStore::claim`](mia_core::OutboxStore::claim) and the comment there):
+/// A claim (see [`OutboxStore::claim`] and the comment there):
 /// `?1` the lease's end, `?2` the worker, `?3` now, `?4` the limit.
 macro_rules! claim_sql {
     () => {
