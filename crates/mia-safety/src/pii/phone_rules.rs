@@ -120,25 +120,32 @@ impl Parsing {
     }
 }
 
+/// The number-type descriptors `meta` has (premium rate, toll free, ..., fixed line, mobile),
+/// in the order `phonenumber` tests them.
+pub(super) fn number_types(meta: &Metadata) -> impl Iterator<Item = &Descriptor> {
+    let d = meta.descriptors();
+    [
+        d.premium_rate(),
+        d.toll_free(),
+        d.shared_cost(),
+        d.voip(),
+        d.personal_number(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+        d.fixed_line(),
+        d.mobile(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 impl Rules {
     fn compile(meta: &'static Metadata) -> Option<Self> {
+        let types = number_types(meta)
+            .map(Desc::new)
+            .collect::<Option<Vec<_>>>()?;
         let d = meta.descriptors();
-        let types = [
-            d.premium_rate(),
-            d.toll_free(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-            d.fixed_line(),
-            d.mobile(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(Desc::new)
-        .collect::<Option<Vec<_>>>()?;
         let leading_digits = match meta.leading_digits() {
             Some(l) => Some(anchored(l.as_str())?),
             None => None,

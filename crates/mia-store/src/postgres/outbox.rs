@@ -70,10 +70,35 @@ use crate::codec::{from_micros, micros};
 use crate::error::{Context, StoreError};
 use crate::rows::{self, JobChange, job_columns as columns, job_state, token};
 
+/// `INSERT INTO outbox_queue`: the jobs that `SELECT key, campaign, due_at $from` gives join
+/// the queue, unleased (an upsert: a job there already takes its new due time and loses its
+/// lease, so a job is never left out of the queue).
+macro_rules! enqueue {
+    ($from:literal) => {
+        concat!(
+            "INSERT INTO outbox_queue (key, campaign, due_at) SELECT key, campaign, due_at ",
+            $from,
+            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL"
+        )
+    };
+}
+
+/// `DELETE FROM outbox_queue`: the jobs whose keys `SELECT key $from` gives leave the queue.
+macro_rules! dequeue {
+    ($from:literal) => {
+        concat!(
+            "DELETE FROM outbox_queue WHERE key = ANY (ARRAY(SELECT key ",
+            $from,
+            "))"
+        )
+    };
+}
+
 /// New jobs, one statement per chunk: no attempts, claims or outcome yet (but the skip reason
 /// of a skipped one). A key that exists (or repeats in the chunk) is left alone. The pending
 /// ones join the queue; returns how many jobs were new.
-const INSERT: &str = "WITH new AS (\
+const INSERT: &str = concat!(
+    "WITH new AS (\
        INSERT INTO outbox (key, campaign, contact, purpose, step, state, due_at, attempts, \
          claim_token, outcome, updated_at) \
        SELECT key, $1, contact, purpose, step, state, due_at, 0, 0, outcome, $2 \
@@ -81,12 +106,11 @@ const INSERT: &str = "WITH new AS (\
                    $9::text[]) \
          AS u (key, contact, purpose, step, state, due_at, outcome) \
        ON CONFLICT (key) DO NOTHING \
-       RETURNING key, state, due_at), \
-     queued AS (\
-       INSERT INTO outbox_queue (key, campaign, due_at) \
-       SELECT key, $1, due_at FROM new WHERE state = 'pending' \
-       ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL) \
-     SELECT COUNT(*) FROM new";
+       RETURNING key, campaign, state, due_at), \
+     queued AS (",
+    enqueue!("FROM new WHERE state = 'pending'"),
+    ") SELECT COUNT(*) FROM new"
+);
 
 /// The queue side of a write that changed claimed jobs, appended to a statement whose CTE
 /// `done` returns the `key`, `campaign`, new `state` and new `due_at` of each job it changed: a
@@ -95,13 +119,13 @@ const INSERT: &str = "WITH new AS (\
 /// the queue.
 macro_rules! settle_queue {
     () => {
-        "requeued AS (\
-           INSERT INTO outbox_queue (key, campaign, due_at) \
-           SELECT key, campaign, due_at FROM done WHERE state = 'pending' \
-           ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL), \
-         dequeued AS (\
-           DELETE FROM outbox_queue \
-           WHERE key = ANY (ARRAY(SELECT key FROM done WHERE state <> 'pending'))) "
+        concat!(
+            "requeued AS (",
+            enqueue!("FROM done WHERE state = 'pending'"),
+            "), dequeued AS (",
+            dequeue!("FROM done WHERE state <> 'pending'"),
+            ") "
+        )
     };
 }
 
@@ -158,12 +182,9 @@ macro_rules! reopen {
         concat!(
             "WITH opened AS (",
             $opened,
-            " RETURNING key, campaign, due_at), \
-             queued AS (\
-               INSERT INTO outbox_queue (key, campaign, due_at) \
-               SELECT key, campaign, due_at FROM opened \
-               ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL) \
-             SELECT COUNT(*) FROM opened"
+            " RETURNING key, campaign, due_at), queued AS (",
+            enqueue!("FROM opened"),
+            ") SELECT COUNT(*) FROM opened"
         )
     };
 }
@@ -175,14 +196,13 @@ macro_rules! close {
         concat!(
             "WITH closed AS (",
             $cancel,
-            " RETURNING key), \
-             dequeued AS (\
-               DELETE FROM outbox_queue WHERE key = ANY (ARRAY(SELECT key FROM closed))) \
-             SELECT COUNT(*) FROM closed"
+            " RETURNING key), dequeued AS (",
+            $crate::postgres::outbox::dequeue!("FROM closed"),
+            ") SELECT COUNT(*) FROM closed"
         )
     };
 }
-pub(super) use close;
+pub(super) use {close, dequeue};
 
 /// Applies `updates` on `conn`, [`CHUNK`] to a statement; returns the keys that changed.
 async fn update_batch(

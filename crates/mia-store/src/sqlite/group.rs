@@ -8,9 +8,8 @@
 //! its statement alone: it puts its write in a queue and waits for the hot connection. Whoever
 //! gets the connection takes everything queued by then, writes it in one transaction (one
 //! statement when it fits in one, which is atomic by itself; one flush for all) and hands each
-//! caller its own answer. While that flush runs, the next writes
-//! queue up and go together in the next one. A lone worker pays what it paid before; several
-//! workers share their flushes.
+//! caller its own answer. While that flush runs, the next writes queue up and go together in
+//! the next one. A lone worker pays what it paid before; several workers share their flushes.
 //!
 //! Each write keeps its own meaning: it is fenced by its own claim token and stamped with its
 //! own time, a job named twice in one group is written in queue order (the later write sees

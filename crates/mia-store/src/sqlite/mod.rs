@@ -280,18 +280,13 @@ impl SqliteStore {
 /// Callers wait for the connection in the order they asked, with no time limit: each waits
 /// for the statements queued before it, and a statement that meets another connection's write
 /// lock gives up after the busy timeout. A connection whose driver thread has stopped (the
-/// pool found those with its test) is replaced by the next caller after a call reported it.
+/// pool found those with its test) is replaced by the next caller after a write reported it.
 enum Hot {
-    /// A file store's own connection: `None` until it is reopened, after its driver thread
-    /// stopped, and for good once the store is closed.
+    /// A file store's own connection; `None` once the store is closed.
     Owned {
         conn: tokio::sync::Mutex<Option<Held>>,
         /// How to open it again.
         connect: Box<SqliteConnectOptions>,
-        /// Set by [`Hot::check`] when a call found the driver's thread gone.
-        broken: std::sync::atomic::AtomicBool,
-        /// Set by [`Hot::close`].
-        closed: std::sync::atomic::AtomicBool,
     },
     /// An in-memory store's only connection, in the pool every other call uses (each
     /// connection to `:memory:` is a database of its own).
@@ -301,10 +296,8 @@ enum Hot {
 impl Hot {
     fn owned(conn: sqlx::SqliteConnection, connect: SqliteConnectOptions) -> Self {
         Hot::Owned {
-            conn: tokio::sync::Mutex::new(Some(Held { conn, level: None })),
+            conn: tokio::sync::Mutex::new(Some(Held::new(conn))),
             connect: Box::new(connect),
-            broken: std::sync::atomic::AtomicBool::new(false),
-            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -313,27 +306,18 @@ impl Hot {
     ///
     /// # Errors
     /// [`StoreError::Closed`] once the store is closed; the driver's error if the connection
-    /// cannot be opened again.
+    /// cannot be opened again (the next caller tries again).
     async fn acquire(&self) -> Result<HotConnection<'_>, StoreError> {
-        use std::sync::atomic::Ordering;
         match self {
-            Hot::Owned {
-                conn,
-                connect,
-                broken,
-                closed,
-            } => {
+            Hot::Owned { conn, connect } => {
                 let mut slot = conn.lock().await;
-                if closed.load(Ordering::Acquire) {
-                    return Err(StoreError::Closed);
-                }
-                if broken.swap(false, Ordering::AcqRel) {
-                    // Dropping it ends what is left of it.
-                    slot.take();
-                }
-                if slot.is_none() {
-                    let conn = sqlx::ConnectOptions::connect(&**connect).await?;
-                    *slot = Some(Held { conn, level: None });
+                match slot.as_mut() {
+                    None => return Err(StoreError::Closed),
+                    Some(held) if held.broken => {
+                        // Dropping the old one ends what is left of it.
+                        *held = Held::new(sqlx::ConnectOptions::connect(&**connect).await?);
+                    }
+                    Some(_) => {}
                 }
                 tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
                     .map(HotConnection::Owned)
@@ -343,27 +327,12 @@ impl Hot {
         }
     }
 
-    /// Passes on the outcome of a call on the connection, noting whether it found the
-    /// driver's thread gone (the next [`acquire`](Self::acquire) then opens a new connection).
-    fn check<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let (Hot::Owned { broken, .. }, Err(StoreError::Sqlx(sqlx::Error::WorkerCrashed))) =
-            (self, &result)
-        {
-            broken.store(true, std::sync::atomic::Ordering::Release);
-        }
-        result
-    }
-
     /// Closes the connection once the statement running on it is done; later calls fail with
     /// [`StoreError::Closed`].
     async fn close(&self) {
         match self {
-            Hot::Owned { conn, closed, .. } => {
-                let taken = {
-                    let mut slot = conn.lock().await;
-                    closed.store(true, std::sync::atomic::Ordering::Release);
-                    slot.take()
-                };
+            Hot::Owned { conn, .. } => {
+                let taken = conn.lock().await.take();
                 if let Some(held) = taken {
                     // Closing only fails when the connection is broken, which closes it too.
                     let _ = sqlx::Connection::close(held.conn).await;
@@ -374,12 +343,25 @@ impl Hot {
     }
 }
 
-/// A file store's hot connection, and the `synchronous` level it is known to be at.
+/// A file store's hot connection, and what its last write left it in.
 struct Held {
     conn: sqlx::SqliteConnection,
-    /// Set by the last write that succeeded; `None` when unknown (a new connection, or a
-    /// write that failed or was cancelled after it may have set another level).
+    /// The `synchronous` level, set by the last write that succeeded; `None` when unknown (a
+    /// new connection, or a write that failed or was cancelled after it may have set another
+    /// level).
     level: Option<Flush>,
+    /// A write found the driver's thread gone: the next caller opens a new connection.
+    broken: bool,
+}
+
+impl Held {
+    fn new(conn: sqlx::SqliteConnection) -> Self {
+        Held {
+            conn,
+            level: None,
+            broken: false,
+        }
+    }
 }
 
 /// The hot connection, held by one caller.
@@ -405,10 +387,15 @@ impl HotConnection<'_> {
     }
 
     /// Records the outcome of a write started with [`set_for`](Self::set_for)`(want)`: after
-    /// a success the connection is at `want`.
-    fn settled<T, E>(&mut self, want: Flush, result: &Result<T, E>) {
-        if let (HotConnection::Owned(held), Ok(_)) = (self, result) {
-            held.level = Some(want);
+    /// a success the connection is at `want`; after an error that says the driver's thread is
+    /// gone, the next [`Hot::acquire`] opens a new connection.
+    fn settled<T>(&mut self, want: Flush, result: &Result<T, StoreError>) {
+        if let HotConnection::Owned(held) = self {
+            match result {
+                Ok(_) => held.level = Some(want),
+                Err(StoreError::Sqlx(sqlx::Error::WorkerCrashed)) => held.broken = true,
+                Err(_) => {}
+            }
         }
     }
 }

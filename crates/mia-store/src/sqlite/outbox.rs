@@ -221,9 +221,10 @@ macro_rules! attempt_sql {
     };
 }
 
-/// Writes a group of queued writes on the hot connection `conn`, committing at `sync`: one
-/// statement alone, more in one transaction, in rounds in which no job appears twice (see
-/// [`group::rounds`]). Returns whether each write changed its job, by index.
+/// Writes a group of queued writes on the hot connection `conn`, setting its `synchronous`
+/// level to `set` first (if any): one statement alone, more in one transaction, in rounds in
+/// which no job appears twice (see [`group::rounds`]). Returns whether each write changed its
+/// job, by index.
 async fn write_group(
     conn: &mut sqlx::SqliteConnection,
     group: &[Pending],
@@ -377,7 +378,7 @@ impl SqliteStore {
             if !taken.is_empty() {
                 let want = self.sync(false);
                 let set = conn.set_for(want);
-                let result = self.hot.check(write_group(&mut conn, &taken, set).await);
+                let result = write_group(&mut conn, &taken, set).await;
                 conn.settled(want, &result);
                 let result = result.map_err(std::sync::Arc::new);
                 for (i, p) in taken.into_iter().enumerate() {
@@ -525,7 +526,7 @@ impl OutboxStore for SqliteStore {
             .map_err(crate::error::StoreError::from);
         conn.settled(want, &rows);
         drop(conn);
-        let rows = self.hot.check(rows).context(DOING)?;
+        let rows = rows.context(DOING)?;
         let mut jobs = decode_all(&rows, DOING)?;
         // RETURNING gives rows in no particular order.
         jobs.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
@@ -589,7 +590,7 @@ impl OutboxStore for SqliteStore {
         let set = conn.set_for(want);
         let changed = update_rows(&mut conn, &rows, set).await;
         conn.settled(want, &changed);
-        let changed = self.hot.check(changed).context(DOING)?;
+        let changed = changed.context(DOING)?;
         Ok(lost_updates(updates, changed))
     }
 
@@ -1023,14 +1024,18 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // Any other error keeps the connection (its temporary table is still there).
-        let busy: Result<(), _> = store.hot.check(Err(sqlx::Error::PoolTimedOut.into()));
-        assert!(busy.is_err());
+        // A write that failed with any other error keeps the connection (its temporary table
+        // is still there).
+        let report = |error: sqlx::Error| async {
+            let failed: Result<(), _> = Err(error.into());
+            let mut conn = store.hot.acquire().await.unwrap();
+            conn.settled(super::super::Flush::Flushed, &failed);
+        };
+        report(sqlx::Error::PoolTimedOut).await;
         assert_eq!(marker().await, 1);
-        // What a call reports when the driver's thread is gone: the next call opens a new
+        // What a write reports when the driver's thread is gone: the next call opens a new
         // connection, which has no temporary table, and the store works on it.
-        let crashed: Result<(), _> = store.hot.check(Err(sqlx::Error::WorkerCrashed.into()));
-        assert!(crashed.is_err());
+        report(sqlx::Error::WorkerCrashed).await;
         assert_eq!(marker().await, 0);
         let sent = JobUpdate::Sent { message_id: 1 };
         store

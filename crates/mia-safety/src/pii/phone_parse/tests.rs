@@ -118,22 +118,8 @@ fn agrees_with_phonenumber_parse_on_every_example_number() {
     assert!(metas.len() > 200, "{} regions", metas.len());
     let national_ids: Vec<Id> = REGIONS.to_vec();
     for meta in metas {
-        let d = meta.descriptors();
-        let examples = [
-            d.fixed_line(),
-            d.mobile(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(|desc| desc.example());
+        let examples =
+            crate::pii::phone_rules::number_types(meta).filter_map(|desc| desc.example());
         let region = Id::from_str(meta.id()).ok();
         for example in examples {
             let mut forms = vec![example.to_owned()];
