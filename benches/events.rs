@@ -119,7 +119,51 @@ fn ingest_with(c: &mut Criterion, name: &str, durability: Durability) {
             criterion::BatchSize::PerIteration,
         );
     });
+
+    // The same, with events shaped like the ones mia records: ids derived from a job key (32
+    // hex digits, in no order) and 10,000 different contacts per batch, out of 100,000, in no
+    // order either. The id and contact indexes then get a batch's entries scattered over the
+    // whole index instead of appended at the end of a few ranges, so this one falls as its
+    // own table grows.
+    let scattered_dir = tempfile::tempdir().unwrap();
+    let scattered = runtime
+        .block_on(SqliteStore::open_with(
+            scattered_dir.path().join("events.db"),
+            SqliteOptions::new().with_durability(durability),
+        ))
+        .unwrap();
+    let next_scattered = AtomicU64::new(0);
+    group.bench_function("store_one_batch_of_10000_derived_ids", |b| {
+        b.iter_batched(
+            || {
+                (0..10_000)
+                    .map(|_| derived_event(next_scattered.fetch_add(1, Ordering::Relaxed)))
+                    .collect::<Vec<Event>>()
+            },
+            |events| {
+                runtime.block_on(scattered.append_events(&events)).unwrap();
+                events
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
     group.finish();
+}
+
+/// Event `n` of a campaign to 100,000 contacts, with an id derived as the worker derives them;
+/// consecutive events go to contacts far apart (7,919 is prime, so every contact comes up once
+/// in 100,000 events).
+fn derived_event(n: u64) -> Event {
+    let contact = ContactId::new(format!("c{}", n * 7_919 % 100_000));
+    Event {
+        id: EventId::derived(&format!("job{n}"), "sent"),
+        at: Timestamp::from_second(1_800_000_000 + (n / 10_000) as i64).unwrap(),
+        contact,
+        campaign: Some(CampaignId::new("bench")),
+        variant: Some(VariantId::new("A")),
+        step: Some(0),
+        kind: EventKind::Sent,
+    }
 }
 
 criterion_group!(benches, ingest);

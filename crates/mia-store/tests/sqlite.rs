@@ -152,8 +152,8 @@ async fn a_lost_update_right_after_a_good_one_is_still_lost() {
 }
 
 /// A file written before the outbox and event indexes changed (schema version 4) is migrated on
-/// open, and its jobs are claimed, found by message and by contact, and its events read, as
-/// before.
+/// open (versions 5 and 6), and its jobs are claimed, found by message and by contact, and its
+/// events read by contact and by campaign, as before.
 #[tokio::test]
 async fn a_version_4_outbox_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,6 +186,8 @@ async fn a_version_4_outbox_is_migrated() {
          CREATE INDEX outbox_by_message ON outbox (contact, message_id); \
          DROP INDEX events_by_contact; \
          CREATE INDEX events_by_contact ON events (contact, at, id); \
+         DROP INDEX events_by_campaign; \
+         CREATE INDEX events_by_campaign ON events (campaign, at, id); \
          PRAGMA user_version = 4;",
     )
     .execute(&raw)
@@ -194,7 +196,7 @@ async fn a_version_4_outbox_is_migrated() {
     raw.close().await;
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let found = store
         .job_by_message(&first.contact, 7)
         .await
@@ -226,6 +228,24 @@ async fn a_version_4_outbox_is_migrated() {
         .map(|e| e.id.to_string())
         .collect();
     assert_eq!(read, ["c", "a", "b"]);
+    let read: Vec<String> = store
+        .campaign_events(&campaign.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    assert_eq!(read, ["c", "a", "b"]);
+    store.close().await;
+    let raw = raw_pool(&path).await;
+    let columns: String = sqlx::query_scalar(
+        "SELECT group_concat(name, ',') FROM pragma_index_info('events_by_campaign')",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!(columns, "campaign,at");
+    raw.close().await;
 }
 
 #[tokio::test]
