@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use mia_core::{CampaignId, Event, EventId, EventSink, EventStore, VariantId};
+use mia_core::{CampaignId, ContactId, Event, EventId, EventSink, EventStore, VariantId};
 
 use crate::error::{AnalyticsError, Result};
 use crate::window::{Granularity, Window, WindowConfig, WindowCounts, Windows};
@@ -15,16 +15,17 @@ pub type Counts = BTreeMap<(Option<VariantId>, &'static str), u64>;
 
 #[derive(Default)]
 struct Live {
-    seen: HashSet<EventId>,
+    /// The `(contact, id)` of every event counted, as the store deduplicates them.
+    seen: HashSet<(ContactId, EventId)>,
     counts: BTreeMap<CampaignId, Counts>,
     windows: Option<Windows>,
 }
 
-/// Writes events to an [`EventStore`] (which deduplicates by id) and counts them as they come,
-/// so a running campaign can be watched without querying the store.
+/// Writes events to an [`EventStore`] (which deduplicates each contact's events by id) and
+/// counts them as they come, so a running campaign can be watched without querying the store.
 ///
-/// Counting happens after the store accepted the batch, and each event id counts once, so a
-/// redelivered event never double-counts and a failed write never counts at all.
+/// Counting happens after the store accepted the batch, and each contact's event id counts
+/// once, so a redelivered event never double-counts and a failed write never counts at all.
 ///
 /// Built with [`Collector::with_windows`], it also keeps [real-time windows](crate::window)
 /// (minute, hour and day tumbling windows and sliding windows) under the same rules.
@@ -127,7 +128,7 @@ impl EventSink for Collector {
         self.store.append_events(events).await?;
         let mut live = self.lock();
         for e in events {
-            if !live.seen.insert(e.id.clone()) {
+            if !live.seen.insert((e.contact.clone(), e.id.clone())) {
                 continue;
             }
             if let Some(windows) = live.windows.as_mut() {

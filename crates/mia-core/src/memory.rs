@@ -33,7 +33,8 @@ struct Inner {
     jobs: BTreeMap<IdempotencyKey, Job>,
     jobs_by_contact: HashMap<ContactId, Vec<IdempotencyKey>>,
     events: Vec<Event>,
-    event_ids: HashSet<EventId>,
+    /// The `(contact, id)` of every stored event (events are deduplicated per contact).
+    event_ids: HashSet<(ContactId, EventId)>,
     reviews: BTreeMap<ReviewId, ReviewItem>,
     review_order: Vec<ReviewId>,
     audit: Vec<AuditEntry>,
@@ -621,7 +622,7 @@ impl EventStore for MemoryStore {
         let mut inner = self.lock();
         let mut new = 0;
         for e in events {
-            if inner.event_ids.insert(e.id.clone()) {
+            if inner.event_ids.insert((e.contact.clone(), e.id.clone())) {
                 inner.events.push(e.clone());
                 new += 1;
             }
@@ -862,7 +863,20 @@ impl SubjectStore for MemoryStore {
                 .or_default()
                 .extend(keys);
         }
-        for event in inner.events.iter_mut().filter(|e| &e.contact == contact) {
+        // An event the replacement has already (the same id, erased from another contact under
+        // the same replacement) gives way to this contact's, which takes its place.
+        let Inner {
+            events, event_ids, ..
+        } = &mut *inner;
+        let moved: HashSet<EventId> = events
+            .iter()
+            .filter(|e| &e.contact == contact)
+            .map(|e| e.id.clone())
+            .collect();
+        events.retain(|e| !(&e.contact == replacement && moved.contains(&e.id)));
+        for event in events.iter_mut().filter(|e| &e.contact == contact) {
+            event_ids.remove(&(contact.clone(), event.id.clone()));
+            event_ids.insert((replacement.clone(), event.id.clone()));
             event.contact = replacement.clone();
             counts.events += 1;
         }
@@ -884,7 +898,7 @@ impl SubjectStore for MemoryStore {
         events.retain(|e| {
             let keep = e.at >= before;
             if !keep {
-                event_ids.remove(&e.id);
+                event_ids.remove(&(e.contact.clone(), e.id.clone()));
             }
             keep
         });

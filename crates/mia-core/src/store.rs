@@ -515,10 +515,13 @@ pub trait OutboxStore: Send + Sync {
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64>;
 }
 
-/// Events (deduplicated by id).
+/// Events, deduplicated per contact: an event whose contact has an event with its id already
+/// is a repeat (a delivery retried, a fact recorded twice) and is not stored again. Ids need
+/// only be unique per contact; the same id on two contacts is two events.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends events whose ids are new; returns how many were new.
+    /// Appends the events whose `(contact, id)` is new (the first of repeats within `events`);
+    /// returns how many were new.
     ///
     /// # Errors
     /// A store error; nothing is written then.
@@ -627,7 +630,8 @@ pub trait SubjectStore: Send + Sync {
     async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>>;
     /// Erases `contact` in one transaction: deletes the contact; in consent records, jobs and
     /// events replaces the contact id with `replacement` (an id that says nothing about the
-    /// person), so counts and aggregates stay as they were; blanks the evidence reference of
+    /// person), so counts and aggregates stay as they were (an event whose id `replacement`
+    /// has already is kept once, as [`EventStore`] dedupes); blanks the evidence reference of
     /// their consent records; clears the contact of their subject requests. The audit log holds
     /// no personal data and is left alone. Erasing a contact that is gone changes nothing.
     ///

@@ -356,7 +356,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 7);
+        assert_eq!(store.schema_version().await.unwrap(), 8);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -366,7 +366,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 7, "each migration is recorded once");
+    assert_eq!(applied, 8, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -745,7 +745,7 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 
     old.claim_token = 1;
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -863,7 +863,7 @@ async fn a_version_6_schema_upgrades_with_jobs_in_every_state() {
     back_to_version_6(&scratch).await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -1041,5 +1041,47 @@ async fn a_batch_with_some_stored_ids_adds_only_the_new_ones() {
             ("e4", &EventKind::Delivered)
         ]
     );
+    store.close().await;
+}
+
+/// A version-7 database, whose events were unique by id alone, opens as version 8 with its
+/// events kept, and then takes the same id on another contact as another event.
+#[tokio::test]
+async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let event = |contact: &str, at: i64| Event {
+        id: EventId::new("e1"),
+        at: t(at),
+        contact: ContactId::new(contact),
+        campaign: Some(CampaignId::new("spring")),
+        variant: None,
+        step: None,
+        kind: EventKind::Sent,
+    };
+    assert_eq!(store.append_events(&[event("c1", 1)]).await.unwrap(), 1);
+    store.close().await;
+    for sql in [
+        "ALTER TABLE {s}.events DROP CONSTRAINT events_pkey",
+        "ALTER TABLE {s}.events ADD PRIMARY KEY (id)",
+        "DELETE FROM {s}.schema_migrations WHERE version > 7",
+    ] {
+        scratch.exec(sql).await.unwrap();
+    }
+
+    let store = scratch.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(
+        scratch.indexes("events").await,
+        ["events_by_campaign", "events_by_contact", "events_pkey"]
+    );
+    let both = [event("c1", 2), event("c2", 3)];
+    assert_eq!(store.append_events(&both).await.unwrap(), 1, "c2's only");
+    let stored = store
+        .campaign_events(&CampaignId::new("spring"))
+        .await
+        .unwrap();
+    assert_eq!(stored, [event("c1", 1), event("c2", 3)]);
     store.close().await;
 }

@@ -153,7 +153,7 @@ async fn a_lost_update_right_after_a_good_one_is_still_lost() {
 
 /// A file written before the outbox and event indexes changed (schema version 4) is migrated on
 /// open (versions 5 and 6), and its jobs are claimed, found by message and by contact, and its
-/// events read by contact and by campaign, as before.
+/// events kept, deduplicated and read by contact and by campaign, as before.
 #[tokio::test]
 async fn a_version_4_outbox_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,8 +175,19 @@ async fn a_version_4_outbox_is_migrated() {
         )
         .await
         .unwrap();
+    let event = |id: &str, at: i64| Event {
+        id: EventId::new(id),
+        at: t(at),
+        contact: first.contact.clone(),
+        campaign: Some(campaign.id.clone()),
+        variant: None,
+        step: None,
+        kind: EventKind::Delivered,
+    };
+    // Stored before: version 6 rebuilds the table with it.
+    assert_eq!(store.append_events(&[event("z", 0)]).await.unwrap(), 1);
     store.close().await;
-    // Back to the indexes of version 4.
+    // Back to the indexes (and the events table) of version 4.
     let raw = raw_pool(&path).await;
     sqlx::raw_sql(
         "DROP INDEX outbox_pending; DROP INDEX outbox_leases; DROP INDEX outbox_by_contact; \
@@ -184,10 +195,15 @@ async fn a_version_4_outbox_is_migrated() {
          CREATE INDEX outbox_due ON outbox (state, due_at, key); \
          CREATE INDEX outbox_by_contact ON outbox (contact, state); \
          CREATE INDEX outbox_by_message ON outbox (contact, message_id); \
-         DROP INDEX events_by_contact; \
-         CREATE INDEX events_by_contact ON events (contact, at, id); \
-         DROP INDEX events_by_campaign; \
+         CREATE TABLE events_v4 (id TEXT PRIMARY KEY NOT NULL, at INTEGER NOT NULL, \
+           contact TEXT NOT NULL, campaign TEXT, variant TEXT, kind TEXT NOT NULL, \
+           payload TEXT NOT NULL, step INTEGER CHECK (step >= 0)) STRICT; \
+         INSERT INTO events_v4 SELECT id, at, contact, campaign, variant, kind, payload, step \
+           FROM events; \
+         DROP TABLE events; \
+         ALTER TABLE events_v4 RENAME TO events; \
          CREATE INDEX events_by_campaign ON events (campaign, at, id); \
+         CREATE INDEX events_by_contact ON events (contact, at, id); \
          PRAGMA user_version = 4;",
     )
     .execute(&raw)
@@ -208,17 +224,8 @@ async fn a_version_4_outbox_is_migrated() {
     assert!(rest.iter().all(|job| job.key != first.key));
     let sends = store.sends_since(&first.contact, t(0)).await.unwrap();
     assert_eq!(sends, vec![t(11)]);
-    let event = |id: &str, at: i64| Event {
-        id: EventId::new(id),
-        at: t(at),
-        contact: first.contact.clone(),
-        campaign: Some(campaign.id.clone()),
-        variant: None,
-        step: None,
-        kind: EventKind::Delivered,
-    };
-    // Appended out of order: read back by time, then id.
-    let events = [event("b", 2), event("c", 1), event("a", 2)];
+    // Appended out of order: read back by time, then id; the one from before is still a repeat.
+    let events = [event("b", 2), event("c", 1), event("a", 2), event("z", 3)];
     assert_eq!(store.append_events(&events).await.unwrap(), 3);
     let read: Vec<String> = store
         .contact_events(&first.contact)
@@ -227,7 +234,7 @@ async fn a_version_4_outbox_is_migrated() {
         .into_iter()
         .map(|e| e.id.to_string())
         .collect();
-    assert_eq!(read, ["c", "a", "b"]);
+    assert_eq!(read, ["z", "c", "a", "b"]);
     let read: Vec<String> = store
         .campaign_events(&campaign.id)
         .await
@@ -235,7 +242,7 @@ async fn a_version_4_outbox_is_migrated() {
         .into_iter()
         .map(|e| e.id.to_string())
         .collect();
-    assert_eq!(read, ["c", "a", "b"]);
+    assert_eq!(read, ["z", "c", "a", "b"]);
     store.close().await;
     let raw = raw_pool(&path).await;
     let columns: String = sqlx::query_scalar(
@@ -245,6 +252,13 @@ async fn a_version_4_outbox_is_migrated() {
     .await
     .unwrap();
     assert_eq!(columns, "campaign,at");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(indexes, ["events_by_campaign", "events_key"]);
     raw.close().await;
 }
 

@@ -343,7 +343,10 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         step: None,
         kind: EventKind::Sent,
     };
-    store.append_events(&[event]).await.unwrap();
+    store
+        .append_events(std::slice::from_ref(&event))
+        .await
+        .unwrap();
     store
         .save_request(&request("dsr_c7", "c7", RequestKind::Erasure, 4))
         .await
@@ -395,6 +398,25 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         store.erase_subject(&c7, &anon).await.unwrap(),
         crate::ErasureCounts::default(),
         "erasing twice changes nothing"
+    );
+    // An event of the contact's comes again (with the same id: ids are unique per contact) and
+    // is erased under the same replacement: the replacement keeps one event of that id, the
+    // one just erased.
+    let again = Event { at: t(9), ..event };
+    assert_eq!(
+        store
+            .append_events(std::slice::from_ref(&again))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.erase_subject(&c7, &anon).await.unwrap().events, 1);
+    assert_eq!(
+        store.contact_events(&anon).await.unwrap(),
+        [Event {
+            contact: anon.clone(),
+            ..again
+        }]
     );
     assert!(
         store

@@ -670,6 +670,27 @@ async fn events<S: Store + ?Sized>(store: &S) {
             .unwrap()
             .is_empty()
     );
+    // Ids are unique per contact: the same id on another contact is another event, stored
+    // once however often it comes (in one batch, or again).
+    let other = Event {
+        contact: ContactId::new("c9"),
+        ..batch[0].clone()
+    };
+    let twice = [other.clone(), other.clone()];
+    assert_eq!(store.append_events(&twice).await.unwrap(), 1, "per contact");
+    assert_eq!(store.append_events(&twice).await.unwrap(), 0);
+    assert_eq!(
+        store.contact_events(&other.contact).await.unwrap(),
+        std::slice::from_ref(&other)
+    );
+    assert_eq!(
+        store
+            .campaign_events(&CampaignId::new("k2"))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 async fn reviews<S: Store + ?Sized>(store: &S) {

@@ -1,4 +1,4 @@
-//! [`EventStore`] for [`PostgresStore`]: events deduplicated by id.
+//! [`EventStore`] for [`PostgresStore`]: events deduplicated per contact by id.
 
 use async_trait::async_trait;
 use mia_core::{CampaignId, ContactId, Event, EventStore, Result, VariantId};
@@ -16,24 +16,28 @@ const INSERT: &str = "INSERT INTO events (id, at, contact, campaign, variant, st
                  $7::text[], $8::text[]) \
        AS u (id, at, contact, campaign, variant, step, kind, payload)";
 
-/// [`INSERT`] skipping every id that exists: the batch again after [`INSERT`] found one.
+/// [`INSERT`] skipping every `(contact, id)` that exists: the batch again after [`INSERT`]
+/// found one.
 const APPEND: &str = concat!(
     "INSERT INTO events (id, at, contact, campaign, variant, step, kind, payload) \
      SELECT id, at, contact, campaign, variant, step, kind, payload::jsonb \
      FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], \
                  $7::text[], $8::text[]) \
        AS u (id, at, contact, campaign, variant, step, kind, payload) ",
-    "ON CONFLICT (id) DO NOTHING"
+    "ON CONFLICT (contact, id) DO NOTHING"
 );
 
-/// The batch without later repeats of an id (the first one is the one kept, as `ON CONFLICT`
-/// keeps the first), in the order of the `events_by_contact` index. Rows are read back ordered
-/// by time and id, never by insertion order, so this changes nothing visible; but a batch
-/// usually spans many contacts, and index order makes consecutive index insertions land on
-/// the same pages.
+/// The batch without later repeats of a `(contact, id)` (the first one is the one kept, as
+/// `ON CONFLICT` keeps the first), in the order of the `events_by_contact` index. Rows are read
+/// back ordered by time and id, never by insertion order, so this changes nothing visible; but
+/// a batch usually spans many contacts, and index order makes consecutive index insertions
+/// land on the same pages.
 fn in_index_order(events: &[Event]) -> Vec<&Event> {
     let mut seen = std::collections::HashSet::with_capacity(events.len());
-    let mut kept: Vec<&Event> = events.iter().filter(|e| seen.insert(&e.id)).collect();
+    let mut kept: Vec<&Event> = events
+        .iter()
+        .filter(|e| seen.insert((&e.contact, &e.id)))
+        .collect();
     kept.sort_by(|a, b| (&a.contact, a.at, &a.id).cmp(&(&b.contact, b.at, &b.id)));
     kept
 }
@@ -42,8 +46,8 @@ fn in_index_order(events: &[Event]) -> Vec<&Event> {
 ///
 /// Most batches are all new (a repeat is a retry of a batch whose commit was not
 /// acknowledged), so the batch first goes in with plain INSERTs under a savepoint, and only if
-/// one of its ids exists does it go in again with `ON CONFLICT DO NOTHING`. That conflict
-/// check is a speculative insertion: a probe of the id index before each row and one more WAL
+/// one of its events exists does it go in again with `ON CONFLICT DO NOTHING`. That conflict
+/// check is a speculative insertion: a probe of the primary key before each row and one more WAL
 /// record after it, about a quarter of the server's work in an ingest. A concurrent writer of
 /// the same id makes the plain INSERT wait for it, then fail, and the second pass skips the
 /// id; the result is the same as with `ON CONFLICT` alone.

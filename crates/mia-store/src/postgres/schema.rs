@@ -359,8 +359,15 @@ END
 $$;
 "#;
 
+/// Version 8: events deduplicated per contact (see `EventStore`): the primary key is
+/// `(contact, id)`, no longer the id alone.
+const V8: &str = r#"
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ADD PRIMARY KEY (contact, id);
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

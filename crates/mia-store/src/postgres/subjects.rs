@@ -118,6 +118,11 @@ impl SubjectStore for PostgresStore {
              evidence = jsonb_set(evidence, '{reference}', '\"\"'::jsonb) WHERE contact = $1")
         .await?;
         counts.jobs = run("UPDATE outbox SET contact = $2 WHERE contact = $1").await?;
+        // An event the replacement has already (the same id, erased from another contact under
+        // the same replacement) gives way to this contact's.
+        run("DELETE FROM events r WHERE r.contact = $2 \
+             AND EXISTS (SELECT 1 FROM events e WHERE e.contact = $1 AND e.id = r.id)")
+        .await?;
         counts.events = run("UPDATE events SET contact = $2 WHERE contact = $1").await?;
         counts.requests = run(
             "UPDATE subject_requests SET contact = NULL WHERE contact = $1 AND $2::text IS NOT NULL",

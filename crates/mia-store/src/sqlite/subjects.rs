@@ -126,8 +126,10 @@ impl SubjectStore for SqliteStore {
             Some(anon),
         )
         .await?;
+        // `OR REPLACE`: an event the replacement has already (the same id, erased from another
+        // contact under the same replacement) gives way to this contact's.
         counts.events = run(
-            "UPDATE events SET contact = ? WHERE contact = ?",
+            "UPDATE OR REPLACE events SET contact = ? WHERE contact = ?",
             Some(anon),
         )
         .await?;
