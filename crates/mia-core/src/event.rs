@@ -64,7 +64,8 @@ impl EventKind {
 /// One fact about one contact, at one moment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Stores and sinks deduplicate on this id.
+    /// Stores and sinks deduplicate on this id, per contact: a contact's event with an id it
+    /// has already is a repeat.
     pub id: EventId,
     /// When it happened.
     pub at: Timestamp,

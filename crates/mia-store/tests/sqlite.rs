@@ -227,22 +227,13 @@ async fn a_version_4_outbox_is_migrated() {
     // Appended out of order: read back by time, then id; the one from before is still a repeat.
     let events = [event("b", 2), event("c", 1), event("a", 2), event("z", 3)];
     assert_eq!(store.append_events(&events).await.unwrap(), 3);
-    let read: Vec<String> = store
-        .contact_events(&first.contact)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id.to_string())
-        .collect();
-    assert_eq!(read, ["z", "c", "a", "b"]);
-    let read: Vec<String> = store
-        .campaign_events(&campaign.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id.to_string())
-        .collect();
-    assert_eq!(read, ["z", "c", "a", "b"]);
+    let ids = |events: Vec<Event>| -> Vec<String> {
+        events.into_iter().map(|e| e.id.to_string()).collect()
+    };
+    let by_contact = store.contact_events(&first.contact).await.unwrap();
+    assert_eq!(ids(by_contact), ["z", "c", "a", "b"]);
+    let by_campaign = store.campaign_events(&campaign.id).await.unwrap();
+    assert_eq!(ids(by_campaign), ["z", "c", "a", "b"]);
     store.close().await;
     let raw = raw_pool(&path).await;
     let columns: String = sqlx::query_scalar(
