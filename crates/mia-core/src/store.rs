@@ -16,7 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditCheckpoint, AuditDraft, AuditEntry, SubjectKey};
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, CampaignState};
 use crate::consent::{ConsentRecord, Purpose};
 use crate::contact::{Contact, TelegramPeer};
 use crate::error::{Error, Result};
@@ -376,6 +376,17 @@ pub trait CampaignStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn campaigns(&self) -> Result<Vec<Campaign>>;
+    /// The campaigns in `state`, oldest first. Workers read the running ones every batch; a
+    /// store that keeps many finished campaigns answers without reading (and decoding) those.
+    /// The default filters [`campaigns`](Self::campaigns).
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaigns_in(&self, state: CampaignState) -> Result<Vec<Campaign>> {
+        let mut all = self.campaigns().await?;
+        all.retain(|c| c.state == state);
+        Ok(all)
+    }
 }
 
 /// The durable outbox.
@@ -712,6 +723,7 @@ macro_rules! forward_store {
             async fn update_campaign(&self, campaign: &Campaign) -> Result<()> { (**self).update_campaign(campaign).await }
             async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>> { (**self).campaign(id).await }
             async fn campaigns(&self) -> Result<Vec<Campaign>> { (**self).campaigns().await }
+            async fn campaigns_in(&self, state: CampaignState) -> Result<Vec<Campaign>> { (**self).campaigns_in(state).await }
         }
         #[async_trait]
         impl<S: OutboxStore + ?Sized> OutboxStore for $wrapper<S> {

@@ -312,8 +312,13 @@ impl Agent {
         }
         let mut queued = 0;
         let result: Result<()> = async {
-            for campaign in self.inner.store.campaigns().await? {
-                if campaign.state == CampaignState::Running && campaign.spec.journey.is_some() {
+            for campaign in self
+                .inner
+                .store
+                .campaigns_in(CampaignState::Running)
+                .await?
+            {
+                if campaign.spec.journey.is_some() {
                     queued += self.repair_journey(&campaign).await?;
                 }
             }

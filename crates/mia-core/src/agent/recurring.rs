@@ -18,10 +18,12 @@ impl Agent {
     pub(crate) async fn queue_due_occurrences(&self) -> Result<u64> {
         let now = self.now();
         let mut queued = 0;
-        for campaign in self.inner.store.campaigns().await? {
-            if campaign.state != CampaignState::Running {
-                continue;
-            }
+        for campaign in self
+            .inner
+            .store
+            .campaigns_in(CampaignState::Running)
+            .await?
+        {
             // One campaign's failure (a store hiccup, a journey that no longer validates) must
             // not stop every other campaign's sends: it is logged and tried again next batch.
             match self.queue_latest_occurrence(&campaign, now).await {
@@ -144,10 +146,9 @@ impl Agent {
         Ok(self
             .inner
             .store
-            .campaigns()
+            .campaigns_in(CampaignState::Running)
             .await?
             .iter()
-            .filter(|c| c.state == CampaignState::Running)
             .filter_map(|c| c.spec.recurrence.as_ref()?.next_after(now))
             .map(|(_, at)| at)
             .min())

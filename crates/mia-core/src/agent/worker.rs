@@ -965,16 +965,19 @@ impl Agent {
     /// Pauses every running campaign: the sending account must rest. Returns how many.
     async fn pause_account(&self, reason: &str) -> Result<u64> {
         let mut paused = 0;
-        for campaign in self.inner.store.campaigns().await? {
-            if campaign.state == CampaignState::Running {
-                let op = self.operator().with_actor(self.worker_actor());
-                let span = super::campaign_span(&campaign.id, "pause");
-                match op.pause(&campaign.id, reason).instrument(span).await {
-                    Ok(_) => paused += 1,
-                    // Another worker paused it first.
-                    Err(Error::InvalidTransition { .. }) => {}
-                    Err(e) => return Err(e),
-                }
+        for campaign in self
+            .inner
+            .store
+            .campaigns_in(CampaignState::Running)
+            .await?
+        {
+            let op = self.operator().with_actor(self.worker_actor());
+            let span = super::campaign_span(&campaign.id, "pause");
+            match op.pause(&campaign.id, reason).instrument(span).await {
+                Ok(_) => paused += 1,
+                // Another worker paused it first.
+                Err(Error::InvalidTransition { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(paused)

@@ -256,6 +256,26 @@ async fn campaigns<S: Store + ?Sized>(store: &S) {
         Err(Error::NotFound { .. })
     ));
     assert_eq!(store.campaigns().await.unwrap().len(), 1);
+    // By state, oldest first, as saved.
+    let mut later = Campaign::draft(
+        CampaignId::new("k0"),
+        CampaignSpec::new("n", "p", "o"),
+        t(2),
+    );
+    store.insert_campaign(&later).await.unwrap();
+    later.transition(CampaignState::Generating, t(3)).unwrap();
+    store.update_campaign(&later).await.unwrap();
+    let generating = store.campaigns_in(CampaignState::Generating).await.unwrap();
+    let ids: Vec<_> = generating.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["k1", "k0"], "in insertion order, not by id");
+    assert_eq!(generating[1], later);
+    assert!(
+        store
+            .campaigns_in(CampaignState::Running)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn outbox<S: Store + ?Sized>(store: &S) {

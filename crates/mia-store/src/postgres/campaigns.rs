@@ -1,7 +1,7 @@
 //! [`CampaignStore`] for [`PostgresStore`].
 
 use async_trait::async_trait;
-use mia_core::{Campaign, CampaignId, CampaignStore, Error, Result};
+use mia_core::{Campaign, CampaignId, CampaignState, CampaignStore, Error, Result};
 use sqlx::{Executor, Postgres};
 
 use super::PostgresStore;
@@ -99,6 +99,20 @@ impl CampaignStore for PostgresStore {
             columns!(),
             " FROM campaigns ORDER BY seq"
         ))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::campaign).context(DOING)
+    }
+
+    async fn campaigns_in(&self, state: CampaignState) -> Result<Vec<Campaign>> {
+        const DOING: &str = "read campaigns in a state";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM campaigns WHERE state = $1 ORDER BY seq"
+        ))
+        .bind(state.as_str())
         .fetch_all(&self.pool)
         .await
         .context(DOING)?;

@@ -1,7 +1,7 @@
 //! [`CampaignStore`] for [`SqliteStore`].
 
 use async_trait::async_trait;
-use mia_core::{Campaign, CampaignId, CampaignStore, Error, Result};
+use mia_core::{Campaign, CampaignId, CampaignState, CampaignStore, Error, Result};
 use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
@@ -99,6 +99,23 @@ impl CampaignStore for SqliteStore {
             columns!(),
             " FROM campaigns ORDER BY seq"
         ))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?
+        .iter()
+        .map(rows::campaign)
+        .collect::<Result<_, _>>()
+        .context(DOING)
+    }
+
+    async fn campaigns_in(&self, state: CampaignState) -> Result<Vec<Campaign>> {
+        const DOING: &str = "read campaigns in a state";
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM campaigns WHERE state = ? ORDER BY seq"
+        ))
+        .bind(state.as_str())
         .fetch_all(&self.pool)
         .await
         .context(DOING)?
