@@ -181,6 +181,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_id_on_two_contacts_counts_twice() {
+        let store = Arc::new(MemoryStore::new());
+        let c = Collector::new(store.clone());
+        let first = event("1", EventKind::Sent);
+        let second = Event {
+            contact: ContactId::new("v"),
+            ..first.clone()
+        };
+        c.record(&[first.clone(), second.clone()]).await.unwrap();
+        c.record(&[second]).await.unwrap();
+        let k = CampaignId::new("k");
+        assert_eq!(c.count(&k, Some(&VariantId::new("A")), "sent"), 2);
+        assert_eq!(store.campaign_events(&k).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
     async fn windows_count_each_event_once_and_need_with_windows() {
         use crate::window::{Granularity, WindowConfig};
         let store = Arc::new(MemoryStore::new());

@@ -613,7 +613,7 @@ impl OutboxStore for MemoryStore {
 }
 
 fn by_time(events: &mut [Event]) {
-    events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    events.sort_by(|a, b| (a.at, &a.id, &a.contact).cmp(&(b.at, &b.id, &b.contact)));
 }
 
 #[async_trait]
@@ -873,7 +873,9 @@ impl SubjectStore for MemoryStore {
             .filter(|e| &e.contact == contact)
             .map(|e| e.id.clone())
             .collect();
-        events.retain(|e| !(&e.contact == replacement && moved.contains(&e.id)));
+        if replacement != contact {
+            events.retain(|e| !(&e.contact == replacement && moved.contains(&e.id)));
+        }
         for event in events.iter_mut().filter(|e| &e.contact == contact) {
             event_ids.remove(&(contact.clone(), event.id.clone()));
             event_ids.insert((replacement.clone(), event.id.clone()));

@@ -537,7 +537,7 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// A store error; nothing is written then.
     async fn append_events(&self, events: &[Event]) -> Result<u64>;
-    /// A campaign's events, by time then id.
+    /// A campaign's events, by time, then id, then contact.
     ///
     /// # Errors
     /// A store error.
@@ -641,8 +641,10 @@ pub trait SubjectStore: Send + Sync {
     async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>>;
     /// Erases `contact` in one transaction: deletes the contact; in consent records, jobs and
     /// events replaces the contact id with `replacement` (an id that says nothing about the
-    /// person), so counts and aggregates stay as they were (an event whose id `replacement`
-    /// has already is kept once, as [`EventStore`] dedupes); blanks the evidence reference of
+    /// person), so counts and aggregates stay as they were (but for one case: if `replacement`
+    /// has an event with the id of one of the contact's already, erased from another contact
+    /// under the same replacement, that one is deleted and the contact's takes its place, as
+    /// [`EventStore`] keeps one event per contact and id); blanks the evidence reference of
     /// their consent records; clears the contact of their subject requests. The audit log holds
     /// no personal data and is left alone. Erasing a contact that is gone changes nothing.
     ///

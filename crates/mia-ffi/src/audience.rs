@@ -96,8 +96,8 @@ pub unsafe extern "C" fn mia_consent_record(
 ///   variant.
 /// - `"blocked"`: the contact blocked the sender (a burst of blocks pauses campaigns).
 ///
-/// Optional everywhere: `"id"` (deduplicates: an id the contact had before counts once; default
-/// fresh) and `"at"` (RFC 3339, default the agent's clock). Stores the run statistics as JSON in
+/// Optional everywhere: `"id"` (deduplicates: an id seen before counts once; default fresh)
+/// and `"at"` (RFC 3339, default the agent's clock). Stores the run statistics as JSON in
 /// `*out_stats_json` (free with `mia_string_free`).
 ///
 /// # Safety

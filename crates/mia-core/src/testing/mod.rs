@@ -703,13 +703,15 @@ async fn events<S: Store + ?Sized>(store: &S) {
         store.contact_events(&other.contact).await.unwrap(),
         std::slice::from_ref(&other)
     );
+    // Two events of one time and id come by contact.
+    let got = store.campaign_events(&CampaignId::new("k2")).await.unwrap();
+    let order: Vec<_> = got
+        .iter()
+        .map(|e| (e.id.as_str(), e.contact.as_str()))
+        .collect();
     assert_eq!(
-        store
-            .campaign_events(&CampaignId::new("k2"))
-            .await
-            .unwrap()
-            .len(),
-        4
+        order,
+        [("e1", "c1"), ("e2", "c1"), ("e2", "c9"), ("e3", "c1")]
     );
 }
 

@@ -28,17 +28,17 @@ const APPEND: &str = concat!(
 );
 
 /// The batch without later repeats of a `(contact, id)` (the first one is the one kept, as
-/// `ON CONFLICT` keeps the first), in the order of the `events_by_contact` index. Rows are read
-/// back ordered by time and id, never by insertion order, so this changes nothing visible; but
-/// a batch usually spans many contacts, and index order makes consecutive index insertions
-/// land on the same pages.
+/// `ON CONFLICT` keeps the first), in the order of the primary key. Rows are read back ordered
+/// by time and id, never by insertion order, so this changes nothing visible; but a batch
+/// usually spans many contacts, and key order makes consecutive index insertions land on the
+/// same pages.
 fn in_index_order(events: &[Event]) -> Vec<&Event> {
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     let mut kept: Vec<&Event> = events
         .iter()
         .filter(|e| seen.insert((&e.contact, &e.id)))
         .collect();
-    kept.sort_by(|a, b| (&a.contact, a.at, &a.id).cmp(&(&b.contact, b.at, &b.id)));
+    kept.sort_unstable_by(|a, b| (&a.contact, &a.id).cmp(&(&b.contact, &b.id)));
     kept
 }
 
@@ -128,7 +128,7 @@ impl EventStore for PostgresStore {
         let found = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM events WHERE campaign = $1 ORDER BY at, id"
+            " FROM events WHERE campaign = $1 ORDER BY at, id, contact"
         ))
         .bind(campaign.as_str())
         .fetch_all(&self.pool)

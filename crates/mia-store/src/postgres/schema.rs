@@ -360,10 +360,13 @@ $$;
 "#;
 
 /// Version 8: events deduplicated per contact (see `EventStore`): the primary key is
-/// `(contact, id)`, no longer the id alone.
+/// `(contact, id)`, no longer the id alone, and finds a contact's events too, so
+/// `events_by_contact` goes: a batch of events writes one index scattered by contact instead of
+/// one by contact and one by id.
 const V8: &str = r#"
 ALTER TABLE events DROP CONSTRAINT events_pkey;
 ALTER TABLE events ADD PRIMARY KEY (contact, id);
+DROP INDEX IF EXISTS events_by_contact;
 "#;
 
 /// Every migration, oldest first.

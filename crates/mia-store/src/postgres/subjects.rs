@@ -120,7 +120,7 @@ impl SubjectStore for PostgresStore {
         counts.jobs = run("UPDATE outbox SET contact = $2 WHERE contact = $1").await?;
         // An event the replacement has already (the same id, erased from another contact under
         // the same replacement) gives way to this contact's.
-        run("DELETE FROM events r WHERE r.contact = $2 \
+        run("DELETE FROM events r WHERE r.contact = $2 AND $1 <> $2 \
              AND EXISTS (SELECT 1 FROM events e WHERE e.contact = $1 AND e.id = r.id)")
         .await?;
         counts.events = run("UPDATE events SET contact = $2 WHERE contact = $1").await?;

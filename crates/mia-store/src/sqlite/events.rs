@@ -103,7 +103,7 @@ impl EventStore for SqliteStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM events WHERE campaign = ? ORDER BY at, id"
+            " FROM events WHERE campaign = ? ORDER BY at, id, contact"
         ))
         .bind(campaign.as_str())
         .fetch_all(&self.pool)
