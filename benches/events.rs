@@ -104,25 +104,28 @@ fn ingest_with(c: &mut Criterion, name: &str, durability: Durability) {
     // The batch is built outside the timing: the figure is the store's, not the allocation of
     // 10,000 events by their producer.
     group.throughput(Throughput::Elements(10_000));
-    group.bench_function("store_one_batch_of_10000", |b| {
-        b.iter_batched(
-            || {
-                (0..10_000)
-                    .map(|_| event(next.fetch_add(1, Ordering::Relaxed)))
-                    .collect::<Vec<Event>>()
-            },
-            // Returned, so that criterion drops the events outside the timing too.
-            |events| {
-                runtime.block_on(store.append_events(&events)).unwrap();
-                events
-            },
-            criterion::BatchSize::PerIteration,
-        );
-    });
+    let mut batches = |name: &str, store: &dyn Store, next: &AtomicU64, make: fn(u64) -> Event| {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    (0..10_000)
+                        .map(|_| make(next.fetch_add(1, Ordering::Relaxed)))
+                        .collect::<Vec<Event>>()
+                },
+                // Returned, so that criterion drops the events outside the timing too.
+                |events| {
+                    runtime.block_on(store.append_events(&events)).unwrap();
+                    events
+                },
+                criterion::BatchSize::PerIteration,
+            );
+        });
+    };
+    batches("store_one_batch_of_10000", &*store, &next, event);
 
     // The same, with events shaped like the ones mia records: ids derived from a job key (32
     // hex digits, in no order) and 10,000 different contacts per batch, out of 100,000, in no
-    // order either. The id and contact indexes then get a batch's entries scattered over the
+    // order either. The index by contact and id then gets a batch's entries scattered over the
     // whole index instead of appended at the end of a few ranges, so this one falls as its
     // own table grows.
     let scattered_dir = tempfile::tempdir().unwrap();
@@ -132,21 +135,12 @@ fn ingest_with(c: &mut Criterion, name: &str, durability: Durability) {
             SqliteOptions::new().with_durability(durability),
         ))
         .unwrap();
-    let next_scattered = AtomicU64::new(0);
-    group.bench_function("store_one_batch_of_10000_derived_ids", |b| {
-        b.iter_batched(
-            || {
-                (0..10_000)
-                    .map(|_| derived_event(next_scattered.fetch_add(1, Ordering::Relaxed)))
-                    .collect::<Vec<Event>>()
-            },
-            |events| {
-                runtime.block_on(scattered.append_events(&events)).unwrap();
-                events
-            },
-            criterion::BatchSize::PerIteration,
-        );
-    });
+    batches(
+        "store_one_batch_of_10000_derived_ids",
+        &scattered,
+        &AtomicU64::new(0),
+        derived_event,
+    );
     group.finish();
 }
 

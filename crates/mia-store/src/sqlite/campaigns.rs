@@ -94,23 +94,20 @@ impl CampaignStore for SqliteStore {
 
     async fn campaigns(&self) -> Result<Vec<Campaign>> {
         const DOING: &str = "read campaigns";
-        sqlx::query(concat!(
+        let found = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM campaigns ORDER BY seq"
         ))
         .fetch_all(&self.pool)
         .await
-        .context(DOING)?
-        .iter()
-        .map(rows::campaign)
-        .collect::<Result<_, _>>()
-        .context(DOING)
+        .context(DOING)?;
+        rows::all(&found, rows::campaign).context(DOING)
     }
 
     async fn campaigns_in(&self, state: CampaignState) -> Result<Vec<Campaign>> {
         const DOING: &str = "read campaigns in a state";
-        sqlx::query(concat!(
+        let found = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM campaigns WHERE state = ? ORDER BY seq"
@@ -118,10 +115,7 @@ impl CampaignStore for SqliteStore {
         .bind(state.as_str())
         .fetch_all(&self.pool)
         .await
-        .context(DOING)?
-        .iter()
-        .map(rows::campaign)
-        .collect::<Result<_, _>>()
-        .context(DOING)
+        .context(DOING)?;
+        rows::all(&found, rows::campaign).context(DOING)
     }
 }
