@@ -10,7 +10,8 @@
 //!
 //! `postgres.events` measures event ingest: batches of 1,000 and 10,000 events appended with
 //! `append_events` (one transaction each) into a table that keeps growing, as a collector's
-//! writes do.
+//! writes do: `append_batch` with ids that sort in order over 1,000 contacts,
+//! `append_batch_derived_ids` with events shaped like mia's (derived ids, 100,000 contacts).
 //!
 //! Durability is the store's: with the server's default `synchronous_commit = on`, every
 //! commit waits for its WAL flush except a claim's, which the store commits asynchronously
@@ -291,6 +292,23 @@ fn event(n: u64) -> Event {
     }
 }
 
+/// Event `n` shaped like the ones mia records, as in the root `events` bench: an id derived as
+/// the worker derives them (32 hex digits, in no order), for one of 100,000 contacts, consecutive
+/// events going to contacts far apart (7,919 is prime, so every contact comes up once in
+/// 100,000 events). The primary key `(contact, id)` then gets a batch's entries scattered over
+/// the whole index.
+fn derived_event(n: u64) -> Event {
+    Event {
+        id: EventId::derived(&format!("job{n}"), "sent"),
+        at: t((n / 10_000) as i64),
+        contact: ContactId::new(format!("c{}", n * 7_919 % 100_000)),
+        campaign: Some(CampaignId::new("bench")),
+        variant: Some(VariantId::new("A")),
+        step: Some(0),
+        kind: EventKind::Sent,
+    }
+}
+
 fn events_ingest(c: &mut Criterion) {
     let Some(url) = std::env::var("MIA_TEST_POSTGRES_URL")
         .ok()
@@ -304,40 +322,47 @@ fn events_ingest(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let schema = format!("mia_bench_events_{}", std::process::id());
-    let store = rt
-        .block_on(PostgresStore::connect_with_schema(&url, &schema))
-        .unwrap();
-    let mut next = 0_u64;
     let mut group = c.benchmark_group("postgres.events");
     group.sample_size(10);
-    for size in [1_000_u64, 10_000] {
-        group.throughput(Throughput::Elements(size));
-        group.bench_with_input(BenchmarkId::new("append_batch", size), &size, |b, &size| {
-            b.iter_batched(
-                || {
-                    let batch: Vec<Event> = (next..next + size).map(event).collect();
-                    next += size;
-                    batch
-                },
-                |batch| {
-                    let new = rt.block_on(store.append_events(std::hint::black_box(&batch)));
-                    assert_eq!(new.unwrap(), size);
-                },
-                criterion::BatchSize::PerIteration,
-            );
+    // Each shape in a schema of its own, so each table grows with its own events only.
+    let shapes: [(&str, fn(u64) -> Event, &[u64]); 2] = [
+        ("append_batch", event, &[1_000, 10_000]),
+        ("append_batch_derived_ids", derived_event, &[10_000]),
+    ];
+    for (name, make, sizes) in shapes {
+        let schema = format!("mia_bench_{name}_{}", std::process::id());
+        let store = rt
+            .block_on(PostgresStore::connect_with_schema(&url, &schema))
+            .unwrap();
+        let mut next = 0_u64;
+        for &size in sizes {
+            group.throughput(Throughput::Elements(size));
+            group.bench_with_input(BenchmarkId::new(name, size), &size, |b, &size| {
+                b.iter_batched(
+                    || {
+                        let batch: Vec<Event> = (next..next + size).map(make).collect();
+                        next += size;
+                        batch
+                    },
+                    |batch| {
+                        let new = rt.block_on(store.append_events(std::hint::black_box(&batch)));
+                        assert_eq!(new.unwrap(), size);
+                    },
+                    criterion::BatchSize::PerIteration,
+                );
+            });
+        }
+        rt.block_on(async {
+            store.close().await;
+            let raw = PgPool::connect(&url).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+                .execute(&raw)
+                .await
+                .unwrap();
+            raw.close().await;
         });
     }
     group.finish();
-    rt.block_on(async {
-        store.close().await;
-        let raw = PgPool::connect(&url).await.unwrap();
-        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&raw)
-            .await
-            .unwrap();
-        raw.close().await;
-    });
 }
 
 criterion_group!(benches, outbox_throughput, events_ingest);
