@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use mia_core::{
-    AuditAction, AuditEvent, AuditHash, ConsentRecord, Contact, ContactId, Evidence, Jurisdiction,
-    Purpose, Store, TelegramPeer,
+    AuditAction, AuditEvent, AuditHash, ConsentRecord, Contact, ContactId, Event, EventId,
+    EventKind, Evidence, Jurisdiction, Purpose, Store, TelegramPeer,
 };
 use mia_safety::PiiKind;
 use mia_safety::compliance::{
@@ -71,6 +71,23 @@ async fn seed(store: &Arc<dyn Store>) {
         .unwrap();
     request.note = Some(format!("asked by phone from {PHONE}"));
     store.save_request(&request).await.unwrap();
+    // A failure reason that quotes an address, on an event of the contact whose id is one, and
+    // the same event id on another contact (ids are unique per contact only).
+    let failed = |contact: &str| Event {
+        id: EventId::new("e-bounce"),
+        at: t(2),
+        contact: ContactId::new(contact),
+        campaign: None,
+        variant: None,
+        step: None,
+        kind: EventKind::Failed {
+            reason: format!("bounced: {EMAIL}"),
+        },
+    };
+    store
+        .append_events(&[failed(EMAIL), failed("c-clean")])
+        .await
+        .unwrap();
     // A careless host writes a phone number into an audit detail.
     let log = AuditLog::new(Arc::clone(store));
     log.append(&[AuditEvent::new(
@@ -132,6 +149,22 @@ async fn the_scanner_reports_personal_data_out_of_place_without_the_values() {
     assert!(
         by_id.record.starts_with("sub_"),
         "the pseudonym stands in: {by_id:?}"
+    );
+    // An event is named by its contact (or the contact's pseudonym) and its id.
+    let events: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.table == "events")
+        .map(|f| f.record.as_str())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "c-clean/e-bounce".to_owned(),
+            format!("{}/e-bounce", by_id.record)
+        ],
+        "{:?}",
+        report.findings
     );
     let audit = report
         .findings

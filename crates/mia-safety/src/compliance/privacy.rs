@@ -21,9 +21,10 @@ pub struct PrivacyFinding {
     /// The table (`contacts`, `consents`, `outbox`, `events`, `reviews`, `subject_requests`,
     /// `audit_log`).
     pub table: String,
-    /// The record: a contact, job, event, review or request id, an audit sequence number, or
-    /// for a consent record `contact/purpose@time`. When the contact id itself holds personal
-    /// data, its audit pseudonym stands in for it.
+    /// The record: a contact, job, review or request id, an audit sequence number, for an
+    /// event `contact/id` (event ids are unique per contact), or for a consent record
+    /// `contact/purpose@time`. When the contact id itself holds personal data, its audit
+    /// pseudonym stands in for it.
     pub record: String,
     /// The field, as `table`-relative path (`attributes.note`, `evidence.reference`,
     /// `detail.reason`).
@@ -180,7 +181,8 @@ impl PrivacyScan {
                     _ => None,
                 };
                 if let Some((field, text)) = reason {
-                    run.text("events", event.id.as_str(), field, text);
+                    // Event ids are unique per contact only.
+                    run.text("events", &format!("{record}/{}", event.id), field, text);
                 }
             }
             run.locale = None;
