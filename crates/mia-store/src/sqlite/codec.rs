@@ -32,3 +32,146 @@ impl Columns for SqliteRow {
             .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
     }
 }
+
+/// A row that SQLite packed into a JSON array (`json_array(...)`), read by the names of its
+/// columns in order: many rows packed into one value come back from the driver's thread as one
+/// message instead of one each. A `REAL` is packed as text, with `printf('%!.17g', x)`, which
+/// reads back exactly; SQLite's JSON writes reals with 15 digits.
+pub(super) struct JsonRow<'a> {
+    /// The column names, in the order of `values`.
+    pub(super) names: &'a [&'static str],
+    /// The values.
+    pub(super) values: Vec<serde_json::Value>,
+}
+
+impl JsonRow<'_> {
+    /// The value of column `name`.
+    fn get(&self, name: &'static str) -> Result<&serde_json::Value, StoreError> {
+        self.names
+            .iter()
+            .position(|&n| n == name)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("column {name}: missing")))
+    }
+
+    /// The value of column `name`, `None` for SQL `NULL`.
+    fn get_opt(&self, name: &'static str) -> Result<Option<&serde_json::Value>, StoreError> {
+        self.get(name).map(|v| (!v.is_null()).then_some(v))
+    }
+}
+
+/// The error for a packed value of the wrong type.
+fn mistyped(name: &'static str, want: &str, found: &serde_json::Value) -> StoreError {
+    StoreError::Corrupt(format!("column {name}: expected {want}, found {found}"))
+}
+
+fn text_of(name: &'static str, v: &serde_json::Value) -> Result<String, StoreError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| mistyped(name, "text", v))
+}
+
+fn integer_of(name: &'static str, v: &serde_json::Value) -> Result<i64, StoreError> {
+    v.as_i64().ok_or_else(|| mistyped(name, "an integer", v))
+}
+
+impl Columns for JsonRow<'_> {
+    fn text(&self, name: &'static str) -> Result<String, StoreError> {
+        text_of(name, self.get(name)?)
+    }
+
+    fn text_opt(&self, name: &'static str) -> Result<Option<String>, StoreError> {
+        self.get_opt(name)?.map(|v| text_of(name, v)).transpose()
+    }
+
+    fn integer(&self, name: &'static str) -> Result<i64, StoreError> {
+        integer_of(name, self.get(name)?)
+    }
+
+    fn integer_opt(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
+        self.get_opt(name)?.map(|v| integer_of(name, v)).transpose()
+    }
+
+    fn real_opt(&self, name: &'static str) -> Result<Option<f64>, StoreError> {
+        self.get_opt(name)?
+            .map(|v| {
+                v.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| mistyped(name, "a real as text", v))
+            })
+            .transpose()
+    }
+
+    fn json<T: DeserializeOwned>(&self, name: &'static str) -> Result<T, StoreError> {
+        serde_json::from_str(&self.text(name)?)
+            .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+    }
+}
+
+/// The rows of a `json_group_array(json_array(...))` value, each decoded with `decode` under
+/// the column `names`.
+pub(super) fn packed_rows<T>(
+    packed: &str,
+    names: &[&'static str],
+    decode: impl Fn(&JsonRow<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(packed)
+        .map_err(|e| StoreError::Corrupt(format!("packed rows: {e}")))?;
+    rows.into_iter()
+        .map(|values| decode(&JsonRow { names, values }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const NAMES: [&str; 4] = ["name", "n", "p", "note"];
+
+    fn one(packed: &str) -> Result<(String, i64, Option<f64>, Option<String>), StoreError> {
+        let mut rows = packed_rows(packed, &NAMES, |row| {
+            Ok((
+                row.text("name")?,
+                row.integer("n")?,
+                row.real_opt("p")?,
+                row.text_opt("note")?,
+            ))
+        })?;
+        Ok(rows.remove(0))
+    }
+
+    #[test]
+    fn packed_rows_read_back_their_values_and_reals_exactly() {
+        let row = one(r#"[["a", 9007199254740993, "0.30000000000000004", null]]"#).unwrap();
+        assert_eq!(
+            row,
+            ("a".into(), 9_007_199_254_740_993, Some(0.1 + 0.2), None)
+        );
+        assert!(
+            packed_rows("[]", &NAMES, |row| row.text("name"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn damaged_packed_rows_are_corrupt_naming_the_column() {
+        for (packed, column) in [
+            (r#"[[1, 2, null, null]]"#, "column name"),
+            (r#"[["a", "2", null, null]]"#, "column n"),
+            (r#"[["a", 2, 0.5, null]]"#, "column p"),
+            (r#"[["a", 2, "half", null]]"#, "column p"),
+            (r#"[["a", 2]]"#, "column p: missing"),
+            (r#"{"a": 1}"#, "packed rows"),
+        ] {
+            match one(packed) {
+                Err(StoreError::Corrupt(message)) => {
+                    assert!(message.starts_with(column), "{packed}: {message}");
+                }
+                other => panic!("{packed}: {other:?}"),
+            }
+        }
+    }
+}
