@@ -1,9 +1,11 @@
 //! [`OutboxStore`] for [`SqliteStore`]: the durable job queue.
 //!
 //! A claim is one `UPDATE ... WHERE rowid IN (SELECT ...) RETURNING` statement, which SQLite
-//! runs under the write lock from its first step, so two workers (in one process or two) never
-//! claim the same job. Worker writes are conditional on `state = 'claimed' AND claim_token = ?`,
-//! so a worker whose lease expired cannot overwrite its successor's work.
+//! runs under the write lock from its first step, or for many jobs one `BEGIN IMMEDIATE`
+//! transaction (see `CLAIM_PACKED`), which holds that lock from its start; so two workers (in
+//! one process or two) never claim the same job. Worker writes are conditional on
+//! `state = 'claimed' AND claim_token = ?`, so a worker whose lease expired cannot overwrite its
+//! successor's work.
 //!
 //! # Claims are not flushed by themselves
 //!
