@@ -118,7 +118,11 @@ struct UpdateRow<'a> {
 
 /// A batched update of `rows` claimed jobs: the new columns of each job come in as a `VALUES`
 /// list (8 binds a row), and only the jobs still held with the given claim token change.
-/// With `returning`, it returns the keys it changed.
+/// With `returning`, it returns the keys it changed. Without, it is `UPDATE OR IGNORE`, which
+/// cannot abort halfway and so needs no statement journal (a copy of every page it changes,
+/// kept in case it does); a row it would ignore (none can break a constraint, but if one did)
+/// makes the count fall short, and [`update_rows`] then runs the plain statement, which
+/// reports the error.
 fn update_sql(rows: usize, returning: bool) -> String {
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
@@ -132,8 +136,12 @@ fn update_sql(rows: usize, returning: bool) -> String {
         }
         sql.push_str(ROW);
     }
+    sql.push_str(match returning {
+        true => ") UPDATE outbox",
+        false => ") UPDATE OR IGNORE outbox",
+    });
     sql.push_str(
-        ") UPDATE outbox SET state = u.state, lease_until = NULL, updated_at = u.updated_at, \
+        " SET state = u.state, lease_until = NULL, updated_at = u.updated_at, \
          message_id = COALESCE(u.message_id, outbox.message_id), outcome = u.outcome, \
          due_at = COALESCE(u.due_at, outbox.due_at), attempts = outbox.attempts + u.add_attempts \
          FROM u WHERE outbox.key = u.key AND outbox.state = 'claimed' \
