@@ -1,10 +1,15 @@
 //! Sends per second through the send path: the consent rule and the send guard, the splitter,
-//! the simulated Telegram (limits off) and the analytics collector, on the in-memory store.
+//! the simulated Telegram (limits off) and the analytics collector, on the in-memory store and
+//! on a SQLite file at both durabilities (`Durability::Full` flushes each send's attempt before
+//! the send and each batch's results; `Normal` flushes at checkpoints).
 //!
 //! Run with: `cargo bench --bench pipeline --features full`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mia::store::{Durability, SqliteOptions, SqliteStore};
 
 mod common;
 
@@ -33,6 +38,30 @@ fn send_path(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
+    for (name, durability) in [("full", Durability::Full), ("normal", Durability::Normal)] {
+        group.bench_function(format!("send_2000_jobs_sqlite_{name}"), |b| {
+            b.iter_batched(
+                || {
+                    runtime.block_on(async {
+                        let dir = tempfile::tempdir().unwrap();
+                        let options = SqliteOptions::new().with_durability(durability);
+                        let path = dir.path().join("mia.db");
+                        let store = Arc::new(SqliteStore::open_with(path, options).await.unwrap());
+                        let limits = common::unlimited();
+                        let agent = common::ready_agent_on(CONTACTS, limits, store).await.0;
+                        (dir, agent)
+                    })
+                },
+                |(dir, agent)| {
+                    let stats = runtime.block_on(agent.run_until_idle()).unwrap();
+                    assert_eq!(stats.sent, CONTACTS as u64);
+                    // Dropped after the timing: the file is deleted outside it.
+                    (stats, dir, agent)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
     group.finish();
 }
 

@@ -26,6 +26,15 @@ pub(crate) async fn ready_agent(
     contacts: i64,
     limits: Limits,
 ) -> (Agent, Arc<VirtualClock>, SimTelegram) {
+    ready_agent_on(contacts, limits, Arc::new(MemoryStore::new())).await
+}
+
+/// [`ready_agent`] on `store`, which the agent and its collector share.
+pub(crate) async fn ready_agent_on(
+    contacts: i64,
+    limits: Limits,
+    store: Arc<dyn Store>,
+) -> (Agent, Arc<VirtualClock>, SimTelegram) {
     let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
     let clock = Arc::new(VirtualClock::starting_at(noon));
     let config = SimConfig {
@@ -35,7 +44,6 @@ pub(crate) async fn ready_agent(
         ..SimConfig::seeded(1)
     };
     let telegram = SimTelegram::new(config, clock.clone()).unwrap();
-    let store = Arc::new(MemoryStore::new());
     let sink: Arc<dyn EventSink> = Arc::new(Collector::new(store.clone()));
     let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
         .shared_store(store)
