@@ -309,6 +309,9 @@ fn derived_event(n: u64) -> Event {
     }
 }
 
+/// A bench of `postgres.events`: its name, how event `n` looks, and the batch sizes.
+type Shape = (&'static str, fn(u64) -> Event, &'static [u64]);
+
 fn events_ingest(c: &mut Criterion) {
     let Some(url) = std::env::var("MIA_TEST_POSTGRES_URL")
         .ok()
@@ -325,7 +328,7 @@ fn events_ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("postgres.events");
     group.sample_size(10);
     // Each shape in a schema of its own, so each table grows with its own events only.
-    let shapes: [(&str, fn(u64) -> Event, &[u64]); 2] = [
+    let shapes: [Shape; 2] = [
         ("append_batch", event, &[1_000, 10_000]),
         ("append_batch_derived_ids", derived_event, &[10_000]),
     ];
