@@ -561,39 +561,32 @@ fn column_names() -> Vec<&'static str> {
     columns!().split(", ").collect()
 }
 
-/// A claim in one statement, `RETURNING` the jobs (setting `set` first, if any).
-async fn claim_rows(
+/// A claim on `conn`, setting `set` first (if any): `packed` with [`CLAIM_PACKED`] in a
+/// transaction, or else in one statement `RETURNING` the jobs.
+async fn claim_on(
     conn: &mut sqlx::SqliteConnection,
     set: Option<super::Flush>,
-    worker: &str,
-    now: Timestamp,
-    lease_until: Timestamp,
-    limit: i64,
-) -> Result<Vec<Job>, crate::error::StoreError> {
-    let sql = match set {
-        Some(set) => with_sync!(set, claim_sql!()),
-        None => claim_sql!(),
-    };
-    let rows = sqlx::query(sql)
-        .bind(micros(lease_until))
-        .bind(worker)
-        .bind(micros(now))
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows::all(&rows, rows::job)
-}
-
-/// A claim with [`CLAIM_PACKED`], in a transaction that sets `set` first (if any).
-async fn claim_packed(
-    conn: &mut sqlx::SqliteConnection,
-    set: Option<super::Flush>,
+    packed: bool,
     worker: &str,
     now: Timestamp,
     lease_until: Timestamp,
     limit: i64,
 ) -> Result<Vec<Job>, crate::error::StoreError> {
     use sqlx::{Connection, Row};
+    if !packed {
+        let sql = match set {
+            Some(set) => with_sync!(set, claim_sql!()),
+            None => claim_sql!(),
+        };
+        let rows = sqlx::query(sql)
+            .bind(micros(lease_until))
+            .bind(worker)
+            .bind(micros(now))
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+        return rows::all(&rows, rows::job);
+    }
     let mut tx = conn.begin_with(super::Flush::begin_setting(set)).await?;
     let row = sqlx::query(CLAIM_PACKED)
         .bind(micros(now))
@@ -669,10 +662,8 @@ impl OutboxStore for SqliteStore {
         let want = self.sync(true);
         let set = conn.set_for(want);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let claimed = match limit >= PACKED_FROM as i64 {
-            true => claim_packed(&mut conn, set, worker, now, lease_until, limit).await,
-            false => claim_rows(&mut conn, set, worker, now, lease_until, limit).await,
-        };
+        let packed = limit >= PACKED_FROM as i64;
+        let claimed = claim_on(&mut conn, set, packed, worker, now, lease_until, limit).await;
         conn.settled(want, &claimed);
         drop(conn);
         let mut jobs = claimed.context(DOING)?;
@@ -1371,11 +1362,9 @@ mod tests {
             // Every lease has expired by now.
             let (now, lease) = (t(400), t(700));
             let mut conn = store.hot.acquire().await.unwrap();
-            let mut got = match packed {
-                true => claim_packed(&mut conn, None, "w2", now, lease, 100).await,
-                false => claim_rows(&mut conn, None, "w2", now, lease, 100).await,
-            }
-            .unwrap();
+            let mut got = claim_on(&mut conn, None, packed, "w2", now, lease, 100)
+                .await
+                .unwrap();
             got.sort_by(|a, b| a.key.cmp(&b.key));
             claimed.push(got);
         }
