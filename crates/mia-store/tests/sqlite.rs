@@ -507,8 +507,17 @@ async fn a_peer_belongs_to_one_contact() {
     );
 }
 
+/// Claims of 7 (one statement each) and of 20 (one transaction each, packed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handles_on_one_file_never_claim_the_same_job() {
+    for limit in [7, 20] {
+        two_handles_claim_apart(limit).await;
+    }
+}
+
+/// Two handles on one file drain 300 jobs, claiming `limit` at a time: each job is claimed
+/// once, by one of them.
+async fn two_handles_claim_apart(limit: usize) {
     const JOBS: i64 = 300;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mia.db");
@@ -525,7 +534,7 @@ async fn two_handles_on_one_file_never_claim_the_same_job() {
             let mut mine = Vec::new();
             loop {
                 let batch = store
-                    .claim(name, t(100), SignedDuration::from_hours(1), 7)
+                    .claim(name, t(100), SignedDuration::from_hours(1), limit)
                     .await
                     .unwrap();
                 if batch.is_empty() {

@@ -44,7 +44,8 @@ pub use options::{Durability, SqliteOptions};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rows the hot connection's driver thread may hand over before the caller takes them: a
-/// whole claim of the worker's batch size and more.
+/// whole claim of up to 15 jobs (larger ones come back as one row) or batched update that
+/// returns its keys, and more.
 const HOT_ROWS: usize = 1024;
 
 /// Connections per file store: SQLite has one writer at a time, but readers run beside it in
@@ -72,8 +73,9 @@ fn file_pool() -> SqlitePoolOptions {
 /// `synchronous=NORMAL` by default (a committed transaction survives a process crash; a power
 /// cut may lose the last few) or `FULL` ([`Durability`]), foreign keys on, and a 5 s busy
 /// timeout. Several handles, in one process or several, may use the same file: writes that
-/// read first take the write lock up front (`BEGIN IMMEDIATE`), and claims are one statement,
-/// so two workers never claim the same job. Within one handle (and its clones), attempts and
+/// read first take the write lock up front (`BEGIN IMMEDIATE`), and a claim holds the write
+/// lock throughout (one statement, or one `BEGIN IMMEDIATE` transaction when it asks for 16
+/// jobs or more), so two workers never claim the same job. Within one handle (and its clones), attempts and
 /// job updates that arrive while the connection is busy are written together in one
 /// transaction (or one statement, when they fit in one) when it frees up (group commit: one
 /// flush at [`Durability::Full`] for all of them, each caller still told its own outcome).

@@ -525,21 +525,22 @@ macro_rules! claim_sql {
 }
 
 /// The columns of [`columns!`] packed into one JSON array per job, for
-/// [`JsonRow`](super::codec::JsonRow): `propensity` as exact text.
+/// [`JsonRow`](super::codec::JsonRow), with `NULL` for `propensity`: reals are not packed (see
+/// there); the claim reads the few that are set as rows of their own.
 macro_rules! packed_columns {
     () => {
         "key, campaign, contact, purpose, step, state, due_at, attempts, claim_token, \
-         lease_until, worker, variant, \
-         CASE WHEN propensity IS NULL THEN NULL ELSE printf('%!.17g', propensity) END, \
-         message_id, outcome, updated_at"
+         lease_until, worker, variant, NULL, message_id, outcome, updated_at"
     };
 }
 
 /// A claim of many jobs, in one transaction: the candidates go to a temporary table, the
 /// claim updates them, and the claimed jobs come back packed into one JSON value (one message
 /// from the driver's thread, where `RETURNING` sends one per job: for 500 jobs that took half
-/// the claim's time). The `?` are, in order: now, now, the limit, the lease's end, the worker,
-/// now. Temporary tables belong to the connection and take part in its transactions.
+/// the claim's time), followed by a row `(key, propensity)` for each claimed job that has a
+/// propensity (an expired lease whose attempt was recorded: usually none). The `?` are, in
+/// order: now, now, the limit, the lease's end, the worker, now. Temporary tables belong to the
+/// connection and take part in its transactions.
 const CLAIM_PACKED: &str = concat!(
     "CREATE TEMP TABLE IF NOT EXISTS claiming (id INTEGER PRIMARY KEY); \
      DELETE FROM temp.claiming; \
@@ -549,7 +550,9 @@ const CLAIM_PACKED: &str = concat!(
      lease_until = ?, worker = ?, updated_at = ? WHERE rowid IN temp.claiming; \
      SELECT json_group_array(json_array(",
     packed_columns!(),
-    ")) FROM outbox WHERE rowid IN temp.claiming"
+    ")) FROM outbox WHERE rowid IN temp.claiming; \
+     SELECT key, propensity FROM outbox \
+     WHERE rowid IN temp.claiming AND propensity IS NOT NULL"
 );
 
 /// Claims of at least this many jobs take [`CLAIM_PACKED`]; smaller ones the single statement
@@ -588,18 +591,35 @@ async fn claim_on(
         return rows::all(&rows, rows::job);
     }
     let mut tx = conn.begin_with(super::Flush::begin_setting(set)).await?;
-    let row = sqlx::query(CLAIM_PACKED)
+    let found = sqlx::query(CLAIM_PACKED)
         .bind(micros(now))
         .bind(micros(now))
         .bind(limit)
         .bind(micros(lease_until))
         .bind(worker)
         .bind(micros(now))
-        .fetch_one(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-    let packed: String = row.try_get(0)?;
+    // Decoded before the commit: a damaged row rolls the claim back instead of leaving jobs
+    // claimed that nobody got.
+    let Some((packed, propensities)) = found.split_first() else {
+        return Err(crate::error::StoreError::Corrupt(
+            "a claim returned no packed jobs".into(),
+        ));
+    };
+    let packed: String = packed.try_get(0)?;
+    let mut jobs = super::codec::packed_rows(&packed, &column_names(), |row| rows::job(row))?;
+    if !propensities.is_empty() {
+        let mut by_key = std::collections::HashMap::with_capacity(propensities.len());
+        for row in propensities {
+            by_key.insert(row.try_get::<String, _>(0)?, row.try_get::<f64, _>(1)?);
+        }
+        for job in &mut jobs {
+            job.propensity = by_key.get(job.key.as_str()).copied();
+        }
+    }
     tx.commit().await?;
-    super::codec::packed_rows(&packed, &column_names(), |row| rows::job(row))
+    Ok(jobs)
 }
 
 #[async_trait]
@@ -972,7 +992,11 @@ mod tests {
         c.state = CampaignState::Running;
         let jobs: Vec<NewJob> = (0..n)
             .map(|i| {
-                let contact = ContactId::new(format!("c{i}"));
+                // One contact id with text that JSON must escape, for the packed claims.
+                let contact = match i {
+                    0 => ContactId::new("c0 \"q\" \\ \u{1}\0 é \u{1f600}"),
+                    _ => ContactId::new(format!("c{i}")),
+                };
                 NewJob {
                     key: IdempotencyKey::for_job(&c.id, &contact, 0),
                     contact,
@@ -1328,6 +1352,21 @@ mod tests {
         }
     }
 
+    /// Propensities a claim must return exactly: ones that 15 significant digits round, and one
+    /// that SQLite's `printf` rounds to a neighbour even with 20.
+    const PROPENSITIES: [f64; 10] = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        2.0 / 3.0,
+        0.123_456_789_012_345_68,
+        1.423_848_980_393_789_6e224,
+        f64::MIN_POSITIVE,
+        5e-324,
+        0.999_999_999_999_999_9,
+        1.0,
+        0.05,
+    ];
+
     /// Both ways of claiming take the same jobs and return them alike, field for field: pending
     /// jobs, and expired leases with an attempt recorded (variant, a propensity that 15 digits
     /// would round, outcome) or retried (attempts, due time).
@@ -1336,15 +1375,10 @@ mod tests {
         let mut claimed = Vec::new();
         for packed in [false, true] {
             let (_dir, store, jobs) = claimed_with_lease(40, SignedDuration::from_mins(1)).await;
-            for job in &jobs[..10] {
+            for (job, propensity) in jobs[..10].iter().zip(PROPENSITIES) {
+                let variant = VariantId::new("B");
                 store
-                    .record_attempt(
-                        &job.key,
-                        job.claim_token,
-                        &VariantId::new("B"),
-                        0.1 + 0.2,
-                        t(110),
-                    )
+                    .record_attempt(&job.key, job.claim_token, &variant, propensity, t(110))
                     .await
                     .unwrap();
             }
@@ -1373,10 +1407,16 @@ mod tests {
         assert_eq!(rows, packed);
         let attempted: Vec<_> = packed.iter().filter(|j| j.variant.is_some()).collect();
         assert_eq!(attempted.len(), 10);
-        for job in attempted {
-            assert_eq!(job.propensity, Some(0.1 + 0.2), "exactly: {job:?}");
-            assert_eq!(job.outcome.as_deref(), Some("send_in_flight"));
-        }
+        let mut propensities: Vec<f64> = attempted.iter().filter_map(|j| j.propensity).collect();
+        propensities.sort_by(f64::total_cmp);
+        let mut expected = PROPENSITIES.to_vec();
+        expected.sort_by(f64::total_cmp);
+        assert_eq!(propensities, expected, "exactly");
+        assert!(
+            attempted
+                .iter()
+                .all(|j| j.outcome.as_deref() == Some("send_in_flight"))
+        );
         assert_eq!(packed.iter().filter(|j| j.attempts == 1).count(), 5);
         assert!(packed.iter().all(|j| j.worker.as_deref() == Some("w2")
             && j.lease_until == Some(t(700))
