@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use jiff::SignedDuration;
 use mia::store::{Durability, SqliteOptions, SqliteStore};
+use mia::{CampaignSpec, MemoryStore};
 
 mod common;
 
@@ -29,6 +31,32 @@ fn send_path(c: &mut Criterion) {
                 runtime
                     .block_on(common::ready_agent(CONTACTS, common::unlimited()))
                     .0
+            },
+            |agent| {
+                let stats = runtime.block_on(agent.run_until_idle()).unwrap();
+                assert_eq!(stats.sent, CONTACTS as u64);
+                stats
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    // A daily campaign a year in (366 occurrences, the last one due): the first occurrence's
+    // jobs (never sent) are superseded and skipped, and occurrence 365's are sent; every job's
+    // first message asks whether a later occurrence has superseded it.
+    group.bench_function("send_2000_jobs_memory_store_daily_a_year_in", |b| {
+        b.iter_batched(
+            || {
+                let daily = |spec: &mut CampaignSpec| {
+                    let recurrence = serde_json::json!({
+                        "every": "day", "at": "11:00", "time_zone": "UTC", "count": 366
+                    });
+                    spec.recurrence = Some(serde_json::from_value(recurrence).unwrap());
+                };
+                let store = Arc::new(MemoryStore::new());
+                let ready = common::ready_agent_with(CONTACTS, common::unlimited(), store, daily);
+                let (agent, clock, _) = runtime.block_on(ready);
+                clock.advance(SignedDuration::from_hours(24 * 366));
+                agent
             },
             |agent| {
                 let stats = runtime.block_on(agent.run_until_idle()).unwrap();

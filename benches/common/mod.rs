@@ -35,6 +35,16 @@ pub(crate) async fn ready_agent_on(
     limits: Limits,
     store: Arc<dyn Store>,
 ) -> (Agent, Arc<VirtualClock>, SimTelegram) {
+    ready_agent_with(contacts, limits, store, |_| {}).await
+}
+
+/// [`ready_agent_on`], with the campaign's spec changed by `edit` before it is created.
+pub(crate) async fn ready_agent_with(
+    contacts: i64,
+    limits: Limits,
+    store: Arc<dyn Store>,
+    edit: impl FnOnce(&mut CampaignSpec),
+) -> (Agent, Arc<VirtualClock>, SimTelegram) {
     let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
     let clock = Arc::new(VirtualClock::starting_at(noon));
     let config = SimConfig {
@@ -80,6 +90,7 @@ pub(crate) async fn ready_agent_on(
     agent.record_consent(&grants).await.unwrap();
     let mut spec = CampaignSpec::new("Bench", "tea", "20% off");
     spec.call_to_action_url = Some("https://shop.example/tea".into());
+    edit(&mut spec);
     let campaign = agent.create_campaign(spec).await.unwrap();
     agent.schedule(&campaign.id, None).await.unwrap();
     agent.start(&campaign.id).await.unwrap();

@@ -203,14 +203,7 @@ impl Recurrence {
                 (0..).map_while(move |k: i64| starts.checked_add(span_days(k * interval)?).ok()),
             ),
             Every::Week => {
-                let days = self.days().ok().flatten().unwrap_or_else(|| {
-                    let mut only = [false; 7];
-                    only[day_index(starts.weekday())] = true;
-                    only
-                });
-                let monday = starts
-                    .checked_sub(i64::from(starts.weekday().to_monday_zero_offset()).days())
-                    .unwrap_or(starts);
+                let (days, monday) = self.week_of(starts);
                 Box::new(
                     (0..)
                         .map_while(move |w: i64| {
@@ -238,6 +231,57 @@ impl Recurrence {
         }
     }
 
+    /// The weekdays of a weekly recurrence (by [`day_index`]) and the Monday of the week of
+    /// `starts`.
+    fn week_of(&self, starts: Date) -> ([bool; 7], Date) {
+        let days = self.days().ok().flatten().unwrap_or_else(|| {
+            let mut only = [false; 7];
+            only[day_index(starts.weekday())] = true;
+            only
+        });
+        let monday = starts
+            .checked_sub(i64::from(starts.weekday().to_monday_zero_offset()).days())
+            .unwrap_or(starts);
+        (days, monday)
+    }
+
+    /// Date `k` of [`dates`](Self::dates), computed without the ones before it; `None` past
+    /// the end of the calendar.
+    fn nth_date(&self, k: u32) -> Option<Date> {
+        let starts = self.starts.unwrap_or(Date::constant(1970, 1, 1));
+        let interval = i64::from(self.interval.max(1));
+        let k = i64::from(k);
+        match self.every {
+            Every::Day => starts.checked_add(span_days(k * interval)?).ok(),
+            Every::Week => {
+                let (days, monday) = self.week_of(starts);
+                let chosen: Vec<i64> = (0..7).filter(|&d| days[d as usize]).collect();
+                // The first week holds the chosen days from the start's on.
+                let offset = i64::from(starts.weekday().to_monday_zero_offset());
+                let first: Vec<i64> = chosen.iter().copied().filter(|&d| d >= offset).collect();
+                let (week, day) = match usize::try_from(k).ok().and_then(|k| first.get(k)) {
+                    Some(&day) => (0, day),
+                    None => {
+                        let later = k - first.len() as i64;
+                        let per_week = chosen.len() as i64;
+                        let day = *chosen.get(usize::try_from(later % per_week.max(1)).ok()?)?;
+                        (1 + later / per_week.max(1), day)
+                    }
+                };
+                let week = monday.checked_add(span_days(week * interval * 7)?).ok()?;
+                week.checked_add(day.days()).ok()
+            }
+            Every::Month => {
+                let first = starts
+                    .first_of_month()
+                    .checked_add(jiff::Span::new().try_months(k * interval).ok()?)
+                    .ok()?;
+                let last = first.last_of_month().day();
+                first.with().day(starts.day().min(last)).build().ok()
+            }
+        }
+    }
+
     /// The instant of `at` on `date`; `None` at the end of time.
     fn instant(&self, zone: &TimeZone, date: Date) -> Option<Timestamp> {
         first_instant_at_or_after(zone, date.to_datetime(self.at), Timestamp::MIN)
@@ -261,6 +305,20 @@ impl Recurrence {
                 .take(limit as usize);
             (0u32..).zip(instants)
         })
+    }
+
+    /// Occurrence number `k` of [`occurrences`](Self::occurrences)`(from)`, computed without
+    /// walking the ones before it (a job of a daily campaign a year in would otherwise walk
+    /// 365); `None` when the recurrence ends before it.
+    pub fn occurrence(&self, k: u32, from: Timestamp) -> Option<Timestamp> {
+        if k >= self.count.unwrap_or(MAX_OCCURRENCES).min(MAX_OCCURRENCES) {
+            return None;
+        }
+        let anchored = self.anchored(from).ok()?;
+        let zone = self.zone().ok()?;
+        let date = anchored.nth_date(k)?;
+        let at = first_instant_at_or_after(&zone, date.to_datetime(anchored.at), Timestamp::MIN)?;
+        self.until.is_none_or(|u| at <= u).then_some(at)
     }
 
     /// The latest occurrence due at `now` (at or before it), if any.
@@ -424,6 +482,46 @@ mod tests {
             huge.interval = u32::MAX;
             huge.starts = Some(Date::constant(2026, 11, 26));
             assert_eq!(huge.dates().take(3).count(), 1, "{every}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// `occurrence(k)` is the `k`th of `occurrences`, for every kind, interval, set of
+        /// weekdays, zone, start, count and end, up to the end of the calendar.
+        #[test]
+        fn an_occurrence_by_number_is_the_one_the_walk_reaches(
+            every in 0..3_usize,
+            interval in proptest::prop_oneof![1..5_u32, proptest::strategy::Just(MAX_INTERVAL)],
+            weekdays in proptest::collection::vec(0..7_usize, 0..4),
+            (hour, minute) in (0..24_i8, 0..60_i8),
+            zone in 0..4_usize,
+            start_days in 0..20_000_i64,
+            count in proptest::option::of(1..400_u32),
+            until_days in proptest::option::of(0..800_i64),
+            ks in proptest::collection::vec(0..450_u32, 1..6),
+        ) {
+            let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+            let zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"];
+            let starts = Date::constant(2000, 1, 1).checked_add(start_days.days()).unwrap();
+            let from = ts("2000-01-01T00:00:00Z");
+            let r = Recurrence {
+                every: [Every::Day, Every::Week, Every::Month][every],
+                interval,
+                weekdays: weekdays.iter().map(|&d| names[d].to_owned()).collect(),
+                at: Time::new(hour, minute, 0, 0).unwrap(),
+                time_zone: zones[zone].to_owned(),
+                count,
+                until: until_days.map(|d| {
+                    TimeZone::UTC.to_timestamp(starts.checked_add(d.days()).unwrap().to_datetime(Time::midnight())).unwrap()
+                }),
+                starts: Some(starts),
+            };
+            let walked: Vec<Option<Timestamp>> =
+                ks.iter().map(|&k| r.occurrences(from).nth(k as usize).map(|(_, at)| at)).collect();
+            let direct: Vec<Option<Timestamp>> = ks.iter().map(|&k| r.occurrence(k, from)).collect();
+            proptest::prop_assert_eq!(direct, walked, "{:?} at {:?}", r, ks);
         }
     }
 

@@ -135,10 +135,10 @@ impl Agent {
         if entry != Some(job.step) {
             return false;
         }
-        recurrence
-            .occurrences(now)
-            .nth(occurrence as usize + 1)
-            .is_some_and(|(_, next)| next <= now)
+        occurrence
+            .checked_add(1)
+            .and_then(|next| recurrence.occurrence(next, now))
+            .is_some_and(|next| next <= now)
     }
 
     /// The earliest next occurrence of a running recurring campaign after `now`.
