@@ -61,6 +61,8 @@ fn send_path(c: &mut Criterion) {
             |agent| {
                 let stats = runtime.block_on(agent.run_until_idle()).unwrap();
                 assert_eq!(stats.sent, CONTACTS as u64);
+                let superseded = stats.skipped.get(mia::SUPERSEDED_RULE).copied();
+                assert_eq!(superseded, Some(CONTACTS as u64), "{stats:?}");
                 stats
             },
             BatchSize::PerIteration,
