@@ -306,10 +306,9 @@ impl Agent {
                 let running: Vec<CampaignId> = self
                     .inner
                     .store
-                    .campaigns()
+                    .campaigns_in(CampaignState::Running)
                     .await?
                     .into_iter()
-                    .filter(|c| c.state == CampaignState::Running)
                     .map(|c| c.id)
                     .collect();
                 self.complete_finished(running.iter()).await?;

@@ -27,21 +27,6 @@ const APPEND: &str = concat!(
     "ON CONFLICT (contact, id) DO NOTHING"
 );
 
-/// The batch without later repeats of a `(contact, id)` (the first one is the one kept, as
-/// `ON CONFLICT` keeps the first), in the order of the primary key. Rows are read back ordered
-/// by time and id, never by insertion order, so this changes nothing visible; but a batch
-/// usually spans many contacts, and key order makes consecutive index insertions land on the
-/// same pages.
-fn in_index_order(events: &[Event]) -> Vec<&Event> {
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
-    let mut kept: Vec<&Event> = events
-        .iter()
-        .filter(|e| seen.insert((&e.contact, &e.id)))
-        .collect();
-    kept.sort_unstable_by(|a, b| (&a.contact, &a.id).cmp(&(&b.contact, &b.id)));
-    kept
-}
-
 /// Appends `events` (in a transaction, on `conn`) that are not stored yet; returns how many.
 ///
 /// Most batches are all new (a repeat is a retry of a batch whose commit was not
@@ -52,7 +37,7 @@ fn in_index_order(events: &[Event]) -> Vec<&Event> {
 /// the same id makes the plain INSERT wait for it, then fail, and the second pass skips the
 /// id; the result is the same as with `ON CONFLICT` alone.
 async fn append(conn: &mut sqlx::PgConnection, events: &[Event]) -> Result<u64, StoreError> {
-    let events = in_index_order(events);
+    let events = rows::events_in_key_order(events);
     let mut attempt = conn.begin().await?;
     match insert(&mut attempt, &events, INSERT).await {
         Ok(new) => {

@@ -26,21 +26,6 @@ const APPEND: Insert = Insert {
 /// size, so a batch of any size runs in few statements of 6 prepared texts.
 const SIZES: [usize; 6] = [1024, 256, 64, 16, 4, 1];
 
-/// The batch without later repeats of a `(contact, id)` (the first one is the one kept, as the
-/// store keeps the first), in the order of the `events_key` index. Rows are read back ordered
-/// by time and id, never by insertion order, so this changes nothing visible; but a batch
-/// usually spans many contacts, and inserting them in index order touches each index page once
-/// instead of once per row, which keeps a large batch within SQLite's page cache.
-fn in_index_order(events: &[Event]) -> Vec<&Event> {
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
-    let mut kept: Vec<&Event> = events
-        .iter()
-        .filter(|e| seen.insert((&e.contact, &e.id)))
-        .collect();
-    kept.sort_unstable_by(|a, b| (&a.contact, &a.id).cmp(&(&b.contact, &b.id)));
-    kept
-}
-
 /// The `payload` column of `kind`: its JSON text. A kind without fields is its tag alone, the
 /// same text serde writes (tested below), kept as a constant so that the common events of a
 /// large batch allocate nothing for it.
@@ -70,7 +55,7 @@ impl EventStore for SqliteStore {
         if events.is_empty() {
             return Ok(0);
         }
-        let events = in_index_order(events);
+        let events = rows::events_in_key_order(events);
         let mut conn = self.hot.acquire().await.context(DOING)?;
         let want = self.sync(false);
         let set = conn.set_for(want);
