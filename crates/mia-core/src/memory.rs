@@ -854,6 +854,13 @@ impl SubjectStore for MemoryStore {
             if let Some(job) = inner.jobs.get_mut(key) {
                 job.contact = replacement.clone();
                 counts.jobs += 1;
+                // Nobody is sent to once erased (a send already in flight is left to its
+                // worker, as in a restriction).
+                if !job.state.is_final() && !in_flight(job) {
+                    job.state = JobState::Cancelled;
+                    job.outcome = Some("erased".into());
+                    job.lease_until = None;
+                }
             }
         }
         if !keys.is_empty() {

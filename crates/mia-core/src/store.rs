@@ -320,6 +320,22 @@ pub trait ContactStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn contacts(&self) -> Result<Vec<Contact>>;
+    /// The contacts with these ids, ordered by id; an id with no contact is left out, and an
+    /// id given twice is answered once. A worker reads a claimed batch's contacts with one call.
+    /// The default asks [`contact`](Self::contact) for each id.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn contacts_by_id(&self, ids: &[ContactId]) -> Result<Vec<Contact>> {
+        let mut ids: Vec<&ContactId> = ids.iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.contact(id).await?);
+        }
+        Ok(found)
+    }
 }
 
 /// The consent ledger (append-only).
@@ -335,6 +351,23 @@ pub trait ConsentStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn consent_history(&self, contact: &ContactId) -> Result<Vec<ConsentRecord>>;
+    /// The histories of these contacts together: every record of each, in insertion order (a
+    /// contact given twice is answered once). A worker reads a claimed batch's histories with
+    /// one call. The default asks [`consent_history`](Self::consent_history) for each contact and
+    /// returns the histories one after the other, each in insertion order.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn consent_histories(&self, contacts: &[ContactId]) -> Result<Vec<ConsentRecord>> {
+        let mut contacts: Vec<&ContactId> = contacts.iter().collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        let mut found = Vec::new();
+        for contact in contacts {
+            found.extend(self.consent_history(contact).await?);
+        }
+        Ok(found)
+    }
     /// Every record for `purpose`, in insertion order.
     ///
     /// # Errors
@@ -371,6 +404,14 @@ pub trait CampaignStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>>;
+    /// One campaign's state, without its spec and variants: a worker asks before every send, so
+    /// that a pause or an abort takes effect within one job. The default reads the campaign.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaign_state(&self, id: &CampaignId) -> Result<Option<CampaignState>> {
+        Ok(self.campaign(id).await?.map(|c| c.state))
+    }
     /// Every campaign, oldest first.
     ///
     /// # Errors
@@ -503,6 +544,28 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>>;
+    /// [`sends_since`](Self::sends_since) for several contacts in one call: each send as
+    /// `(contact, when)`, every contact's newest first (a contact given twice is answered
+    /// once). A worker reads a claimed batch's recent sends with one call. The default asks
+    /// `sends_since` for each contact.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn sends_since_by_contact(
+        &self,
+        contacts: &[ContactId],
+        since: Timestamp,
+    ) -> Result<Vec<(ContactId, Timestamp)>> {
+        let mut contacts: Vec<&ContactId> = contacts.iter().collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        let mut found = Vec::new();
+        for contact in contacts {
+            let sends = self.sends_since(contact, since).await?;
+            found.extend(sends.into_iter().map(|at| (contact.clone(), at)));
+        }
+        Ok(found)
+    }
 
     /// Counts one send against the daily cap of `key` (a sending account) on `day` (its local
     /// date, `YYYY-MM-DD`), atomically across every worker sharing the store: `true` when
@@ -639,7 +702,10 @@ pub trait SubjectStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn contact_jobs(&self, contact: &ContactId) -> Result<Vec<Job>>;
-    /// Erases `contact` in one transaction: deletes the contact; in consent records, jobs and
+    /// Erases `contact` in one transaction: deletes the contact; cancels their open jobs
+    /// (pending, claimed, held) with outcome `"erased"`, as a restriction does, so a worker
+    /// that read the contact before the erasure loses its lease before sending (a send already
+    /// in flight is left to its worker); in consent records, jobs and
     /// events replaces the contact id with `replacement` (an id that says nothing about the
     /// person), so counts and aggregates stay as they were (but for one case: if `replacement`
     /// has an event with the id of one of the contact's already, erased from another contact
@@ -711,11 +777,13 @@ macro_rules! forward_store {
             async fn contact(&self, id: &ContactId) -> Result<Option<Contact>> { (**self).contact(id).await }
             async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>> { (**self).contact_by_peer(peer).await }
             async fn contacts(&self) -> Result<Vec<Contact>> { (**self).contacts().await }
+            async fn contacts_by_id(&self, ids: &[ContactId]) -> Result<Vec<Contact>> { (**self).contacts_by_id(ids).await }
         }
         #[async_trait]
         impl<S: ConsentStore + ?Sized> ConsentStore for $wrapper<S> {
             async fn append_consent(&self, records: &[ConsentRecord]) -> Result<()> { (**self).append_consent(records).await }
             async fn consent_history(&self, contact: &ContactId) -> Result<Vec<ConsentRecord>> { (**self).consent_history(contact).await }
+            async fn consent_histories(&self, contacts: &[ContactId]) -> Result<Vec<ConsentRecord>> { (**self).consent_histories(contacts).await }
             async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>> { (**self).consents_for_purpose(purpose).await }
             async fn withdraw_consent(&self, record: &ConsentRecord) -> Result<u64> { (**self).withdraw_consent(record).await }
         }
@@ -724,6 +792,7 @@ macro_rules! forward_store {
             async fn insert_campaign(&self, campaign: &Campaign) -> Result<()> { (**self).insert_campaign(campaign).await }
             async fn update_campaign(&self, campaign: &Campaign) -> Result<()> { (**self).update_campaign(campaign).await }
             async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>> { (**self).campaign(id).await }
+            async fn campaign_state(&self, id: &CampaignId) -> Result<Option<CampaignState>> { (**self).campaign_state(id).await }
             async fn campaigns(&self) -> Result<Vec<Campaign>> { (**self).campaigns().await }
             async fn campaigns_in(&self, state: CampaignState) -> Result<Vec<Campaign>> { (**self).campaigns_in(state).await }
         }
@@ -742,6 +811,7 @@ macro_rules! forward_store {
             async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> { (**self).job_counts(campaign).await }
             async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> { (**self).job_by_message(contact, message_id).await }
             async fn sends_since(&self, contact: &ContactId, since: Timestamp) -> Result<Vec<Timestamp>> { (**self).sends_since(contact, since).await }
+            async fn sends_since_by_contact(&self, contacts: &[ContactId], since: Timestamp) -> Result<Vec<(ContactId, Timestamp)>> { (**self).sends_since_by_contact(contacts, since).await }
             async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> { (**self).take_daily(key, day, cap).await }
             async fn next_due(&self) -> Result<Option<Timestamp>> { (**self).next_due().await }
             async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }

@@ -186,15 +186,23 @@ pub(crate) fn consent(row: &impl Columns) -> Result<ConsentRecord, StoreError> {
     })
 }
 
+/// A campaign state read from the `state` column.
+pub(crate) fn campaign_state(name: &str) -> Result<CampaignState, StoreError> {
+    CampaignState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
+}
+
+/// The ids of `contacts` as one JSON array of strings (SQLite reads it with `json_each`).
+pub(crate) fn contact_list(contacts: &[ContactId]) -> String {
+    serde_json::Value::from(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>()).to_string()
+}
+
 /// A campaign row.
 pub(crate) fn campaign(row: &impl Columns) -> Result<Campaign, StoreError> {
-    let state = row.text("state")?;
     Ok(Campaign {
         id: CampaignId::new(row.text("id")?),
         spec: row.json("spec")?,
         variants: row.json("variants")?,
-        state: CampaignState::parse(&state)
-            .map_err(|e| StoreError::Corrupt(format!("column state: {e}")))?,
+        state: campaign_state(&row.text("state")?)?,
         state_reason: row.text_opt("state_reason")?,
         created_at: row.timestamp("created_at")?,
         updated_at: row.timestamp("updated_at")?,

@@ -330,8 +330,33 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
     campaign.state = CampaignState::Draft;
     store.insert_campaign(&campaign).await.unwrap();
     campaign.state = CampaignState::Running;
+    // Due before anything else in the store (as in the race above), so the claim below takes
+    // exactly c7's first job, whose send is then in flight; c7's second job stays queued.
+    let now = -2_000;
+    let mut queued = job("k7", "c7", 10_000_000);
+    queued.key = IdempotencyKey::for_job(&campaign.id, &ContactId::new("c7"), 1);
+    queued.step = 1;
     store
-        .schedule(&campaign, &[job("k7", "c7", 0), job("k7", "c1", 0)])
+        .schedule(
+            &campaign,
+            &[job("k7", "c7", now), queued.clone(), job("k7", "c1", 0)],
+        )
+        .await
+        .unwrap();
+    let in_flight = store
+        .claim("w-erase", t(now), SignedDuration::from_secs(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(in_flight.len(), 1);
+    assert_eq!(in_flight[0].contact.as_str(), "c7");
+    store
+        .record_attempt(
+            &in_flight[0].key,
+            in_flight[0].claim_token,
+            &crate::VariantId::new("A"),
+            1.0,
+            t(now + 1),
+        )
         .await
         .unwrap();
     let event = Event {
@@ -364,7 +389,7 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
             counts.events,
             counts.requests
         ),
-        (1, 1, 1, 1, 1)
+        (1, 1, 2, 1, 1)
     );
     assert!(store.contact(&c7).await.unwrap().is_none());
     assert!(
@@ -385,11 +410,39 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         kept[0].evidence.reference, "",
         "the evidence reference is blanked"
     );
+    let mut after = before;
+    after.pending -= 1;
+    after.cancelled += 1;
     assert_eq!(
         store.job_counts(&campaign.id).await.unwrap(),
-        before,
-        "aggregates stay as they were"
+        after,
+        "aggregates stay as they were, but for the queued job, now cancelled"
     );
+    let erased = store.job(&queued.key).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            erased.state,
+            erased.outcome.as_deref(),
+            erased.contact.as_str()
+        ),
+        (JobState::Cancelled, Some("erased"), anon.as_str()),
+        "nobody is sent to once erased"
+    );
+    let flying = store.job(&in_flight[0].key).await.unwrap().unwrap();
+    assert_eq!(
+        (flying.state, flying.contact.as_str()),
+        (JobState::Claimed, anon.as_str()),
+        "a send already with the transport is left to its worker"
+    );
+    store
+        .update_job(
+            &in_flight[0].key,
+            in_flight[0].claim_token,
+            &JobUpdate::Sent { message_id: 700 },
+            t(now + 3),
+        )
+        .await
+        .unwrap();
     assert_eq!(store.contact_events(&anon).await.unwrap().len(), 1);
     let req = store.subject_request("dsr_c7").await.unwrap().unwrap();
     assert_eq!(req.contact, None);

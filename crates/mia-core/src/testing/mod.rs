@@ -88,6 +88,128 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     compliance::subject_requests(store).await;
     compliance::erasure(store).await;
     compliance::retention(store).await;
+    batch_reads(store).await;
+}
+
+/// The reads a worker makes once per claimed batch answer as the reads of one contact do: ids
+/// given in any order and twice, unknown ids, empty lists.
+async fn batch_reads<S: Store + ?Sized>(store: &S) {
+    store
+        .upsert_contacts(&[contact(41), contact(42), contact(43)])
+        .await
+        .unwrap();
+    let ids = |names: &[&str]| names.iter().map(|n| ContactId::new(*n)).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .contacts_by_id(&ids(&["c43", "c41", "c99", "c41"]))
+            .await
+            .unwrap(),
+        [contact(41), contact(43)],
+        "ordered by id, an unknown id left out, a repeated one answered once"
+    );
+    assert!(store.contacts_by_id(&[]).await.unwrap().is_empty());
+
+    let ev = |n: &str| Evidence::new("telegram_start", format!("update={n}"));
+    let records = [
+        ConsentRecord::grant("c41", Purpose::marketing(), ev("41a"), "v1", t(1)),
+        ConsentRecord::grant("c42", Purpose::marketing(), ev("42"), "v1", t(2)),
+        ConsentRecord::withdraw("c41", Purpose::marketing(), ev("41b"), t(3)),
+        ConsentRecord::grant("c43", Purpose::marketing(), ev("43"), "v1", t(4)),
+    ];
+    store.append_consent(&records).await.unwrap();
+    let histories = store
+        .consent_histories(&ids(&["c42", "c41", "c42", "c98"]))
+        .await
+        .unwrap();
+    for who in ["c41", "c42"] {
+        let mine: Vec<_> = histories
+            .iter()
+            .filter(|r| r.contact.as_str() == who)
+            .cloned()
+            .collect();
+        assert_eq!(
+            mine,
+            store.consent_history(&ContactId::new(who)).await.unwrap(),
+            "{who}'s history, in insertion order"
+        );
+    }
+    assert_eq!(histories.len(), 3, "c43's record is not asked for");
+    assert!(store.consent_histories(&[]).await.unwrap().is_empty());
+
+    let mut campaign = running_campaign("k-batch");
+    campaign.state = CampaignState::Draft;
+    store.insert_campaign(&campaign).await.unwrap();
+    assert_eq!(
+        store.campaign_state(&campaign.id).await.unwrap(),
+        Some(CampaignState::Draft)
+    );
+    assert_eq!(
+        store
+            .campaign_state(&CampaignId::new("k-none"))
+            .await
+            .unwrap(),
+        None
+    );
+    campaign.state = CampaignState::Running;
+    // Due before anything else in the store, so the claim takes exactly these three.
+    let now = -5_000;
+    let mut second = job("k-batch", "c41", now);
+    second.key = IdempotencyKey::for_job(&campaign.id, &ContactId::new("c41"), 1);
+    second.step = 1;
+    let jobs = [
+        job("k-batch", "c41", now),
+        second,
+        job("k-batch", "c42", now),
+    ];
+    store.schedule(&campaign, &jobs).await.unwrap();
+    assert_eq!(
+        store.campaign_state(&campaign.id).await.unwrap(),
+        Some(CampaignState::Running)
+    );
+    let claimed = store
+        .claim("w-batch", t(now), SignedDuration::from_secs(30), 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    for (i, job) in (1..).zip(&claimed) {
+        store
+            .update_job(
+                &job.key,
+                job.claim_token,
+                &JobUpdate::Sent { message_id: i },
+                t(now + 10 * i),
+            )
+            .await
+            .unwrap();
+    }
+    let since = t(now + 15);
+    let sends = store
+        .sends_since_by_contact(&ids(&["c43", "c42", "c41", "c42"]), since)
+        .await
+        .unwrap();
+    for who in ["c41", "c42", "c43"] {
+        let mine: Vec<_> = sends
+            .iter()
+            .filter(|(c, _)| c.as_str() == who)
+            .map(|(_, at)| *at)
+            .collect();
+        assert_eq!(
+            mine,
+            store
+                .sends_since(&ContactId::new(who), since)
+                .await
+                .unwrap(),
+            "{who}'s sends, newest first"
+        );
+    }
+    assert_eq!(sends.len(), 2, "the first send is before `since`");
+    assert!(
+        store
+            .sends_since_by_contact(&[], since)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn daily_caps<S: Store + ?Sized>(store: &S) {

@@ -92,6 +92,19 @@ impl CampaignStore for PostgresStore {
         .context(DOING)
     }
 
+    async fn campaign_state(&self, id: &CampaignId) -> Result<Option<CampaignState>> {
+        const DOING: &str = "read a campaign's state";
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context(DOING)?;
+        state
+            .map(|name| rows::campaign_state(&name))
+            .transpose()
+            .context(DOING)
+    }
+
     async fn campaigns(&self) -> Result<Vec<Campaign>> {
         const DOING: &str = "read campaigns";
         let found = sqlx::query(concat!(

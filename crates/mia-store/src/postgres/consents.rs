@@ -89,6 +89,23 @@ impl ConsentStore for PostgresStore {
         rows::all(&found, rows::consent).context(DOING)
     }
 
+    async fn consent_histories(&self, contacts: &[ContactId]) -> Result<Vec<ConsentRecord>> {
+        const DOING: &str = "read consent histories";
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM consents WHERE contact = ANY($1) ORDER BY seq"
+        ))
+        .bind(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::consent).context(DOING)
+    }
+
     async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>> {
         const DOING: &str = "read consents for a purpose";
         let found = sqlx::query(concat!(

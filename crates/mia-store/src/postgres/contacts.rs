@@ -150,6 +150,23 @@ impl ContactStore for PostgresStore {
         .context(DOING)
     }
 
+    async fn contacts_by_id(&self, ids: &[ContactId]) -> Result<Vec<Contact>> {
+        const DOING: &str = "read contacts by id";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM contacts WHERE id = ANY($1) ORDER BY id"
+        ))
+        .bind(ids.iter().map(ContactId::as_str).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::contact).context(DOING)
+    }
+
     async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>> {
         const DOING: &str = "read a contact by peer";
         sqlx::query(concat!(

@@ -633,6 +633,32 @@ impl OutboxStore for PostgresStore {
             .context(DOING)
     }
 
+    async fn sends_since_by_contact(
+        &self,
+        contacts: &[ContactId],
+        since: Timestamp,
+    ) -> Result<Vec<(ContactId, Timestamp)>> {
+        const DOING: &str = "read recent sends";
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sends: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT contact, updated_at FROM outbox \
+             WHERE contact = ANY($1) AND state = 'sent' AND updated_at >= $2 \
+             ORDER BY contact, updated_at DESC",
+        )
+        .bind(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>())
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        sends
+            .into_iter()
+            .map(|(contact, us)| Ok((ContactId::new(contact), from_micros(us, "updated_at")?)))
+            .collect::<Result<_, StoreError>>()
+            .context(DOING)
+    }
+
     async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> {
         const DOING: &str = "count a send against the daily cap";
         // One statement: a new day starts at 1; an existing one goes up only while under the

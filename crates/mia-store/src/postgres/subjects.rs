@@ -117,6 +117,15 @@ impl SubjectStore for PostgresStore {
         counts.consents = run("UPDATE consents SET contact = $2, \
              evidence = jsonb_set(evidence, '{reference}', '\"\"'::jsonb) WHERE contact = $1")
         .await?;
+        // Nobody is sent to once erased: the open jobs are cancelled and leave the queue (a send
+        // already with Telegram is left to its worker, as in a restriction).
+        run(close!(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'erased', lease_until = NULL \
+             WHERE contact = $1 AND $2::text IS NOT NULL \
+             AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')"
+        ))
+        .await?;
         counts.jobs = run("UPDATE outbox SET contact = $2 WHERE contact = $1").await?;
         // An event the replacement has already (the same id, erased from another contact under
         // the same replacement) gives way to this contact's.

@@ -67,6 +67,23 @@ impl ConsentStore for SqliteStore {
         .context(DOING)
     }
 
+    async fn consent_histories(&self, contacts: &[ContactId]) -> Result<Vec<ConsentRecord>> {
+        const DOING: &str = "read consent histories";
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM consents WHERE contact IN (SELECT value FROM json_each(?)) ORDER BY seq"
+        ))
+        .bind(rows::contact_list(contacts))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::consent).context(DOING)
+    }
+
     async fn consents_for_purpose(&self, purpose: &Purpose) -> Result<Vec<ConsentRecord>> {
         const DOING: &str = "read consents for a purpose";
         sqlx::query(concat!(

@@ -90,6 +90,24 @@ impl ContactStore for SqliteStore {
         .context(DOING)
     }
 
+    async fn contacts_by_id(&self, ids: &[ContactId]) -> Result<Vec<Contact>> {
+        const DOING: &str = "read contacts by id";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for any number of ids: they come in as one JSON array.
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM contacts WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+        ))
+        .bind(rows::contact_list(ids))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::contact).context(DOING)
+    }
+
     async fn contact_by_peer(&self, peer: &TelegramPeer) -> Result<Option<Contact>> {
         const DOING: &str = "read a contact by peer";
         sqlx::query(concat!(

@@ -121,6 +121,15 @@ impl SubjectStore for SqliteStore {
             Some(anon),
         )
         .await?;
+        // Nobody is sent to once erased: the open jobs are cancelled (a send already with
+        // Telegram is left to its worker, as in a restriction).
+        run(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'erased', lease_until = NULL \
+             WHERE contact = ? AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
+            None,
+        )
+        .await?;
         counts.jobs = run(
             "UPDATE outbox SET contact = ? WHERE contact = ?",
             Some(anon),
