@@ -1227,6 +1227,21 @@ impl Transport for ReactsMidBatch {
 /// limit through [`ReactsMidBatch`]. Simulated people do nothing on their own (no receipts):
 /// the only inbound events are those the test makes.
 async fn unpaced_world(react: bool, sends: impl SendPolicy + 'static) -> (World, Agent) {
+    unpaced_world_with(sends, |inner, clock, _| ReactsMidBatch {
+        inner,
+        clock,
+        react,
+        posts: std::sync::Mutex::new(Vec::new()),
+    })
+    .await
+}
+
+/// [`unpaced_world`] with the transport `transport` makes of the simulator, the clock and the
+/// store.
+async fn unpaced_world_with<T: Transport + 'static>(
+    sends: impl SendPolicy + 'static,
+    transport: impl FnOnce(SimTelegram, Arc<SimClock>, Arc<dyn Store>) -> T,
+) -> (World, Agent) {
     let clock = Arc::new(SimClock::starting_at(noon()));
     let quiet = SimConfig {
         behaviour: mia::telegram::Behaviour {
@@ -1238,12 +1253,7 @@ async fn unpaced_world(react: bool, sends: impl SendPolicy + 'static) -> (World,
     let telegram = SimTelegram::new(quiet, clock.clone()).unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let w = world(40, store.clone(), clock.clone(), telegram.clone()).await;
-    let transport = ReactsMidBatch {
-        inner: telegram,
-        clock: clock.clone(),
-        react,
-        posts: std::sync::Mutex::new(Vec::new()),
-    };
+    let transport = transport(telegram, clock.clone(), store.clone());
     let agent = Agent::builder(TemplateProvider::new(), transport)
         .shared_store(store)
         .permissive_policies()
@@ -1301,6 +1311,112 @@ async fn a_batchs_results_are_written_before_a_stop_or_a_read_in_the_middle_of_i
     assert_eq!(
         consent_state(&history, &Purpose::marketing(), agent.now()),
         ConsentState::Withdrawn
+    );
+}
+
+/// The simulator without a rate limit; after the third new post, the host withdraws the
+/// consent of one contact and erases another, straight through the store (no STOP through
+/// Telegram), while both their jobs wait later in the same claimed batch.
+struct ChangesStoreMidBatch {
+    inner: SimTelegram,
+    clock: Arc<SimClock>,
+    store: Arc<dyn Store>,
+    /// The contact to withdraw, then the one to erase (set once the jobs exist).
+    targets: Arc<std::sync::Mutex<Vec<ContactId>>>,
+    posts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Transport for ChangesStoreMidBatch {
+    fn name(&self) -> &str {
+        "sim-changes-store-mid-batch"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            messages_per_second: None,
+            ..self.inner.capabilities()
+        }
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        let outcome = self.inner.send(message).await?;
+        let posted = self.posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if posted == 2 {
+            let targets = self.targets.lock().unwrap().clone();
+            let stop = ConsentRecord::withdraw(
+                targets[0].as_str(),
+                Purpose::marketing(),
+                Evidence::new("host_api", "unsubscribe page"),
+                self.clock.now(),
+            );
+            self.store.withdraw_consent(&stop).await?;
+            let anon = ContactId::new("erased:mid-batch");
+            self.store.erase_subject(&targets[1], &anon).await?;
+        }
+        Ok(outcome)
+    }
+    async fn receive(&self) -> Result<Vec<InboundEvent>> {
+        self.inner.receive().await
+    }
+    fn next_inbound_in(&self) -> Option<Duration> {
+        self.inner.next_inbound_in()
+    }
+}
+
+/// The worker reads a claimed batch's contacts, consents and recent sends once; a withdrawal
+/// or an erasure made meanwhile still stops the sends to those contacts (both cancel the
+/// contact's claimed jobs, so the attempt is refused before anything is sent).
+#[tokio::test(start_paused = true)]
+async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sends() {
+    let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = targets.clone();
+    let (w, agent) = unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| {
+        ChangesStoreMidBatch {
+            inner,
+            clock,
+            store,
+            targets: shared,
+            posts: std::sync::atomic::AtomicUsize::new(0),
+        }
+    })
+    .await;
+    let campaign = launch(&agent).await;
+    // Jobs due together are claimed in key order: the last two come long after the third post.
+    let mut jobs = w.store.jobs(&campaign.id).await.unwrap();
+    jobs.retain(|j| j.state == JobState::Pending);
+    jobs.sort_by(|a, b| a.key.cmp(&b.key));
+    assert!(jobs.len() > 6);
+    let last: Vec<Job> = jobs[jobs.len() - 2..].to_vec();
+    let peers: Vec<TelegramPeer> = {
+        let mut peers = Vec::new();
+        for job in &last {
+            peers.push(w.store.contact(&job.contact).await.unwrap().unwrap().peer);
+        }
+        peers
+    };
+    *targets.lock().unwrap() = last.iter().map(|j| j.contact.clone()).collect();
+    agent.run_until_idle().await.unwrap();
+
+    let posts = campaign_posts(&w.telegram);
+    for peer in &peers {
+        assert!(!posts.contains_key(&peer.id), "nothing sent to {peer:?}");
+    }
+    assert_eq!(posts.len(), w.consented.len() - 2);
+    assert!(posts.values().all(|n| *n == 1));
+    let withdrawn = w.store.job(&last[0].key).await.unwrap().unwrap();
+    assert_eq!(withdrawn.state, JobState::Cancelled);
+    let erased = w.store.job(&last[1].key).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            erased.state,
+            erased.outcome.as_deref(),
+            erased.contact.as_str()
+        ),
+        (JobState::Cancelled, Some("erased"), "erased:mid-batch")
+    );
+    let counts = w.store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(
+        (counts.sent, counts.cancelled, counts.open()),
+        (w.consented.len() as u64 - 2, 2, 0)
     );
 }
 

@@ -15,6 +15,7 @@ mod recurring;
 pub use inbound::is_stop_request;
 pub use journey::{DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT};
 mod reply;
+mod snapshot;
 pub use reply::Reply;
 mod worker;
 

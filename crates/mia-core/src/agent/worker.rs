@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use super::Agent;
+use super::snapshot::{self, ContactFacts, Snapshot};
 use crate::allocator::AssignmentRequest;
 use crate::campaign::{Campaign, CampaignState};
 use crate::error::{Error, Result};
@@ -161,7 +162,10 @@ impl Agent {
         // once: a crash then leaves at most the one send in flight (an `outcome_unknown` dead
         // letter), never a whole batch of them.
         let write_each = !self.inner.transport.capabilities().idempotent_sends;
-        for job in jobs {
+        // The contacts' facts, read for the jobs still to come whenever they are needed and
+        // none are held: once per batch while sends run without a pause (see `snapshot`).
+        let mut snapshot = Snapshot::default();
+        for (index, job) in jobs.iter().enumerate() {
             // A contact's send decision sees their earlier sends (frequency caps): write the
             // results this batch holds for them first.
             if results.holds(&job.contact) {
@@ -181,7 +185,7 @@ impl Agent {
                     count_attempt: false,
                     reason: "campaign_paused".into(),
                 };
-                self.update(&job, &update).await?;
+                self.update(job, &update).await?;
                 metrics::send(JobOutcome::Paused);
                 continue;
             }
@@ -201,14 +205,15 @@ impl Agent {
                 span.record("contact", job.contact.as_str());
             }
             // A journey's wait-for timer sends nothing: no send slot, no policy.
-            let one = match self.run_wait_for(campaign, &job).await.transpose() {
+            let one = match self.run_wait_for(campaign, job).await.transpose() {
                 Some(decided) => decided,
                 None => {
                     // Wait for a send slot, then take in what contacts said meanwhile (a STOP),
                     // and only then decide: a verdict never goes stale during a rate-limit or
                     // FloodWait wait. Failing either stops the run: sending without the limit,
                     // or without reading STOPs, is not allowed.
-                    stats.merge(self.pace_recording(results, &campaigns).await?);
+                    let (paced, waited) = self.pace_recording(results, &campaigns).await?;
+                    stats.merge(paced);
                     let inbound = self.inner.transport.receive().await?;
                     if !inbound.is_empty() {
                         // A STOP cancels the contact's open jobs and a reply is matched to the
@@ -216,7 +221,27 @@ impl Agent {
                         stats.merge(self.flush(results, &campaigns).await?);
                         stats.merge(self.handle_inbound(&inbound).await?);
                     }
-                    self.process(campaign, &job, audit, results)
+                    let since = self.recent_sends_since(self.now());
+                    if waited || !inbound.is_empty() {
+                        // Facts read before a pause are not used after it.
+                        snapshot = Snapshot::default();
+                    } else if snapshot.is_empty() {
+                        // Contacts with results waiting are read on their own, once written.
+                        snapshot = Snapshot::read(
+                            &*self.inner.store,
+                            &jobs[index..],
+                            |contact| results.holds(contact),
+                            since,
+                        )
+                        .await?;
+                    }
+                    let facts = match snapshot.facts(&job.contact, since) {
+                        Some(facts) => facts,
+                        None => snapshot::read_one(&*self.inner.store, &job.contact, since).await?,
+                    };
+                    // A second job of the contact reads afresh, seeing this one's result.
+                    snapshot.forget(&job.contact);
+                    self.process(campaign, job, facts, audit, results)
                         .instrument(span)
                         .await
                 }
@@ -247,7 +272,7 @@ impl Agent {
                     let update = JobUpdate::DeadLetter {
                         reason: format!("error: {e}"),
                     };
-                    match self.update(&job, &update).await {
+                    match self.update(job, &update).await {
                         Ok(()) => stats.dead_lettered += 1,
                         Err(Error::LeaseLost(_)) => {}
                         Err(store) => return Err(store),
@@ -501,33 +526,44 @@ impl Agent {
     }
 
     /// [`pace`](Self::pace), writing the results `results` holds before it waits, so no result
-    /// waits for a send slot (or a FloodWait) while its job's lease runs out.
+    /// waits for a send slot (or a FloodWait) while its job's lease runs out. Returns what the
+    /// writes did and whether it waited.
     async fn pace_recording(
         &self,
         results: &mut Completions,
         campaigns: &HashMap<CampaignId, Campaign>,
-    ) -> Result<RunStats> {
+    ) -> Result<(RunStats, bool)> {
         let Some(limiter) = &self.inner.limiter else {
-            return Ok(RunStats::default());
+            return Ok((RunStats::default(), false));
         };
         let key = self.limit_key();
         let mut stats = RunStats::default();
+        let mut waited = false;
         loop {
             let now = self.now();
             match limiter.try_acquire(&key, now).await? {
-                None => return Ok(stats),
+                None => return Ok((stats, waited)),
                 Some(wait) => {
                     stats.merge(self.flush(results, campaigns).await?);
                     self.inner.clock.sleep_until(add(now, wait)).await;
+                    waited = true;
                 }
             }
         }
     }
 
+    /// How far back a send decision at `now` looks at the contact's sends (frequency caps).
+    fn recent_sends_since(&self, now: Timestamp) -> Timestamp {
+        now.checked_sub(SignedDuration::from_hours(24 * 7))
+            .unwrap_or(now)
+    }
+
+    /// Decides and sends `job`, with its contact's `facts` (`None`: no such contact).
     async fn process(
         &self,
         campaign: &Campaign,
         job: &Job,
+        facts: Option<ContactFacts>,
         audit: &mut Vec<crate::AuditEvent>,
         results: &mut Completions,
     ) -> Result<RunStats> {
@@ -555,7 +591,12 @@ impl Agent {
                 .await?;
             return Ok(stats);
         }
-        let Some(contact) = store.contact(&job.contact).await? else {
+        let Some(ContactFacts {
+            contact,
+            history,
+            recent,
+        }) = facts
+        else {
             self.update(
                 job,
                 &JobUpdate::DeadLetter {
@@ -569,11 +610,6 @@ impl Agent {
             return Ok(stats);
         };
         let now = self.now();
-        let history = store.consent_history(&contact.id).await?;
-        let week_ago = now
-            .checked_sub(SignedDuration::from_hours(24 * 7))
-            .unwrap_or(now);
-        let recent = store.sends_since(&contact.id, week_ago).await?;
         let policy_span = tracing::info_span!(
             "mia.policy",
             policy = "send",
@@ -691,7 +727,10 @@ impl Agent {
 
         // A pause or abort from an operator (or another worker's spam signal) takes effect
         // within one job, not one batch: read the state again right before sending.
-        let current = self.campaign(&campaign.id).await?.state;
+        let current = store
+            .campaign_state(&campaign.id)
+            .await?
+            .ok_or_else(|| Error::not_found("campaign", &campaign.id))?;
         if current != CampaignState::Running {
             let update = JobUpdate::Retry {
                 due_at: job.due_at,

@@ -1,0 +1,237 @@
+//! What a batch's send decisions read about their contacts (the contact, their consent history,
+//! their recent sends), read for the whole batch in three store calls instead of three per job.
+//!
+//! A snapshot is only ever as old as the run of sends it serves without a pause: the worker
+//! drops it whenever it waits for a send slot or takes in inbound events, and forgets a contact
+//! once one of its jobs is decided (a second job of the same contact reads afresh, after the
+//! first one's result is written, so frequency caps count it). What a snapshot cannot see
+//! cannot cause a wrong send: a withdrawal, a restriction or an erasure cancels the contact's
+//! claimed jobs in its own transaction, so the job's `record_attempt` fails before anything is
+//! sent. What it may miss for the length of such a run are a rectified contact (time zone,
+//! locale, attributes) and another worker's send to the same contact at the same moment, which
+//! per-job reads also race with.
+
+use std::collections::{HashMap, HashSet};
+
+use jiff::Timestamp;
+
+use crate::consent::ConsentRecord;
+use crate::contact::Contact;
+use crate::error::Result;
+use crate::ids::ContactId;
+use crate::store::{Job, Store};
+
+/// What one send decision reads about its contact.
+pub(crate) struct ContactFacts {
+    /// The contact.
+    pub(crate) contact: Contact,
+    /// Their consent history, in insertion order.
+    pub(crate) history: Vec<ConsentRecord>,
+    /// Their campaign sends since the decision's look-back, newest first.
+    pub(crate) recent: Vec<Timestamp>,
+}
+
+/// The facts of several contacts, read together at one moment.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    /// The contacts it answers for, known or not.
+    read: HashSet<ContactId>,
+    /// Those that exist.
+    contacts: HashMap<ContactId, Contact>,
+    /// Their consent histories.
+    histories: HashMap<ContactId, Vec<ConsentRecord>>,
+    /// Their sends since `since`, newest first.
+    sends: HashMap<ContactId, Vec<Timestamp>>,
+    /// How far back the sends go.
+    since: Option<Timestamp>,
+}
+
+impl Snapshot {
+    /// Reads the facts of the contacts of `jobs` (each once) but those in `skip`, with the
+    /// sends since `since`: three store calls, whatever the number of contacts.
+    pub(crate) async fn read(
+        store: &dyn Store,
+        jobs: &[Job],
+        skip: impl Fn(&ContactId) -> bool,
+        since: Timestamp,
+    ) -> Result<Self> {
+        let mut read = HashSet::with_capacity(jobs.len());
+        let ids: Vec<ContactId> = jobs
+            .iter()
+            .map(|job| &job.contact)
+            .filter(|id| !skip(id) && read.insert((*id).clone()))
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            return Ok(Self::default());
+        }
+        let contacts = store.contacts_by_id(&ids).await?;
+        let mut histories: HashMap<ContactId, Vec<ConsentRecord>> = HashMap::new();
+        for record in store.consent_histories(&ids).await? {
+            histories
+                .entry(record.contact.clone())
+                .or_default()
+                .push(record);
+        }
+        let mut sends: HashMap<ContactId, Vec<Timestamp>> = HashMap::new();
+        for (contact, at) in store.sends_since_by_contact(&ids, since).await? {
+            sends.entry(contact).or_default().push(at);
+        }
+        Ok(Self {
+            read,
+            contacts: contacts.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            histories,
+            sends,
+            since: Some(since),
+        })
+    }
+
+    /// Whether it answers for `contact` with sends back to `since` at least: `Some(None)` for a
+    /// contact that does not exist.
+    pub(crate) fn facts(
+        &self,
+        contact: &ContactId,
+        since: Timestamp,
+    ) -> Option<Option<ContactFacts>> {
+        if !self.read.contains(contact) || self.since.is_none_or(|read| read > since) {
+            return None;
+        }
+        let Some(found) = self.contacts.get(contact) else {
+            return Some(None);
+        };
+        let mut recent = self.sends.get(contact).cloned().unwrap_or_default();
+        recent.retain(|at| *at >= since);
+        Some(Some(ContactFacts {
+            contact: found.clone(),
+            history: self.histories.get(contact).cloned().unwrap_or_default(),
+            recent,
+        }))
+    }
+
+    /// Stops answering for `contact`: its facts may have changed.
+    pub(crate) fn forget(&mut self, contact: &ContactId) {
+        self.read.remove(contact);
+    }
+
+    /// Whether it answers for nobody.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.read.is_empty()
+    }
+}
+
+/// The facts of `contact` read on their own: `None` for a contact that does not exist.
+pub(crate) async fn read_one(
+    store: &dyn Store,
+    contact: &ContactId,
+    since: Timestamp,
+) -> Result<Option<ContactFacts>> {
+    let Some(contact) = store.contact(contact).await? else {
+        return Ok(None);
+    };
+    let history = store.consent_history(&contact.id).await?;
+    let recent = store.sends_since(&contact.id, since).await?;
+    Ok(Some(ContactFacts {
+        contact,
+        history,
+        recent,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consent::{ConsentRecord, Evidence};
+    use crate::ids::{CampaignId, IdempotencyKey};
+    use crate::{
+        Campaign, CampaignSpec, CampaignStore, ConsentStore, ContactStore, MemoryStore, NewJob,
+        OutboxStore, Purpose, TelegramPeer,
+    };
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_answers_as_reads_one_by_one_until_it_forgets() {
+        let store = MemoryStore::new();
+        let people: Vec<Contact> = (1..=3)
+            .map(|i| Contact::new(format!("c{i}"), TelegramPeer::user(i), "UTC", t(0)).unwrap())
+            .collect();
+        store.upsert_contacts(&people).await.unwrap();
+        let ev = Evidence::new("telegram_start", "u");
+        store
+            .append_consent(&[
+                ConsentRecord::grant("c1", Purpose::marketing(), ev.clone(), "v1", t(1)),
+                ConsentRecord::grant("c2", Purpose::marketing(), ev.clone(), "v1", t(2)),
+                ConsentRecord::withdraw("c1", Purpose::marketing(), ev, t(3)),
+            ])
+            .await
+            .unwrap();
+        let mut campaign =
+            Campaign::draft(CampaignId::new("k"), CampaignSpec::new("n", "p", "o"), t(0));
+        store.insert_campaign(&campaign).await.unwrap();
+        campaign.state = crate::CampaignState::Running;
+        let new = |who: &str| NewJob {
+            key: IdempotencyKey::for_job(&campaign.id, &ContactId::new(who), 0),
+            contact: ContactId::new(who),
+            purpose: Purpose::marketing(),
+            step: 0,
+            due_at: t(0),
+            skipped: None,
+        };
+        let jobs = [new("c1"), new("c2"), new("c3"), new("c9")];
+        store.schedule(&campaign, &jobs).await.unwrap();
+        let claimed = store
+            .claim("w", t(5), jiff::SignedDuration::from_secs(60), 10)
+            .await
+            .unwrap();
+        let c2 = claimed.iter().find(|j| j.contact.as_str() == "c2").unwrap();
+        store
+            .update_job(
+                &c2.key,
+                c2.claim_token,
+                &crate::JobUpdate::Sent { message_id: 1 },
+                t(10),
+            )
+            .await
+            .unwrap();
+
+        let mut snapshot = Snapshot::read(&store, &claimed, |c| c.as_str() == "c3", t(0))
+            .await
+            .unwrap();
+        for who in ["c1", "c2"] {
+            let id = ContactId::new(who);
+            let from_snapshot = snapshot.facts(&id, t(0)).unwrap().unwrap();
+            let one = read_one(&store, &id, t(0)).await.unwrap().unwrap();
+            assert_eq!(from_snapshot.contact, one.contact, "{who}");
+            assert_eq!(from_snapshot.history, one.history, "{who}");
+            assert_eq!(from_snapshot.recent, one.recent, "{who}");
+        }
+        let id = ContactId::new("c2");
+        assert_eq!(snapshot.facts(&id, t(0)).unwrap().unwrap().recent, [t(10)]);
+        assert!(
+            snapshot
+                .facts(&id, t(11))
+                .unwrap()
+                .unwrap()
+                .recent
+                .is_empty(),
+            "a later look-back leaves older sends out"
+        );
+        assert!(
+            snapshot.facts(&id, t(-1)).is_none(),
+            "an earlier look-back than was read is not answered"
+        );
+        assert!(
+            matches!(snapshot.facts(&ContactId::new("c9"), t(0)), Some(None)),
+            "a contact that does not exist"
+        );
+        assert!(
+            snapshot.facts(&ContactId::new("c3"), t(0)).is_none(),
+            "a contact left out of the read is not answered"
+        );
+        snapshot.forget(&id);
+        assert!(snapshot.facts(&id, t(0)).is_none(), "forgotten");
+        assert!(!snapshot.is_empty());
+    }
+}
