@@ -1,25 +1,29 @@
 //! What a batch's send decisions read about their contacts (the contact, their consent history,
 //! their recent sends), read for the whole batch in three store calls instead of three per job.
 //!
-//! A snapshot is only ever as old as the run of sends it serves without a pause: the worker
-//! drops it whenever it waits for a send slot or takes in inbound events, and forgets a contact
-//! once one of its jobs is decided (a second job of the same contact reads afresh, after the
-//! first one's result is written, so frequency caps count it). What a snapshot cannot see
-//! cannot cause a wrong send: a withdrawal, a restriction or an erasure cancels the contact's
-//! claimed jobs in its own transaction, so the job's `record_attempt` fails before anything is
-//! sent. What it may miss for the length of such a run are a rectified contact (time zone,
-//! locale, attributes) and another worker's send to the same contact at the same moment, which
-//! per-job reads also race with.
+//! A snapshot serves for [`MAX_AGE`] of the agent's clock at most (at Telegram's 30 messages a
+//! second, about 30 sends; without a rate limit, a whole batch): the worker reads it again
+//! after that and whenever it takes in inbound events, and forgets a contact once one of its
+//! jobs is decided (a second job of the same contact reads afresh, after the first one's
+//! result is written, so frequency caps count it). What a snapshot cannot see cannot cause a
+//! wrong send: a withdrawal, a restriction or an erasure cancels the contact's claimed jobs in
+//! its own transaction, so the job's `record_attempt` fails before anything is sent. What it
+//! may miss for up to `MAX_AGE` are a rectified contact (time zone, locale, attributes) and
+//! another worker's send to the same contact in that second, which per-job reads also race
+//! with, over a shorter time.
 
 use std::collections::{HashMap, HashSet};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::consent::ConsentRecord;
 use crate::contact::Contact;
 use crate::error::Result;
 use crate::ids::ContactId;
 use crate::store::{Job, Store};
+
+/// How long a snapshot serves, by the agent's clock.
+pub(crate) const MAX_AGE: SignedDuration = SignedDuration::from_secs(1);
 
 /// What one send decision reads about its contact.
 pub(crate) struct ContactFacts {
@@ -44,15 +48,18 @@ pub(crate) struct Snapshot {
     sends: HashMap<ContactId, Vec<Timestamp>>,
     /// How far back the sends go.
     since: Option<Timestamp>,
+    /// When it was read.
+    taken_at: Option<Timestamp>,
 }
 
 impl Snapshot {
-    /// Reads the facts of the contacts of `jobs` (each once) but those in `skip`, with the
-    /// sends since `since`: three store calls, whatever the number of contacts.
+    /// Reads, at `now`, the facts of the contacts of `jobs` (each once) but those in `skip`,
+    /// with the sends since `since`: three store calls, whatever the number of contacts.
     pub(crate) async fn read(
         store: &dyn Store,
         jobs: &[Job],
         skip: impl Fn(&ContactId) -> bool,
+        now: Timestamp,
         since: Timestamp,
     ) -> Result<Self> {
         let mut read = HashSet::with_capacity(jobs.len());
@@ -83,7 +90,14 @@ impl Snapshot {
             histories,
             sends,
             since: Some(since),
+            taken_at: Some(now),
         })
+    }
+
+    /// Whether it was read more than [`MAX_AGE`] before `now`.
+    pub(crate) fn is_stale(&self, now: Timestamp) -> bool {
+        self.taken_at
+            .is_some_and(|taken| now.duration_since(taken) > MAX_AGE)
     }
 
     /// Whether it answers for `contact` with sends back to `since` at least: `Some(None)` for a
@@ -196,9 +210,11 @@ mod tests {
             .await
             .unwrap();
 
-        let mut snapshot = Snapshot::read(&store, &claimed, |c| c.as_str() == "c3", t(0))
+        let mut snapshot = Snapshot::read(&store, &claimed, |c| c.as_str() == "c3", t(20), t(0))
             .await
             .unwrap();
+        assert!(!snapshot.is_stale(t(21)), "one second old serves");
+        assert!(snapshot.is_stale(t(21) + SignedDuration::from_micros(1)));
         for who in ["c1", "c2"] {
             let id = ContactId::new(who);
             let from_snapshot = snapshot.facts(&id, t(0)).unwrap().unwrap();

@@ -212,8 +212,7 @@ impl Agent {
                     // and only then decide: a verdict never goes stale during a rate-limit or
                     // FloodWait wait. Failing either stops the run: sending without the limit,
                     // or without reading STOPs, is not allowed.
-                    let (paced, waited) = self.pace_recording(results, &campaigns).await?;
-                    stats.merge(paced);
+                    stats.merge(self.pace_recording(results, &campaigns).await?);
                     let inbound = self.inner.transport.receive().await?;
                     if !inbound.is_empty() {
                         // A STOP cancels the contact's open jobs and a reply is matched to the
@@ -221,16 +220,19 @@ impl Agent {
                         stats.merge(self.flush(results, &campaigns).await?);
                         stats.merge(self.handle_inbound(&inbound).await?);
                     }
-                    let since = self.recent_sends_since(self.now());
-                    if waited || !inbound.is_empty() {
-                        // Facts read before a pause are not used after it.
+                    let now = self.now();
+                    let since = self.recent_sends_since(now);
+                    if !inbound.is_empty() || snapshot.is_stale(now) {
+                        // Facts read before inbound events or too long ago are read again.
                         snapshot = Snapshot::default();
-                    } else if snapshot.is_empty() {
+                    }
+                    if snapshot.is_empty() {
                         // Contacts with results waiting are read on their own, once written.
                         snapshot = Snapshot::read(
                             &*self.inner.store,
                             &jobs[index..],
                             |contact| results.holds(contact),
+                            now,
                             since,
                         )
                         .await?;
@@ -526,27 +528,24 @@ impl Agent {
     }
 
     /// [`pace`](Self::pace), writing the results `results` holds before it waits, so no result
-    /// waits for a send slot (or a FloodWait) while its job's lease runs out. Returns what the
-    /// writes did and whether it waited.
+    /// waits for a send slot (or a FloodWait) while its job's lease runs out.
     async fn pace_recording(
         &self,
         results: &mut Completions,
         campaigns: &HashMap<CampaignId, Campaign>,
-    ) -> Result<(RunStats, bool)> {
+    ) -> Result<RunStats> {
         let Some(limiter) = &self.inner.limiter else {
-            return Ok((RunStats::default(), false));
+            return Ok(RunStats::default());
         };
         let key = self.limit_key();
         let mut stats = RunStats::default();
-        let mut waited = false;
         loop {
             let now = self.now();
             match limiter.try_acquire(&key, now).await? {
-                None => return Ok((stats, waited)),
+                None => return Ok(stats),
                 Some(wait) => {
                     stats.merge(self.flush(results, campaigns).await?);
                     self.inner.clock.sleep_until(add(now, wait)).await;
-                    waited = true;
                 }
             }
         }
