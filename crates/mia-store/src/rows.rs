@@ -196,6 +196,21 @@ pub(crate) fn contact_list(contacts: &[ContactId]) -> String {
     serde_json::Value::from(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>()).to_string()
 }
 
+/// The `(contact, updated_at)` rows of sends as `(contact, when)`.
+pub(crate) fn sends_by_contact(
+    found: Vec<(String, i64)>,
+) -> Result<Vec<(ContactId, jiff::Timestamp)>, StoreError> {
+    found
+        .into_iter()
+        .map(|(contact, us)| {
+            Ok((
+                ContactId::new(contact),
+                crate::codec::from_micros(us, "updated_at")?,
+            ))
+        })
+        .collect()
+}
+
 /// A campaign row.
 pub(crate) fn campaign(row: &impl Columns) -> Result<Campaign, StoreError> {
     Ok(Campaign {

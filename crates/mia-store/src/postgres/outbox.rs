@@ -652,11 +652,7 @@ impl OutboxStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .context(DOING)?;
-        sends
-            .into_iter()
-            .map(|(contact, us)| Ok((ContactId::new(contact), from_micros(us, "updated_at")?)))
-            .collect::<Result<_, StoreError>>()
-            .context(DOING)
+        rows::sends_by_contact(sends).context(DOING)
     }
 
     async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> {

@@ -919,11 +919,7 @@ impl OutboxStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .context(DOING)?;
-        sends
-            .into_iter()
-            .map(|(contact, us)| Ok((ContactId::new(contact), from_micros(us, "updated_at")?)))
-            .collect::<Result<_, crate::error::StoreError>>()
-            .context(DOING)
+        rows::sends_by_contact(sends).context(DOING)
     }
 
     async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> {
