@@ -709,3 +709,83 @@ async fn ten_thousand_of_everything_in_one_batch_each() {
         "claims come earliest first"
     );
 }
+
+/// The network edge of the worker test below: takes every message and remembers the chats.
+struct Takes(std::sync::Mutex<Vec<TelegramPeer>>);
+
+#[async_trait::async_trait]
+impl mia_core::Transport for Takes {
+    fn name(&self) -> &str {
+        "takes-everything"
+    }
+    async fn send(
+        &self,
+        message: &mia_core::OutboundMessage,
+    ) -> mia_core::Result<mia_core::SendOutcome> {
+        let mut sent = self.0.lock().unwrap();
+        sent.push(message.peer);
+        Ok(mia_core::SendOutcome::Sent {
+            message_id: sent.len() as i64,
+            duplicate: false,
+        })
+    }
+}
+
+/// A worker reads a batch's contacts in one call; one contact row that does not decode fails
+/// that call, but only its own job: it goes to the dead letters, every other contact is sent
+/// to, and the run goes on.
+#[tokio::test]
+async fn a_worker_sets_aside_the_job_of_a_corrupt_contact_and_sends_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
+    let transport = std::sync::Arc::new(Takes(std::sync::Mutex::new(Vec::new())));
+    let agent = mia_core::Agent::builder(mia_core::TemplateProvider::new(), transport.clone())
+        .shared_store(store.clone())
+        .permissive_policies()
+        .build()
+        .unwrap();
+    let people: Vec<Contact> = (1..=5).map(contact).collect();
+    let now = Timestamp::now();
+    let grants: Vec<ConsentRecord> = people
+        .iter()
+        .map(|c| {
+            let ev = Evidence::new("telegram_start", "test");
+            ConsentRecord::grant(c.id.clone(), Purpose::marketing(), ev, "v1", now)
+        })
+        .collect();
+    agent.import_contacts(&people).await.unwrap();
+    agent.record_consent(&grants).await.unwrap();
+    let campaign = agent
+        .create_campaign(CampaignSpec::new("Spring", "tea", "20% off"))
+        .await
+        .unwrap();
+    agent.schedule(&campaign.id, None).await.unwrap();
+    agent.start(&campaign.id).await.unwrap();
+
+    let raw = raw_pool(&path).await;
+    sqlx::query("UPDATE contacts SET attributes = '{not json' WHERE id = 'c00003'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    let stats = agent.run_until_idle().await.unwrap();
+    assert_eq!((stats.sent, stats.dead_lettered), (4, 1));
+    let sent = transport.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 4);
+    assert!(
+        !sent.contains(&people[2].peer),
+        "nothing to the corrupt row"
+    );
+    let jobs = mia_core::SubjectStore::contact_jobs(store.as_ref(), &people[2].id)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::DeadLetter);
+    let reason = jobs[0].outcome.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("error: ") && reason.contains("attributes"),
+        "{reason}"
+    );
+}

@@ -165,6 +165,9 @@ impl Agent {
         // The contacts' facts, read for the jobs still to come whenever they are needed and
         // none are held: once per batch while sends run without a pause (see `snapshot`).
         let mut snapshot = Snapshot::default();
+        // After a batch read fails (a corrupt row, a busy database), each job reads its own,
+        // so the error stays with the job it belongs to (see the `match` below).
+        let mut read_batches = true;
         for (index, job) in jobs.iter().enumerate() {
             // A contact's send decision sees their earlier sends (frequency caps): write the
             // results this batch holds for them first.
@@ -226,26 +229,38 @@ impl Agent {
                         // Facts read before inbound events or too long ago are read again.
                         snapshot = Snapshot::default();
                     }
-                    if snapshot.is_empty() {
+                    if snapshot.is_empty() && read_batches {
                         // Contacts with results waiting are read on their own, once written.
-                        snapshot = Snapshot::read(
+                        match Snapshot::read(
                             &*self.inner.store,
                             &jobs[index..],
                             |contact| results.holds(contact),
                             now,
                             since,
                         )
-                        .await?;
+                        .await
+                        {
+                            Ok(read) => snapshot = read,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "mia.send batch read failed; reading each job's contact on its own");
+                                read_batches = false;
+                            }
+                        }
                     }
                     let facts = match snapshot.facts(&job.contact, since) {
-                        Some(facts) => facts,
-                        None => snapshot::read_one(&*self.inner.store, &job.contact, since).await?,
+                        Some(facts) => Ok(facts),
+                        None => snapshot::read_one(&*self.inner.store, &job.contact, since).await,
                     };
                     // A second job of the contact reads afresh, seeing this one's result.
                     snapshot.forget(&job.contact);
-                    self.process(campaign, job, facts, audit, results)
-                        .instrument(span)
-                        .await
+                    match facts {
+                        Ok(facts) => {
+                            self.process(campaign, job, facts, audit, results)
+                                .instrument(span)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
             };
             match one {
