@@ -1,16 +1,24 @@
 //! Sends per second through the send path: the consent rule and the send guard, the splitter,
 //! the simulated Telegram (limits off) and the analytics collector, on the in-memory store and
 //! on a SQLite file at both durabilities (`Durability::Full` flushes each send's attempt before
-//! the send and each batch's results; `Normal` flushes at checkpoints).
+//! the send and each batch's results; `Normal` flushes at checkpoints), and on Postgres (a
+//! schema of its own for every iteration, dropped at the end) when `MIA_TEST_POSTGRES_URL` is
+//! set.
 //!
-//! Run with: `cargo bench --bench pipeline --features full`
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+//! Run with: `cargo bench --bench pipeline --features full` (and
+//! `MIA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test` for Postgres)
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
 
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::SignedDuration;
-use mia::store::{Durability, SqliteOptions, SqliteStore};
+use mia::store::{Durability, PostgresStore, SqliteOptions, SqliteStore};
 use mia::{CampaignSpec, MemoryStore};
 
 mod common;
@@ -91,6 +99,42 @@ fn send_path(c: &mut Criterion) {
                 BatchSize::PerIteration,
             );
         });
+    }
+    match std::env::var("MIA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => {
+            let mut schemas = Vec::new();
+            group.bench_function("send_2000_jobs_postgres", |b| {
+                b.iter_batched(
+                    || {
+                        let schema =
+                            format!("bench_pipeline_{}_{}", std::process::id(), schemas.len());
+                        schemas.push(schema.clone());
+                        runtime.block_on(async {
+                            let store = PostgresStore::connect_with_schema(&url, &schema).await;
+                            let store = Arc::new(store.unwrap());
+                            let limits = common::unlimited();
+                            common::ready_agent_on(CONTACTS, limits, store).await.0
+                        })
+                    },
+                    |agent| {
+                        let stats = runtime.block_on(agent.run_until_idle()).unwrap();
+                        assert_eq!(stats.sent, CONTACTS as u64);
+                        (stats, agent)
+                    },
+                    BatchSize::PerIteration,
+                );
+            });
+            runtime.block_on(async {
+                for schema in schemas {
+                    let store = PostgresStore::connect_with_schema(&url, &schema).await;
+                    store.unwrap().drop_schema().await.unwrap();
+                }
+            });
+        }
+        None => println!("skipped: set MIA_TEST_POSTGRES_URL to run send_2000_jobs_postgres"),
     }
     group.finish();
 }

@@ -1420,6 +1420,68 @@ async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sen
     );
 }
 
+/// A job whose send was in flight when its worker stopped is claimed again once its lease runs
+/// out. A withdrawal does not cancel such a job (its message may be with Telegram already), so
+/// the worker decides it on facts read for it alone, never on the batch's earlier read.
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_send_is_decided_on_fresh_facts_after_a_withdrawal_mid_batch() {
+    let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = targets.clone();
+    let (w, agent) = unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| {
+        ChangesStoreMidBatch {
+            inner,
+            clock,
+            store,
+            targets: shared,
+            posts: std::sync::atomic::AtomicUsize::new(0),
+        }
+    })
+    .await;
+    let campaign = launch(&agent).await;
+    let mut jobs = w.store.jobs(&campaign.id).await.unwrap();
+    jobs.retain(|j| j.state == JobState::Pending);
+    jobs.sort_by(|a, b| a.key.cmp(&b.key));
+    assert!(jobs.len() > 6);
+    let last: Vec<Job> = jobs[jobs.len() - 2..].to_vec();
+    // A worker claims every job, hands the last but one to Telegram's side of the wire (its
+    // attempt is recorded: send in flight) and dies before sending it.
+    let doomed = w
+        .store
+        .claim("doomed", agent.now(), SignedDuration::from_secs(1), 10_000)
+        .await
+        .unwrap();
+    let flying = doomed.iter().find(|j| j.key == last[0].key).unwrap();
+    w.store
+        .record_attempt(
+            &flying.key,
+            flying.claim_token,
+            &VariantId::new("A"),
+            1.0,
+            agent.now(),
+        )
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    *targets.lock().unwrap() = last.iter().map(|j| j.contact.clone()).collect();
+    let peer = w
+        .store
+        .contact(&last[0].contact)
+        .await
+        .unwrap()
+        .unwrap()
+        .peer;
+    agent.run_until_idle().await.unwrap();
+
+    let posts = campaign_posts(&w.telegram);
+    assert!(
+        !posts.contains_key(&peer.id),
+        "withdrawn before the interrupted send was decided again: never sent"
+    );
+    let job = w.store.job(&last[0].key).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Skipped, "{job:?}");
+    assert_eq!(posts.len(), w.consented.len() - 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_frequency_cap_counts_a_send_made_earlier_in_the_same_batch() {
     let guard = mia::safety::SendGuard::builder()

@@ -341,7 +341,9 @@ pub trait ContactStore: Send + Sync {
 /// The consent ledger (append-only).
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
-    /// Appends records.
+    /// Appends records. A withdrawal appended here cancels no job: withdraw through
+    /// [`withdraw_consent`](Self::withdraw_consent), which does, so that a worker that read the
+    /// contact's consent before cannot send.
     ///
     /// # Errors
     /// A store error; nothing is written then.
@@ -707,7 +709,8 @@ pub trait SubjectStore: Send + Sync {
     /// that read the contact before the erasure loses its lease before sending (a send already
     /// in flight is left to its worker); in consent records, jobs and
     /// events replaces the contact id with `replacement` (an id that says nothing about the
-    /// person), so counts and aggregates stay as they were (but for one case: if `replacement`
+    /// person), so totals and aggregates keep their counts (the cancelled jobs move from open to
+    /// cancelled; and one more case: if `replacement`
     /// has an event with the id of one of the contact's already, erased from another contact
     /// under the same replacement, that one is deleted and the contact's takes its place, as
     /// [`EventStore`] keeps one event per contact and id); blanks the evidence reference of

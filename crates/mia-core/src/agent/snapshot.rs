@@ -7,10 +7,12 @@
 //! jobs is decided (a second job of the same contact reads afresh, after the first one's
 //! result is written, so frequency caps count it). What a snapshot cannot see cannot cause a
 //! wrong send: a withdrawal, a restriction or an erasure cancels the contact's claimed jobs in
-//! its own transaction, so the job's `record_attempt` fails before anything is sent. What it
-//! may miss for up to `MAX_AGE` are a rectified contact (time zone, locale, attributes) and
-//! another worker's send to the same contact in that second, which per-job reads also race
-//! with, over a shorter time.
+//! its own transaction, so the job's `record_attempt` fails before anything is sent (a job whose
+//! send was already in flight is not cancelled, so the worker never decides one on a snapshot).
+//! What it may miss for up to `MAX_AGE` are a changed contact (a new Telegram peer, time zone,
+//! locale or attributes from an import or a rectification), a consent granted in that second
+//! (the job is then skipped for want of consent) and another worker's send to the same contact
+//! in that second: per-job reads race with all three too, over a shorter time.
 
 use std::collections::{HashMap, HashSet};
 
@@ -96,8 +98,9 @@ impl Snapshot {
 
     /// Whether it was read more than [`MAX_AGE`] before `now`.
     pub(crate) fn is_stale(&self, now: Timestamp) -> bool {
+        // Either way: a clock set back does not make old facts new.
         self.taken_at
-            .is_some_and(|taken| now.duration_since(taken) > MAX_AGE)
+            .is_some_and(|taken| now.duration_since(taken).abs() > MAX_AGE)
     }
 
     /// Whether it answers for `contact` with sends back to `since` at least: `Some(None)` for a
@@ -215,6 +218,7 @@ mod tests {
             .unwrap();
         assert!(!snapshot.is_stale(t(21)), "one second old serves");
         assert!(snapshot.is_stale(t(21) + SignedDuration::from_micros(1)));
+        assert!(snapshot.is_stale(t(18)), "nor does a clock set back");
         for who in ["c1", "c2"] {
             let id = ContactId::new(who);
             let from_snapshot = snapshot.facts(&id, t(0)).unwrap().unwrap();

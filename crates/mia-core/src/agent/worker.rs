@@ -247,7 +247,12 @@ impl Agent {
                             }
                         }
                     }
-                    let facts = match snapshot.facts(&job.contact, since) {
+                    // A job whose send was in flight when its worker stopped is not cancelled by a
+                    // withdrawal or an erasure (its message may be with Telegram already), so
+                    // nothing would stop a resend decided on older facts: it reads its own.
+                    let in_flight = job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT);
+                    let known = snapshot.facts(&job.contact, since).filter(|_| !in_flight);
+                    let facts = match known {
                         Some(facts) => Ok(facts),
                         None => snapshot::read_one(&*self.inner.store, &job.contact, since).await,
                     };

@@ -172,12 +172,18 @@ async fn batch_reads<S: Store + ?Sized>(store: &S) {
         .unwrap();
     assert_eq!(claimed.len(), 3);
     for (i, job) in (1..).zip(&claimed) {
+        // c42's send falls before `since`, both of c41's after it.
+        let at = match (job.contact.as_str(), job.step) {
+            ("c42", _) => now + 10,
+            (_, 0) => now + 20,
+            _ => now + 30,
+        };
         store
             .update_job(
                 &job.key,
                 job.claim_token,
                 &JobUpdate::Sent { message_id: i },
-                t(now + 10 * i),
+                t(at),
             )
             .await
             .unwrap();
@@ -202,7 +208,14 @@ async fn batch_reads<S: Store + ?Sized>(store: &S) {
             "{who}'s sends, newest first"
         );
     }
-    assert_eq!(sends.len(), 2, "the first send is before `since`");
+    assert_eq!(
+        sends
+            .iter()
+            .map(|(c, at)| (c.as_str(), *at))
+            .collect::<Vec<_>>(),
+        [("c41", t(now + 30)), ("c41", t(now + 20))],
+        "c41's two sends, newest first; c42's is before `since`"
+    );
     assert!(
         store
             .sends_since_by_contact(&[], since)
