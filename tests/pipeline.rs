@@ -1314,6 +1314,9 @@ async fn a_batchs_results_are_written_before_a_stop_or_a_read_in_the_middle_of_i
     );
 }
 
+/// The contacts a [`ChangesStoreMidBatch`] acts on.
+type Targets = Arc<std::sync::Mutex<Vec<ContactId>>>;
+
 /// The simulator without a rate limit; after the third new post, the host withdraws the
 /// consent of one contact and erases another, straight through the store (no STOP through
 /// Telegram), while both their jobs wait later in the same claimed batch.
@@ -1322,7 +1325,7 @@ struct ChangesStoreMidBatch {
     clock: Arc<SimClock>,
     store: Arc<dyn Store>,
     /// The contact to withdraw, then the one to erase (set once the jobs exist).
-    targets: Arc<std::sync::Mutex<Vec<ContactId>>>,
+    targets: Targets,
     posts: std::sync::atomic::AtomicUsize,
 }
 
@@ -1362,11 +1365,11 @@ impl Transport for ChangesStoreMidBatch {
     }
 }
 
-/// The worker reads a claimed batch's contacts, consents and recent sends once; a withdrawal
-/// or an erasure made meanwhile still stops the sends to those contacts (both cancel the
-/// contact's claimed jobs, so the attempt is refused before anything is sent).
-#[tokio::test(start_paused = true)]
-async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sends() {
+/// An [`unpaced_world_with`] a [`ChangesStoreMidBatch`] transport and a launched campaign;
+/// returns them with the campaign's last two jobs in claim order (jobs due together are
+/// claimed in key order, so both come long after the third post) and the transport's targets,
+/// to set to those jobs' contacts (or others).
+async fn store_changing_world() -> (World, Agent, Campaign, Vec<Job>, Targets) {
     let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
     let shared = targets.clone();
     let (w, agent) = unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| {
@@ -1380,12 +1383,20 @@ async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sen
     })
     .await;
     let campaign = launch(&agent).await;
-    // Jobs due together are claimed in key order: the last two come long after the third post.
     let mut jobs = w.store.jobs(&campaign.id).await.unwrap();
     jobs.retain(|j| j.state == JobState::Pending);
     jobs.sort_by(|a, b| a.key.cmp(&b.key));
     assert!(jobs.len() > 6);
-    let last: Vec<Job> = jobs[jobs.len() - 2..].to_vec();
+    let last = jobs[jobs.len() - 2..].to_vec();
+    (w, agent, campaign, last, targets)
+}
+
+/// The worker reads a claimed batch's contacts, consents and recent sends once; a withdrawal
+/// or an erasure made meanwhile still stops the sends to those contacts (both cancel the
+/// contact's claimed jobs, so the attempt is refused before anything is sent).
+#[tokio::test(start_paused = true)]
+async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sends() {
+    let (w, agent, campaign, last, targets) = store_changing_world().await;
     let peers: Vec<TelegramPeer> = {
         let mut peers = Vec::new();
         for job in &last {
@@ -1425,24 +1436,7 @@ async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sen
 /// the worker decides it on facts read for it alone, never on the batch's earlier read.
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_send_is_decided_on_fresh_facts_after_a_withdrawal_mid_batch() {
-    let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let shared = targets.clone();
-    let (w, agent) = unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| {
-        ChangesStoreMidBatch {
-            inner,
-            clock,
-            store,
-            targets: shared,
-            posts: std::sync::atomic::AtomicUsize::new(0),
-        }
-    })
-    .await;
-    let campaign = launch(&agent).await;
-    let mut jobs = w.store.jobs(&campaign.id).await.unwrap();
-    jobs.retain(|j| j.state == JobState::Pending);
-    jobs.sort_by(|a, b| a.key.cmp(&b.key));
-    assert!(jobs.len() > 6);
-    let last: Vec<Job> = jobs[jobs.len() - 2..].to_vec();
+    let (w, agent, campaign, last, targets) = store_changing_world().await;
     // A worker claims every job, hands the last but one to Telegram's side of the wire (its
     // attempt is recorded: send in flight) and dies before sending it.
     let doomed = w
