@@ -1436,7 +1436,7 @@ async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sen
 /// the worker decides it on facts read for it alone, never on the batch's earlier read.
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_send_is_decided_on_fresh_facts_after_a_withdrawal_mid_batch() {
-    let (w, agent, campaign, last, targets) = store_changing_world().await;
+    let (w, agent, _, last, targets) = store_changing_world().await;
     // A worker claims every job, hands the last but one to Telegram's side of the wire (its
     // attempt is recorded: send in flight) and dies before sending it.
     let doomed = w
