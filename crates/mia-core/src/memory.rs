@@ -175,10 +175,6 @@ impl ContactStore for MemoryStore {
 /// Appends a consent record and indexes it under its contact.
 /// Whether a worker handed the job to the transport and has not recorded the result yet: a
 /// withdrawal or restriction leaves it to that worker, so the record says what Telegram got.
-fn in_flight(job: &Job) -> bool {
-    job.state == JobState::Claimed && job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT)
-}
-
 fn push_consent(inner: &mut Inner, record: ConsentRecord) {
     inner
         .consents_by_contact
@@ -230,7 +226,7 @@ impl ConsentStore for MemoryStore {
             let Some(job) = inner.jobs.get_mut(key) else {
                 continue;
             };
-            if job.purpose == record.purpose && !job.state.is_final() && !in_flight(job) {
+            if job.purpose == record.purpose && !job.state.is_final() && !job.send_in_flight() {
                 job.state = JobState::Cancelled;
                 job.outcome = Some("withdrawn".into());
                 job.lease_until = None;
@@ -808,7 +804,7 @@ impl SubjectStore for MemoryStore {
             let Some(job) = inner.jobs.get_mut(key) else {
                 continue;
             };
-            if !job.state.is_final() && !in_flight(job) {
+            if !job.state.is_final() && !job.send_in_flight() {
                 job.state = JobState::Cancelled;
                 job.outcome = Some("restricted".into());
                 job.lease_until = None;
@@ -856,7 +852,7 @@ impl SubjectStore for MemoryStore {
                 counts.jobs += 1;
                 // Nobody is sent to once erased (a send already in flight is left to its
                 // worker, as in a restriction).
-                if !job.state.is_final() && !in_flight(job) {
+                if !job.state.is_final() && !job.send_in_flight() {
                     job.state = JobState::Cancelled;
                     job.outcome = Some("erased".into());
                     job.lease_until = None;

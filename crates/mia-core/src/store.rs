@@ -147,6 +147,14 @@ pub struct Job {
 /// mid-send.
 pub const SEND_IN_FLIGHT: &str = "send_in_flight";
 
+impl Job {
+    /// Whether the job is claimed with its send in flight ([`SEND_IN_FLIGHT`]): handed to the
+    /// transport by a worker that has not recorded the result (or stopped before it could).
+    pub fn send_in_flight(&self) -> bool {
+        self.state == JobState::Claimed && self.outcome.as_deref() == Some(SEND_IN_FLIGHT)
+    }
+}
+
 /// What a worker did with a claimed job.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobUpdate {

@@ -52,21 +52,71 @@ pub(crate) struct Snapshot {
     since: Option<Timestamp>,
     /// When it was read.
     taken_at: Option<Timestamp>,
+    /// Whether a read failed: then each job reads its own facts, so that the error stays with
+    /// the job it belongs to (a corrupt row), not with the batch.
+    failed: bool,
 }
 
 impl Snapshot {
+    /// The facts of `job`'s contact (`None`: no such contact) for a decision at `now` that
+    /// looks at sends since `since`. When it answers for nobody, or was read more than
+    /// [`MAX_AGE`] ago, it first reads the contacts of `job` and `later` (the batch's jobs
+    /// still to come) but those `held` (their results wait to be written: they read their own
+    /// once written). A job whose send was in flight when its worker stopped reads its own:
+    /// withdrawals and erasures do not cancel it (its message may be with Telegram already),
+    /// so nothing else would stop a resend decided on older facts. Either way the contact is
+    /// forgotten after, so a second job of theirs reads afresh, seeing this one's result.
+    pub(crate) async fn take(
+        &mut self,
+        store: &dyn Store,
+        job: &Job,
+        later: &[Job],
+        held: impl Fn(&ContactId) -> bool,
+        now: Timestamp,
+        since: Timestamp,
+    ) -> Result<Option<ContactFacts>> {
+        if self.is_stale(now) {
+            self.clear();
+        }
+        if self.is_empty() && !self.failed {
+            let jobs = std::iter::once(job).chain(later);
+            match Self::read(store, jobs, held, now, since).await {
+                Ok(read) => *self = read,
+                Err(e) => {
+                    tracing::debug!(error = %e, "mia.send batch read failed; reading each job's contact on its own");
+                    self.failed = true;
+                }
+            }
+        }
+        let known = self
+            .facts(&job.contact, since)
+            .filter(|_| !job.send_in_flight());
+        self.forget(&job.contact);
+        match known {
+            Some(facts) => Ok(facts),
+            None => read_one(store, &job.contact, since).await,
+        }
+    }
+
+    /// Answers for nobody until read again (after inbound events: a STOP, a reply).
+    pub(crate) fn clear(&mut self) {
+        *self = Self {
+            failed: self.failed,
+            ..Self::default()
+        };
+    }
+
     /// Reads, at `now`, the facts of the contacts of `jobs` (each once) but those in `skip`,
     /// with the sends since `since`: three store calls, whatever the number of contacts.
-    pub(crate) async fn read(
+    async fn read<'j>(
         store: &dyn Store,
-        jobs: &[Job],
+        jobs: impl Iterator<Item = &'j Job>,
         skip: impl Fn(&ContactId) -> bool,
         now: Timestamp,
         since: Timestamp,
     ) -> Result<Self> {
-        let mut read = HashSet::with_capacity(jobs.len());
+        let mut read = HashSet::new();
         let ids: Vec<ContactId> = jobs
-            .iter()
             .map(|job| &job.contact)
             .filter(|id| !skip(id) && read.insert((*id).clone()))
             .cloned()
@@ -93,11 +143,12 @@ impl Snapshot {
             sends,
             since: Some(since),
             taken_at: Some(now),
+            failed: false,
         })
     }
 
     /// Whether it was read more than [`MAX_AGE`] before `now`.
-    pub(crate) fn is_stale(&self, now: Timestamp) -> bool {
+    fn is_stale(&self, now: Timestamp) -> bool {
         // Either way: a clock set back does not make old facts new.
         self.taken_at
             .is_some_and(|taken| now.duration_since(taken).abs() > MAX_AGE)
@@ -105,11 +156,7 @@ impl Snapshot {
 
     /// Whether it answers for `contact` with sends back to `since` at least: `Some(None)` for a
     /// contact that does not exist.
-    pub(crate) fn facts(
-        &self,
-        contact: &ContactId,
-        since: Timestamp,
-    ) -> Option<Option<ContactFacts>> {
+    fn facts(&self, contact: &ContactId, since: Timestamp) -> Option<Option<ContactFacts>> {
         if !self.read.contains(contact) || self.since.is_none_or(|read| read > since) {
             return None;
         }
@@ -126,18 +173,18 @@ impl Snapshot {
     }
 
     /// Stops answering for `contact`: its facts may have changed.
-    pub(crate) fn forget(&mut self, contact: &ContactId) {
+    fn forget(&mut self, contact: &ContactId) {
         self.read.remove(contact);
     }
 
     /// Whether it answers for nobody.
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.read.is_empty()
     }
 }
 
 /// The facts of `contact` read on their own: `None` for a contact that does not exist.
-pub(crate) async fn read_one(
+async fn read_one(
     store: &dyn Store,
     contact: &ContactId,
     since: Timestamp,
@@ -213,9 +260,10 @@ mod tests {
             .await
             .unwrap();
 
-        let mut snapshot = Snapshot::read(&store, &claimed, |c| c.as_str() == "c3", t(20), t(0))
-            .await
-            .unwrap();
+        let mut snapshot =
+            Snapshot::read(&store, claimed.iter(), |c| c.as_str() == "c3", t(20), t(0))
+                .await
+                .unwrap();
         assert!(!snapshot.is_stale(t(21)), "one second old serves");
         assert!(snapshot.is_stale(t(21) + SignedDuration::from_micros(1)));
         assert!(snapshot.is_stale(t(18)), "nor does a clock set back");

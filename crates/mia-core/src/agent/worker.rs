@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use super::Agent;
-use super::snapshot::{self, ContactFacts, Snapshot};
+use super::snapshot::{ContactFacts, Snapshot};
 use crate::allocator::AssignmentRequest;
 use crate::campaign::{Campaign, CampaignState};
 use crate::error::{Error, Result};
@@ -165,9 +165,6 @@ impl Agent {
         // The contacts' facts, read for the jobs still to come whenever they are needed and
         // none are held: once per batch while sends run without a pause (see `snapshot`).
         let mut snapshot = Snapshot::default();
-        // After a batch read fails (a corrupt row, a busy database), each job reads its own,
-        // so the error stays with the job it belongs to (see the `match` below).
-        let mut read_batches = true;
         for (index, job) in jobs.iter().enumerate() {
             // A contact's send decision sees their earlier sends (frequency caps): write the
             // results this batch holds for them first.
@@ -222,42 +219,20 @@ impl Agent {
                         // job that sent its message: both need the results written first.
                         stats.merge(self.flush(results, &campaigns).await?);
                         stats.merge(self.handle_inbound(&inbound).await?);
+                        // What the batch read of its contacts is read again.
+                        snapshot.clear();
                     }
                     let now = self.now();
-                    let since = self.recent_sends_since(now);
-                    if !inbound.is_empty() || snapshot.is_stale(now) {
-                        // Facts read before inbound events or too long ago are read again.
-                        snapshot = Snapshot::default();
-                    }
-                    if snapshot.is_empty() && read_batches {
-                        // Contacts with results waiting are read on their own, once written.
-                        match Snapshot::read(
+                    let facts = snapshot
+                        .take(
                             &*self.inner.store,
-                            &jobs[index..],
+                            job,
+                            &jobs[index + 1..],
                             |contact| results.holds(contact),
                             now,
-                            since,
+                            self.recent_sends_since(now),
                         )
-                        .await
-                        {
-                            Ok(read) => snapshot = read,
-                            Err(e) => {
-                                tracing::debug!(error = %e, "mia.send batch read failed; reading each job's contact on its own");
-                                read_batches = false;
-                            }
-                        }
-                    }
-                    // A job whose send was in flight when its worker stopped is not cancelled by a
-                    // withdrawal or an erasure (its message may be with Telegram already), so
-                    // nothing would stop a resend decided on older facts: it reads its own.
-                    let in_flight = job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT);
-                    let known = snapshot.facts(&job.contact, since).filter(|_| !in_flight);
-                    let facts = match known {
-                        Some(facts) => Ok(facts),
-                        None => snapshot::read_one(&*self.inner.store, &job.contact, since).await,
-                    };
-                    // A second job of the contact reads afresh, seeing this one's result.
-                    snapshot.forget(&job.contact);
+                        .await;
                     match facts {
                         Ok(facts) => {
                             self.process(campaign, job, facts, audit, results)
@@ -594,9 +569,7 @@ impl Agent {
             metrics::send(outcome);
             tracing::debug!(outcome = outcome.as_str(), "mia.send done");
         };
-        if job.outcome.as_deref() == Some(crate::store::SEND_IN_FLIGHT)
-            && !self.inner.transport.capabilities().idempotent_sends
-        {
+        if job.send_in_flight() && !self.inner.transport.capabilities().idempotent_sends {
             // The previous worker stopped between handing this message to the transport and
             // recording the result. Telegram may have it, and this transport cannot recognise
             // a resend: never twice, so a human decides (requeue or discard).

@@ -238,6 +238,34 @@ async fn restriction<S: Store + ?Sized>(store: &S) {
     );
 }
 
+/// Claims for `worker` the one job due first at `now` (the caller makes it `contact`'s) and
+/// records its attempt: its send is in flight.
+async fn in_flight_at<S: Store + ?Sized>(
+    store: &S,
+    worker: &str,
+    now: i64,
+    contact: &str,
+) -> crate::Job {
+    let claimed = store
+        .claim(worker, t(now), SignedDuration::from_secs(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].contact.as_str(), contact);
+    let job = claimed[0].clone();
+    store
+        .record_attempt(
+            &job.key,
+            job.claim_token,
+            &crate::VariantId::new("A"),
+            1.0,
+            t(now + 1),
+        )
+        .await
+        .unwrap();
+    job
+}
+
 /// A withdrawal racing a send: a job already handed to the transport (claimed, attempt
 /// recorded) is left to its worker, which records it as sent; the contact's queued job is
 /// cancelled. So a send either began before the withdrawal or never happens, and the record
@@ -257,23 +285,8 @@ async fn withdrawal_racing_a_send<S: Store + ?Sized>(store: &S) {
         .schedule(&campaign, &[job("k-race", "c33", now), later.clone()])
         .await
         .unwrap();
-    let claimed = store
-        .claim("w-race", t(now), SignedDuration::from_secs(30), 1)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].contact.as_str(), "c33");
-    let token = claimed[0].claim_token;
-    store
-        .record_attempt(
-            &claimed[0].key,
-            token,
-            &crate::VariantId::new("A"),
-            1.0,
-            t(now + 1),
-        )
-        .await
-        .unwrap();
+    let flying = in_flight_at(store, "w-race", now, "c33").await;
+    let token = flying.claim_token;
     let stop = ConsentRecord::withdraw(
         "c33",
         Purpose::marketing(),
@@ -291,14 +304,14 @@ async fn withdrawal_racing_a_send<S: Store + ?Sized>(store: &S) {
     );
     store
         .update_job(
-            &claimed[0].key,
+            &flying.key,
             token,
             &JobUpdate::Sent { message_id: 3_300 },
             t(now + 3),
         )
         .await
         .unwrap();
-    let sent = store.job(&claimed[0].key).await.unwrap().unwrap();
+    let sent = store.job(&flying.key).await.unwrap().unwrap();
     assert_eq!(
         sent.state,
         JobState::Sent,
@@ -343,22 +356,7 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         )
         .await
         .unwrap();
-    let in_flight = store
-        .claim("w-erase", t(now), SignedDuration::from_secs(30), 1)
-        .await
-        .unwrap();
-    assert_eq!(in_flight.len(), 1);
-    assert_eq!(in_flight[0].contact.as_str(), "c7");
-    store
-        .record_attempt(
-            &in_flight[0].key,
-            in_flight[0].claim_token,
-            &crate::VariantId::new("A"),
-            1.0,
-            t(now + 1),
-        )
-        .await
-        .unwrap();
+    let in_flight = in_flight_at(store, "w-erase", now, "c7").await;
     let event = Event {
         id: EventId::new("e-c7"),
         at: t(3),
@@ -428,7 +426,7 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         (JobState::Cancelled, Some("erased"), anon.as_str()),
         "nobody is sent to once erased"
     );
-    let flying = store.job(&in_flight[0].key).await.unwrap().unwrap();
+    let flying = store.job(&in_flight.key).await.unwrap().unwrap();
     assert_eq!(
         (flying.state, flying.contact.as_str()),
         (JobState::Claimed, anon.as_str()),
@@ -436,8 +434,8 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
     );
     store
         .update_job(
-            &in_flight[0].key,
-            in_flight[0].claim_token,
+            &in_flight.key,
+            in_flight.claim_token,
             &JobUpdate::Sent { message_id: 700 },
             t(now + 3),
         )
