@@ -4,6 +4,10 @@
 //! no claim handed a job to two workers, no completion was refused.
 //!
 //! - `claim1_update`: one job at a time: claim 1, then its `update_job` (2 commits a job).
+//! - `claim1_update_20000`: the same over 20,000 jobs, one worker: a drain long enough for the
+//!   dead rows it leaves in the queue to slow claims down unless they are vacuumed (the store
+//!   vacuums the queue every 10,000 changed rows; see `PostgresStore::with_queue_vacuum_after`).
+//!   `claim1_update_20000_unvacuumed` is the same drain with those vacuums turned off.
 //! - `batch500_update_each`: claim up to 500, then one `update_job` (its own commit) per job.
 //! - `batch500_update_jobs`: claim up to 500, then complete them all with one `update_jobs`
 //!   (one `UPDATE ... FROM UNNEST`, one commit): the agent's worker path.
@@ -52,6 +56,11 @@ fn t(secs: i64) -> Timestamp {
 enum Mode {
     /// Claim 1, `update_job` it.
     OneByOne,
+    /// The same over a queue ten times as long, with one worker: what the dead rows that a
+    /// drain leaves in the queue cost when nothing vacuums them.
+    OneByOneLong,
+    /// `OneByOneLong` with the store's vacuums of the queue turned off.
+    OneByOneLongUnvacuumed,
     /// Claim `BATCH`, `update_job` each.
     BatchUpdateEach,
     /// Claim `BATCH`, complete all with one `update_jobs`.
@@ -62,6 +71,8 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::OneByOne => "claim1_update",
+            Mode::OneByOneLong => "claim1_update_20000",
+            Mode::OneByOneLongUnvacuumed => "claim1_update_20000_unvacuumed",
             Mode::BatchUpdateEach => "batch500_update_each",
             Mode::BatchUpdateJobs => "batch500_update_jobs",
         }
@@ -71,8 +82,17 @@ impl Mode {
     fn jobs(self) -> i64 {
         match self {
             Mode::OneByOne => 2_000,
+            Mode::OneByOneLong | Mode::OneByOneLongUnvacuumed => 20_000,
             Mode::BatchUpdateEach => 4_000,
             Mode::BatchUpdateJobs => 40_000,
+        }
+    }
+
+    /// The numbers of concurrent workers to bench.
+    fn workers(self) -> &'static [usize] {
+        match self {
+            Mode::OneByOneLong | Mode::OneByOneLongUnvacuumed => &[1],
+            Mode::OneByOne | Mode::BatchUpdateEach | Mode::BatchUpdateJobs => &[1, 2, 4],
         }
     }
 }
@@ -161,7 +181,10 @@ impl Fixture {
     async fn drain(&self, mode: Mode, workers: usize) -> u64 {
         let tasks: Vec<_> = (0..workers)
             .map(|w| {
-                let store = self.store.clone();
+                let store = match mode {
+                    Mode::OneByOneLongUnvacuumed => self.store.clone().with_queue_vacuum_after(0),
+                    _ => self.store.clone(),
+                };
                 tokio::spawn(async move { work(&store, mode, &format!("w{w}")).await })
             })
             .collect();
@@ -189,7 +212,7 @@ impl Fixture {
 async fn work(store: &PostgresStore, mode: Mode, name: &str) -> u64 {
     let lease = SignedDuration::from_mins(5);
     let limit = match mode {
-        Mode::OneByOne => 1,
+        Mode::OneByOne | Mode::OneByOneLong | Mode::OneByOneLongUnvacuumed => 1,
         Mode::BatchUpdateEach | Mode::BatchUpdateJobs => BATCH,
     };
     let mut done = 0;
@@ -199,7 +222,10 @@ async fn work(store: &PostgresStore, mode: Mode, name: &str) -> u64 {
             return done;
         }
         match mode {
-            Mode::BatchUpdateEach | Mode::OneByOne => {
+            Mode::BatchUpdateEach
+            | Mode::OneByOne
+            | Mode::OneByOneLong
+            | Mode::OneByOneLongUnvacuumed => {
                 for job in &claimed {
                     let sent = JobUpdate::Sent { message_id: 1 };
                     store
@@ -249,10 +275,17 @@ fn outbox_throughput(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("postgres.outbox");
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
-    for mode in [Mode::OneByOne, Mode::BatchUpdateEach, Mode::BatchUpdateJobs] {
+    let modes = [
+        Mode::OneByOne,
+        Mode::OneByOneLong,
+        Mode::OneByOneLongUnvacuumed,
+        Mode::BatchUpdateEach,
+        Mode::BatchUpdateJobs,
+    ];
+    for mode in modes {
         let n = mode.jobs();
         group.throughput(Throughput::Elements(n as u64));
-        for workers in [1, 2, 4] {
+        for &workers in mode.workers() {
             group.bench_with_input(
                 BenchmarkId::new(mode.name(), workers),
                 &workers,

@@ -628,6 +628,71 @@ async fn four_workers_never_claim_the_same_job() {
     second.close().await;
 }
 
+/// How many times the queue table of `scratch` was vacuumed other than by autovacuum.
+async fn queue_vacuums(scratch: &Scratch) -> i64 {
+    let raw = scratch.raw().await;
+    let vacuums = sqlx::query_scalar(
+        "SELECT vacuum_count FROM pg_stat_user_tables \
+         WHERE schemaname = $1 AND relname = 'outbox_queue'",
+    )
+    .bind(&scratch.name)
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    vacuums
+}
+
+/// Claims and completes every due job, 20 at a time.
+async fn drain(store: &PostgresStore) -> u64 {
+    let mut done = 0;
+    loop {
+        let batch = store
+            .claim("w", t(100), SignedDuration::from_hours(1), 20)
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return done;
+        }
+        let updates: Vec<_> = batch
+            .iter()
+            .map(|job| (job, JobUpdate::Sent { message_id: 1 }))
+            .collect();
+        assert!(
+            store
+                .update_jobs(&updates, t(101))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        done += batch.len() as u64;
+    }
+}
+
+#[tokio::test]
+async fn completions_vacuum_the_queue_after_the_set_number_of_rows() {
+    let Some(url) = server() else { return };
+    for (after, vacuumed) in [(100, true), (0, false)] {
+        let scratch = Scratch::new(&url);
+        let store = scratch.store().await.with_queue_vacuum_after(after);
+        let campaign = running_campaign(&store, "spring").await;
+        store
+            .schedule(&campaign, &jobs_for(&campaign, 0..120))
+            .await
+            .unwrap();
+        // 120 jobs claimed and sent change 240 queue rows.
+        assert_eq!(drain(&store).await, 120);
+        let vacuums = queue_vacuums(&scratch).await;
+        assert_eq!(
+            vacuums >= 1,
+            vacuumed,
+            "after {after} rows: {vacuums} vacuums"
+        );
+        assert_eq!(store.job_counts(&campaign.id).await.unwrap().sent, 120);
+        store.close().await;
+    }
+}
+
 #[tokio::test]
 async fn a_lease_taken_over_through_another_handle_is_lost() {
     let Some(url) = server() else { return };
