@@ -1,5 +1,5 @@
 //! Outbox throughput of `PostgresStore`: jobs claimed and completed per second by 1, 2 and 4
-//! concurrent workers draining a queue of due jobs (each worker a task on a 4-thread runtime,
+//! concurrent workers (1 in the 20,000-job modes) draining a queue of due jobs (each worker a task on a 4-thread runtime,
 //! with its own pooled connection). Every iteration checks that every job was completed once:
 //! no claim handed a job to two workers, no completion was refused.
 //!
@@ -56,8 +56,8 @@ fn t(secs: i64) -> Timestamp {
 enum Mode {
     /// Claim 1, `update_job` it.
     OneByOne,
-    /// The same over a queue ten times as long, with one worker: what the dead rows that a
-    /// drain leaves in the queue cost when nothing vacuums them.
+    /// The same over a queue ten times as long, with one worker: a drain long enough for the
+    /// store's vacuums of the queue to run.
     OneByOneLong,
     /// `OneByOneLong` with the store's vacuums of the queue turned off.
     OneByOneLongUnvacuumed,

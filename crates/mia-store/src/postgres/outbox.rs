@@ -68,15 +68,24 @@
 //! by default. So the store vacuums the queue itself (see [`QueueUpkeep`]): after a set number
 //! of queue rows changed (10,000 unless
 //! [`PostgresStore::with_queue_vacuum_after`] says otherwise), the completion that crosses it
-//! runs `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) outbox_queue` before it returns. Its own write
-//! has committed by then, and its answer does not depend on the vacuum: a vacuum that fails
-//! (a role that does not own the table only gets a warning) is logged and tried again later.
-//! `INDEX_CLEANUP ON`, because a queue's dead rows sit on few heap pages, and a plain VACUUM
-//! then skips the indexes, which is where the claims pay. `SKIP_LOCKED`, so that a vacuum
-//! already running (another process's, or autovacuum's) is not waited for. The queue table
-//! is narrow and its live rows are the open jobs only, so a vacuum is short; still, the next
-//! one waits at least ten times as long as the last one took (and at least a second), so that
-//! vacuums never take more than about a tenth of a busy worker's time.
+//! runs `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue` before it
+//! returns. Its own write has committed by then, and its answer does not depend on the vacuum:
+//! a vacuum that fails is logged and tried again later, and one refused to a role that does
+//! not own the table is only a notice from the server.
+//! - `INDEX_CLEANUP ON`: a queue's dead rows sit on few heap pages, and a plain VACUUM then
+//!   skips the indexes, which is where the claims pay.
+//! - `SKIP_LOCKED`: a vacuum already running (another process's, or autovacuum's) is not
+//!   waited for.
+//! - `TRUNCATE false`: giving the emptied end of the table back to the system takes an
+//!   exclusive lock that would stop every claim meanwhile.
+//!
+//! A vacuum reads the whole queue table and its indexes, whose size is the number of open
+//! jobs: 30 ms for 195,000 open jobs and 10,000 dead rows (measured with `psql` on the
+//! development machine), so a store with millions of open jobs makes the crossing call wait
+//! longer. The next vacuum waits at least ten times as long as the last
+//! one took (and at least a second), so vacuums take about a tenth of a busy worker's time at
+//! most. Rows that leave the queue other than by a worker's result (a cancelled campaign, a
+//! withdrawal) are not counted: they are few next to the jobs that pass through.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -229,7 +238,7 @@ macro_rules! close {
 pub(super) use {close, dequeue};
 
 /// Vacuums the queue table: see "Dead queue rows are vacuumed as the store goes" above.
-const VACUUM_QUEUE: &str = "VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) outbox_queue";
+const VACUUM_QUEUE: &str = "VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue";
 
 /// The queue rows changed between two vacuums of a store that was not told otherwise.
 pub(super) const VACUUM_AFTER: u64 = 10_000;
@@ -314,7 +323,11 @@ impl PostgresStore {
             return;
         };
         match sqlx::raw_sql(VACUUM_QUEUE).execute(&self.pool).await {
-            Ok(_) => tracing::debug!(schema = %self.schema, "mia-store: vacuumed the outbox queue"),
+            // A vacuum skipped (`SKIP_LOCKED`) or refused to a role that does not own the
+            // table is a notice from the server, not an error.
+            Ok(_) => {
+                tracing::debug!(schema = %self.schema, "mia-store: ran VACUUM on the outbox queue")
+            }
             Err(error) => tracing::warn!(
                 schema = %self.schema,
                 %error,
@@ -852,13 +865,15 @@ mod tests {
         let first = upkeep.changed(1).expect("due at 10 rows");
         assert!(upkeep.changed(100).is_none(), "one vacuum at a time");
         drop(first);
+        upkeep.lock().not_before = Some(Instant::now() + Duration::from_secs(3600));
         assert!(upkeep.changed(1).is_none(), "not again within the gap");
-        upkeep.lock().not_before = Some(Instant::now());
-        assert!(
-            upkeep.changed(1).is_some(),
-            "the rows counted meanwhile make it due"
-        );
-        assert!(upkeep.changed(100).is_none(), "rows start again from 0");
+        upkeep.lock().not_before = None;
+        let second = upkeep.changed(1);
+        assert!(second.is_some(), "the rows counted meanwhile make it due");
+        drop(second);
+        upkeep.lock().not_before = None;
+        assert!(upkeep.changed(9).is_none(), "rows start again from 0");
+        assert!(upkeep.changed(1).is_some(), "and count to 10 again");
 
         let never = QueueUpkeep::new(0);
         assert!(never.changed(u64::MAX).is_none());
