@@ -90,12 +90,7 @@ def sqlite_loop(jobs: int, batch: int) -> float:
 
 
 def psql(sql: str) -> str:
-    return subprocess.run(
-        ["psql", PG_URL, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    return run(["psql", PG_URL, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql])
 
 
 PG_ONE = """\
@@ -116,6 +111,15 @@ UPDATE compare_outbox.jobs SET state = 'done', lease = NULL WHERE id = ANY (:ids
 """
 
 
+def run(args: list[str], **kwargs) -> str:
+    """Runs `args`; on failure, shows what the program wrote to stderr before raising."""
+    done = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        done.check_returncode()
+    return done.stdout
+
+
 def pgbench(script: str, clients: int, seconds: int = 0, each: int = 0) -> tuple[float, int]:
     """Seconds that `pgbench` took to run `script` on `clients` connections, for `seconds` or
     `each` times on each connection (connecting left out), and how many times it ran."""
@@ -123,41 +127,34 @@ def pgbench(script: str, clients: int, seconds: int = 0, each: int = 0) -> tuple
         file.write(script)
         file.flush()
         limit = ["-T", str(seconds)] if seconds else ["-t", str(each)]
-        out = subprocess.run(
-            ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), *limit,
-             "-f", file.name, PG_URL],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+        out = run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
+                   *limit, "-f", file.name, PG_URL])
+    tps = re.search(r"tps = ([0-9.]+) \((?:without initial connection time|excluding)", out)
     runs = int(re.search(r"actually processed: ([0-9]+)", out).group(1))
-    return runs / tps, runs
+    return runs / float(tps.group(1)), runs
 
 
 def pg_loop(clients: int, batch: int, seconds: int) -> float:
-    """Jobs/s of the plain Postgres loop, by `pgbench`: one at a time for `seconds` over a
-    table that cannot run dry, or `batch` at a time until a table of 200,000 jobs is drained."""
-    jobs = 100_000 if batch == 1 else 200_000
-    psql(
-        "DROP SCHEMA IF EXISTS compare_outbox CASCADE; CREATE SCHEMA compare_outbox; "
-        "CREATE TABLE compare_outbox.jobs (id BIGINT PRIMARY KEY, state TEXT NOT NULL, "
-        "lease BIGINT, payload TEXT); "
-        "CREATE INDEX ON compare_outbox.jobs (id) WHERE state = 'pending'; "
-        f"INSERT INTO compare_outbox.jobs SELECT i, 'pending', NULL, repeat('x', 40) "
-        f"FROM generate_series(1, {jobs}) i"
-    )
-    psql("VACUUM ANALYZE compare_outbox.jobs")  # not allowed in the transaction above
+    """Jobs/s of the plain Postgres loop, by `pgbench`: one at a time for `seconds` (a table
+    that runs dry makes pgbench fail), or `batch` at a time until 200,000 jobs are drained."""
+    jobs = max(100_000, 10_000 * seconds) if batch == 1 else 200_000
     try:
+        psql(
+            "DROP SCHEMA IF EXISTS compare_outbox CASCADE; CREATE SCHEMA compare_outbox; "
+            "CREATE TABLE compare_outbox.jobs (id BIGINT PRIMARY KEY, state TEXT NOT NULL, "
+            "lease BIGINT, payload TEXT); "
+            "CREATE INDEX ON compare_outbox.jobs (id) WHERE state = 'pending'; "
+            f"INSERT INTO compare_outbox.jobs SELECT i, 'pending', NULL, repeat('x', 40) "
+            f"FROM generate_series(1, {jobs}) i"
+        )
+        psql("VACUUM ANALYZE compare_outbox.jobs")  # not allowed in the transaction above
         if batch == 1:
             elapsed, _ = pgbench(PG_ONE, clients, seconds=seconds)
         else:
             elapsed, _ = pgbench(PG_BATCH, clients, each=jobs // batch // clients)
-        done = int(psql("SELECT count(*) FROM compare_outbox.jobs WHERE state = 'done'"))
-        pending = int(psql("SELECT count(*) FROM compare_outbox.jobs WHERE state = 'pending'"))
-        assert batch == 1 or pending == 0, f"{pending} jobs left: the figure would be wrong"
-        assert batch > 1 or pending > 0, "the table ran dry: the figure would be wrong"
-        return done / elapsed
+            pending = int(psql("SELECT count(*) FROM compare_outbox.jobs WHERE state = 'pending'"))
+            assert pending == 0, f"{pending} jobs left: the figure would be wrong"
+        return int(psql("SELECT count(*) FROM compare_outbox.jobs WHERE state = 'done'")) / elapsed
     finally:
         psql("DROP SCHEMA IF EXISTS compare_outbox CASCADE")
 
@@ -165,12 +162,12 @@ def pg_loop(clients: int, batch: int, seconds: int) -> float:
 def pg_flushed_commits(seconds: int) -> float:
     """Flushed commits/s of one client updating one row: the ceiling of any queue that
     durably commits each job's completion on its own, one job at a time."""
-    psql(
-        "DROP SCHEMA IF EXISTS compare_outbox CASCADE; CREATE SCHEMA compare_outbox; "
-        "CREATE TABLE compare_outbox.probe (id INT PRIMARY KEY, n BIGINT NOT NULL); "
-        "INSERT INTO compare_outbox.probe VALUES (1, 0)"
-    )
     try:
+        psql(
+            "DROP SCHEMA IF EXISTS compare_outbox CASCADE; CREATE SCHEMA compare_outbox; "
+            "CREATE TABLE compare_outbox.probe (id INT PRIMARY KEY, n BIGINT NOT NULL); "
+            "INSERT INTO compare_outbox.probe VALUES (1, 0)"
+        )
         elapsed, runs = pgbench("UPDATE compare_outbox.probe SET n = n + 1 WHERE id = 1;\n", 1,
                                 seconds=seconds)
         return runs / elapsed
@@ -182,16 +179,17 @@ GRAPHILE_JS = r"""
 const { run, runMigrations } = require("graphile-worker");
 const { Pool } = require("pg");
 const [N, batched] = [+process.argv[2], process.argv[3] === "batched"];
-const connectionString = process.argv[4];
+const [connectionString, schema] = [process.argv[4], "compare_graphile_worker"];
+const pool = new Pool({ connectionString });
 (async () => {
-  const pool = new Pool({ connectionString });
-  await pool.query("DROP SCHEMA IF EXISTS graphile_worker CASCADE");
-  await runMigrations({ connectionString });
-  await pool.query(`SELECT graphile_worker.add_jobs(ARRAY(SELECT ROW('noop', '{}'::json, null,
-    null, null, null, null, null)::graphile_worker.job_spec FROM generate_series(1, $1)))`, [N]);
+  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await runMigrations({ connectionString, schema });
+  await pool.query(`SELECT ${schema}.add_jobs(ARRAY(SELECT ROW('noop', '{}'::json, null,
+    null, null, null, null, null)::${schema}.job_spec FROM generate_series(1, $1)))`, [N]);
   let done = 0, finish;
   const all = new Promise((resolve) => (finish = resolve));
-  const options = { connectionString, concurrency: 24, maxPoolSize: 25, noHandleSignals: true,
+  const options = { connectionString, schema, concurrency: 24, maxPoolSize: 25,
+    noHandleSignals: true,
     taskList: { noop: async () => { if (++done === N) finish(); } } };
   if (batched) options.preset = { worker: { localQueue: { size: 500 },
     completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
@@ -200,13 +198,13 @@ const connectionString = process.argv[4];
   await all;
   await runner.stop();
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const left = (await pool.query("SELECT count(*)::int AS n FROM graphile_worker._private_jobs"))
+  const left = (await pool.query(`SELECT count(*)::int AS n FROM ${schema}._private_jobs`))
     .rows[0].n;
   if (left !== 0) throw new Error(`${left} jobs left`);
-  await pool.query("DROP SCHEMA graphile_worker CASCADE");
-  await pool.end();
   console.log(N / seconds);
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => { console.error(e); process.exitCode = 1; })
+  .finally(async () => { await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pool.end(); });
 """
 
 
@@ -214,13 +212,11 @@ def graphile(work: Path, jobs: int, batched: bool) -> float:
     """Jobs/s of graphile-worker draining `jobs` no-op jobs from one process."""
     if not (work / "node_modules" / "graphile-worker").exists():
         work.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "init", "-y"], cwd=work, check=True, capture_output=True)
-        subprocess.run(["npm", "install", GRAPHILE, "pg"], cwd=work, check=True, capture_output=True)
+        run(["npm", "init", "-y"], cwd=work)
+        run(["npm", "install", GRAPHILE, "pg"], cwd=work)
     (work / "drain.js").write_text(GRAPHILE_JS)
-    out = subprocess.run(
-        ["node", "drain.js", str(jobs), "batched" if batched else "plain", PG_URL],
-        cwd=work, check=True, capture_output=True, text=True,
-    ).stdout
+    out = run(["node", "drain.js", str(jobs), "batched" if batched else "plain", PG_URL],
+              cwd=work)
     return float(out.strip().splitlines()[-1])
 
 
@@ -230,11 +226,9 @@ THRPT = re.compile(r"thrpt:\s+\[\s*\S+\s+\S+\s+(\S+)\s+(\S+)")
 def mia(bench: str, filter_: str) -> dict[str, float]:
     """Median jobs/s of each criterion bench that `filter_` selects."""
     env = dict(os.environ, MIA_TEST_POSTGRES_URL=PG_URL)
-    out = subprocess.run(
-        ["cargo", "bench", "-q", "-p", "mia-store", "--features", "postgres,sqlite", "--bench", bench,
-         "--", "--warm-up-time", "1", "--measurement-time", "3", filter_],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    ).stdout
+    out = run(["cargo", "bench", "-q", "-p", "mia-store", "--features", "postgres,sqlite",
+               "--bench", bench, "--", "--warm-up-time", "1", "--measurement-time", "3", filter_],
+              cwd=ROOT, env=env)
     scale = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6}
     rates, name = {}, None
     for line in out.splitlines():
