@@ -1,7 +1,8 @@
 //! Outbox throughput of `PostgresStore`: jobs claimed and completed per second by 1, 2 and 4
-//! concurrent workers (1 in the 20,000-job modes) draining a queue of due jobs (each worker a task on a 4-thread runtime,
-//! with its own pooled connection). Every iteration checks that every job was completed once:
-//! no claim handed a job to two workers, no completion was refused.
+//! concurrent workers (1 in the 20,000-job modes) draining a queue of due jobs (each worker a
+//! task on a 4-thread runtime, with its own pooled connection). Every iteration checks that
+//! every job was completed once: no claim handed a job to two workers, no completion was
+//! refused.
 //!
 //! - `claim1_update`: one job at a time: claim 1, then its `update_job` (2 commits a job).
 //! - `claim1_update_20000`: the same over 20,000 jobs, one worker: a drain long enough for the

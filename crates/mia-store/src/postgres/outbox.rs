@@ -65,11 +65,10 @@
 //! starts its walk of `outbox_queue_due`: every claim steps over all of them. Measured on one
 //! worker handling jobs one at a time against a server with autovacuum off, a drain fell from
 //! about 1,750 to 980 jobs/s within a minute; autovacuum, where it is on, wakes once a minute
-//! by default. So the store vacuums the queue itself (see [`QueueUpkeep`]): after a set number
-//! of queue rows changed (10,000 unless
-//! [`PostgresStore::with_queue_vacuum_after`] says otherwise), the completion that crosses it
-//! runs `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue` before it
-//! returns. Its own write has committed by then, and its answer does not depend on the vacuum:
+//! by default. So the store vacuums the queue itself (see [`QueueUpkeep`]): after a set
+//! number of queue rows changed (10,000 unless [`PostgresStore::with_queue_vacuum_after`] says
+//! otherwise), the completion that crosses it runs
+//! `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue` before it returns. Its own write has committed by then, and its answer does not depend on the vacuum:
 //! a vacuum that fails is logged and tried again later, and one refused to a role that does
 //! not own the table is only a notice from the server.
 //! - `INDEX_CLEANUP ON`: a queue's dead rows sit on few heap pages, and a plain VACUUM then
@@ -82,9 +81,8 @@
 //! A vacuum reads the whole queue table and its indexes, whose size is the number of open
 //! jobs: 30 ms for 195,000 open jobs and 10,000 dead rows (measured with `psql` on the
 //! development machine), so a store with millions of open jobs makes the crossing call wait
-//! longer. The next vacuum waits at least ten times as long as the last
-//! one took (and at least a second), so vacuums take about a tenth of a busy worker's time at
-//! most. Rows that leave the queue other than by a worker's result (a cancelled campaign, a
+//! longer. The next vacuum waits at least ten times as long as the last one took (and at least
+//! a second), so vacuums take about a tenth of a busy worker's time at most. Rows that leave the queue other than by a worker's result (a cancelled campaign, a
 //! withdrawal) are not counted: they are few next to the jobs that pass through.
 
 use std::sync::{Mutex, PoisonError};
