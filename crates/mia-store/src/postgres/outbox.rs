@@ -68,9 +68,10 @@
 //! by default. So the store vacuums the queue itself (see [`QueueUpkeep`]): after a set
 //! number of queue rows changed (10,000 unless [`PostgresStore::with_queue_vacuum_after`] says
 //! otherwise), the completion that crosses it runs
-//! `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue` before it returns. Its own write has committed by then, and its answer does not depend on the vacuum:
-//! a vacuum that fails is logged and tried again later, and one refused to a role that does
-//! not own the table is only a notice from the server.
+//! `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue` before it returns.
+//! Its own write has committed by then, and its answer does not depend on the vacuum: a vacuum
+//! that fails is logged and tried again later, and one refused to a role that does not own the
+//! table is only a notice from the server.
 //! - `INDEX_CLEANUP ON`: a queue's dead rows sit on few heap pages, and a plain VACUUM then
 //!   skips the indexes, which is where the claims pay.
 //! - `SKIP_LOCKED`: a vacuum already running (another process's, or autovacuum's) is not
