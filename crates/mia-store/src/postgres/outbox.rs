@@ -83,8 +83,9 @@
 //! jobs: 30 ms for 195,000 open jobs and 10,000 dead rows (measured with `psql` on the
 //! development machine), so a store with millions of open jobs makes the crossing call wait
 //! longer. The next vacuum waits at least ten times as long as the last one took (and at least
-//! a second), so vacuums take about a tenth of a busy worker's time at most. Rows that leave the queue other than by a worker's result (a cancelled campaign, a
-//! withdrawal) are not counted: they are few next to the jobs that pass through.
+//! a second), so vacuums take about a tenth of a busy worker's time at most. Rows that leave
+//! the queue other than by a worker's result (a cancelled campaign, a withdrawal) are not
+//! counted: they are few next to the jobs that pass through.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
