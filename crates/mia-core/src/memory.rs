@@ -173,8 +173,6 @@ impl ContactStore for MemoryStore {
 }
 
 /// Appends a consent record and indexes it under its contact.
-/// Whether a worker handed the job to the transport and has not recorded the result yet: a
-/// withdrawal or restriction leaves it to that worker, so the record says what Telegram got.
 fn push_consent(inner: &mut Inner, record: ConsentRecord) {
     inner
         .consents_by_contact

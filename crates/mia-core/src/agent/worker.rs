@@ -233,6 +233,8 @@ impl Agent {
                             self.recent_sends_since(now),
                         )
                         .await;
+                    // A read that fails (a contact row that does not decode) is this job's
+                    // error, handled below like a failed decision, not the run's.
                     match facts {
                         Ok(facts) => {
                             self.process(campaign, job, facts, audit, results)
