@@ -710,6 +710,70 @@ async fn ten_thousand_of_everything_in_one_batch_each() {
     );
 }
 
+/// The WAL is copied back into the database file once it holds the configured number of
+/// pages, and not before: with a small interval the database file grows as events come in and
+/// the WAL stays small; with a large one everything waits in the WAL.
+#[tokio::test]
+async fn checkpoints_come_at_the_configured_number_of_pages() {
+    assert_eq!(
+        SqliteOptions::new().checkpoint_pages(),
+        SqliteOptions::DEFAULT_CHECKPOINT_PAGES
+    );
+    assert_eq!(
+        SqliteOptions::new()
+            .with_checkpoint_pages(0)
+            .checkpoint_pages(),
+        1
+    );
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut grown = Vec::new();
+    for pages in [50, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mia.db");
+        let wal = dir.path().join("mia.db-wal");
+        let options = SqliteOptions::new().with_checkpoint_pages(pages);
+        assert_eq!(options.checkpoint_pages(), pages);
+        let store = SqliteStore::open_with(&path, options).await.unwrap();
+        let before = size(&path);
+        for batch in 0..20 {
+            let events: Vec<Event> = (0..500)
+                .map(|i| Event {
+                    id: EventId::new(format!("e{batch}-{i}")),
+                    at: t(i),
+                    contact: ContactId::new(format!("c{:05}", (i * 7_919 + batch) % 10_000)),
+                    campaign: Some(CampaignId::new("spring")),
+                    variant: None,
+                    step: None,
+                    kind: EventKind::Delivered,
+                })
+                .collect();
+            assert_eq!(store.append_events(&events).await.unwrap(), 500);
+        }
+        // Read before closing: the last connection to close checkpoints the WAL whatever the
+        // interval.
+        grown.push((pages, size(&path) - before, size(&wal)));
+        store.close().await;
+    }
+    let [(_, small_grew, small_wal), (_, large_grew, large_wal)] = grown[..] else {
+        panic!("two stores: {grown:?}");
+    };
+    assert!(
+        small_grew > 100 * 4096,
+        "checkpoints every 50 pages: {grown:?}"
+    );
+    assert_eq!(
+        large_grew, 0,
+        "no checkpoint before 1,000,000 pages: {grown:?}"
+    );
+    assert!(
+        large_wal > 100 * 4096,
+        "every page waits in the WAL: {grown:?}"
+    );
+    // Kept at one and a half times the interval after a checkpoint, plus the frames of the
+    // commits since.
+    assert!(small_wal < large_wal / 2, "a small WAL: {grown:?}");
+}
+
 /// The network edge of the worker test below: takes every message and remembers the chats.
 struct Takes(std::sync::Mutex<Vec<TelegramPeer>>);
 

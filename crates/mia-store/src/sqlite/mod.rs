@@ -154,13 +154,11 @@ impl SqliteStore {
             // updates spread over the outbox is read and written without going back to the
             // file for each page.
             .pragma("cache_size", "-8192")
-            // A checkpoint (copying the WAL back into the database, with two flushes) after
-            // 32 MB of WAL rather than SQLite's 4 MB: a large batch of events dirties a page of
-            // the contact index per contact, which are the same pages batch after batch, so
-            // rarer checkpoints write each of them once for many commits. The WAL file is cut
-            // back to 64 MB after a checkpoint.
-            .pragma("wal_autocheckpoint", "8192")
-            .pragma("journal_size_limit", "67108864")
+            // Checkpoints every `checkpoint_pages` (see `SqliteOptions::with_checkpoint_pages`),
+            // and a WAL file kept large enough after one that the next commits reuse it: a
+            // commit that grows the file flushes its new size too.
+            .pragma("wal_autocheckpoint", options.checkpoint_pages.to_string())
+            .pragma("journal_size_limit", options.wal_size_limit().to_string())
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = file_pool()
