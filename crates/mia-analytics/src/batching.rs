@@ -82,8 +82,8 @@ impl BatchingSinkBuilder {
     /// Larger writes pay off most for events of many contacts with ids in no order (as mia
     /// derives them): each write touches the store's `(contact, id)` index all over, at most
     /// once per index page however many of its events land on one. On SQLite at `Full`, on
-    /// the bench machine, such events went in at about 85,000 a second in writes of 10,000
-    /// and about 245,000 in writes of 100,000 (`cargo bench --bench events --features full`),
+    /// the bench machine, such events went in at about 95,000 a second in writes of 10,000
+    /// and about 225,000 in writes of 100,000 (`cargo bench --bench events --features full`),
     /// at the cost of holding that many events in memory while a write waits.
     pub fn max_batch(mut self, events: usize) -> Self {
         self.max_batch = events.max(1);

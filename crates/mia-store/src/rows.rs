@@ -45,10 +45,14 @@ macro_rules! job_columns {
     };
 }
 
-/// The columns of `events` that [`event`] reads.
+/// The columns of `events` that [`event`] reads; with `$id`, an expression for the id column
+/// (named `id`) in place of the column itself.
 macro_rules! event_columns {
     () => {
-        "id, at, contact, campaign, variant, step, payload"
+        $crate::rows::event_columns!("id")
+    };
+    ($id:literal) => {
+        concat!($id, ", at, contact, campaign, variant, step, payload")
     };
 }
 

@@ -184,8 +184,15 @@ async fn a_version_4_outbox_is_migrated() {
         step: None,
         kind: EventKind::Delivered,
     };
-    // Stored before: version 6 rebuilds the table with it.
-    assert_eq!(store.append_events(&[event("z", 0)]).await.unwrap(), 1);
+    // Stored before: versions 6 and 7 rebuild the table with them.
+    let derived = EventId::derived("job", "sent").to_string();
+    assert_eq!(
+        store
+            .append_events(&[event("z", 0), event(&derived, 0)])
+            .await
+            .unwrap(),
+        2
+    );
     store.close().await;
     // Back to the indexes (and the events table) of version 4.
     let raw = raw_pool(&path).await;
@@ -198,8 +205,8 @@ async fn a_version_4_outbox_is_migrated() {
          CREATE TABLE events_v4 (id TEXT PRIMARY KEY NOT NULL, at INTEGER NOT NULL, \
            contact TEXT NOT NULL, campaign TEXT, variant TEXT, kind TEXT NOT NULL, \
            payload TEXT NOT NULL, step INTEGER CHECK (step >= 0)) STRICT; \
-         INSERT INTO events_v4 SELECT id, at, contact, campaign, variant, kind, payload, step \
-           FROM events; \
+         INSERT INTO events_v4 SELECT CASE typeof(id) WHEN 'blob' THEN lower(hex(id)) \
+           ELSE id END, at, contact, campaign, variant, kind, payload, step FROM events; \
          DROP TABLE events; \
          ALTER TABLE events_v4 RENAME TO events; \
          CREATE INDEX events_by_campaign ON events (campaign, at, id); \
@@ -212,7 +219,7 @@ async fn a_version_4_outbox_is_migrated() {
     raw.close().await;
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let found = store
         .job_by_message(&first.contact, 7)
         .await
@@ -224,18 +231,42 @@ async fn a_version_4_outbox_is_migrated() {
     assert!(rest.iter().all(|job| job.key != first.key));
     let sends = store.sends_since(&first.contact, t(0)).await.unwrap();
     assert_eq!(sends, vec![t(11)]);
-    // Appended out of order: read back by time, then id; the one from before is still a repeat.
-    let events = [event("b", 2), event("c", 1), event("a", 2), event("z", 3)];
+    // Appended out of order: read back by time, then id; the ones from before are still
+    // repeats.
+    let events = [
+        event("b", 2),
+        event("c", 1),
+        event("a", 2),
+        event("z", 3),
+        event(&derived, 4),
+    ];
     assert_eq!(store.append_events(&events).await.unwrap(), 3);
     let ids = |events: Vec<Event>| -> Vec<String> {
         events.into_iter().map(|e| e.id.to_string()).collect()
     };
     let by_contact = store.contact_events(&first.contact).await.unwrap();
-    assert_eq!(ids(by_contact), ["z", "c", "a", "b"]);
+    assert_eq!(ids(by_contact), [&derived, "z", "c", "a", "b"]);
     let by_campaign = store.campaign_events(&campaign.id).await.unwrap();
-    assert_eq!(ids(by_campaign), ["z", "c", "a", "b"]);
+    assert_eq!(ids(by_campaign), [&derived, "z", "c", "a", "b"]);
     store.close().await;
     let raw = raw_pool(&path).await;
+    let kinds: Vec<(String, i64)> =
+        sqlx::query_as("SELECT typeof(id), length(id) FROM events ORDER BY at, rowid")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    let kind = |k: &str, n: i64| (k.to_owned(), n);
+    assert_eq!(
+        kinds,
+        [
+            kind("blob", 16),
+            kind("text", 1),
+            kind("text", 1),
+            kind("text", 1),
+            kind("text", 1)
+        ],
+        "the derived id is migrated to its bytes"
+    );
     let columns: String = sqlx::query_scalar(
         "SELECT group_concat(name, ',') FROM pragma_index_info('events_by_campaign')",
     )
@@ -708,6 +739,66 @@ async fn ten_thousand_of_everything_in_one_batch_each() {
             .all(|w| (w[0].due_at, &w[0].key) <= (w[1].due_at, &w[1].key)),
         "claims come earliest first"
     );
+}
+
+/// Event ids of 32 lowercase hex digits (the ids mia derives) are stored as their 16 bytes;
+/// every id reads back as it was written, repeats are skipped in either form, and events of one
+/// time come back in the order of their ids' text, as with ids stored as text.
+#[tokio::test]
+async fn derived_event_ids_are_stored_as_bytes_and_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let derived = EventId::derived("job", "sent").to_string();
+    assert_eq!(derived.len(), 32);
+    let ids = [
+        derived.clone(),
+        derived.to_uppercase(),
+        "g".repeat(32),
+        format!("{}0", &derived[..31]),
+        derived[..30].to_owned(),
+        "e1".to_owned(),
+    ];
+    let events: Vec<Event> = ids
+        .iter()
+        .map(|id| Event {
+            id: EventId::new(id.as_str()),
+            at: t(5),
+            contact: ContactId::new("c00001"),
+            campaign: Some(CampaignId::new("spring")),
+            variant: None,
+            step: None,
+            kind: EventKind::Delivered,
+        })
+        .collect();
+    assert_eq!(store.append_events(&events).await.unwrap(), 6);
+    assert_eq!(store.append_events(&events).await.unwrap(), 0);
+    let mut sorted = events.clone();
+    sorted.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(
+        store
+            .contact_events(&ContactId::new("c00001"))
+            .await
+            .unwrap(),
+        sorted
+    );
+    assert_eq!(
+        store
+            .campaign_events(&CampaignId::new("spring"))
+            .await
+            .unwrap(),
+        sorted
+    );
+    store.close().await;
+    let raw = raw_pool(&path).await;
+    let blobs: Vec<i64> =
+        sqlx::query_scalar("SELECT length(id) FROM events WHERE typeof(id) = 'blob'")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    // The derived id and the one that differs from it in its last digit.
+    assert_eq!(blobs, [16, 16]);
+    raw.close().await;
 }
 
 /// The WAL is copied back into the database file once it holds the configured number of

@@ -8,7 +8,35 @@ use super::SqliteStore;
 use super::batch::Insert;
 use crate::codec::{micros, to_json};
 use crate::error::Context;
-use crate::rows::{self, event_columns as columns};
+use crate::rows::{self, event_columns};
+
+/// The columns of `events` that [`rows::event`] reads, with the id turned back into its text
+/// (see [`packed_id`]).
+macro_rules! columns {
+    () => {
+        event_columns!("CASE typeof(id) WHEN 'blob' THEN lower(hex(id)) ELSE id END AS id")
+    };
+}
+
+/// The stored form of an event id that is 32 lowercase hex digits (the ids mia derives): its 16
+/// bytes, which take half the room in the `(contact, id)` index (schema version 7). Any other
+/// id is stored as its text. The form is canonical: an id that has one is always stored so.
+fn packed_id(id: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let id = id.as_bytes();
+    if id.len() != 32 {
+        return None;
+    }
+    id.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
 
 /// `OR IGNORE` rather than `ON CONFLICT (contact, id) DO NOTHING`: the same rows for this table
 /// (its only unique key is `(contact, id)`; every NOT NULL column is bound from a non-optional
@@ -64,8 +92,11 @@ impl EventStore for SqliteStore {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
             let new = APPEND
                 .run_sized(&mut tx, &events, &SIZES, |query, e| {
+                    let query = match packed_id(e.id.as_str()) {
+                        Some(bytes) => query.bind(bytes),
+                        None => query.bind(e.id.as_str()),
+                    };
                     Ok(query
-                        .bind(e.id.as_str())
                         .bind(micros(e.at))
                         .bind(e.contact.as_str())
                         .bind(e.campaign.as_ref().map(CampaignId::as_str))
@@ -88,6 +119,7 @@ impl EventStore for SqliteStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
+            // `id` in ORDER BY is the text of the column list: the order of the ids' digits.
             " FROM events WHERE campaign = ? ORDER BY at, id, contact"
         ))
         .bind(campaign.as_str())

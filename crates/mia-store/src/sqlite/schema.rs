@@ -256,8 +256,41 @@ CREATE INDEX events_by_campaign ON events (campaign, at);
 PRAGMA user_version = 6;
 "#;
 
+/// Version 7: event ids that are 32 lowercase hex digits (the ids mia derives) are stored as
+/// their 16 bytes, any other id as its text.
+///
+/// The unique index on `(contact, id)` is written all over by a batch of events (mia's ids and
+/// contacts come in no order), so every batch dirties pages in proportion to the index's size;
+/// with the id in half the bytes, its entries take about two thirds of the room, and batches
+/// into a large table went in about a third faster (a Python mock-up of 2.4 million events).
+/// The form is canonical (an id in that form is always stored as bytes), so the index still
+/// holds each id once per contact; reads turn the bytes back into the same digits. The rebuild
+/// copies every event once, in the same transaction as the rest of the step.
+const V7: &str = r#"
+CREATE TABLE events_v7 (
+    id        ANY NOT NULL,
+    at        INTEGER NOT NULL,
+    contact   TEXT NOT NULL,
+    campaign  TEXT,
+    variant   TEXT,
+    kind      TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    step      INTEGER CHECK (step >= 0)
+) STRICT;
+INSERT INTO events_v7 (id, at, contact, campaign, variant, kind, payload, step)
+    SELECT CASE WHEN length(id) = 32 AND id NOT GLOB '*[^0-9a-f]*' THEN unhex(id) ELSE id END,
+        at, contact, campaign, variant, kind, payload, step
+    FROM events ORDER BY rowid;
+DROP TABLE events;
+ALTER TABLE events_v7 RENAME TO events;
+CREATE UNIQUE INDEX events_key ON events (contact, id);
+CREATE INDEX events_by_campaign ON events (campaign, at);
+
+PRAGMA user_version = 7;
+"#;
+
 /// Every migration, oldest first; each one ends by setting `user_version` to its number.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
