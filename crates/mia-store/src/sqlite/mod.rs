@@ -71,7 +71,8 @@ fn file_pool() -> SqlitePoolOptions {
 ///
 /// Opening applies pending schema migrations. The file runs in WAL mode with
 /// `synchronous=NORMAL` by default (a committed transaction survives a process crash; a power
-/// cut may lose the last few) or `FULL` ([`Durability`]), foreign keys on, and a 5 s busy
+/// cut may lose those since the last checkpoint, see [`SqliteOptions::with_checkpoint_pages`])
+/// or `FULL` ([`Durability`]), foreign keys on, and a 5 s busy
 /// timeout. Several handles, in one process or several, may use the same file: writes that
 /// read first take the write lock up front (`BEGIN IMMEDIATE`), and a claim holds the write
 /// lock throughout (one statement, or one `BEGIN IMMEDIATE` transaction when it asks for 16

@@ -94,7 +94,7 @@ impl SqliteOptions {
 
     /// How many pages (4 KiB each) the WAL file may collect before the commit that passes
     /// them copies them back into the database file (a checkpoint, with two flushes). Zero
-    /// counts as one. The default is
+    /// counts as one, and more than `i32::MAX` as `i32::MAX`. The default is
     /// [`DEFAULT_CHECKPOINT_PAGES`](Self::DEFAULT_CHECKPOINT_PAGES); SQLite's own is 1,000.
     ///
     /// A checkpoint writes each page once however many commits changed it since the last one,
@@ -104,15 +104,24 @@ impl SqliteOptions {
     /// with 32,768 pages than with 8,192, in batches of 10,000 and of 100,000 (`cargo bench
     /// --bench events --features full`, two alternating runs of each build).
     ///
-    /// The price: the WAL file takes up to this much disk (and one large commit more; it is
-    /// kept at that size after a checkpoint, at most one and a half times this, so that later
-    /// commits reuse it rather than grow it again); a reader looks pages up in a larger WAL
-    /// index (a few percent slower just before a checkpoint); opening the file after a crash
-    /// reads the WAL once; and at [`Durability::Normal`] a power cut may lose up to this many
-    /// pages of commits.
+    /// The price:
+    /// - the WAL file takes up to this much disk, and one large commit more; after a
+    ///   checkpoint it is kept at up to one and a half times this, so that later commits reuse
+    ///   it rather than grow it again;
+    /// - the checkpoint runs inside the commit that crosses the interval, on the writing
+    ///   connection, so the claims and updates queued behind that commit wait for it;
+    /// - a reader looks pages up in a larger WAL index (a few percent slower just before a
+    ///   checkpoint), and opening the file after a crash reads the whole WAL once;
+    /// - at [`Durability::Normal`] a power cut may lose the commits since the last checkpoint,
+    ///   so up to this many pages of them.
+    ///
+    /// These bounds hold while checkpoints finish: one cannot start over at the beginning of
+    /// the WAL while a reader still uses an older snapshot, so a reader that never lets go lets
+    /// the WAL grow past them.
     #[must_use]
     pub fn with_checkpoint_pages(mut self, pages: u32) -> Self {
-        self.checkpoint_pages = pages.max(1);
+        // SQLite reads the setting as a 32-bit signed number, and 0 turns checkpoints off.
+        self.checkpoint_pages = pages.clamp(1, i32::MAX.unsigned_abs());
         self
     }
 
