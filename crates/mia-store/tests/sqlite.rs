@@ -30,6 +30,19 @@ fn contact(i: i64) -> Contact {
     .with_attribute("plan", serde_json::json!({ "tier": "pro", "seats": i }))
 }
 
+/// A delivery to `contact` in campaign `spring`.
+fn delivered(id: impl Into<String>, contact: impl Into<String>, at: i64) -> Event {
+    Event {
+        id: EventId::new(id),
+        at: t(at),
+        contact: ContactId::new(contact),
+        campaign: Some(CampaignId::new("spring")),
+        variant: None,
+        step: None,
+        kind: EventKind::Delivered,
+    }
+}
+
 /// A campaign that has been inserted as a draft and is about to be scheduled as running.
 async fn running_campaign(store: &SqliteStore, id: &str) -> Campaign {
     let mut c = Campaign::draft(
@@ -751,18 +764,7 @@ async fn derived_event_ids_are_stored_as_bytes_and_read_back_as_written() {
         derived[..30].to_owned(),
         "e1".to_owned(),
     ];
-    let events: Vec<Event> = ids
-        .iter()
-        .map(|id| Event {
-            id: EventId::new(id.as_str()),
-            at: t(5),
-            contact: ContactId::new("c00001"),
-            campaign: Some(CampaignId::new("spring")),
-            variant: None,
-            step: None,
-            kind: EventKind::Delivered,
-        })
-        .collect();
+    let events: Vec<Event> = ids.iter().map(|id| delivered(id, "c00001", 5)).collect();
     assert_eq!(store.append_events(&events).await.unwrap(), 6);
     assert_eq!(store.append_events(&events).await.unwrap(), 0);
     let mut sorted = events.clone();
@@ -820,14 +822,9 @@ async fn checkpoints_come_at_the_configured_number_of_pages() {
         let before = size(&path);
         for batch in 0..20 {
             let events: Vec<Event> = (0..500)
-                .map(|i| Event {
-                    id: EventId::new(format!("e{batch}-{i}")),
-                    at: t(i),
-                    contact: ContactId::new(format!("c{:05}", (i * 7_919 + batch) % 10_000)),
-                    campaign: Some(CampaignId::new("spring")),
-                    variant: None,
-                    step: None,
-                    kind: EventKind::Delivered,
+                .map(|i| {
+                    let contact = format!("c{:05}", (i * 7_919 + batch) % 10_000);
+                    delivered(format!("e{batch}-{i}"), contact, i)
                 })
                 .collect();
             assert_eq!(store.append_events(&events).await.unwrap(), 500);
