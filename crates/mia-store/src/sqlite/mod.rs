@@ -174,7 +174,8 @@ impl SqliteStore {
             // Temporary tables and the scratch tables of a statement in memory rather than in
             // a temporary file (the bundled SQLite's default): a batched claim lists its jobs in
             // a temporary table, and a batched update joins its rows through a scratch table;
-            // both hold one batch, and in a file the claim's update took a third longer.
+            // both hold one batch. In a file, a 500-job drain ran about 10% slower (see the
+            // mia-store README for the bench).
             .pragma("temp_store", "memory")
             // The rows of a statement come back from the driver's worker thread through a
             // channel of this many; with the driver's 50, a claim of 500 jobs stalled the
