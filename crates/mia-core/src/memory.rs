@@ -43,6 +43,48 @@ struct Inner {
     daily: HashMap<(String, String), u32>,
     requests: BTreeMap<String, SubjectRequest>,
     request_order: Vec<String>,
+    /// Jobs whose send was in flight when their contact was erased, with the erased id: the
+    /// events their worker records under it move to the replacement when the job leaves
+    /// `claimed` (see [`settle_erasure`]).
+    erased_in_flight: HashMap<IdempotencyKey, ContactId>,
+}
+
+/// Moves the events of `from` about `campaign` to `to`; an event `to` has already with one of
+/// their ids gives way, as in an erasure.
+fn move_job_events(inner: &mut Inner, from: &ContactId, to: &ContactId, campaign: &CampaignId) {
+    if from == to {
+        return;
+    }
+    let Inner {
+        events, event_ids, ..
+    } = inner;
+    let of_job = |e: &Event| &e.contact == from && e.campaign.as_ref() == Some(campaign);
+    let moved: HashSet<EventId> = events
+        .iter()
+        .filter(|e| of_job(e))
+        .map(|e| e.id.clone())
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    events.retain(|e| !(&e.contact == to && moved.contains(&e.id)));
+    for event in events.iter_mut().filter(|e| of_job(e)) {
+        event_ids.remove(&(from.clone(), event.id.clone()));
+        event_ids.insert((to.clone(), event.id.clone()));
+        event.contact = to.clone();
+    }
+}
+
+/// After the job `key` left `claimed`: if its send was in flight when its contact was erased,
+/// the events its worker recorded under the erased id move to the job's contact.
+fn settle_erasure(inner: &mut Inner, key: &IdempotencyKey) {
+    let Some(erased) = inner.erased_in_flight.remove(key) else {
+        return;
+    };
+    if let Some(job) = inner.jobs.get(key) {
+        let (to, campaign) = (job.contact.clone(), job.campaign.clone());
+        move_job_events(inner, &erased, &to, &campaign);
+    }
 }
 
 /// Everything in one mutex-guarded map set. Each method is one critical section, which makes
@@ -438,6 +480,7 @@ impl OutboxStore for MemoryStore {
             .ok_or_else(|| Error::not_found("job", key))?;
         held_by(job, claim_token)?;
         apply_update(job, update, now);
+        settle_erasure(&mut inner, key);
         Ok(())
     }
 
@@ -461,8 +504,18 @@ impl OutboxStore for MemoryStore {
                 .get_mut(&claimed.key)
                 .filter(|job| held_by(job, claimed.claim_token).is_ok())
             {
-                Some(job) => apply_update(job, update, now),
-                None => lost.push(claimed.key.clone()),
+                Some(job) => {
+                    apply_update(job, update, now);
+                    settle_erasure(&mut inner, &claimed.key);
+                }
+                None => {
+                    lost.push(claimed.key.clone());
+                    // Its contact erased since the claim: the events of its results, recorded
+                    // under the erased id, go to the replacement.
+                    if let Some(to) = inner.jobs.get(&claimed.key).map(|j| j.contact.clone()) {
+                        move_job_events(&mut inner, &claimed.contact, &to, &claimed.campaign);
+                    }
+                }
             }
         }
         Ok(lost)
@@ -845,7 +898,12 @@ impl SubjectStore for MemoryStore {
         }
         let keys = inner.jobs_by_contact.remove(contact).unwrap_or_default();
         for key in &keys {
-            if let Some(job) = inner.jobs.get_mut(key) {
+            let Inner {
+                jobs,
+                erased_in_flight,
+                ..
+            } = &mut *inner;
+            if let Some(job) = jobs.get_mut(key) {
                 job.contact = replacement.clone();
                 counts.jobs += 1;
                 // Nobody is sent to once erased (a send already in flight is left to its
@@ -854,6 +912,8 @@ impl SubjectStore for MemoryStore {
                     job.state = JobState::Cancelled;
                     job.outcome = Some("erased".into());
                     job.lease_until = None;
+                } else if job.send_in_flight() && replacement != contact {
+                    erased_in_flight.insert(key.clone(), contact.clone());
                 }
             }
         }

@@ -502,9 +502,15 @@ pub trait OutboxStore: Send + Sync {
     /// `job.claim_token` is still the job's current claim. Workers use it to record a claimed
     /// batch's results together.
     ///
-    /// An update whose claim was lost (another worker took the job over, a withdrawal or an
-    /// abort cancelled it, or the job does not exist) changes nothing; the keys of those are
-    /// returned, in input order. The other updates are all written, or none on an error.
+    /// An update whose claim was lost (another worker took the job over, a withdrawal, an
+    /// erasure or an abort cancelled it, or the job does not exist) changes nothing; the keys
+    /// of those are returned, in input order. The other updates are all written, or none on an
+    /// error. One more thing happens for a lost job whose contact was erased after `job` was
+    /// claimed (the job's contact is now the erasure's replacement, `job.contact` the erased
+    /// id): the events under `job.contact` about `job.campaign`, which the worker recorded for
+    /// its results before calling this, move to the replacement, as
+    /// [`SubjectStore::erase_subject`] moved the others (afterwards, in a transaction of its
+    /// own).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if a key appears twice; a store error. Nothing is written then.
@@ -715,7 +721,11 @@ pub trait SubjectStore: Send + Sync {
     /// Erases `contact` in one transaction: deletes the contact; cancels their open jobs
     /// (pending, claimed, held) with outcome `"erased"`, as a restriction does, so a worker
     /// that read the contact before the erasure loses its lease before sending (a send already
-    /// in flight is left to its worker); in consent records, jobs and
+    /// in flight is left to its worker: the events its worker records for it under the erased
+    /// id move to `replacement` when the job leaves `claimed`, in the same transaction as its
+    /// result, whichever worker writes that result, and the events of a cancelled job's results
+    /// move when its worker finds the claim lost, see [`OutboxStore::update_jobs`]); in consent
+    /// records, jobs and
     /// events replaces the contact id with `replacement` (an id that says nothing about the
     /// person), so totals and aggregates keep their counts (the cancelled jobs move from open to
     /// cancelled; and one more case: if `replacement`

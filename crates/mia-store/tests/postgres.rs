@@ -356,7 +356,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 8);
+        assert_eq!(store.schema_version().await.unwrap(), 9);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -366,7 +366,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 8, "each migration is recorded once");
+    assert_eq!(applied, 9, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -815,7 +815,7 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 
     old.claim_token = 1;
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 9);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -861,10 +861,25 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
     store.close().await;
 }
 
-/// Turns a schema of the current version (7) back into version 6, as the release before it
-/// left it: no queue table or claim function, the queue's partial indexes on `outbox` itself,
-/// full pages.
+/// Turns a schema of the current version (9) back into version 8, as the release before it
+/// left it: no `erased_from` column, nor its trigger.
+async fn back_to_version_8(scratch: &Scratch) {
+    for sql in [
+        "DROP TRIGGER outbox_erased_send_done ON {s}.outbox",
+        "DROP FUNCTION {s}.outbox_erased_send_done",
+        "ALTER TABLE {s}.outbox DROP COLUMN erased_from",
+        "DELETE FROM {s}.schema_migrations WHERE version > 8",
+    ] {
+        scratch.exec(sql).await.unwrap();
+    }
+}
+
+/// Turns a schema of the current version back into version 6, as the release before it left
+/// it: no queue table or claim function, the queue's partial indexes on `outbox` itself, full
+/// pages (and the events' primary key of version 8 stays, which version 6 code never relied
+/// on).
 async fn back_to_version_6(scratch: &Scratch) {
+    back_to_version_8(scratch).await;
     for sql in [
         "DROP FUNCTION {s}.outbox_claim",
         "DROP TABLE {s}.outbox_queue",
@@ -933,7 +948,7 @@ async fn a_version_6_schema_upgrades_with_jobs_in_every_state() {
     back_to_version_6(&scratch).await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 9);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -1133,6 +1148,7 @@ async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
     };
     assert_eq!(store.append_events(&[event("c1", 1)]).await.unwrap(), 1);
     store.close().await;
+    back_to_version_8(&scratch).await;
     for sql in [
         "ALTER TABLE {s}.events DROP CONSTRAINT events_pkey",
         "ALTER TABLE {s}.events ADD PRIMARY KEY (id)",
@@ -1143,7 +1159,7 @@ async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
     }
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 9);
     assert_eq!(
         scratch.indexes("events").await,
         ["events_by_campaign", "events_pkey"]

@@ -165,7 +165,7 @@ async fn a_lost_update_right_after_a_good_one_is_still_lost() {
 }
 
 /// A file written before the outbox and event indexes changed (schema version 4) is migrated on
-/// open (versions 5 and 6), and its jobs are claimed, found by message and by contact, and its
+/// open (versions 5 to 8), and its jobs are claimed, found by message and by contact, and its
 /// events kept, deduplicated and read by contact and by campaign, as before.
 #[tokio::test]
 async fn a_version_4_outbox_is_migrated() {
@@ -208,7 +208,8 @@ async fn a_version_4_outbox_is_migrated() {
     // Back to the indexes (and the events table) of version 4.
     let raw = raw_pool(&path).await;
     sqlx::raw_sql(
-        "DROP INDEX outbox_pending; DROP INDEX outbox_leases; DROP INDEX outbox_by_contact; \
+        "DROP TRIGGER outbox_erased_send_done; ALTER TABLE outbox DROP COLUMN erased_from; \
+         DROP INDEX outbox_pending; DROP INDEX outbox_leases; DROP INDEX outbox_by_contact; \
          DROP INDEX outbox_by_message; \
          CREATE INDEX outbox_due ON outbox (state, due_at, key); \
          CREATE INDEX outbox_by_contact ON outbox (contact, state); \
@@ -230,7 +231,7 @@ async fn a_version_4_outbox_is_migrated() {
     raw.close().await;
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     let found = store
         .job_by_message(&first.contact, 7)
         .await

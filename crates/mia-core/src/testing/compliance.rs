@@ -357,6 +357,22 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         .await
         .unwrap();
     let in_flight = in_flight_at(store, "w-erase", now, "c7").await;
+    // A job of c7's in another campaign, claimed and being decided on (not yet sent).
+    let mut other = running_campaign("k7b");
+    other.state = CampaignState::Draft;
+    store.insert_campaign(&other).await.unwrap();
+    other.state = CampaignState::Running;
+    store
+        .schedule(&other, &[job("k7b", "c7", now + 1)])
+        .await
+        .unwrap();
+    let deciding = store
+        .claim("w-erase-2", t(now + 1), SignedDuration::from_secs(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(deciding.len(), 1);
+    let deciding = deciding[0].clone();
+    assert_eq!(deciding.campaign, other.id);
     let event = Event {
         id: EventId::new("e-c7"),
         at: t(3),
@@ -387,7 +403,7 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
             counts.events,
             counts.requests
         ),
-        (1, 1, 2, 1, 1)
+        (1, 1, 3, 1, 1)
     );
     assert!(store.contact(&c7).await.unwrap().is_none());
     assert!(
@@ -432,6 +448,36 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         (JobState::Claimed, anon.as_str()),
         "a send already with the transport is left to its worker"
     );
+    // The workers record their results' events under the contact id they claimed the jobs
+    // with, the erased one, before writing the results. The replacement has one of those ids
+    // already (as when another worker took the send over and recorded it again).
+    let result = |job: &crate::Job, kind: EventKind, at: i64| Event {
+        id: EventId::derived(job.key.as_str(), kind.name()),
+        at: t(at),
+        contact: c7.clone(),
+        campaign: Some(job.campaign.clone()),
+        variant: None,
+        step: Some(0),
+        kind,
+    };
+    // (Later than the retention check's cut-off, as its count expects.)
+    let sent = result(&in_flight, EventKind::Sent, 10);
+    let skipped = result(
+        &deciding,
+        EventKind::Skipped {
+            rule: "quiet_hours".into(),
+        },
+        10,
+    );
+    let taken_over = Event {
+        contact: anon.clone(),
+        at: t(9),
+        ..sent.clone()
+    };
+    store
+        .append_events(&[sent.clone(), skipped.clone(), taken_over])
+        .await
+        .unwrap();
     store
         .update_job(
             &in_flight.key,
@@ -441,7 +487,29 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         )
         .await
         .unwrap();
-    assert_eq!(store.contact_events(&anon).await.unwrap().len(), 1);
+    let update = JobUpdate::Skipped {
+        rule: "quiet_hours".into(),
+    };
+    assert_eq!(
+        store
+            .update_jobs(&[(&deciding, update)], t(now + 3))
+            .await
+            .unwrap(),
+        std::slice::from_ref(&deciding.key),
+        "the erasure cancelled the job being decided on"
+    );
+    assert!(
+        store.contact_events(&c7).await.unwrap().is_empty(),
+        "the results of the send in flight and of the cancelled job go to the replacement"
+    );
+    let mut kept = store.contact_events(&anon).await.unwrap();
+    kept.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut want = [event.clone(), sent, skipped].map(|e| Event {
+        contact: anon.clone(),
+        ..e
+    });
+    want.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(kept, want, "one event an id, the erased contact's");
     let req = store.subject_request("dsr_c7").await.unwrap().unwrap();
     assert_eq!(req.contact, None);
     assert_eq!(req.subject, "sub_c7", "the pseudonym outlives the erasure");
@@ -462,8 +530,15 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
         1
     );
     assert_eq!(store.erase_subject(&c7, &anon).await.unwrap().events, 1);
+    let kept: Vec<Event> = store
+        .contact_events(&anon)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.id == again.id)
+        .collect();
     assert_eq!(
-        store.contact_events(&anon).await.unwrap(),
+        kept,
         [Event {
             contact: anon.clone(),
             ..again

@@ -616,7 +616,9 @@ impl OutboxStore for PostgresStore {
             changed
         };
         self.jobs_done(changed.len() as u64).await;
-        Ok(lost_updates(updates, changed))
+        let lost = lost_updates(updates, changed);
+        self.reassign_lost(updates, &lost).await?;
+        Ok(lost)
     }
 
     async fn release_held(

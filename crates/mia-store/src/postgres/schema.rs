@@ -369,8 +369,37 @@ ALTER TABLE events ADD PRIMARY KEY (contact, id);
 DROP INDEX IF EXISTS events_by_contact;
 "#;
 
+/// Version 9: a send in flight when its contact is erased leaves nothing of the person behind.
+///
+/// An erasure leaves a job whose send is already with Telegram to its worker, which records
+/// the send's events under the contact id it claimed the job with: the erased one. So the
+/// erasure keeps that id on the job, in `erased_from`, and whatever then moves the job out of
+/// `claimed` (its worker's result, a cancellation) moves the events of that contact and the
+/// job's campaign to the job's contact (the replacement) in the same statement, and clears
+/// the column. An event the replacement has already with one of those ids gives way, as in
+/// the erasure. The trigger's `WHEN` reads one column of the row being written and calls
+/// nothing otherwise, so the writes of every other job cost the same as before.
+const V9: &str = r#"
+ALTER TABLE outbox ADD COLUMN erased_from TEXT COLLATE "C";
+CREATE FUNCTION outbox_erased_send_done() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM events r WHERE r.contact = NEW.contact AND EXISTS (
+        SELECT 1 FROM events e WHERE e.contact = OLD.erased_from
+        AND e.campaign = NEW.campaign AND e.id = r.id);
+    UPDATE events SET contact = NEW.contact
+        WHERE contact = OLD.erased_from AND campaign = NEW.campaign;
+    NEW.erased_from := NULL;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER outbox_erased_send_done BEFORE UPDATE OF state ON outbox FOR EACH ROW
+    WHEN (OLD.erased_from IS NOT NULL AND NEW.state <> 'claimed'
+        AND NEW.contact <> OLD.erased_from)
+    EXECUTE FUNCTION outbox_erased_send_done();
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

@@ -13,6 +13,49 @@ use crate::codec::{micros, micros_opt};
 use crate::error::Context;
 use crate::rows::{self, job_columns, request_columns};
 
+impl PostgresStore {
+    /// After a batch of updates found `lost` jobs no longer held: a job among them whose
+    /// contact was erased since its worker claimed it (the row's contact is the replacement,
+    /// the claimed job's the erased id) had its results' events recorded under the erased id;
+    /// they move to the replacement, as the erasure moved the others. Other lost jobs change
+    /// nothing. Rare, so two statements a job.
+    pub(super) async fn reassign_lost(
+        &self,
+        updates: &[(&Job, mia_core::JobUpdate)],
+        lost: &[mia_core::IdempotencyKey],
+    ) -> Result<()> {
+        const DOING: &str = "move a lost job's events to its erased contact's replacement";
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
+        let mut tx = self.begin().await.context(DOING)?;
+        for (job, _) in updates.iter().filter(|(job, _)| lost.contains(&job.key)) {
+            // Each statement binds the job as $1, the contact it was claimed for as $2 and its
+            // campaign as $3. An event the replacement has already gives way, as in the erasure.
+            for sql in [
+                "DELETE FROM events r USING outbox o \
+                 WHERE o.key = $1 AND o.contact <> $2 AND r.contact = o.contact \
+                 AND EXISTS (SELECT 1 FROM events e WHERE e.contact = $2 \
+                 AND e.campaign = $3 AND e.id = r.id)",
+                "UPDATE events SET contact = o.contact FROM outbox o \
+                 WHERE o.key = $1 AND o.contact <> $2 \
+                 AND events.contact = $2 AND events.campaign = $3",
+            ] {
+                sqlx::query(sql)
+                    .bind(job.key.as_str())
+                    .bind(job.contact.as_str())
+                    .bind(job.campaign.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .context(DOING)?;
+            }
+        }
+        tx.commit().await.context(DOING)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SubjectStore for PostgresStore {
     async fn save_request(&self, r: &SubjectRequest) -> Result<()> {
@@ -126,7 +169,15 @@ impl SubjectStore for PostgresStore {
              AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')"
         ))
         .await?;
-        counts.jobs = run("UPDATE outbox SET contact = $2 WHERE contact = $1").await?;
+        // A job whose send is in flight keeps the erased id until its worker's result comes:
+        // the events that worker records under it then move to the replacement (schema
+        // version 9).
+        counts.jobs = run(
+            "UPDATE outbox SET erased_from = CASE WHEN state = 'claimed' \
+             AND outcome = 'send_in_flight' AND $1 <> $2 THEN contact END, \
+             contact = $2 WHERE contact = $1",
+        )
+        .await?;
         // An event the replacement has already (the same id, erased from another contact under
         // the same replacement) gives way to this contact's.
         run("DELETE FROM events r WHERE r.contact = $2 AND $1 <> $2 \

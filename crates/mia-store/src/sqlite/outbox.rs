@@ -750,7 +750,10 @@ impl OutboxStore for SqliteStore {
         let changed = update_rows(&mut conn, &rows, set).await;
         conn.settled(want, &changed);
         let changed = changed.context(DOING)?;
-        Ok(lost_updates(updates, changed))
+        drop(conn);
+        let lost = lost_updates(updates, changed);
+        self.reassign_lost(updates, &lost).await?;
+        Ok(lost)
     }
 
     async fn release_held(

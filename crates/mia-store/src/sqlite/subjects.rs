@@ -12,6 +12,42 @@ use crate::codec::{micros, micros_opt};
 use crate::error::Context;
 use crate::rows::{self, job_columns, request_columns};
 
+impl SqliteStore {
+    /// After a batch of updates found `lost` jobs no longer held: a job among them whose
+    /// contact was erased since its worker claimed it (the row's contact is the replacement,
+    /// the claimed job's the erased id) had its results' events recorded under the erased id;
+    /// they move to the replacement, as the erasure moved the others. Other lost jobs change
+    /// nothing. Rare, so one statement a job.
+    pub(super) async fn reassign_lost(
+        &self,
+        updates: &[(&Job, mia_core::JobUpdate)],
+        lost: &[mia_core::IdempotencyKey],
+    ) -> Result<()> {
+        const DOING: &str = "move a lost job's events to its erased contact's replacement";
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
+        let mut tx = self.begin_write().await.context(DOING)?;
+        for (job, _) in updates.iter().filter(|(job, _)| lost.contains(&job.key)) {
+            // `OR REPLACE`: an event the replacement has already gives way, as in the erasure.
+            sqlx::query(
+                "UPDATE OR REPLACE events SET contact = o.contact FROM outbox o \
+                 WHERE o.key = ?1 AND o.contact <> ?2 \
+                 AND events.contact = ?2 AND events.campaign = ?3",
+            )
+            .bind(job.key.as_str())
+            .bind(job.contact.as_str())
+            .bind(job.campaign.as_str())
+            .execute(&mut *tx)
+            .await
+            .context(DOING)?;
+        }
+        tx.commit().await.context(DOING)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SubjectStore for SqliteStore {
     async fn save_request(&self, r: &SubjectRequest) -> Result<()> {
@@ -130,8 +166,13 @@ impl SubjectStore for SqliteStore {
             None,
         )
         .await?;
+        // A job whose send is in flight keeps the erased id until its worker's result comes:
+        // the events that worker records under it then move to the replacement (schema
+        // version 8).
         counts.jobs = run(
-            "UPDATE outbox SET contact = ? WHERE contact = ?",
+            "UPDATE outbox SET erased_from = CASE WHEN state = 'claimed' \
+             AND outcome = 'send_in_flight' AND contact <> ?1 THEN contact END, \
+             contact = ?1 WHERE contact = ?2",
             Some(anon),
         )
         .await?;
