@@ -1431,6 +1431,46 @@ async fn a_withdrawal_or_an_erasure_in_the_middle_of_a_batch_stops_its_later_sen
     );
 }
 
+/// An erasure that comes while the contact's own message is with Telegram: the send is left to
+/// its worker, and the `Sent` event the worker records (under the id it claimed the job with)
+/// follows the replacement when the result is written, so nothing keeps the erased id.
+#[tokio::test(start_paused = true)]
+async fn an_erasure_during_the_contacts_own_send_leaves_nothing_under_their_id() {
+    let (w, agent, campaign, _, targets) = store_changing_world().await;
+    let mut jobs = w.store.jobs(&campaign.id).await.unwrap();
+    jobs.retain(|j| j.state == JobState::Pending);
+    jobs.sort_by(|a, b| a.key.cmp(&b.key));
+    // The third post is the third job: its contact is erased while it is in flight (the
+    // withdrawal goes to the first contact, whose message is out already).
+    let (first, third) = (jobs[0].contact.clone(), jobs[2].clone());
+    *targets.lock().unwrap() = vec![first, third.contact.clone()];
+    agent.run_until_idle().await.unwrap();
+
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(posts.len(), w.consented.len(), "every send went out once");
+    assert!(posts.values().all(|n| *n == 1));
+    assert!(
+        w.store
+            .contact_events(&third.contact)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no event keeps the erased id"
+    );
+    let anon = ContactId::new("erased:mid-batch");
+    let kept = w.store.contact_events(&anon).await.unwrap();
+    assert!(
+        kept.iter()
+            .any(|e| e.kind == EventKind::Sent && e.campaign.as_ref() == Some(&campaign.id)),
+        "the send is counted, under the replacement: {kept:?}"
+    );
+    let job = w.store.job(&third.key).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.contact.as_str()),
+        (JobState::Sent, anon.as_str())
+    );
+}
+
 /// A job whose send was in flight when its worker stopped is claimed again once its lease runs
 /// out. A withdrawal does not cancel such a job (its message may be with Telegram already), so
 /// the worker decides it on facts read for it alone, never on the batch's earlier read.

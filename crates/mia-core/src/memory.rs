@@ -645,17 +645,20 @@ impl OutboxStore for MemoryStore {
 
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         let mut inner = self.lock();
-        let mut n = 0;
+        let mut cancelled = Vec::new();
         for job in inner.jobs.values_mut() {
             if &job.campaign == campaign && !job.state.is_final() {
                 job.state = JobState::Cancelled;
                 job.outcome = Some("campaign_aborted".into());
                 job.lease_until = None;
                 job.updated_at = now;
-                n += 1;
+                cancelled.push(job.key.clone());
             }
         }
-        Ok(n)
+        for key in &cancelled {
+            settle_erasure(&mut inner, key);
+        }
+        Ok(cancelled.len() as u64)
     }
 }
 

@@ -509,8 +509,8 @@ pub trait OutboxStore: Send + Sync {
     /// claimed (the job's contact is now the erasure's replacement, `job.contact` the erased
     /// id): the events under `job.contact` about `job.campaign`, which the worker recorded for
     /// its results before calling this, move to the replacement, as
-    /// [`SubjectStore::erase_subject`] moved the others (afterwards, in a transaction of its
-    /// own).
+    /// [`SubjectStore::erase_subject`] moved the others (after the updates are written; a
+    /// failure of that step is logged, not returned, as the updates stand).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if a key appears twice; a store error. Nothing is written then.

@@ -459,11 +459,6 @@ impl Agent {
         results.push(job, update, event);
     }
 
-    async fn emit(&self, job: &Job, variant: Option<&VariantId>, kind: EventKind) -> Result<()> {
-        let event = self.event(job, variant, kind);
-        self.inner.sink.record(std::slice::from_ref(&event)).await
-    }
-
     /// Writes the results `results` holds: their events in one batch, then their jobs in one
     /// store round trip ([`OutboxStore::update_jobs`](crate::OutboxStore::update_jobs)), then
     /// the next journey steps of the sends. A crash before the jobs are written leaves them
@@ -581,7 +576,7 @@ impl Agent {
                 .variant
                 .clone()
                 .unwrap_or_else(|| VariantId::new("unknown"));
-            self.dead_letter(job, &variant, OUTCOME_UNKNOWN.to_owned(), &mut stats)
+            self.dead_letter(job, &variant, OUTCOME_UNKNOWN.to_owned(), None, &mut stats)
                 .await?;
             return Ok(stats);
         }
@@ -854,7 +849,8 @@ impl Agent {
                 self.freeze_sends(add(now, after)).await?;
                 if job.attempts + 1 >= self.inner.config.retry.max_attempts {
                     let reason = format!("out of attempts ({reason})");
-                    self.dead_letter(job, &variant, reason, &mut stats).await?;
+                    self.dead_letter(job, &variant, reason, None, &mut stats)
+                        .await?;
                 } else {
                     let update = JobUpdate::Retry {
                         due_at: add(now, after),
@@ -896,10 +892,11 @@ impl Agent {
                         .blocks
                         .signal(super::health::Signal::PrivacyRefused, now);
                 }
-                self.dead_letter(job, &variant, reason.code().to_owned(), &mut stats)
+                let blocked = reason == FailureReason::Blocked;
+                let also = blocked.then_some(EventKind::Blocked);
+                self.dead_letter(job, &variant, reason.code().to_owned(), also, &mut stats)
                     .await?;
-                if reason == FailureReason::Blocked {
-                    self.emit(job, Some(&variant), EventKind::Blocked).await?;
+                if blocked {
                     stats.paused_for_spam += self.note_block().await?;
                 }
             }
@@ -935,29 +932,44 @@ impl Agent {
             }
             Err(e) => {
                 finish(JobOutcome::Error);
-                self.dead_letter(job, &variant, format!("transport: {e}"), &mut stats)
+                let reason = format!("transport: {e}");
+                self.dead_letter(job, &variant, reason, None, &mut stats)
                     .await?;
             }
         }
         Ok(stats)
     }
 
+    /// Sets `job` aside as a dead letter after its send failed for `reason`: records its
+    /// `Failed` event (and `also`, if any) first, then the job. The job goes through
+    /// [`OutboxStore::update_jobs`](crate::OutboxStore::update_jobs), so that if its contact
+    /// was erased meanwhile and the claim is lost, those events follow the erased contact's
+    /// replacement; a lost claim is [`Error::LeaseLost`], as from `update_job`.
     async fn dead_letter(
         &self,
         job: &Job,
         variant: &VariantId,
         reason: String,
+        also: Option<EventKind>,
         stats: &mut RunStats,
     ) -> Result<()> {
-        self.emit(
-            job,
-            Some(variant),
-            EventKind::Failed {
-                reason: reason.clone(),
-            },
-        )
-        .await?;
-        self.update(job, &JobUpdate::DeadLetter { reason }).await?;
+        let failed = EventKind::Failed {
+            reason: reason.clone(),
+        };
+        let events: Vec<Event> = std::iter::once(failed)
+            .chain(also)
+            .map(|kind| self.event(job, Some(variant), kind))
+            .collect();
+        self.inner.sink.record(&events).await?;
+        let update = JobUpdate::DeadLetter { reason };
+        let lost = self
+            .inner
+            .store
+            .update_jobs(&[(job, update)], self.now())
+            .await?;
+        if !lost.is_empty() {
+            return Err(Error::LeaseLost(job.key.to_string()));
+        }
         stats.dead_lettered += 1;
         Ok(())
     }

@@ -617,7 +617,7 @@ impl OutboxStore for PostgresStore {
         };
         self.jobs_done(changed.len() as u64).await;
         let lost = lost_updates(updates, changed);
-        self.reassign_lost(updates, &lost).await?;
+        self.reassign_lost(updates, &lost).await;
         Ok(lost)
     }
 

@@ -378,10 +378,13 @@ DROP INDEX IF EXISTS events_by_contact;
 /// job's campaign to the job's contact (the replacement) in the same statement, and clears
 /// the column. An event the replacement has already with one of those ids gives way, as in
 /// the erasure. The trigger's `WHEN` reads one column of the row being written and calls
-/// nothing otherwise, so the writes of every other job cost the same as before.
+/// nothing otherwise; claims, which do not set `outcome`, do not even test it. The function
+/// keeps the store's schema as its `search_path`, so it finds the schema's `events` whoever
+/// writes the row.
 const V9: &str = r#"
 ALTER TABLE outbox ADD COLUMN erased_from TEXT COLLATE "C";
-CREATE FUNCTION outbox_erased_send_done() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION outbox_erased_send_done() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     DELETE FROM events r WHERE r.contact = NEW.contact AND EXISTS (
         SELECT 1 FROM events e WHERE e.contact = OLD.erased_from
@@ -392,7 +395,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER outbox_erased_send_done BEFORE UPDATE OF state ON outbox FOR EACH ROW
+CREATE TRIGGER outbox_erased_send_done BEFORE UPDATE OF outcome ON outbox FOR EACH ROW
     WHEN (OLD.erased_from IS NOT NULL AND NEW.state <> 'claimed'
         AND NEW.contact <> OLD.erased_from)
     EXECUTE FUNCTION outbox_erased_send_done();

@@ -18,41 +18,52 @@ impl PostgresStore {
     /// contact was erased since its worker claimed it (the row's contact is the replacement,
     /// the claimed job's the erased id) had its results' events recorded under the erased id;
     /// they move to the replacement, as the erasure moved the others. Other lost jobs change
-    /// nothing. Rare, so two statements a job.
+    /// nothing. The updates are written already, so a failure here is logged, not returned:
+    /// it leaves those events where they are.
     pub(super) async fn reassign_lost(
         &self,
         updates: &[(&Job, mia_core::JobUpdate)],
         lost: &[mia_core::IdempotencyKey],
-    ) -> Result<()> {
-        const DOING: &str = "move a lost job's events to its erased contact's replacement";
+    ) {
         if lost.is_empty() {
-            return Ok(());
+            return;
         }
         let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
-        let mut tx = self.begin().await.context(DOING)?;
+        let (mut keys, mut contacts, mut campaigns) = (Vec::new(), Vec::new(), Vec::new());
         for (job, _) in updates.iter().filter(|(job, _)| lost.contains(&job.key)) {
-            // Each statement binds the job as $1, the contact it was claimed for as $2 and its
-            // campaign as $3. An event the replacement has already gives way, as in the erasure.
+            keys.push(job.key.as_str());
+            contacts.push(job.contact.as_str());
+            campaigns.push(job.campaign.as_str());
+        }
+        let moved = async {
+            let mut tx = self.begin().await?;
+            // Each statement binds the jobs, the contacts they were claimed for and their
+            // campaigns as arrays. An event the replacement has already gives way, as in the
+            // erasure.
             for sql in [
-                "DELETE FROM events r USING outbox o \
-                 WHERE o.key = $1 AND o.contact <> $2 AND r.contact = o.contact \
-                 AND EXISTS (SELECT 1 FROM events e WHERE e.contact = $2 \
-                 AND e.campaign = $3 AND e.id = r.id)",
-                "UPDATE events SET contact = o.contact FROM outbox o \
-                 WHERE o.key = $1 AND o.contact <> $2 \
-                 AND events.contact = $2 AND events.campaign = $3",
+                "DELETE FROM events r USING outbox o, \
+                 UNNEST($1::text[], $2::text[], $3::text[]) AS l (key, contact, campaign) \
+                 WHERE o.key = l.key AND o.contact <> l.contact AND r.contact = o.contact \
+                 AND EXISTS (SELECT 1 FROM events e WHERE e.contact = l.contact \
+                 AND e.campaign = l.campaign AND e.id = r.id)",
+                "UPDATE events SET contact = o.contact FROM outbox o, \
+                 UNNEST($1::text[], $2::text[], $3::text[]) AS l (key, contact, campaign) \
+                 WHERE o.key = l.key AND o.contact <> l.contact \
+                 AND events.contact = l.contact AND events.campaign = l.campaign",
             ] {
                 sqlx::query(sql)
-                    .bind(job.key.as_str())
-                    .bind(job.contact.as_str())
-                    .bind(job.campaign.as_str())
+                    .bind(&keys)
+                    .bind(&contacts)
+                    .bind(&campaigns)
                     .execute(&mut *tx)
-                    .await
-                    .context(DOING)?;
+                    .await?;
             }
+            tx.commit().await?;
+            Ok::<(), crate::error::StoreError>(())
+        };
+        if let Err(e) = moved.await {
+            tracing::warn!(error = %e, jobs = keys.len(), "mia-store: the events of lost jobs were not checked for an erased contact");
         }
-        tx.commit().await.context(DOING)?;
-        Ok(())
     }
 }
 

@@ -749,10 +749,8 @@ impl OutboxStore for SqliteStore {
         let set = conn.set_for(want);
         let changed = update_rows(&mut conn, &rows, set).await;
         conn.settled(want, &changed);
-        let changed = changed.context(DOING)?;
-        drop(conn);
-        let lost = lost_updates(updates, changed);
-        self.reassign_lost(updates, &lost).await?;
+        let lost = lost_updates(updates, changed.context(DOING)?);
+        super::subjects::reassign_lost(&mut conn, updates, &lost).await;
         Ok(lost)
     }
 

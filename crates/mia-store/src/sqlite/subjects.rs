@@ -12,39 +12,49 @@ use crate::codec::{micros, micros_opt};
 use crate::error::Context;
 use crate::rows::{self, job_columns, request_columns};
 
-impl SqliteStore {
-    /// After a batch of updates found `lost` jobs no longer held: a job among them whose
-    /// contact was erased since its worker claimed it (the row's contact is the replacement,
-    /// the claimed job's the erased id) had its results' events recorded under the erased id;
-    /// they move to the replacement, as the erasure moved the others. Other lost jobs change
-    /// nothing. Rare, so one statement a job.
-    pub(super) async fn reassign_lost(
-        &self,
-        updates: &[(&Job, mia_core::JobUpdate)],
-        lost: &[mia_core::IdempotencyKey],
-    ) -> Result<()> {
-        const DOING: &str = "move a lost job's events to its erased contact's replacement";
-        if lost.is_empty() {
-            return Ok(());
+/// Lost jobs moved by one statement of [`reassign_lost`] (three binds each).
+const REASSIGN_MAX: usize = 300;
+
+/// After a batch of updates on `conn` found `lost` jobs no longer held: a job among them whose
+/// contact was erased since its worker claimed it (the row's contact is the replacement, the
+/// claimed job's the erased id) had its results' events recorded under the erased id; they
+/// move to the replacement, as the erasure moved the others. Other lost jobs change nothing.
+/// The updates are written already, so a failure here is logged, not returned: it leaves
+/// those events where they are.
+pub(super) async fn reassign_lost(
+    conn: &mut sqlx::SqliteConnection,
+    updates: &[(&Job, mia_core::JobUpdate)],
+    lost: &[mia_core::IdempotencyKey],
+) {
+    if lost.is_empty() {
+        return;
+    }
+    let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
+    let jobs: Vec<&Job> = updates
+        .iter()
+        .map(|(job, _)| *job)
+        .filter(|job| lost.contains(&job.key))
+        .collect();
+    for chunk in jobs.chunks(REASSIGN_MAX) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        // `OR REPLACE`: an event the replacement has already gives way, as in the erasure.
+        let sql = format!(
+            "WITH l (key, contact, campaign) AS (VALUES {rows}) \
+             UPDATE OR REPLACE events SET contact = o.contact FROM l JOIN outbox o ON o.key = l.key \
+             WHERE o.contact <> l.contact AND events.contact = l.contact \
+             AND events.campaign = l.campaign"
+        );
+        // Built from the constant parts above only; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for job in chunk {
+            query = query
+                .bind(job.key.as_str())
+                .bind(job.contact.as_str())
+                .bind(job.campaign.as_str());
         }
-        let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
-        let mut tx = self.begin_write().await.context(DOING)?;
-        for (job, _) in updates.iter().filter(|(job, _)| lost.contains(&job.key)) {
-            // `OR REPLACE`: an event the replacement has already gives way, as in the erasure.
-            sqlx::query(
-                "UPDATE OR REPLACE events SET contact = o.contact FROM outbox o \
-                 WHERE o.key = ?1 AND o.contact <> ?2 \
-                 AND events.contact = ?2 AND events.campaign = ?3",
-            )
-            .bind(job.key.as_str())
-            .bind(job.contact.as_str())
-            .bind(job.campaign.as_str())
-            .execute(&mut *tx)
-            .await
-            .context(DOING)?;
+        if let Err(e) = query.execute(&mut *conn).await {
+            tracing::warn!(error = %e, jobs = chunk.len(), "mia-store: the events of lost jobs were not checked for an erased contact");
         }
-        tx.commit().await.context(DOING)?;
-        Ok(())
     }
 }
 
