@@ -307,8 +307,9 @@ PRAGMA user_version = 7;
 /// the erasure. Every write that moves a job out of `claimed` sets `outcome`, and claims do
 /// not, so claims never run the trigger. A batched result pays for testing it on each row:
 /// about 4% more instructions for the `UPDATE` of 500 results (callgrind, a Python copy of
-/// the statement), which is under 2% of a batched drain. (A later step that rebuilds `events` drops the
-/// trigger first and creates it again after: SQLite checks a trigger's tables on a rename.)
+/// the statement), which is under 2% of a batched drain. (A later step that rebuilds `events`
+/// drops the trigger first and creates it again after: SQLite checks a trigger's tables on a
+/// rename.)
 const V8: &str = r#"
 ALTER TABLE outbox ADD COLUMN erased_from TEXT;
 CREATE TRIGGER outbox_erased_send_done AFTER UPDATE OF outcome ON outbox
