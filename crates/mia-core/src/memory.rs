@@ -915,6 +915,7 @@ impl SubjectStore for MemoryStore {
                     job.state = JobState::Cancelled;
                     job.outcome = Some("erased".into());
                     job.lease_until = None;
+                    counts.cancelled += 1;
                 } else if job.send_in_flight() && replacement != contact {
                     erased_in_flight.insert(key.clone(), contact.clone());
                 }

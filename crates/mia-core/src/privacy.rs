@@ -133,6 +133,10 @@ pub struct ErasureCounts {
     pub consents: u64,
     /// Outbox jobs whose contact was replaced.
     pub jobs: u64,
+    /// Of those, the open jobs the erasure cancelled (pending, held, or claimed but not yet
+    /// with the transport): messages that will never be sent.
+    #[serde(default)]
+    pub cancelled: u64,
     /// Events whose contact was replaced.
     pub events: u64,
     /// Subject requests whose contact was cleared.

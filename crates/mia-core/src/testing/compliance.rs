@@ -400,10 +400,12 @@ pub(super) async fn erasure<S: Store + ?Sized>(store: &S) {
             counts.contacts,
             counts.consents,
             counts.jobs,
+            counts.cancelled,
             counts.events,
             counts.requests
         ),
-        (1, 1, 3, 1, 1)
+        (1, 1, 3, 2, 1, 1),
+        "the queued job and the one being decided on are cancelled, the send in flight is not"
     );
     assert!(store.contact(&c7).await.unwrap().is_none());
     assert!(

@@ -439,8 +439,9 @@ impl SubjectRights {
         done.state = RequestState::Completed;
         done.completed_at = Some(at);
         done.note = Some(format!(
-            "erased: {} contact, {} consent records, {} jobs, {} events pseudonymised",
-            counts.contacts, counts.consents, counts.jobs, counts.events
+            "erased: {} contact, {} consent records, {} jobs ({} open ones cancelled), {} events \
+             pseudonymised",
+            counts.contacts, counts.consents, counts.jobs, counts.cancelled, counts.events
         ));
         self.store.save_request(&done).await?;
         self.record(&done, Some(contact), json!({ "erased": counts }))

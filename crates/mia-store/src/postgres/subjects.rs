@@ -156,6 +156,19 @@ impl SubjectStore for PostgresStore {
             .await
             .context(DOING)?;
         let mut counts = ErasureCounts::default();
+        // Nobody is sent to once erased: the open jobs are cancelled and leave the queue (a send
+        // already with Telegram is left to its worker, as in a restriction).
+        let cancelled: i64 = sqlx::query_scalar(close!(
+            "UPDATE outbox SET state = 'cancelled', outcome = 'erased', lease_until = NULL \
+             WHERE contact = $1 AND state IN ('pending', 'claimed', 'held') \
+             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')"
+        ))
+        .bind(who)
+        .fetch_one(&mut *tx)
+        .await
+        .context(DOING)?;
+        // COUNT(*) is never negative.
+        counts.cancelled = cancelled.unsigned_abs();
         let mut run = async |sql: &'static str| -> Result<u64> {
             Ok(sqlx::query(sql)
                 .bind(who.to_owned())
@@ -170,15 +183,6 @@ impl SubjectStore for PostgresStore {
             run("DELETE FROM contacts WHERE id = $1 AND $2::text IS NOT NULL").await?;
         counts.consents = run("UPDATE consents SET contact = $2, \
              evidence = jsonb_set(evidence, '{reference}', '\"\"'::jsonb) WHERE contact = $1")
-        .await?;
-        // Nobody is sent to once erased: the open jobs are cancelled and leave the queue (a send
-        // already with Telegram is left to its worker, as in a restriction).
-        run(close!(
-            "UPDATE outbox SET state = 'cancelled', outcome = 'erased', lease_until = NULL \
-             WHERE contact = $1 AND $2::text IS NOT NULL \
-             AND state IN ('pending', 'claimed', 'held') \
-             AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')"
-        ))
         .await?;
         // A job whose send is in flight keeps the erased id until its worker's result comes:
         // the events that worker records under it then move to the replacement (schema

@@ -169,7 +169,7 @@ impl SubjectStore for SqliteStore {
         .await?;
         // Nobody is sent to once erased: the open jobs are cancelled (a send already with
         // Telegram is left to its worker, as in a restriction).
-        run(
+        counts.cancelled = run(
             "UPDATE outbox SET state = 'cancelled', outcome = 'erased', lease_until = NULL \
              WHERE contact = ? AND state IN ('pending', 'claimed', 'held') \
              AND (state <> 'claimed' OR outcome IS NULL OR outcome <> 'send_in_flight')",
