@@ -414,8 +414,9 @@ impl SubjectRights {
 
     /// An erasure request answered at once: records it, then in one store transaction
     /// deletes the contact, cancels their open jobs (a send already in flight is left to its
-    /// worker, and the events it records for that send follow the replacement) and replaces their id everywhere else with `erased:<request id>` (consent
-    /// records also lose their evidence reference), and completes the request. The audit log
+    /// worker, and the events it records for that send follow the replacement) and replaces
+    /// their id everywhere else with `erased:<request id>` (consent records also lose their
+    /// evidence reference), and completes the request. The audit log
     /// keeps only the pseudonym, so it still verifies; aggregates keep their totals.
     ///
     /// # Errors

@@ -306,10 +306,10 @@ PRAGMA user_version = 7;
 /// the column. An event the replacement has already with one of those ids gives way, as in
 /// the erasure. Every write that moves a job out of `claimed` sets `outcome`, and claims do
 /// not, so claims never run the trigger. A batched result pays for testing it on each row:
-/// about 4% more instructions for the `UPDATE` of 500 results (callgrind, a Python copy of
-/// the statement), which is under 2% of a batched drain. (A later step that rebuilds `events`
-/// drops the trigger first and creates it again after: SQLite checks a trigger's tables on a
-/// rename.)
+/// about 3% more instructions for the results of a batched drain, and nothing for its claims
+/// (`python3 benches/compare/erasure_trigger.py`, callgrind). (A later step that rebuilds
+/// `events` drops the trigger first and creates it again after: SQLite checks a trigger's
+/// tables on a rename.)
 const V8: &str = r#"
 ALTER TABLE outbox ADD COLUMN erased_from TEXT;
 CREATE TRIGGER outbox_erased_send_done AFTER UPDATE OF outcome ON outbox
