@@ -1,6 +1,9 @@
 //! [`Columns`] for SQLite rows: integers are `INTEGER`, reals `REAL`, and JSON is text.
 
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+
+use serde::de::{self, DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer};
 use sqlx::sqlite::SqliteRow;
 
 use crate::codec::{Columns, column};
@@ -42,12 +45,80 @@ pub(super) struct JsonRow<'a> {
     /// The column names, in the order of `values`.
     pub(super) names: &'a [&'static str],
     /// The values.
-    pub(super) values: Vec<serde_json::Value>,
+    values: Vec<Packed<'a>>,
+}
+
+/// One value of a packed row, borrowed from the packed text where it has no escapes: what
+/// `json_array` makes of an SQLite value (a real only in a damaged row, see [`JsonRow`]).
+/// Decoding into these rather than into `serde_json::Value` skips a map, an allocation per
+/// text and a copy of it: that was half of a claim's decoding.
+enum Packed<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Cow<'a, str>),
+}
+
+impl std::fmt::Display for Packed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Packed::Null => f.write_str("null"),
+            Packed::Integer(n) => write!(f, "{n}"),
+            Packed::Real(x) => write!(f, "{x}"),
+            Packed::Text(text) => write!(f, "{text:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Packed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Scalar;
+
+        impl<'de> Visitor<'de> for Scalar {
+            type Value = Packed<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer, a string or null")
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Packed::Null)
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(Packed::Integer(n))
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                i64::try_from(n)
+                    .map(Packed::Integer)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(n), &self))
+            }
+
+            fn visit_f64<E: de::Error>(self, x: f64) -> Result<Self::Value, E> {
+                Ok(Packed::Real(x))
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Packed::Text(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Packed::Text(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Packed::Text(Cow::Owned(text)))
+            }
+        }
+
+        deserializer.deserialize_any(Scalar)
+    }
 }
 
 impl JsonRow<'_> {
     /// The value of column `name`.
-    fn get(&self, name: &'static str) -> Result<&serde_json::Value, StoreError> {
+    fn get(&self, name: &'static str) -> Result<&Packed<'_>, StoreError> {
         self.names
             .iter()
             .position(|&n| n == name)
@@ -56,24 +127,29 @@ impl JsonRow<'_> {
     }
 
     /// The value of column `name`, `None` for SQL `NULL`.
-    fn get_opt(&self, name: &'static str) -> Result<Option<&serde_json::Value>, StoreError> {
-        self.get(name).map(|v| (!v.is_null()).then_some(v))
+    fn get_opt(&self, name: &'static str) -> Result<Option<&Packed<'_>>, StoreError> {
+        self.get(name)
+            .map(|v| (!matches!(v, Packed::Null)).then_some(v))
     }
 }
 
 /// The error for a packed value of the wrong type.
-fn mistyped(name: &'static str, want: &str, found: &serde_json::Value) -> StoreError {
+fn mistyped(name: &'static str, want: &str, found: &Packed<'_>) -> StoreError {
     StoreError::Corrupt(format!("column {name}: expected {want}, found {found}"))
 }
 
-fn text_of(name: &'static str, v: &serde_json::Value) -> Result<String, StoreError> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| mistyped(name, "text", v))
+fn text_of(name: &'static str, v: &Packed<'_>) -> Result<String, StoreError> {
+    match v {
+        Packed::Text(text) => Ok(text.as_ref().to_owned()),
+        _ => Err(mistyped(name, "text", v)),
+    }
 }
 
-fn integer_of(name: &'static str, v: &serde_json::Value) -> Result<i64, StoreError> {
-    v.as_i64().ok_or_else(|| mistyped(name, "an integer", v))
+fn integer_of(name: &'static str, v: &Packed<'_>) -> Result<i64, StoreError> {
+    match v {
+        Packed::Integer(n) => Ok(*n),
+        _ => Err(mistyped(name, "an integer", v)),
+    }
 }
 
 impl Columns for JsonRow<'_> {
@@ -113,7 +189,7 @@ pub(super) fn packed_rows<T>(
     names: &[&'static str],
     decode: impl Fn(&JsonRow<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(packed)
+    let rows: Vec<Vec<Packed<'_>>> = serde_json::from_str(packed)
         .map_err(|e| StoreError::Corrupt(format!("packed rows: {e}")))?;
     rows.into_iter()
         .map(|values| decode(&JsonRow { names, values }))
@@ -148,6 +224,10 @@ mod tests {
             row.unwrap(),
             (text, 9_007_199_254_740_993, None, Some("n".into()))
         );
+        assert_eq!(
+            one(r#"[["plain", -7, null, null]]"#).unwrap(),
+            ("plain".into(), -7, None, None)
+        );
         assert!(
             packed_rows("[]", &NAMES, |row| row.text("name"))
                 .unwrap()
@@ -167,6 +247,10 @@ mod tests {
             (r#"[["a", 2, null, 3]]"#, "column note"),
             (r#"[["a", 2]]"#, "column p: missing"),
             (r#"{"a": 1}"#, "packed rows"),
+            // Not a value `json_array` makes of an SQLite value: the whole pack is refused.
+            (r#"[["a", 9223372036854775808, null, null]]"#, "packed rows"),
+            (r#"[["a", true, null, null]]"#, "packed rows"),
+            (r#"[["a", [2], null, null]]"#, "packed rows"),
         ] {
             match one(packed) {
                 Err(StoreError::Corrupt(message)) => {
