@@ -113,7 +113,11 @@ impl SqliteOptions {
     /// - a reader looks pages up in a larger WAL index (a few percent slower just before a
     ///   checkpoint), and opening the file after a crash reads the whole WAL once;
     /// - at [`Durability::Normal`] a power cut may lose the commits since the last checkpoint,
-    ///   so up to this many pages of them.
+    ///   so up to this many pages of them;
+    /// - a new file's WAL grows with every commit until the first checkpoint lets it start
+    ///   over, and at [`Durability::Full`] a flush that grows a file costs more than one that
+    ///   overwrites it (it writes the file's new size too): a new store commits more slowly
+    ///   until its WAL first reaches this size, so measure one that has run that long.
     ///
     /// These bounds hold while checkpoints finish: one cannot start over at the beginning of
     /// the WAL while a reader still uses an older snapshot, so a reader that never lets go lets
