@@ -5,8 +5,8 @@
 //!
 //! `sqlite.outbox`: outbox throughput, jobs claimed and completed per second by 1, 2 and 4
 //! concurrent workers (tasks sharing one store) draining a queue of due jobs, each iteration
-//! a new campaign's jobs in a store kept for the whole bench (one whose WAL has grown, as a
-//! running worker's has), checked to complete every job once:
+//! a new campaign's jobs in a store kept for the whole bench and aged before it until its WAL
+//! has passed a checkpoint (as a running worker's has), checked to complete every job once:
 //! - `claim1_update`: one job at a time: claim 1, then its `update_job` (2 commits a job);
 //! - `batch500_update_each`: claim up to 500, then one `update_job` (its own commit) per job;
 //! - `batch500_update_jobs`: claim up to 500, then complete them all with one `update_jobs`
@@ -347,8 +347,34 @@ fn outbox_throughput(c: &mut Criterion) {
     }
 }
 
+/// Drains campaign `bench-{round}`, `n` jobs scheduled outside the timing, with `workers`
+/// concurrent workers; returns the time the drain took, checked to complete every job once.
+async fn drain_round(
+    store: &SqliteStore,
+    round: u32,
+    mode: Mode,
+    n: usize,
+    workers: usize,
+) -> std::time::Duration {
+    let (campaign, jobs) = campaign_named(store, &format!("bench-{round}")).await;
+    store.schedule(&campaign, &jobs[..n]).await.unwrap();
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| tokio::spawn(work(store.clone(), mode, format!("w{w}"))))
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.unwrap();
+    }
+    let spent = start.elapsed();
+    assert_eq!(std::hint::black_box(done), n as u64);
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!((counts.sent, counts.total()), (n as u64, n as u64));
+    spent
+}
+
 fn outbox_throughput_with(c: &mut Criterion, name: &str, durability: Durability) {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use criterion::{BenchmarkId, SamplingMode};
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -358,51 +384,52 @@ fn outbox_throughput_with(c: &mut Criterion, name: &str, durability: Durability)
         .unwrap();
     let mut group = c.benchmark_group(format!("sqlite.outbox.{name}"));
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    // The WAL's length once it has collected a checkpoint's worth of pages.
+    let grown = u64::from(SqliteOptions::DEFAULT_CHECKPOINT_PAGES) * 4096;
     for mode in [Mode::OneByOne, Mode::BatchUpdateEach, Mode::BatchUpdateJobs] {
         let n = mode.jobs();
         group.throughput(Throughput::Elements(n as u64));
         for workers in [1, 2, 4] {
+            // One store for every sample of this bench, as a worker keeps its store, aged
+            // before any timing until its WAL has passed a checkpoint: a new file's WAL grows
+            // with every commit until the first checkpoint lets it start over, and a flush
+            // that grows a file costs more than one that overwrites it, so new files measured
+            // a store's first minutes and none of its checkpoints. Each round drains a new
+            // campaign's jobs.
+            let (dir, store) = rt.block_on(fresh_with(durability));
+            let wal = dir.path().join("bench.db-wal");
+            let mut round = 0_u32;
+            rt.block_on(async {
+                // At most 64 rounds (a bound, should a checkpoint come early and the WAL
+                // start over before it is this long).
+                while round < 64 {
+                    round += 1;
+                    drain_round(&store, round, mode, n, workers).await;
+                    if std::fs::metadata(&wal).map_or(0, |m| m.len()) >= grown {
+                        break;
+                    }
+                }
+                // The round after the one that filled the WAL commits past the checkpoint.
+                round += 1;
+                drain_round(&store, round, mode, n, workers).await;
+            });
             group.bench_with_input(
                 BenchmarkId::new(mode.name(), workers),
                 &workers,
                 |b, &workers| {
-                    // One store for the whole bench, as a worker keeps its store: a fresh
-                    // file's WAL grows with every commit until the first checkpoint lets it
-                    // start over (`SqliteOptions::with_checkpoint_pages`: 128 MiB by default),
-                    // and a flush that grows a file costs more than one that overwrites it,
-                    // so fresh files measured a store's first minutes, not its usual pace.
-                    // Criterion's warm-up runs first and grows this one.
-                    let (_dir, store) = rt.block_on(fresh_with(durability));
-                    let mut round = 0_u32;
                     b.iter_custom(|iters| {
                         rt.block_on(async {
                             let mut spent = Duration::ZERO;
                             for _ in 0..iters {
-                                // A new campaign's full queue, outside the timing.
                                 round += 1;
-                                let (campaign, jobs) =
-                                    campaign_named(&store, &format!("bench-{round}")).await;
-                                store.schedule(&campaign, &jobs[..n]).await.unwrap();
-                                let start = Instant::now();
-                                let tasks: Vec<_> = (0..workers)
-                                    .map(|w| {
-                                        tokio::spawn(work(store.clone(), mode, format!("w{w}")))
-                                    })
-                                    .collect();
-                                let mut done = 0;
-                                for task in tasks {
-                                    done += task.await.unwrap();
-                                }
-                                spent += start.elapsed();
-                                assert_eq!(std::hint::black_box(done), n as u64);
-                                let counts = store.job_counts(&campaign.id).await.unwrap();
-                                assert_eq!((counts.sent, counts.total()), (n as u64, n as u64));
+                                spent += drain_round(&store, round, mode, n, workers).await;
                             }
                             spent
                         })
                     });
                 },
             );
+            rt.block_on(store.close());
         }
     }
     group.finish();

@@ -50,8 +50,8 @@ pub(super) struct JsonRow<'a> {
 
 /// One value of a packed row, borrowed from the packed text where it has no escapes: what
 /// `json_array` makes of an SQLite value (a real only in a damaged row, see [`JsonRow`]).
-/// Decoding into these rather than into `serde_json::Value` skips a map, an allocation per
-/// text and a copy of it: that was half of a claim's decoding.
+/// Decoding into these rather than into `serde_json::Value` skips a copy of every text (and
+/// the allocation for it) and the `Value`s themselves.
 enum Packed<'a> {
     Null,
     Integer(i64),
