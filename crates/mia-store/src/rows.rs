@@ -195,6 +195,21 @@ pub(crate) fn campaign_state(name: &str) -> Result<CampaignState, StoreError> {
     CampaignState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
 }
 
+/// The claimed jobs of `updates` whose keys are among `lost` (a batch's updates that found
+/// their claim gone), in input order: what `reassign_lost` of each SQL store checks for a
+/// contact erased since the claim.
+pub(crate) fn lost_jobs<'a>(
+    updates: &[(&'a Job, JobUpdate)],
+    lost: &[IdempotencyKey],
+) -> Vec<&'a Job> {
+    let lost: std::collections::HashSet<&IdempotencyKey> = lost.iter().collect();
+    updates
+        .iter()
+        .map(|(job, _)| *job)
+        .filter(|job| lost.contains(&job.key))
+        .collect()
+}
+
 /// The ids of `contacts` as one JSON array of strings (SQLite reads it with `json_each`).
 pub(crate) fn contact_list(contacts: &[ContactId]) -> String {
     serde_json::Value::from(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>()).to_string()

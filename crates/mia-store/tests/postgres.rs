@@ -101,6 +101,15 @@ impl Scratch {
         raw.close().await;
         done.map(|r| r.rows_affected())
     }
+
+    /// Runs `statements` in order with [`exec`](Self::exec), each of which must succeed.
+    async fn exec_all(&self, statements: &[&str]) {
+        for sql in statements {
+            if let Err(e) = self.exec(sql).await {
+                panic!("{sql}: {e}");
+            }
+        }
+    }
 }
 
 impl Drop for Scratch {
@@ -799,19 +808,19 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
     store.close().await;
     // Back to the outbox indexes of version 5, as a database written by an earlier release.
     back_to_version_6(&scratch).await;
-    for sql in [
-        "DROP INDEX {s}.outbox_leased",
-        "DROP INDEX {s}.outbox_by_contact",
-        "CREATE INDEX outbox_claimed_lease ON {s}.outbox (lease_until) WHERE state = 'claimed'",
-        "CREATE INDEX outbox_by_contact ON {s}.outbox (contact, state)",
-        "CREATE INDEX outbox_by_message ON {s}.outbox (contact, message_id) \
-         WHERE message_id IS NOT NULL",
-        "DROP TABLE {s}.claim_epoch",
-        "UPDATE {s}.outbox SET claim_token = 1 WHERE claim_token > 0",
-        "DELETE FROM {s}.schema_migrations WHERE version > 5",
-    ] {
-        scratch.exec(sql).await.unwrap();
-    }
+    scratch
+        .exec_all(&[
+            "DROP INDEX {s}.outbox_leased",
+            "DROP INDEX {s}.outbox_by_contact",
+            "CREATE INDEX outbox_claimed_lease ON {s}.outbox (lease_until) WHERE state = 'claimed'",
+            "CREATE INDEX outbox_by_contact ON {s}.outbox (contact, state)",
+            "CREATE INDEX outbox_by_message ON {s}.outbox (contact, message_id) \
+             WHERE message_id IS NOT NULL",
+            "DROP TABLE {s}.claim_epoch",
+            "UPDATE {s}.outbox SET claim_token = 1 WHERE claim_token > 0",
+            "DELETE FROM {s}.schema_migrations WHERE version > 5",
+        ])
+        .await;
 
     old.claim_token = 1;
     let store = scratch.store().await;
@@ -864,14 +873,14 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 /// Turns a schema of the current version (9) back into version 8, as the release before it
 /// left it: no `erased_from` column, nor its trigger.
 async fn back_to_version_8(scratch: &Scratch) {
-    for sql in [
-        "DROP TRIGGER outbox_erased_send_done ON {s}.outbox",
-        "DROP FUNCTION {s}.outbox_erased_send_done",
-        "ALTER TABLE {s}.outbox DROP COLUMN erased_from",
-        "DELETE FROM {s}.schema_migrations WHERE version > 8",
-    ] {
-        scratch.exec(sql).await.unwrap();
-    }
+    scratch
+        .exec_all(&[
+            "DROP TRIGGER outbox_erased_send_done ON {s}.outbox",
+            "DROP FUNCTION {s}.outbox_erased_send_done",
+            "ALTER TABLE {s}.outbox DROP COLUMN erased_from",
+            "DELETE FROM {s}.schema_migrations WHERE version > 8",
+        ])
+        .await;
 }
 
 /// Turns a schema of the current version back into version 6, as the release before it left
@@ -880,18 +889,18 @@ async fn back_to_version_8(scratch: &Scratch) {
 /// on).
 async fn back_to_version_6(scratch: &Scratch) {
     back_to_version_8(scratch).await;
-    for sql in [
-        "DROP FUNCTION {s}.outbox_claim",
-        "DROP TABLE {s}.outbox_queue",
-        "DROP INDEX {s}.outbox_by_contact",
-        "CREATE INDEX outbox_pending_due ON {s}.outbox (due_at, key) WHERE state = 'pending'",
-        "CREATE INDEX outbox_leased ON {s}.outbox (lease_until) WHERE lease_until IS NOT NULL",
-        "CREATE INDEX outbox_by_contact ON {s}.outbox (contact, message_id)",
-        "ALTER TABLE {s}.outbox RESET (fillfactor)",
-        "DELETE FROM {s}.schema_migrations WHERE version > 6",
-    ] {
-        scratch.exec(sql).await.unwrap();
-    }
+    scratch
+        .exec_all(&[
+            "DROP FUNCTION {s}.outbox_claim",
+            "DROP TABLE {s}.outbox_queue",
+            "DROP INDEX {s}.outbox_by_contact",
+            "CREATE INDEX outbox_pending_due ON {s}.outbox (due_at, key) WHERE state = 'pending'",
+            "CREATE INDEX outbox_leased ON {s}.outbox (lease_until) WHERE lease_until IS NOT NULL",
+            "CREATE INDEX outbox_by_contact ON {s}.outbox (contact, message_id)",
+            "ALTER TABLE {s}.outbox RESET (fillfactor)",
+            "DELETE FROM {s}.schema_migrations WHERE version > 6",
+        ])
+        .await;
 }
 
 /// A version-6 database holding jobs in every state opens as version 7 and keeps working:
@@ -1149,14 +1158,14 @@ async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
     assert_eq!(store.append_events(&[event("c1", 1)]).await.unwrap(), 1);
     store.close().await;
     back_to_version_8(&scratch).await;
-    for sql in [
-        "ALTER TABLE {s}.events DROP CONSTRAINT events_pkey",
-        "ALTER TABLE {s}.events ADD PRIMARY KEY (id)",
-        "CREATE INDEX events_by_contact ON {s}.events (contact, at, id)",
-        "DELETE FROM {s}.schema_migrations WHERE version > 7",
-    ] {
-        scratch.exec(sql).await.unwrap();
-    }
+    scratch
+        .exec_all(&[
+            "ALTER TABLE {s}.events DROP CONSTRAINT events_pkey",
+            "ALTER TABLE {s}.events ADD PRIMARY KEY (id)",
+            "CREATE INDEX events_by_contact ON {s}.events (contact, at, id)",
+            "DELETE FROM {s}.schema_migrations WHERE version > 7",
+        ])
+        .await;
 
     let store = scratch.store().await;
     assert_eq!(store.schema_version().await.unwrap(), 9);

@@ -28,9 +28,8 @@ impl PostgresStore {
         if lost.is_empty() {
             return;
         }
-        let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
         let (mut keys, mut contacts, mut campaigns) = (Vec::new(), Vec::new(), Vec::new());
-        for (job, _) in updates.iter().filter(|(job, _)| lost.contains(&job.key)) {
+        for job in rows::lost_jobs(updates, lost) {
             keys.push(job.key.as_str());
             contacts.push(job.contact.as_str());
             campaigns.push(job.campaign.as_str());

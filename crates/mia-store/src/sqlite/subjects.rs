@@ -26,16 +26,7 @@ pub(super) async fn reassign_lost(
     updates: &[(&Job, mia_core::JobUpdate)],
     lost: &[mia_core::IdempotencyKey],
 ) {
-    if lost.is_empty() {
-        return;
-    }
-    let lost: std::collections::HashSet<&mia_core::IdempotencyKey> = lost.iter().collect();
-    let jobs: Vec<&Job> = updates
-        .iter()
-        .map(|(job, _)| *job)
-        .filter(|job| lost.contains(&job.key))
-        .collect();
-    for chunk in jobs.chunks(REASSIGN_MAX) {
+    for chunk in rows::lost_jobs(updates, lost).chunks(REASSIGN_MAX) {
         let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
         // `OR REPLACE`: an event the replacement has already gives way, as in the erasure.
         let sql = format!(
