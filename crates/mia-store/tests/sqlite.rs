@@ -165,7 +165,7 @@ async fn a_lost_update_right_after_a_good_one_is_still_lost() {
 }
 
 /// A file written before the outbox and event indexes changed (schema version 4) is migrated on
-/// open (versions 5 to 8), and its jobs are claimed, found by message and by contact, and its
+/// open (versions 5 to 9), and its jobs are claimed, found by message and by contact, and its
 /// events kept, deduplicated and read by contact and by campaign, as before.
 #[tokio::test]
 async fn a_version_4_outbox_is_migrated() {
@@ -210,7 +210,6 @@ async fn a_version_4_outbox_is_migrated() {
     sqlx::raw_sql(
         "DROP TRIGGER outbox_erased_send_done; ALTER TABLE outbox DROP COLUMN erased_from; \
          DROP INDEX outbox_pending; DROP INDEX outbox_leases; DROP INDEX outbox_by_contact; \
-         DROP INDEX outbox_by_message; \
          CREATE INDEX outbox_due ON outbox (state, due_at, key); \
          CREATE INDEX outbox_by_contact ON outbox (contact, state); \
          CREATE INDEX outbox_by_message ON outbox (contact, message_id); \
@@ -231,7 +230,7 @@ async fn a_version_4_outbox_is_migrated() {
     raw.close().await;
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 9);
     let found = store
         .job_by_message(&first.contact, 7)
         .await
@@ -287,6 +286,37 @@ async fn a_version_4_outbox_is_migrated() {
     .await
     .unwrap();
     assert_eq!(indexes, ["events_by_campaign", "events_key"]);
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' ORDER BY name",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "outbox_by_campaign",
+            "outbox_by_contact",
+            "outbox_leases",
+            "outbox_pending",
+            "sqlite_autoindex_outbox_1"
+        ],
+        "version 9 has no index by message"
+    );
+    // A job is found by message through the contact's index, not by reading every job.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN \
+         SELECT key FROM outbox WHERE contact = 'c' AND message_id = 7 ORDER BY key LIMIT 1",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|(_, _, _, detail)| detail).collect();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX outbox_by_contact")),
+        "{plan:?}"
+    );
     raw.close().await;
 }
 

@@ -866,6 +866,8 @@ impl OutboxStore for SqliteStore {
 
     async fn job_by_message(&self, contact: &ContactId, message_id: i64) -> Result<Option<Job>> {
         const DOING: &str = "find a job by message";
+        // Through `outbox_by_contact`, checking the message id on each of the contact's jobs
+        // (schema version 9 explains why there is no index by message).
         sqlx::query(concat!(
             "SELECT ",
             columns!(),

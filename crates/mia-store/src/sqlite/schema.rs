@@ -326,8 +326,23 @@ END;
 PRAGMA user_version = 8;
 "#;
 
+/// Version 9: no index by message id; the contact's index finds a job by message.
+///
+/// `outbox_by_message` took an entry for every send, at the place of the job's contact: sends
+/// come in claim order, which is the order of their keys (hashes), so each batched result wrote
+/// its entries all over an index that grows with every job ever sent, one page per entry once
+/// the index is larger than a batch, and every such page is a frame in the WAL and later a
+/// page written by the checkpoint. Finding a job by its message (a reply or a click) is rare
+/// next to sends, and a contact has few jobs: `outbox_by_contact` finds them, and the message
+/// id is checked on each, as the Postgres store has done since its version 7.
+const V9: &str = r#"
+DROP INDEX outbox_by_message;
+
+PRAGMA user_version = 9;
+"#;
+
 /// Every migration, oldest first; each one ends by setting `user_version` to its number.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
