@@ -1,0 +1,174 @@
+//! Drains campaigns through a SQLite outbox at `Durability::Full`, one worker, and prints the
+//! jobs per second of each timed round: for counting a drain's CPU instructions with callgrind,
+//! which gives the same count on every run, where wall-clock benches on a shared 2-core
+//! machine swing by ±20% (`benches/sqlite.rs` is the wall-clock bench).
+//!
+//! Each round schedules a new running campaign of `--jobs` jobs, then claims `--batch` jobs at a
+//! time until none is left and completes them (one `update_jobs` per claim, or one
+//! `update_job` each when `--batch 1`). `--warm` rounds run before the `--rounds` timed ones.
+//! `--stop schedule` only schedules and `--stop claim` only claims (the jobs stay claimed), so
+//! the differences between three counts are the cost of the claims and of the completions:
+//!
+//! ```text
+//! cargo build --release -p mia-store --example outbox_drain
+//! for stop in schedule claim none; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/outbox_drain --stop $stop 2>&1 | grep Collected
+//! done
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use jiff::{SignedDuration, Timestamp};
+use mia_core::{
+    Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ContactId, IdempotencyKey,
+    Job, JobUpdate, NewJob, OutboxStore, Purpose,
+};
+use mia_store::{Durability, SqliteOptions, SqliteStore};
+
+/// Where a round stops.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    Schedule,
+    Claim,
+    None,
+}
+
+struct Options {
+    jobs: i64,
+    batch: usize,
+    warm: u32,
+    rounds: u32,
+    stop: Stop,
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        jobs: 10_000,
+        batch: 500,
+        warm: 1,
+        rounds: 3,
+        stop: Stop::None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = |what: &str| {
+            value
+                .parse::<u32>()
+                .map_err(|e| format!("{what} {value:?}: {e}"))
+        };
+        match flag.as_str() {
+            "--jobs" => options.jobs = i64::from(number("--jobs")?),
+            "--batch" => options.batch = number("--batch")?.max(1) as usize,
+            "--warm" => options.warm = number("--warm")?,
+            "--rounds" => options.rounds = number("--rounds")?,
+            "--stop" => {
+                options.stop = match value.as_str() {
+                    "schedule" => Stop::Schedule,
+                    "claim" => Stop::Claim,
+                    "none" => Stop::None,
+                    other => return Err(format!("--stop {other:?}: schedule, claim or none")),
+                }
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(options)
+}
+
+/// Runs round `round`; returns how long its claims and completions took.
+async fn round(store: &SqliteStore, round: u32, options: &Options) -> std::time::Duration {
+    let mut campaign = Campaign::draft(
+        CampaignId::new(format!("drain-{round}")),
+        CampaignSpec::new("Drain", "tea", "20% off"),
+        t(0),
+    );
+    store.insert_campaign(&campaign).await.unwrap();
+    campaign.state = CampaignState::Running;
+    let jobs: Vec<NewJob> = (0..options.jobs)
+        .map(|i| {
+            let contact = ContactId::new(format!("c{i}"));
+            NewJob {
+                key: IdempotencyKey::for_job(&campaign.id, &contact, 0),
+                contact,
+                purpose: Purpose::marketing(),
+                step: 0,
+                due_at: t(i % 60),
+                skipped: None,
+            }
+        })
+        .collect();
+    store.schedule(&campaign, &jobs).await.unwrap();
+    let start = std::time::Instant::now();
+    if options.stop == Stop::Schedule {
+        return start.elapsed();
+    }
+    let lease = SignedDuration::from_mins(5);
+    let mut done = 0;
+    loop {
+        let claimed = store
+            .claim("w0", t(3600), lease, options.batch)
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        done += claimed.len();
+        if options.stop == Stop::Claim {
+            continue;
+        }
+        if let [job] = claimed.as_slice() {
+            let sent = JobUpdate::Sent { message_id: 1 };
+            store
+                .update_job(&job.key, job.claim_token, &sent, t(3601))
+                .await
+                .unwrap();
+            continue;
+        }
+        let updates: Vec<(&Job, JobUpdate)> = claimed
+            .iter()
+            .zip(1..)
+            .map(|(job, id)| (job, JobUpdate::Sent { message_id: id }))
+            .collect();
+        let lost = store.update_jobs(&updates, t(3601)).await.unwrap();
+        assert!(lost.is_empty(), "a claimed job was lost: {lost:?}");
+    }
+    assert_eq!(done as i64, options.jobs, "every job claimed once");
+    start.elapsed()
+}
+
+fn main() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("outbox_drain: {message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let settings = SqliteOptions::new().with_durability(Durability::Full);
+        let store = SqliteStore::open_with(dir.path().join("drain.db"), settings)
+            .await
+            .unwrap();
+        for r in 0..options.warm {
+            round(&store, r, &options).await;
+        }
+        for r in options.warm..options.warm + options.rounds {
+            let spent = round(&store, r, &options).await;
+            if options.stop != Stop::Schedule {
+                let rate = options.jobs as f64 / spent.as_secs_f64();
+                println!("round {r}: {rate:.0} jobs/s");
+            }
+        }
+        store.close().await;
+    });
+}
