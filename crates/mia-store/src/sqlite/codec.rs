@@ -218,7 +218,8 @@ pub(super) fn packed_rows<T>(
 /// each `v` is `null`, an integer, or a string without `\` or control characters. Anything
 /// else (an escape, a real, a space, a damaged pack) gives `None`, and the caller reads the
 /// pack with `serde_json` instead, so the answer is the same either way; this only skips the
-/// general parser's work for the usual pack (about a third of a 500-job claim's decoding).
+/// general parser's work for the usual pack (a quarter of a 500-job claim's decoding, by
+/// callgrind over `examples/outbox_drain.rs`).
 fn scan_plain(packed: &str) -> Option<Vec<Vec<Packed<'_>>>> {
     let bytes = packed.as_bytes();
     let mut at = 0;
