@@ -4,8 +4,8 @@
 //! machine swing by ±20% (`benches/sqlite.rs` is the wall-clock bench).
 //!
 //! Each round schedules a new running campaign of `--jobs` jobs, then claims `--batch` jobs at a
-//! time until none is left and completes them (one `update_jobs` per claim, or one
-//! `update_job` each when `--batch 1`). `--warm` rounds run before the `--rounds` timed ones.
+//! time until none is left and completes them: one `update_jobs` per claim, or `update_job`
+//! when a claim brings one job (every claim with `--batch 1`). `--warm` rounds run before the `--rounds` timed ones.
 //! `--stop schedule` only schedules and `--stop claim` only claims (the jobs stay claimed), so
 //! the differences between three counts are the cost of the claims and of the completions:
 //!

@@ -211,6 +211,7 @@ pub(crate) fn lost_jobs<'a>(
 }
 
 /// The ids of `contacts` as one JSON array of strings (SQLite reads it with `json_each`).
+#[cfg(feature = "sqlite")]
 pub(crate) fn contact_list(contacts: &[ContactId]) -> String {
     serde_json::Value::from(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>()).to_string()
 }

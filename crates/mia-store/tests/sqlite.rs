@@ -303,11 +303,14 @@ async fn a_version_4_outbox_is_migrated() {
         ],
         "version 9 has no index by message"
     );
-    // A job is found by message through the contact's index, not by reading every job.
+    // A job is found by message through the contact's index, not by reading every job (the
+    // store's lookup, with its parameters bound).
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
         "EXPLAIN QUERY PLAN \
-         SELECT key FROM outbox WHERE contact = 'c' AND message_id = 7 ORDER BY key LIMIT 1",
+         SELECT * FROM outbox WHERE contact = ? AND message_id = ? ORDER BY key LIMIT 1",
     )
+    .bind(first.contact.as_str())
+    .bind(7_i64)
     .fetch_all(&raw)
     .await
     .unwrap();

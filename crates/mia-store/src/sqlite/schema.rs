@@ -336,7 +336,7 @@ PRAGMA user_version = 8;
 /// next to sends, and a contact has few jobs: `outbox_by_contact` finds them, and the message
 /// id is checked on each, as the Postgres store has done since its version 7.
 const V9: &str = r#"
-DROP INDEX outbox_by_message;
+DROP INDEX IF EXISTS outbox_by_message;
 
 PRAGMA user_version = 9;
 "#;
