@@ -157,8 +157,9 @@ impl Fixture {
 
     /// A full queue again: the first `n` jobs due and pending.
     async fn refill(&self, n: i64) {
-        // The open jobs' queue too: a drain empties it, but leaves its dead rows to vacuum.
-        sqlx::query("TRUNCATE outbox, outbox_queue")
+        // The open jobs' queue and the leases too: a drain empties them, but leaves their dead
+        // rows to vacuum.
+        sqlx::query("TRUNCATE outbox, outbox_queue, outbox_leases")
             .execute(&self.raw)
             .await
             .unwrap();

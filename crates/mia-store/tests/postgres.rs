@@ -365,7 +365,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 9);
+        assert_eq!(store.schema_version().await.unwrap(), 10);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -375,7 +375,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 9, "each migration is recorded once");
+    assert_eq!(applied, 10, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -694,7 +694,7 @@ async fn completions_vacuum_the_queue_after_the_set_number_of_rows() {
             .schedule(&campaign, &jobs_for(&campaign, 0..120))
             .await
             .unwrap();
-        // 120 jobs claimed and sent change 240 queue rows.
+        // 120 jobs claimed and sent leave 120 dead queue rows.
         assert_eq!(drain(&store).await, 120);
         let vacuums = queue_vacuums(&scratch).await;
         assert_eq!(
@@ -824,7 +824,7 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 
     old.claim_token = 1;
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(store.schema_version().await.unwrap(), 10);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -870,9 +870,31 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
     store.close().await;
 }
 
-/// Turns a schema of the current version (9) back into version 8, as the release before it
-/// left it: no `erased_from` column, nor its trigger.
+/// Turns a schema of the current version (10) back into version 9, as the release before it
+/// left it: claimed jobs stay in the queue with their leases, under a partial index of their
+/// own, and there is no lease table. (The claim function stays as it is: version 10 replaces
+/// it whatever it was.)
+async fn back_to_version_9(scratch: &Scratch) {
+    scratch
+        .exec_all(&[
+            "ALTER TABLE {s}.outbox_queue ADD COLUMN lease_until BIGINT",
+            "INSERT INTO {s}.outbox_queue (key, campaign, due_at, lease_until) \
+             SELECT key, campaign, due_at, lease_until FROM {s}.outbox WHERE state = 'claimed'",
+            "DROP TABLE {s}.outbox_leases",
+            "DROP INDEX {s}.outbox_queue_due",
+            "CREATE INDEX outbox_queue_due ON {s}.outbox_queue (due_at, key) \
+             WHERE lease_until IS NULL",
+            "CREATE INDEX outbox_queue_leased ON {s}.outbox_queue (lease_until) \
+             WHERE lease_until IS NOT NULL",
+            "DELETE FROM {s}.schema_migrations WHERE version > 9",
+        ])
+        .await;
+}
+
+/// Turns a schema of the current version back into version 8, as the release before version
+/// 9 left it: no `erased_from` column, nor its trigger.
 async fn back_to_version_8(scratch: &Scratch) {
+    back_to_version_9(scratch).await;
     scratch
         .exec_all(&[
             "DROP TRIGGER outbox_erased_send_done ON {s}.outbox",
@@ -957,7 +979,7 @@ async fn a_version_6_schema_upgrades_with_jobs_in_every_state() {
     back_to_version_6(&scratch).await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(store.schema_version().await.unwrap(), 10);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -1074,9 +1096,12 @@ async fn a_claim_lost_in_a_crash_never_gets_its_token_back() {
         .await
         .unwrap();
     scratch
-        .exec("UPDATE {s}.outbox_queue SET lease_until = NULL")
-        .await
-        .unwrap();
+        .exec_all(&[
+            "INSERT INTO {s}.outbox_queue (key, campaign, due_at) \
+             SELECT key, campaign, due_at FROM {s}.outbox",
+            "DELETE FROM {s}.outbox_leases",
+        ])
+        .await;
 
     let after = scratch.store().await;
     let taken = after.claim("w2", t(11), lease, 1).await.unwrap().remove(0);
@@ -1093,6 +1118,218 @@ async fn a_claim_lost_in_a_crash_never_gets_its_token_back() {
         .await
         .unwrap();
     after.close().await;
+}
+
+/// The lease rows of `scratch`'s store (see schema version 10), as (lease end, keys), in that
+/// order.
+async fn lease_rows(scratch: &Scratch) -> Vec<(i64, Vec<String>)> {
+    let raw = scratch.raw().await;
+    let rows = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT lease_until, keys::text[] FROM \"{}\".outbox_leases ORDER BY lease_until, keys",
+        scratch.name
+    )))
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    rows
+}
+
+/// Lease rows go with their jobs: a worker's result for exactly the jobs of a lease row deletes
+/// it, one for some of them does not; once the lease runs out, a claim takes over the jobs
+/// still claimed under it and deletes the row, but not while the campaign is paused; and the
+/// row of a campaign that was aborted is deleted by the next claim after the lease.
+#[tokio::test]
+async fn lease_rows_go_with_their_jobs() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..6))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let first = store.claim("w1", t(10), lease, 3).await.unwrap();
+    let second = store.claim("w2", t(11), lease, 3).await.unwrap();
+    let keys = |jobs: &[mia_core::Job]| -> Vec<String> {
+        let mut keys: Vec<String> = jobs.iter().map(|j| j.key.to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let micros = |at: Timestamp| at.as_microsecond() as i64;
+    assert_eq!(
+        lease_rows(&scratch).await,
+        [
+            (micros(t(40)), keys(&first)),
+            (micros(t(41)), keys(&second))
+        ]
+    );
+
+    let sent = |job| (job, JobUpdate::Sent { message_id: 7 });
+    let updates: Vec<_> = first.iter().map(sent).collect();
+    assert!(store.update_jobs(&updates, t(12)).await.unwrap().is_empty());
+    for job in &second[..2] {
+        store
+            .update_job(&job.key, job.claim_token, &sent(job).1, t(12))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        lease_rows(&scratch).await,
+        [(micros(t(41)), keys(&second))],
+        "the first batch's row went with its result; the second's waits for its last job"
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(t(41)));
+
+    let mut paused = campaign.clone();
+    paused.state = CampaignState::Paused;
+    store.update_campaign(&paused).await.unwrap();
+    assert!(
+        store
+            .claim("w3", t(60), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        lease_rows(&scratch).await.len(),
+        1,
+        "a paused campaign's row waits"
+    );
+    store.update_campaign(&campaign).await.unwrap();
+    let taken = store.claim("w3", t(60), lease, 10).await.unwrap();
+    assert_eq!(
+        keys(&taken),
+        keys(&second[2..]),
+        "only the job still claimed"
+    );
+    assert_eq!(
+        lease_rows(&scratch).await,
+        [(micros(t(90)), keys(&taken))],
+        "the lapsed row is gone, the new lease has its own"
+    );
+    let late = &second[2];
+    assert!(matches!(
+        store
+            .update_job(&late.key, late.claim_token, &sent(late).1, t(61))
+            .await,
+        Err(Error::LeaseLost(_))
+    ));
+
+    // An aborted campaign's lapsed row goes with the next claim after its lease.
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&campaign.id, t(62))
+            .await
+            .unwrap(),
+        1
+    );
+    let mut aborted = campaign.clone();
+    aborted.state = CampaignState::Aborted;
+    store.update_campaign(&aborted).await.unwrap();
+    assert_eq!(lease_rows(&scratch).await.len(), 1);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert!(
+        store
+            .claim("w4", t(100), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(lease_rows(&scratch).await.is_empty());
+    store.close().await;
+}
+
+/// A version-9 database, whose claimed jobs wait in the queue with their leases, opens as
+/// version 10 with those leases in lease rows: the pending jobs are claimed as before, the
+/// leases that still run are left alone, and one that runs out is taken over, its holder
+/// fenced.
+#[tokio::test]
+async fn a_version_9_schema_upgrades_with_its_claimed_jobs() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let campaign = running_campaign(&store, "spring").await;
+    // c00000..c00003, due at t(0)..t(3).
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..4))
+        .await
+        .unwrap();
+    let old = store
+        .claim("w1", t(10), SignedDuration::from_secs(30), 2)
+        .await
+        .unwrap();
+    store.close().await;
+    back_to_version_9(&scratch).await;
+    assert_eq!(
+        scratch.indexes("outbox_queue").await,
+        [
+            "outbox_queue_due",
+            "outbox_queue_leased",
+            "outbox_queue_pkey"
+        ]
+    );
+
+    let store = scratch.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(
+        scratch.indexes("outbox_queue").await,
+        ["outbox_queue_due", "outbox_queue_pkey"]
+    );
+    let mut old_keys: Vec<String> = old.iter().map(|j| j.key.to_string()).collect();
+    old_keys.sort();
+    assert_eq!(
+        lease_rows(&scratch).await,
+        [(t(40).as_microsecond() as i64, old_keys)]
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(t(2)));
+    let rest = store
+        .claim("w2", t(20), SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.len(),
+        2,
+        "the two pending jobs, not the leases that still run"
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(t(40)));
+    let sent = JobUpdate::Sent { message_id: 7 };
+    store
+        .update_job(&old[0].key, old[0].claim_token, &sent, t(21))
+        .await
+        .unwrap();
+    let mut taken = store
+        .claim("w3", t(50), SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.len(),
+        1,
+        "only the lease that ran out, of the job not done"
+    );
+    let new = taken.remove(0);
+    assert_eq!(new.key, old[1].key);
+    assert!(new.claim_token > old[1].claim_token);
+    assert!(matches!(
+        store
+            .update_job(&old[1].key, old[1].claim_token, &sent, t(51))
+            .await,
+        Err(Error::LeaseLost(_))
+    ));
+    store
+        .update_job(&new.key, new.claim_token, &sent, t(51))
+        .await
+        .unwrap();
+    let updates: Vec<_> = rest.iter().map(|job| (job, sent.clone())).collect();
+    assert!(store.update_jobs(&updates, t(52)).await.unwrap().is_empty());
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().sent, 4);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert!(
+        lease_rows(&scratch).await.is_empty(),
+        "every lease row went with its jobs"
+    );
+    store.close().await;
 }
 
 /// A batch first goes in with plain INSERTs and only on a taken id again with `ON CONFLICT`:
@@ -1168,7 +1405,7 @@ async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
         .await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(store.schema_version().await.unwrap(), 10);
     assert_eq!(
         scratch.indexes("events").await,
         ["events_by_campaign", "events_pkey"]

@@ -122,16 +122,16 @@ impl PostgresStore {
         })
     }
 
-    /// Vacuums the outbox's queue table after `rows` of its rows changed (two for each job
-    /// claimed and then finished or rescheduled; 10,000 by default), or never with 0. Clones
-    /// made from the returned store share its count; clones made before keep theirs.
+    /// Vacuums the outbox's queue and lease tables after `rows` of their rows died (one for
+    /// each job claimed and then finished or rescheduled; 10,000 by default), or never with 0.
+    /// Clones made from the returned store share its count; clones made before keep theirs.
     ///
     /// A claim walks the queue from its earliest due job, and dead rows that no vacuum removed
     /// yet sit right there: without vacuums, claims slow down as the queue is worked through
     /// (one worker handling jobs one at a time went from about 1,750 to 980 jobs/s within a
     /// minute on a server with autovacuum off). So the `update_job` or `update_jobs` call that
-    /// crosses `rows` runs `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false)` on the queue
-    /// table before it returns, after its own write committed and whatever the vacuum's
+    /// crosses `rows` runs `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false)` on those
+    /// tables before it returns, after its own write committed and whatever the vacuum's
     /// outcome. That call waits for the vacuum, whose time grows with the number of open jobs
     /// (30 ms for 195,000 on the development machine). One store runs one vacuum at a time,
     /// and the next one no sooner than ten times the last one's duration, and at least a second

@@ -1,23 +1,31 @@
 //! [`OutboxStore`] for [`PostgresStore`]: the durable job queue.
 //!
-//! # Two tables
+//! # Three tables
 //!
 //! `outbox` is the record of every job, and the authority on its state. `outbox_queue` holds
-//! one narrow row for each open job (pending or claimed: the jobs a claim may take), with its
-//! campaign, due time and lease, and exists to be searched: claims walk its partial indexes in
-//! due order. `outbox` is only indexed on columns that a claim or a completion never changes,
-//! so both are HOT updates of it (schema version 7 explains why that matters).
+//! one narrow row for each pending job (the jobs a claim may take when they are due), with its
+//! campaign and due time, and exists to be searched: claims walk its index in due order.
+//! `outbox_leases` holds the leases of claimed jobs: one row for the jobs of each campaign
+//! that one claim took, with the lease's end and their keys, so that a claim can find the
+//! leases that ran out (schema version 10). `outbox` is only indexed on columns that a claim
+//! or a completion never changes, so both are HOT updates of it (schema version 7 explains why
+//! that matters).
 //!
-//! Every write that opens, claims, reschedules or closes a job changes both tables in one
+//! Every write that opens, claims, reschedules or closes a job changes the tables in one
 //! statement, and always `outbox` first: it locks the job's `outbox` row, then writes its
 //! queue row by key. One lock order means no deadlocks; writing the queue row by key means
 //! each write finds its latest version, whatever committed since the statement began. A claim
 //! rechecks each candidate against its `outbox` row (locked, at its latest version), so a queue
-//! row that is out of date can cost a look, never a wrong claim.
+//! row that is out of date can cost a look, never a wrong claim. A lease row says which jobs
+//! to look at once a lease runs out; the `outbox` row says whether the job is still claimed
+//! under it. A lease row is deleted only when none of its jobs is claimed any more: by the
+//! result that finishes exactly its jobs, or by a claim after the lease (see `settle_queue!`
+//! and schema version 10). Claims take lease rows with `SKIP LOCKED` and never wait for one.
 //!
 //! A claim is one statement (a call of the function `outbox_claim`, whose text is in schema
-//! version 7): it walks the queue in `(due_at, key)` order, locks each candidate's `outbox` row
-//! with `FOR UPDATE SKIP LOCKED` until it has enough, and leases them in both tables. Each
+//! version 10): it walks the queue in `(due_at, key)` order and the lease rows that ran out,
+//! locks each candidate's `outbox` row with `FOR UPDATE SKIP LOCKED` until it has enough,
+//! marks them claimed in `outbox`, deletes their queue rows and writes their lease rows. Each
 //! worker locks the due jobs no other worker has locked, so concurrent claims never get the
 //! same job and never wait for each other. Worker writes are conditional on
 //! `state = 'claimed' AND claim_token = $n`, so a worker whose lease expired cannot overwrite
@@ -59,20 +67,22 @@
 //!
 //! # Dead queue rows are vacuumed as the store goes
 //!
-//! Each job leaves dead row versions in `outbox_queue`: its claim's update (the lease moves it
-//! between the partial indexes, so it is not HOT) and its completion's delete. Their index
+//! Each job leaves a dead row version in `outbox_queue`: the one its claim deleted (and each
+//! claim one in `outbox_leases`, deleted with its jobs' results or after the lease). Their index
 //! entries stay until a vacuum removes them, and the oldest ones sit exactly where a claim
-//! starts its walk of `outbox_queue_due`: every claim steps over all of them. Measured on one
-//! worker handling jobs one at a time against a server with autovacuum off, a drain fell from
-//! about 1,750 to 980 jobs/s within a minute; autovacuum, where it is on, wakes once a minute
-//! by default. So the store vacuums the queue itself (see [`QueueUpkeep`]): after a set
-//! number of queue rows changed (10,000 unless [`PostgresStore::with_queue_vacuum_after`] says
-//! otherwise), the completion that crosses it runs
-//! `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue` before it returns.
+//! starts its walk of `outbox_queue_due` (and of `outbox_leases_until`): every claim steps over
+//! all of them. Measured on one worker handling jobs one at a time against a server with
+//! autovacuum off, a drain fell from about 1,750 to 980 jobs/s within a minute (schema version
+//! 9, whose claims left two dead queue rows a job); autovacuum, where it is on, wakes once a
+//! minute by default. So the store vacuums both tables itself (see [`QueueUpkeep`]): after a
+//! set number of jobs finished or rescheduled (10,000 unless
+//! [`PostgresStore::with_queue_vacuum_after`] says otherwise), the completion that crosses it
+//! runs `VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue, outbox_leases`
+//! before it returns.
 //! Its own write has committed by then, and its answer does not depend on the vacuum: a vacuum
 //! that fails is logged and tried again later, and one refused to a role that does not own the
 //! table is only a notice from the server.
-//! - `INDEX_CLEANUP ON`: a queue's dead rows sit on few heap pages, and a plain VACUUM then
+//! - `INDEX_CLEANUP ON`: these dead rows sit on few heap pages, and a plain VACUUM then
 //!   skips the indexes, which is where the claims pay.
 //! - `SKIP_LOCKED`: a vacuum already running (another process's, or autovacuum's) is not
 //!   waited for.
@@ -104,14 +114,14 @@ use crate::error::{Context, StoreError};
 use crate::rows::{self, JobChange, job_columns as columns, job_state, token};
 
 /// `INSERT INTO outbox_queue`: the jobs that `SELECT key, campaign, due_at $from` gives join
-/// the queue, unleased (an upsert: a job there already takes its new due time and loses its
-/// lease, so a job is never left out of the queue).
+/// the queue (an upsert: a job there already takes its new due time, so a job is never left
+/// out of the queue).
 macro_rules! enqueue {
     ($from:literal) => {
         concat!(
             "INSERT INTO outbox_queue (key, campaign, due_at) SELECT key, campaign, due_at ",
             $from,
-            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, lease_until = NULL"
+            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at"
         )
     };
 }
@@ -146,18 +156,24 @@ const INSERT: &str = concat!(
 );
 
 /// The queue side of a write that changed claimed jobs, appended to a statement whose CTE
-/// `done` returns the `key`, `campaign`, new `state` and new `due_at` of each job it changed: a
-/// job that is pending again (a retry) waits in the queue for its new due time, unleased (an
-/// upsert, though its row is there: a job is never left out of the queue); any other leaves
-/// the queue.
+/// `done` returns the `key`, `campaign`, new `state` and new `due_at` of each job it changed,
+/// and the end of the lease it was claimed under as `lease`. A job that is pending again (a
+/// retry) joins the queue for its new due time (claimed jobs are not in the queue; an upsert
+/// all the same: a job is never left out of it). A lease row whose jobs are exactly the jobs
+/// of its campaign and lease end that the write changed is deleted: none of its jobs is
+/// claimed any more. Any other lease row stays until its lease runs out, when a claim deletes
+/// it (see schema version 10).
 macro_rules! settle_queue {
     () => {
         concat!(
             "requeued AS (",
             enqueue!("FROM done WHERE state = 'pending'"),
-            "), dequeued AS (",
-            dequeue!("FROM done WHERE state <> 'pending'"),
-            ") "
+            "), released AS (\
+               DELETE FROM outbox_leases l USING (\
+                 SELECT d.lease, d.campaign, array_agg(d.key ORDER BY d.key) AS keys \
+                 FROM done d GROUP BY d.lease, d.campaign) r \
+               WHERE l.lease_until = r.lease AND l.keys[1] = r.keys[1] \
+                 AND l.campaign = r.campaign AND l.keys = r.keys) "
         )
     };
 }
@@ -180,12 +196,13 @@ const UPDATE_BATCH: &str = concat!(
          due_at = COALESCE(u.due_at, o.due_at), attempts = o.attempts + u.add_attempts \
        FROM (SELECT x.*, 'claimed' COLLATE \"C\" AS held \
              FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], \
-                         $7::int8[], $8::int8[]) \
-               AS x (key, claim_token, state, message_id, outcome, due_at, add_attempts) \
+                         $7::int8[], $8::int8[], $9::int8[]) \
+               AS x (key, claim_token, state, message_id, outcome, due_at, add_attempts, \
+                     lease) \
              OFFSET 0) AS u \
        WHERE o.key = ANY ($2::text[]) AND o.key = u.key AND o.state = u.held \
          AND o.claim_token = u.claim_token \
-       RETURNING o.key, o.campaign, o.state, o.due_at), ",
+       RETURNING o.key, o.campaign, o.state, o.due_at, u.lease), ",
     settle_queue!(),
     "SELECT key FROM done"
 );
@@ -195,15 +212,17 @@ const UPDATE_BATCH: &str = concat!(
 const CLAIM: &str = concat!("SELECT ", columns!(), " FROM outbox_claim($1, $2, $3, $4)");
 
 /// Finishes or reschedules claimed job `$7` if its claim is still `$8`: the columns of a
-/// [`JobChange`] (a NULL keeps the column), and the queue row to match (see
-/// `settle_queue!`). Returns how many jobs changed (0 or 1).
+/// [`JobChange`] (a NULL keeps the column), and the queue and lease rows to match (see
+/// `settle_queue!`; the lease's end is read from the row as it was). Returns how many jobs
+/// changed (0 or 1).
 const UPDATE_ONE: &str = concat!(
     "WITH done AS (\
-       UPDATE outbox SET state = $1, lease_until = NULL, updated_at = $2, \
-         message_id = COALESCE($3, message_id), outcome = $4, \
-         due_at = COALESCE($5, due_at), attempts = attempts + $6 \
-       WHERE key = $7 AND state = 'claimed' AND claim_token = $8 \
-       RETURNING key, campaign, state, due_at), ",
+       UPDATE outbox o SET state = $1, lease_until = NULL, updated_at = $2, \
+         message_id = COALESCE($3, o.message_id), outcome = $4, \
+         due_at = COALESCE($5, o.due_at), attempts = o.attempts + $6 \
+       FROM (SELECT lease_until FROM outbox WHERE key = $7) AS was \
+       WHERE o.key = $7 AND o.state = 'claimed' AND o.claim_token = $8 \
+       RETURNING o.key, o.campaign, o.state, o.due_at, was.lease_until AS lease), ",
     settle_queue!(),
     "SELECT COUNT(*) FROM done"
 );
@@ -237,10 +256,13 @@ macro_rules! close {
 }
 pub(super) use {close, dequeue};
 
-/// Vacuums the queue table: see "Dead queue rows are vacuumed as the store goes" above.
-const VACUUM_QUEUE: &str = "VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue";
+/// Vacuums the queue and lease tables: see "Dead queue rows are vacuumed as the store goes"
+/// above.
+const VACUUM_QUEUE: &str =
+    "VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) outbox_queue, outbox_leases";
 
-/// The queue rows changed between two vacuums of a store that was not told otherwise.
+/// The jobs finished or rescheduled between two vacuums of a store that was not told
+/// otherwise.
 pub(super) const VACUUM_AFTER: u64 = 10_000;
 
 /// The shortest time between two vacuums of one store (its clones share it).
@@ -316,10 +338,11 @@ impl QueueUpkeep {
 }
 
 impl PostgresStore {
-    /// Notes that `jobs` claimed jobs were finished or rescheduled (two queue rows each: the
-    /// claim's and this one's), and vacuums the queue when that makes it due.
+    /// Notes that `jobs` claimed jobs were finished or rescheduled (one dead queue row each:
+    /// the one its claim deleted), and vacuums the queue and lease tables when that makes it
+    /// due.
     async fn jobs_done(&self, jobs: u64) {
-        let Some(_vacuuming) = self.upkeep.changed(jobs.saturating_mul(2)) else {
+        let Some(_vacuuming) = self.upkeep.changed(jobs) else {
             return;
         };
         match sqlx::raw_sql(VACUUM_QUEUE).execute(&self.pool).await {
@@ -352,6 +375,7 @@ async fn update_batch(
         let mut outcomes = Vec::with_capacity(chunk.len());
         let mut due = Vec::with_capacity(chunk.len());
         let mut attempts = Vec::with_capacity(chunk.len());
+        let mut leases = Vec::with_capacity(chunk.len());
         for (job, update) in chunk {
             let change = JobChange::from(update);
             keys.push(job.key.as_str());
@@ -361,6 +385,7 @@ async fn update_batch(
             outcomes.push(change.outcome);
             due.push(change.due_at);
             attempts.push(change.add_attempts);
+            leases.push(job.lease_until.map(micros));
         }
         let found: Vec<String> = sqlx::query_scalar(UPDATE_BATCH)
             .bind(micros(now))
@@ -371,6 +396,7 @@ async fn update_batch(
             .bind(outcomes)
             .bind(due)
             .bind(attempts)
+            .bind(leases)
             .fetch_all(&mut *conn)
             .await?;
         changed.extend(found);
@@ -812,22 +838,22 @@ impl OutboxStore for PostgresStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         const DOING: &str = "find the next due job";
-        // Each branch reads its partial index of the queue in order and stops at the first job
-        // of a running campaign whose `outbox` row agrees that it is open (MIN over a join
-        // would aggregate every open job). LEAST ignores NULLs: either kind of job may be
-        // missing.
+        // The first branch reads the queue in due order and stops at the first job of a
+        // running campaign whose `outbox` row agrees that it is pending (MIN over a join would
+        // aggregate every open job); the second reads the leases in order and stops at the
+        // first whose end is still that of one of its claimed jobs. LEAST ignores NULLs:
+        // either kind of job may be missing.
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT LEAST(\
                (SELECT q.due_at FROM outbox_queue q \
-                WHERE q.lease_until IS NULL \
-                AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
+                WHERE q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
                 AND EXISTS (SELECT FROM outbox o WHERE o.key = q.key AND o.state = 'pending') \
                 ORDER BY q.due_at LIMIT 1), \
-               (SELECT q.lease_until FROM outbox_queue q \
-                WHERE q.lease_until IS NOT NULL \
-                AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
-                AND EXISTS (SELECT FROM outbox o WHERE o.key = q.key AND o.state = 'claimed') \
-                ORDER BY q.lease_until LIMIT 1))",
+               (SELECT l.lease_until FROM outbox_leases l \
+                WHERE l.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running')) \
+                AND EXISTS (SELECT FROM outbox o WHERE o.key = ANY (l.keys) \
+                  AND o.state = 'claimed' AND o.lease_until = l.lease_until) \
+                ORDER BY l.lease_until LIMIT 1))",
         )
         .fetch_one(&self.pool)
         .await

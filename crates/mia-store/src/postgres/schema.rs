@@ -401,8 +401,110 @@ CREATE TRIGGER outbox_erased_send_done BEFORE UPDATE OF outcome ON outbox FOR EA
     EXECUTE FUNCTION outbox_erased_send_done();
 "#;
 
+/// Version 10: a claim takes its jobs out of the queue, and its leases go to `outbox_leases`,
+/// one row for the jobs of each campaign it took.
+///
+/// Version 7 kept a claimed job in `outbox_queue` and moved its row from the due index to the
+/// lease index: a new row version and two index entries for each job claimed, then a delete
+/// of that version when the job was done. `outbox_queue` now holds the pending jobs only. A
+/// claim deletes the queue rows of the jobs it takes (the row versions stay where they are:
+/// no index entry is written) and writes one row to `outbox_leases` for each campaign among
+/// them: the lease's end, the campaign, and the claimed keys in key order. A claim of 500 jobs
+/// writes one lease row, not 500 queue rows; a worker's result writes nothing to the queue
+/// unless a job is to be tried again.
+///
+/// A lease row stands for jobs that may still be claimed; it is only ever deleted when none
+/// of its jobs is:
+/// - by a result that finishes or reschedules exactly its jobs (the usual case: a worker
+///   reports the batch it claimed), found through its lease's end;
+/// - by a claim, once the lease has run out: the claim takes the row (`FOR UPDATE SKIP
+///   LOCKED`, so two claims never take the same row), takes over those of its jobs that are
+///   still claimed under the lease that ran out (for a running campaign), and deletes the row
+///   if it took over every such job. Rows of paused campaigns (and of any other campaign that
+///   may run again) wait; rows of finished campaigns are deleted.
+///
+/// A claim takes at most `max(limit, 16)` lapsed rows, oldest lease first.
+///
+/// Existing leases are copied in, grouped by their end and campaign; the claimed jobs leave
+/// the queue, which loses its lease column and keeps one index in due order.
+const V10: &str = r#"
+CREATE TABLE outbox_leases (
+    lease_until  BIGINT NOT NULL,
+    campaign     TEXT COLLATE "C" NOT NULL,
+    keys         TEXT[] COLLATE "C" NOT NULL
+);
+CREATE INDEX outbox_leases_until ON outbox_leases (lease_until, (keys[1]));
+INSERT INTO outbox_leases (lease_until, campaign, keys)
+    SELECT o.lease_until, o.campaign, array_agg(o.key ORDER BY o.key)
+    FROM outbox_queue q JOIN outbox o ON o.key = q.key
+    WHERE q.lease_until IS NOT NULL AND o.state = 'claimed' AND o.lease_until IS NOT NULL
+    GROUP BY o.lease_until, o.campaign;
+DELETE FROM outbox_queue WHERE lease_until IS NOT NULL;
+ALTER TABLE outbox_queue DROP COLUMN lease_until;
+CREATE INDEX outbox_queue_due ON outbox_queue (due_at, key);
+
+CREATE OR REPLACE FUNCTION outbox_claim(lease_until BIGINT, worker TEXT, now BIGINT, lim BIGINT)
+RETURNS SETOF outbox LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+SET enable_bitmapscan = off SET enable_sort = off SET jit = off
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+    live AS (
+        SELECT ARRAY(SELECT id FROM campaigns WHERE state = 'running') AS running,
+            ARRAY(SELECT id FROM campaigns WHERE state IN ('running', 'completed', 'aborted'))
+            AS settled),
+    due AS (
+        SELECT q.key, q.due_at, q.campaign FROM outbox_queue q JOIN outbox o ON o.key = q.key
+        WHERE q.due_at <= $3
+        AND q.campaign = ANY ((SELECT c.running FROM live c)::text[])
+        AND o.state = 'pending' AND o.due_at <= $3
+        ORDER BY q.due_at, q.key LIMIT $4
+        FOR UPDATE OF o SKIP LOCKED),
+    lapsed AS (
+        SELECT l.ctid AS id, l.keys FROM outbox_leases l
+        WHERE l.lease_until <= $3 AND l.campaign = ANY ((SELECT c.settled FROM live c)::text[])
+        ORDER BY l.lease_until LIMIT GREATEST($4, 16)
+        FOR UPDATE OF l SKIP LOCKED),
+    expired AS (
+        SELECT o.key, o.due_at, o.campaign FROM outbox o
+        WHERE o.key = ANY (ARRAY(SELECT unnest(l.keys) FROM lapsed l))
+        AND o.state = 'claimed' AND o.lease_until <= $3
+        AND o.campaign = ANY ((SELECT c.running FROM live c)::text[])
+        ORDER BY o.due_at, o.key LIMIT $4
+        FOR UPDATE OF o SKIP LOCKED),
+    chosen AS (
+        SELECT c.key, c.campaign
+        FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS c, relaxed
+        ORDER BY c.due_at, c.key LIMIT $4),
+    picked AS (SELECT ARRAY(SELECT c.key FROM chosen c) AS keys),
+    dequeued AS (
+        DELETE FROM outbox_queue q WHERE q.key = ANY ((SELECT p.keys FROM picked p)::text[])),
+    leased AS (
+        INSERT INTO outbox_leases (lease_until, campaign, keys)
+        SELECT $1, c.campaign, array_agg(c.key ORDER BY c.key) FROM chosen c
+        GROUP BY c.campaign),
+    drained AS (
+        DELETE FROM outbox_leases d WHERE d.ctid = ANY (ARRAY(
+            SELECT l.id FROM lapsed l WHERE NOT EXISTS (
+                SELECT FROM outbox o WHERE o.key = ANY (l.keys)
+                AND o.state = 'claimed' AND o.lease_until <= $3
+                AND o.campaign = ANY ((SELECT c.running FROM live c)::text[])
+                AND o.key <> ALL ((SELECT p.keys FROM picked p)::text[])))))
+    UPDATE outbox o SET state = 'claimed',
+        claim_token = GREATEST(o.claim_token + 1,
+            current_setting('mia.claim_epoch')::int8 * 4294967296),
+        lease_until = $1, worker = $2, updated_at = $3
+    WHERE o.key = ANY ((SELECT p.keys FROM picked p)::text[])
+    RETURNING o.*;
+END
+$$;
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
