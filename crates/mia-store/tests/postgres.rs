@@ -1137,8 +1137,9 @@ async fn lease_rows(scratch: &Scratch) -> Vec<(i64, Vec<String>)> {
 
 /// Lease rows go with their jobs: a worker's result for exactly the jobs of a lease row deletes
 /// it, one for some of them does not; once the lease runs out, a claim takes over the jobs
-/// still claimed under it and deletes the row, but not while the campaign is paused; and the
-/// row of a campaign that was aborted is deleted by the next claim after the lease.
+/// still claimed under it and deletes the row, but not while the campaign is paused; a
+/// completed campaign's row stays while a job of it is claimed; and the row of a campaign that
+/// was aborted is deleted by the next claim after the lease.
 #[tokio::test]
 async fn lease_rows_go_with_their_jobs() {
     let Some(url) = server() else { return };
@@ -1217,10 +1218,28 @@ async fn lease_rows_go_with_their_jobs() {
         Err(Error::LeaseLost(_))
     ));
 
+    // A completed campaign's lapsed row stays while its job is claimed: the campaign may run
+    // again (a dead letter requeued), and the job must be taken over then.
+    let mut completed = campaign.clone();
+    completed.state = CampaignState::Completed;
+    store.update_campaign(&completed).await.unwrap();
+    assert!(
+        store
+            .claim("w4", t(100), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(lease_rows(&scratch).await, [(micros(t(90)), keys(&taken))]);
+    store.update_campaign(&campaign).await.unwrap();
+    let again = store.claim("w4", t(100), lease, 10).await.unwrap();
+    assert_eq!(keys(&again), keys(&taken));
+    assert_eq!(lease_rows(&scratch).await, [(micros(t(130)), keys(&again))]);
+
     // An aborted campaign's lapsed row goes with the next claim after its lease.
     assert_eq!(
         store
-            .cancel_campaign_jobs(&campaign.id, t(62))
+            .cancel_campaign_jobs(&campaign.id, t(101))
             .await
             .unwrap(),
         1
@@ -1232,7 +1251,7 @@ async fn lease_rows_go_with_their_jobs() {
     assert_eq!(store.next_due().await.unwrap(), None);
     assert!(
         store
-            .claim("w4", t(100), lease, 10)
+            .claim("w5", t(200), lease, 10)
             .await
             .unwrap()
             .is_empty()

@@ -13,8 +13,10 @@
 //!
 //! Every write that opens, claims, reschedules or closes a job changes the tables in one
 //! statement, and always `outbox` first: it locks the job's `outbox` row, then writes its
-//! queue row by key. One lock order means no deadlocks; writing the queue row by key means
-//! each write finds its latest version, whatever committed since the statement began. A claim
+//! queue row by key. One lock order means no deadlocks (lease rows are the exception: claims
+//! lock them first, but never wait for a lock; see schema version 10); writing the queue row
+//! by key means each write finds its latest version, whatever committed since the statement
+//! began. A claim
 //! rechecks each candidate against its `outbox` row (locked, at its latest version), so a queue
 //! row that is out of date can cost a look, never a wrong claim. A lease row says which jobs
 //! to look at once a lease runs out; the `outbox` row says whether the job is still claimed
@@ -207,7 +209,7 @@ const UPDATE_BATCH: &str = concat!(
     "SELECT key FROM done"
 );
 
-/// A claim: the function `outbox_claim` of schema version 7 (see there), which returns the
+/// A claim: the function `outbox_claim` of schema version 10 (see there), which returns the
 /// claimed rows of `outbox`.
 const CLAIM: &str = concat!("SELECT ", columns!(), " FROM outbox_claim($1, $2, $3, $4)");
 
@@ -268,7 +270,7 @@ pub(super) const VACUUM_AFTER: u64 = 10_000;
 /// The shortest time between two vacuums of one store (its clones share it).
 const VACUUM_GAP: Duration = Duration::from_secs(1);
 
-/// When a store (and its clones) vacuums the queue table: after `after` changed queue rows
+/// When a store (and its clones) vacuums the queue and lease tables: after `after` dead rows
 /// (0: never), one vacuum at a time, and the next one only after ten times as long as the last
 /// one took, and at least [`VACUUM_GAP`].
 pub(super) struct QueueUpkeep {
@@ -278,7 +280,7 @@ pub(super) struct QueueUpkeep {
 
 #[derive(Default)]
 struct UpkeepState {
-    /// Queue rows changed since the last vacuum began.
+    /// Dead rows counted since the last vacuum began.
     changed: u64,
     /// A vacuum is running.
     running: bool,
@@ -314,7 +316,7 @@ impl QueueUpkeep {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts `rows` more changed queue rows; a guard when the caller is to vacuum now.
+    /// Counts `rows` more dead rows (one a job); a guard when the caller is to vacuum now.
     fn changed(&self, rows: u64) -> Option<Vacuuming<'_>> {
         if self.after == 0 || rows == 0 {
             return None;

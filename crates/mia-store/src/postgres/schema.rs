@@ -420,10 +420,15 @@ CREATE TRIGGER outbox_erased_send_done BEFORE UPDATE OF outcome ON outbox FOR EA
 /// - by a claim, once the lease has run out: the claim takes the row (`FOR UPDATE SKIP
 ///   LOCKED`, so two claims never take the same row), takes over those of its jobs that are
 ///   still claimed under the lease that ran out (for a running campaign), and deletes the row
-///   if it took over every such job. Rows of paused campaigns (and of any other campaign that
-///   may run again) wait; rows of finished campaigns are deleted.
+///   if it took over every such job. Rows of paused campaigns (and of the other states a
+///   campaign passes before it runs) wait. A completed campaign's row goes once none of its
+///   jobs is claimed (one still claimed there keeps it: the campaign may run again, and the
+///   job must be found then); an aborted campaign's row goes at once, as its jobs never run.
 ///
-/// A claim takes at most `max(limit, 16)` lapsed rows, oldest lease first.
+/// A claim takes at most `max(limit, 16)` lapsed rows, oldest lease first. Claims lock lapsed
+/// rows before `outbox` rows, results lock `outbox` rows before the lease rows they delete;
+/// that cannot deadlock only because a claim never waits for a lock (every lock it takes is
+/// `SKIP LOCKED`, and `outbox_leases` has no unique index for an insert to wait on).
 ///
 /// Existing leases are copied in, grouped by their end and campaign; the claimed jobs leave
 /// the queue, which loses its lease column and keeps one index in due order.
@@ -435,11 +440,10 @@ CREATE TABLE outbox_leases (
 );
 CREATE INDEX outbox_leases_until ON outbox_leases (lease_until, (keys[1]));
 INSERT INTO outbox_leases (lease_until, campaign, keys)
-    SELECT o.lease_until, o.campaign, array_agg(o.key ORDER BY o.key)
-    FROM outbox_queue q JOIN outbox o ON o.key = q.key
-    WHERE q.lease_until IS NOT NULL AND o.state = 'claimed' AND o.lease_until IS NOT NULL
+    SELECT o.lease_until, o.campaign, array_agg(o.key ORDER BY o.key) FROM outbox o
+    WHERE o.state = 'claimed' AND o.lease_until IS NOT NULL
     GROUP BY o.lease_until, o.campaign;
-DELETE FROM outbox_queue WHERE lease_until IS NOT NULL;
+DELETE FROM outbox_queue q USING outbox o WHERE o.key = q.key AND o.state <> 'pending';
 ALTER TABLE outbox_queue DROP COLUMN lease_until;
 CREATE INDEX outbox_queue_due ON outbox_queue (due_at, key);
 
@@ -455,7 +459,8 @@ BEGIN
     live AS (
         SELECT ARRAY(SELECT id FROM campaigns WHERE state = 'running') AS running,
             ARRAY(SELECT id FROM campaigns WHERE state IN ('running', 'completed', 'aborted'))
-            AS settled),
+            AS settled,
+            ARRAY(SELECT id FROM campaigns WHERE state = 'aborted') AS aborted),
     due AS (
         SELECT q.key, q.due_at, q.campaign FROM outbox_queue q JOIN outbox o ON o.key = q.key
         WHERE q.due_at <= $3
@@ -491,7 +496,7 @@ BEGIN
             SELECT l.id FROM lapsed l WHERE NOT EXISTS (
                 SELECT FROM outbox o WHERE o.key = ANY (l.keys)
                 AND o.state = 'claimed' AND o.lease_until <= $3
-                AND o.campaign = ANY ((SELECT c.running FROM live c)::text[])
+                AND o.campaign <> ALL ((SELECT c.aborted FROM live c)::text[])
                 AND o.key <> ALL ((SELECT p.keys FROM picked p)::text[])))))
     UPDATE outbox o SET state = 'claimed',
         claim_token = GREATEST(o.claim_token + 1,
