@@ -1158,7 +1158,7 @@ async fn lease_rows_go_with_their_jobs() {
         keys.sort();
         keys
     };
-    let micros = |at: Timestamp| at.as_microsecond() as i64;
+    let micros = |at: Timestamp| at.as_microsecond();
     assert_eq!(
         lease_rows(&scratch).await,
         [
@@ -1300,7 +1300,7 @@ async fn a_version_9_schema_upgrades_with_its_claimed_jobs() {
     old_keys.sort();
     assert_eq!(
         lease_rows(&scratch).await,
-        [(t(40).as_microsecond() as i64, old_keys)]
+        [(t(40).as_microsecond(), old_keys)]
     );
     assert_eq!(store.next_due().await.unwrap(), Some(t(2)));
     let rest = store
