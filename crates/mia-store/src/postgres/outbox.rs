@@ -165,6 +165,12 @@ const INSERT: &str = concat!(
 /// of its campaign and lease end that the write changed is deleted: none of its jobs is
 /// claimed any more. Any other lease row stays until its lease runs out, when a claim deletes
 /// it (see schema version 10).
+///
+/// The delete's plan is left to the planner, unlike the claim's: whichever it picks, a nested
+/// loop over `outbox_leases_until` or a hash join over a scan of `outbox_leases`, is cheap.
+/// The planner sizes a table by its pages as they are when it plans, whatever the statistics
+/// say, so it scans only a table that is small; and the table holds the rows of unfinished
+/// claims (and dead ones until the next vacuum), not a row for every job.
 macro_rules! settle_queue {
     () => {
         concat!(
