@@ -16,13 +16,13 @@
 //! queue row by key. One lock order means no deadlocks (lease rows are the exception: claims
 //! lock them first, but never wait for a lock; see schema version 10); writing the queue row
 //! by key means each write finds its latest version, whatever committed since the statement
-//! began. A claim
-//! rechecks each candidate against its `outbox` row (locked, at its latest version), so a queue
-//! row that is out of date can cost a look, never a wrong claim. A lease row says which jobs
-//! to look at once a lease runs out; the `outbox` row says whether the job is still claimed
-//! under it. A lease row is deleted only when none of its jobs is claimed any more: by the
-//! result that finishes exactly its jobs, or by a claim after the lease (see `settle_queue!`
-//! and schema version 10). Claims take lease rows with `SKIP LOCKED` and never wait for one.
+//! began. A claim rechecks each candidate against its `outbox` row (locked, at its latest
+//! version), so a queue row that is out of date can cost a look, never a wrong claim. A lease
+//! row says which jobs to look at once a lease runs out; the `outbox` row says whether the job
+//! is still claimed under it. A lease row is deleted only when none of its jobs is claimed any
+//! more: by the result that finishes exactly its jobs, or by a claim after the lease (see
+//! `settle_queue!` and schema version 10). Claims take lease rows with `SKIP LOCKED` and never
+//! wait for one.
 //!
 //! A claim is one statement (a call of the function `outbox_claim`, whose text is in schema
 //! version 10): it walks the queue in `(due_at, key)` order and the lease rows that ran out,

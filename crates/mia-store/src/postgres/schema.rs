@@ -430,6 +430,9 @@ CREATE TRIGGER outbox_erased_send_done BEFORE UPDATE OF outcome ON outbox FOR EA
 /// that cannot deadlock only because a claim never waits for a lock (every lock it takes is
 /// `SKIP LOCKED`, and `outbox_leases` has no unique index for an insert to wait on).
 ///
+/// The aborted campaigns are read in a CTE of their own, which only the deletion of lapsed
+/// rows reads: a claim that finds no lapsed row never reads them.
+///
 /// Existing leases are copied in, grouped by their end and campaign; the claimed jobs leave
 /// the queue, which loses its lease column and keeps one index in due order.
 const V10: &str = r#"
@@ -459,8 +462,8 @@ BEGIN
     live AS (
         SELECT ARRAY(SELECT id FROM campaigns WHERE state = 'running') AS running,
             ARRAY(SELECT id FROM campaigns WHERE state IN ('running', 'completed', 'aborted'))
-            AS settled,
-            ARRAY(SELECT id FROM campaigns WHERE state = 'aborted') AS aborted),
+            AS settled),
+    ended AS (SELECT ARRAY(SELECT id FROM campaigns WHERE state = 'aborted') AS aborted),
     due AS (
         SELECT q.key, q.due_at, q.campaign FROM outbox_queue q JOIN outbox o ON o.key = q.key
         WHERE q.due_at <= $3
@@ -496,7 +499,7 @@ BEGIN
             SELECT l.id FROM lapsed l WHERE NOT EXISTS (
                 SELECT FROM outbox o WHERE o.key = ANY (l.keys)
                 AND o.state = 'claimed' AND o.lease_until <= $3
-                AND o.campaign <> ALL ((SELECT c.aborted FROM live c)::text[])
+                AND o.campaign <> ALL ((SELECT e.aborted FROM ended e)::text[])
                 AND o.key <> ALL ((SELECT p.keys FROM picked p)::text[])))))
     UPDATE outbox o SET state = 'claimed',
         claim_token = GREATEST(o.claim_token + 1,
