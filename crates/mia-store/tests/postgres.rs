@@ -1260,6 +1260,206 @@ async fn lease_rows_go_with_their_jobs() {
     store.close().await;
 }
 
+/// Jobs of `campaign` among `jobs`.
+fn of_campaign<'a>(jobs: &'a [mia_core::Job], campaign: &Campaign) -> Vec<&'a mia_core::Job> {
+    jobs.iter().filter(|j| j.campaign == campaign.id).collect()
+}
+
+/// `(lease end, sorted keys)` of `jobs`, as [`lease_rows`] gives a lease row.
+fn lease_row(jobs: &[&mia_core::Job]) -> (i64, Vec<String>) {
+    let mut keys: Vec<String> = jobs.iter().map(|j| j.key.to_string()).collect();
+    keys.sort();
+    let until = jobs[0].lease_until.unwrap().as_microsecond();
+    (until, keys)
+}
+
+/// Results of `jobs`, all sent.
+fn all_sent<'a>(jobs: &[&'a mia_core::Job]) -> Vec<(&'a mia_core::Job, JobUpdate)> {
+    jobs.iter()
+        .map(|&job| (job, JobUpdate::Sent { message_id: 7 }))
+        .collect()
+}
+
+/// A claim that takes jobs of two campaigns writes a lease row for each: the result of one
+/// campaign's jobs deletes that campaign's row and leaves the other's, and one result naming
+/// the jobs of both deletes both rows.
+#[tokio::test]
+async fn a_claim_across_campaigns_writes_a_lease_row_for_each() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let spring = running_campaign(&store, "spring").await;
+    let autumn = running_campaign(&store, "autumn").await;
+    for campaign in [&spring, &autumn] {
+        store
+            .schedule(campaign, &jobs_for(campaign, 0..6))
+            .await
+            .unwrap();
+    }
+    let lease = SignedDuration::from_secs(30);
+    // Due at t(0), t(1), t(2) in each campaign: three of each, in one claim.
+    let first = store.claim("w1", t(10), lease, 6).await.unwrap();
+    let (spring_jobs, autumn_jobs) = (of_campaign(&first, &spring), of_campaign(&first, &autumn));
+    assert_eq!((spring_jobs.len(), autumn_jobs.len()), (3, 3));
+    let mut rows = vec![lease_row(&spring_jobs), lease_row(&autumn_jobs)];
+    rows.sort();
+    assert_eq!(lease_rows(&scratch).await, rows);
+
+    let updates = all_sent(&spring_jobs);
+    assert!(store.update_jobs(&updates, t(11)).await.unwrap().is_empty());
+    assert_eq!(
+        lease_rows(&scratch).await,
+        [lease_row(&autumn_jobs)],
+        "spring's result deleted spring's row only"
+    );
+    let updates = all_sent(&autumn_jobs);
+    assert!(store.update_jobs(&updates, t(11)).await.unwrap().is_empty());
+    assert!(lease_rows(&scratch).await.is_empty());
+
+    let second = store.claim("w1", t(12), lease, 6).await.unwrap();
+    assert_eq!(of_campaign(&second, &spring).len(), 3);
+    assert_eq!(lease_rows(&scratch).await.len(), 2);
+    let mixed: Vec<_> = second.iter().collect();
+    let updates = all_sent(&mixed);
+    assert!(store.update_jobs(&updates, t(13)).await.unwrap().is_empty());
+    assert!(
+        lease_rows(&scratch).await.is_empty(),
+        "one result for both campaigns deleted both rows"
+    );
+    for campaign in [&spring, &autumn] {
+        assert_eq!(store.job_counts(&campaign.id).await.unwrap().sent, 6);
+    }
+    store.close().await;
+}
+
+/// A claim and a result of more jobs than one statement of results holds (5,000): every job
+/// is claimed once and finished once. The result runs in several statements, none of which
+/// finishes all of the lease row's jobs, so the row is left to the first claim after the lease,
+/// which deletes it and takes nothing; meanwhile it makes nothing look due.
+#[tokio::test]
+async fn a_batch_larger_than_a_statement_is_claimed_and_finished_whole() {
+    const N: i64 = 6_000;
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..N))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let claimed = store.claim("w1", t(10), lease, 7_000).await.unwrap();
+    assert_eq!(claimed.len(), N as usize);
+    let keys: HashSet<_> = claimed.iter().map(|j| &j.key).collect();
+    assert_eq!(keys.len(), N as usize, "no job twice");
+    assert!(
+        store
+            .claim("w2", t(10), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let all: Vec<_> = claimed.iter().collect();
+    let updates = all_sent(&all);
+    assert!(store.update_jobs(&updates, t(11)).await.unwrap().is_empty());
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().sent, N as u64);
+    assert_eq!(lease_rows(&scratch).await, [lease_row(&all)]);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert!(
+        store
+            .claim("w2", t(100), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(lease_rows(&scratch).await.is_empty());
+    store.close().await;
+}
+
+/// Four workers on two pools take over the jobs of forty lapsed lease rows at once, each asking
+/// for fewer jobs than a row holds: every job is taken over exactly once, the old holder is
+/// fenced, and no lease row is left at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_taking_over_lapsed_leases_together_take_each_job_once() {
+    const JOBS: i64 = 400;
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let first = scratch.store().await;
+    let campaign = running_campaign(&first, "spring").await;
+    first
+        .schedule(&campaign, &jobs_for(&campaign, 0..JOBS))
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let mut crashed = Vec::new();
+    for _ in 0..JOBS / 10 {
+        crashed.extend(first.claim("w0", t(10), lease, 10).await.unwrap());
+    }
+    assert_eq!(crashed.len(), JOBS as usize);
+    assert_eq!(lease_rows(&scratch).await.len(), (JOBS / 10) as usize);
+    let second = scratch.store().await;
+
+    let worker = |store: PostgresStore, name: &'static str| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim(name, t(100), lease, 7).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                let jobs: Vec<_> = batch.iter().collect();
+                let updates = all_sent(&jobs);
+                assert!(
+                    store
+                        .update_jobs(&updates, t(101))
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                mine.extend(batch.into_iter().map(|j| j.key));
+            }
+        })
+    };
+    let tasks = [
+        worker(first.clone(), "w1"),
+        worker(first.clone(), "w2"),
+        worker(second.clone(), "w3"),
+        worker(second.clone(), "w4"),
+    ];
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for key in task.await.unwrap() {
+            assert!(seen.insert(key.clone()), "{key} was taken over twice");
+        }
+    }
+    assert_eq!(seen.len(), JOBS as usize, "every job was taken over");
+    assert_eq!(
+        second.job_counts(&campaign.id).await.unwrap().sent,
+        JOBS as u64
+    );
+    let old = &crashed[0];
+    let sent = JobUpdate::Sent { message_id: 1 };
+    assert!(matches!(
+        first
+            .update_job(&old.key, old.claim_token, &sent, t(102))
+            .await,
+        Err(Error::LeaseLost(_))
+    ));
+    // The last claims found nothing left to take; any row they could not lock is gone with
+    // the claim that held it.
+    assert!(
+        first
+            .claim("w1", t(200), lease, 7)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(lease_rows(&scratch).await.is_empty());
+    first.close().await;
+    second.close().await;
+}
+
 /// A version-9 database, whose claimed jobs wait in the queue with their leases, opens as
 /// version 10 with those leases in lease rows: the pending jobs are claimed as before, the
 /// leases that still run are left alone, and one that runs out is taken over, its holder
