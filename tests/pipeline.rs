@@ -1314,6 +1314,91 @@ async fn a_batchs_results_are_written_before_a_stop_or_a_read_in_the_middle_of_i
     );
 }
 
+/// The simulator paced at `rate` sends a second (the simulator's own 30 when `None`), noting at
+/// each campaign send how many sends came before it and how many of the campaign's jobs the
+/// store holds as sent.
+struct CountsWritten {
+    inner: SimTelegram,
+    store: Arc<dyn Store>,
+    rate: Option<f64>,
+    seen: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for CountsWritten {
+    fn name(&self) -> &str {
+        "sim-counts-written"
+    }
+    fn capabilities(&self) -> Capabilities {
+        let inner = self.inner.capabilities();
+        Capabilities {
+            messages_per_second: self.rate.or(inner.messages_per_second),
+            ..inner
+        }
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        if let Some(campaign) = &message.campaign {
+            let written = self.store.job_counts(campaign).await?.sent;
+            let mut seen = self.seen.lock().unwrap();
+            let before = seen.len() as u64;
+            seen.push((before, written));
+        }
+        self.inner.send(message).await
+    }
+    async fn receive(&self) -> Result<Vec<InboundEvent>> {
+        self.inner.receive().await
+    }
+    fn next_inbound_in(&self) -> Option<Duration> {
+        self.inner.next_inbound_in()
+    }
+}
+
+/// A batch's results wait through the short gaps of a rate limit and are written together, but
+/// none waits past a second: at Telegram's 30 a second the 20 sends of one batch (0.63 s) are
+/// written when it ends; at 5 a second, six sends span a second and their results are written
+/// before the wait for the seventh.
+#[tokio::test(start_paused = true)]
+async fn results_wait_through_the_gaps_of_a_rate_limit_for_a_second_at_most() {
+    for rate in [None, Some(5.0)] {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = seen.clone();
+        let (w, agent) =
+            unpaced_world_with(PermissiveSendPolicy, |inner, _, store| CountsWritten {
+                inner,
+                store,
+                rate,
+                seen: shared,
+            })
+            .await;
+        let campaign = launch(&agent).await;
+        agent.run_until_idle().await.unwrap();
+        let counts = w.store.job_counts(&campaign.id).await.unwrap();
+        assert_eq!(counts.sent, w.consented.len() as u64);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            w.consented.len(),
+            "one claimed batch, no resend"
+        );
+        let unwritten: Vec<u64> = seen
+            .iter()
+            .map(|(before, written)| before - written)
+            .collect();
+        match rate {
+            None => assert!(
+                seen.iter().all(|&(_, written)| written == 0),
+                "written when the batch ended: {seen:?}"
+            ),
+            Some(_) => {
+                // Sends at 0, 0.2, ... 1.0 s; the wait until 1.2 s would keep the first result
+                // past a second, so the six are written before it; and so on.
+                let expected: Vec<u64> = (0..w.consented.len() as u64).map(|i| i % 6).collect();
+                assert_eq!(unwritten, expected);
+            }
+        }
+    }
+}
+
 /// The contacts a [`ChangesStoreMidBatch`] acts on.
 type Targets = Arc<std::sync::Mutex<Vec<ContactId>>>;
 
