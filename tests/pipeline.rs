@@ -1242,6 +1242,15 @@ async fn unpaced_world_with<T: Transport + 'static>(
     sends: impl SendPolicy + 'static,
     transport: impl FnOnce(SimTelegram, Arc<SimClock>, Arc<dyn Store>) -> T,
 ) -> (World, Agent) {
+    unpaced_world_leased(sends, Duration::from_secs(60), transport).await
+}
+
+/// [`unpaced_world_with`], its agent claiming jobs for `lease`.
+async fn unpaced_world_leased<T: Transport + 'static>(
+    sends: impl SendPolicy + 'static,
+    lease: Duration,
+    transport: impl FnOnce(SimTelegram, Arc<SimClock>, Arc<dyn Store>) -> T,
+) -> (World, Agent) {
     let clock = Arc::new(SimClock::starting_at(noon()));
     let quiet = SimConfig {
         behaviour: mia::telegram::Behaviour {
@@ -1260,6 +1269,7 @@ async fn unpaced_world_with<T: Transport + 'static>(
         .send_policy(sends)
         .clock(clock)
         .claim_batch(500)
+        .lease(lease)
         .build()
         .unwrap();
     (w, agent)
@@ -1354,22 +1364,25 @@ impl Transport for CountsWritten {
 }
 
 /// A batch's results wait through the short gaps of a rate limit and are written together, but
-/// none waits past a second: at Telegram's 30 a second the 20 sends of one batch (0.63 s) are
-/// written when it ends; at 5 a second, six sends span a second and their results are written
-/// before the wait for the seventh.
+/// none waits past a second, or a tenth of the lease if that is shorter: at Telegram's 30 a
+/// second the 20 sends of one batch (0.63 s) are written when it ends; at 5 a second, six sends
+/// span a second and their results are written before the wait for the seventh; at 50 a second
+/// with a lease of one second, six sends span 0.1 s, and so on.
 #[tokio::test(start_paused = true)]
 async fn results_wait_through_the_gaps_of_a_rate_limit_for_a_second_at_most() {
-    for rate in [None, Some(5.0)] {
+    for (rate, lease) in [(None, 60), (Some(5.0), 60), (Some(50.0), 1)] {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = seen.clone();
-        let (w, agent) =
-            unpaced_world_with(PermissiveSendPolicy, |inner, _, store| CountsWritten {
+        let lease = Duration::from_secs(lease);
+        let (w, agent) = unpaced_world_leased(PermissiveSendPolicy, lease, |inner, _, store| {
+            CountsWritten {
                 inner,
                 store,
                 rate,
                 seen: shared,
-            })
-            .await;
+            }
+        })
+        .await;
         let campaign = launch(&agent).await;
         agent.run_until_idle().await.unwrap();
         let counts = w.store.job_counts(&campaign.id).await.unwrap();
@@ -1390,8 +1403,8 @@ async fn results_wait_through_the_gaps_of_a_rate_limit_for_a_second_at_most() {
                 "written when the batch ended: {seen:?}"
             ),
             Some(_) => {
-                // Sends at 0, 0.2, ... 1.0 s; the wait until 1.2 s would keep the first result
-                // past a second, so the six are written before it; and so on.
+                // At 5 a second: sends at 0, 0.2, ... 1.0 s; the wait until 1.2 s would keep the
+                // first result past a second, so the six are written before it; and so on.
                 let expected: Vec<u64> = (0..w.consented.len() as u64).map(|i| i % 6).collect();
                 assert_eq!(unwritten, expected);
             }

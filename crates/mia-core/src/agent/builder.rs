@@ -181,6 +181,8 @@ impl AgentBuilder {
     }
 
     /// How long a claim on a job lasts before another worker may take it. Default: 60 s.
+    /// Sent results wait to be written together across the gaps of the rate limit for a
+    /// second at most, or a tenth of the lease if that is shorter.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config.lease = lease;
         self
