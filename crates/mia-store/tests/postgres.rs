@@ -571,6 +571,64 @@ async fn a_peer_belongs_to_one_contact() {
     store.close().await;
 }
 
+/// Runs four workers, two on each of `first` and `second` (the pools of two processes), each
+/// claiming up to `limit` jobs at `at` until a claim comes back empty, and finishing each batch
+/// as sent: job by job with `update_job` when `one_by_one`, else with one `update_jobs`.
+/// Returns every key taken, asserting that no job was taken twice, and how many workers took
+/// any.
+async fn four_workers(
+    first: &PostgresStore,
+    second: &PostgresStore,
+    at: Timestamp,
+    limit: usize,
+    one_by_one: bool,
+) -> (HashSet<IdempotencyKey>, usize) {
+    let worker = |store: PostgresStore, name: &'static str| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim(name, at, SignedDuration::from_hours(1), limit)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                let sent = JobUpdate::Sent { message_id: 1 };
+                if one_by_one {
+                    for job in &batch {
+                        assert_eq!(job.worker.as_deref(), Some(name));
+                        store
+                            .update_job(&job.key, job.claim_token, &sent, at)
+                            .await
+                            .unwrap();
+                    }
+                } else {
+                    let updates: Vec<_> = batch.iter().map(|job| (job, sent.clone())).collect();
+                    assert!(store.update_jobs(&updates, at).await.unwrap().is_empty());
+                }
+                mine.extend(batch.into_iter().map(|job| job.key));
+            }
+        })
+    };
+    let tasks = [
+        worker(first.clone(), "w1"),
+        worker(first.clone(), "w2"),
+        worker(second.clone(), "w3"),
+        worker(second.clone(), "w4"),
+    ];
+    let mut seen = HashSet::new();
+    let mut busy = 0;
+    for task in tasks {
+        let keys = task.await.unwrap();
+        busy += usize::from(!keys.is_empty());
+        for key in keys {
+            assert!(seen.insert(key.clone()), "{key} was taken twice");
+        }
+    }
+    (seen, busy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_workers_never_claim_the_same_job() {
     const JOBS: i64 = 2_000;
@@ -582,54 +640,9 @@ async fn four_workers_never_claim_the_same_job() {
         .schedule(&campaign, &jobs_for(&campaign, 0..JOBS))
         .await
         .unwrap();
-    // Two pools, as two processes would have, each shared by two workers.
     let second = scratch.store().await;
-
-    let worker = |store: PostgresStore, name: &'static str| {
-        tokio::spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let batch = store
-                    .claim(name, t(100), SignedDuration::from_hours(1), 25)
-                    .await
-                    .unwrap();
-                if batch.is_empty() {
-                    return mine;
-                }
-                for job in batch {
-                    assert_eq!(job.worker.as_deref(), Some(name));
-                    store
-                        .update_job(
-                            &job.key,
-                            job.claim_token,
-                            &JobUpdate::Sent { message_id: 1 },
-                            t(101),
-                        )
-                        .await
-                        .unwrap();
-                    mine.push(job.key);
-                }
-            }
-        })
-    };
-    let tasks = [
-        worker(first.clone(), "w1"),
-        worker(first.clone(), "w2"),
-        worker(second.clone(), "w3"),
-        worker(second.clone(), "w4"),
-    ];
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    let mut busy = 0;
-    for task in tasks {
-        let keys = task.await.unwrap();
-        total += keys.len();
-        busy += usize::from(!keys.is_empty());
-        for key in keys {
-            assert!(seen.insert(key.clone()), "{key} was claimed twice");
-        }
-    }
-    assert_eq!(total, JOBS as usize, "every job was claimed");
+    let (seen, busy) = four_workers(&first, &second, t(100), 25, true).await;
+    assert_eq!(seen.len(), JOBS as usize, "every job was claimed");
     assert!(busy >= 2, "the workers shared the queue");
     let counts = second.job_counts(&campaign.id).await.unwrap();
     assert_eq!(counts.sent, JOBS as u64);
@@ -1399,40 +1412,7 @@ async fn workers_taking_over_lapsed_leases_together_take_each_job_once() {
     assert_eq!(crashed.len(), JOBS as usize);
     assert_eq!(lease_rows(&scratch).await.len(), (JOBS / 10) as usize);
     let second = scratch.store().await;
-
-    let worker = |store: PostgresStore, name: &'static str| {
-        tokio::spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let batch = store.claim(name, t(100), lease, 7).await.unwrap();
-                if batch.is_empty() {
-                    return mine;
-                }
-                let jobs: Vec<_> = batch.iter().collect();
-                let updates = all_sent(&jobs);
-                assert!(
-                    store
-                        .update_jobs(&updates, t(101))
-                        .await
-                        .unwrap()
-                        .is_empty()
-                );
-                mine.extend(batch.into_iter().map(|j| j.key));
-            }
-        })
-    };
-    let tasks = [
-        worker(first.clone(), "w1"),
-        worker(first.clone(), "w2"),
-        worker(second.clone(), "w3"),
-        worker(second.clone(), "w4"),
-    ];
-    let mut seen = HashSet::new();
-    for task in tasks {
-        for key in task.await.unwrap() {
-            assert!(seen.insert(key.clone()), "{key} was taken over twice");
-        }
-    }
+    let (seen, _) = four_workers(&first, &second, t(100), 7, false).await;
     assert_eq!(seen.len(), JOBS as usize, "every job was taken over");
     assert_eq!(
         second.job_counts(&campaign.id).await.unwrap().sent,
