@@ -181,8 +181,8 @@ impl AgentBuilder {
     }
 
     /// How long a claim on a job lasts before another worker may take it. Default: 60 s.
-    /// Sent results wait to be written together across the gaps of the rate limit for a
-    /// second at most, or a tenth of the lease if that is shorter.
+    /// A batch's results wait to be written together for a second at most, or a tenth of the
+    /// lease if that is shorter, and never until within that time of a lease's end.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config.lease = lease;
         self

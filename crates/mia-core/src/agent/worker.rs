@@ -108,10 +108,26 @@ impl Completions {
     fn held_since(&self) -> Option<Timestamp> {
         self.events.iter().map(|e| e.at).min()
     }
+
+    /// Whether the results held are to be written before `at`: by then the oldest would have
+    /// waited longer than `hold` (a clock that went back counts as time passed), or a held
+    /// job's lease would end within `hold`.
+    fn due_by(&self, at: Timestamp, hold: SignedDuration) -> bool {
+        let Some(since) = self.held_since() else {
+            return false;
+        };
+        let lease_end = self
+            .done
+            .iter()
+            .filter_map(|(job, _)| job.lease_until)
+            .min();
+        at.duration_since(since).abs() > hold
+            || lease_end.is_some_and(|end| end.duration_since(at) <= hold)
+    }
 }
 
-/// The longest a batch's results wait to be written across the worker's waits for send slots
-/// (see [`Agent::pace_recording`]), unless a tenth of the lease is shorter.
+/// The longest a batch's results wait to be written, unless a tenth of the lease is shorter
+/// (see [`Agent::result_hold`]).
 const HOLD_RESULTS: Duration = Duration::from_secs(1);
 
 pub(crate) fn add(now: Timestamp, d: Duration) -> Timestamp {
@@ -287,7 +303,8 @@ impl Agent {
                     }
                 }
             }
-            if write_each && !results.is_empty() {
+            if !results.is_empty() && (write_each || results.due_by(self.now(), self.result_hold()))
+            {
                 stats.merge(self.flush(results, &campaigns).await?);
             }
         }
@@ -528,12 +545,21 @@ impl Agent {
         Ok(stats)
     }
 
-    /// [`pace`](Self::pace), writing the results `results` holds before a wait that would keep
-    /// the oldest of them waiting longer than [`HOLD_RESULTS`] (or a tenth of the lease, if
-    /// shorter), so no result waits out a FloodWait, or a string of send slots, while its
-    /// job's lease runs out. Shorter waits (the gaps of a fast rate limit) leave the results
-    /// to be written together: a store round trip and a flushed commit for each send would
-    /// otherwise bound the send rate, at a few hundred a second on Postgres.
+    /// How long a batch's results may wait to be written: [`HOLD_RESULTS`], or a tenth of the
+    /// lease if that is shorter. They are written before a wait for a send slot that would
+    /// keep the oldest of them longer, or end a held job's lease within it, and after any job
+    /// once the oldest has waited that long; so no result waits out a FloodWait, a string of
+    /// send slots or slow sends, and none is left for its lease to run out. Shorter waits (the
+    /// gaps of a fast rate limit) leave the results to be written together: a store round trip
+    /// and a flushed commit for each send would otherwise bound the send rate, at a few
+    /// hundred a second on Postgres.
+    fn result_hold(&self) -> SignedDuration {
+        SignedDuration::try_from(HOLD_RESULTS.min(self.inner.config.lease / 10))
+            .unwrap_or(SignedDuration::ZERO)
+    }
+
+    /// [`pace`](Self::pace), writing the results `results` holds first when waiting would keep
+    /// them too long (see [`result_hold`](Self::result_hold)).
     async fn pace_recording(
         &self,
         results: &mut Completions,
@@ -550,13 +576,7 @@ impl Agent {
                 None => return Ok(stats),
                 Some(wait) => {
                     let until = add(now, wait);
-                    let hold =
-                        SignedDuration::try_from(HOLD_RESULTS.min(self.inner.config.lease / 10))
-                            .unwrap_or(SignedDuration::ZERO);
-                    if results
-                        .held_since()
-                        .is_some_and(|since| until.duration_since(since) > hold)
-                    {
+                    if results.due_by(until, self.result_hold()) {
                         stats.merge(self.flush(results, campaigns).await?);
                     }
                     self.inner.clock.sleep_until(until).await;
