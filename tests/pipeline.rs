@@ -1375,7 +1375,10 @@ impl Transport for CountsWritten {
 ///   a second of the lease's end: its result is written at once, so the last send sees none.
 #[tokio::test(start_paused = true)]
 async fn results_wait_through_the_gaps_of_a_rate_limit_for_a_second_at_most() {
-    let cases: [(Option<f64>, u64, fn(u64) -> u64); 4] = [
+    /// A case: the rate (`None`: the simulator's own), the lease in seconds, and the
+    /// results unwritten at the send of each index.
+    type Case = (Option<f64>, u64, fn(u64) -> u64);
+    let cases: [Case; 4] = [
         (None, 60, |i| i),
         (Some(5.0), 60, |i| i % 6),
         (Some(50.0), 1, |i| i % 6),
