@@ -127,18 +127,25 @@ impl MemoryStore {
     }
 }
 
+/// Whether the worker holding claim `token` may write its result to `job`: the job is claimed
+/// with that token, or cancelled by an abort while that claim's send was in flight.
 fn held_by(job: &Job, token: u64) -> Result<()> {
-    if job.state == JobState::Claimed && job.claim_token == token {
+    if (job.state == JobState::Claimed || job.send_in_flight()) && job.claim_token == token {
         Ok(())
     } else {
         Err(Error::LeaseLost(job.key.to_string()))
     }
 }
 
-/// Writes what a worker did with a claimed job.
+/// Writes what a worker did with a job it holds (see [`held_by`]). On a job an abort
+/// cancelled, only a send counts; any other result leaves it cancelled.
 fn apply_update(job: &mut Job, update: &JobUpdate, now: Timestamp) {
     job.lease_until = None;
     job.updated_at = now;
+    if job.state == JobState::Cancelled && !matches!(update, JobUpdate::Sent { .. }) {
+        job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
+        return;
+    }
     match update {
         JobUpdate::Sent { message_id } => {
             job.state = JobState::Sent;
@@ -646,19 +653,26 @@ impl OutboxStore for MemoryStore {
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         let mut inner = self.lock();
         let mut cancelled = Vec::new();
+        let mut flying = 0;
         for job in inner.jobs.values_mut() {
             if &job.campaign == campaign && !job.state.is_final() {
+                if job.send_in_flight() {
+                    // Its worker's result is still to come (see the trait), and with it the
+                    // events of an erased contact.
+                    flying += 1;
+                } else {
+                    job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
+                    cancelled.push(job.key.clone());
+                }
                 job.state = JobState::Cancelled;
-                job.outcome = Some("campaign_aborted".into());
                 job.lease_until = None;
                 job.updated_at = now;
-                cancelled.push(job.key.clone());
             }
         }
         for key in &cancelled {
             settle_erasure(&mut inner, key);
         }
-        Ok(cancelled.len() as u64)
+        Ok(cancelled.len() as u64 + flying)
     }
 }
 

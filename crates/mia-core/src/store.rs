@@ -144,14 +144,22 @@ pub struct Job {
 /// The `outcome` of a job whose send was handed to the transport and whose result was not
 /// recorded yet (set by [`OutboxStore::record_attempt`], replaced by every
 /// [`OutboxStore::update_job`]). Found on a claimed job, it means the previous worker stopped
-/// mid-send.
+/// mid-send. Found on a cancelled job, it means the campaign was aborted while the send was in
+/// flight (see [`OutboxStore::cancel_campaign_jobs`]): the worker's result has not come, and
+/// the message may have reached Telegram.
 pub const SEND_IN_FLIGHT: &str = "send_in_flight";
 
+/// The `outcome` of a job cancelled because its campaign was aborted.
+pub const CAMPAIGN_ABORTED: &str = "campaign_aborted";
+
 impl Job {
-    /// Whether the job is claimed with its send in flight ([`SEND_IN_FLIGHT`]): handed to the
-    /// transport by a worker that has not recorded the result (or stopped before it could).
+    /// Whether the job's send is in flight ([`SEND_IN_FLIGHT`]): handed to the transport by a
+    /// worker that has not recorded the result (or stopped before it could). The job is
+    /// claimed, or cancelled by an abort that came while the send was in flight, which leaves
+    /// the result to that worker.
     pub fn send_in_flight(&self) -> bool {
-        self.state == JobState::Claimed && self.outcome.as_deref() == Some(SEND_IN_FLIGHT)
+        matches!(self.state, JobState::Claimed | JobState::Cancelled)
+            && self.outcome.as_deref() == Some(SEND_IN_FLIGHT)
     }
 }
 
@@ -488,6 +496,11 @@ pub trait OutboxStore: Send + Sync {
     async fn enqueue(&self, campaign: &CampaignId, jobs: &[NewJob], now: Timestamp) -> Result<u64>;
     /// Finishes or reschedules a claimed job.
     ///
+    /// A job that an abort cancelled while its send was in flight (see
+    /// [`cancel_campaign_jobs`](Self::cancel_campaign_jobs)) still takes its worker's result,
+    /// under the same claim: [`JobUpdate::Sent`] makes it a sent job (the message went out),
+    /// and any other result leaves it cancelled, with the outcome [`CAMPAIGN_ABORTED`].
+    ///
     /// # Errors
     /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim.
     async fn update_job(
@@ -598,7 +611,16 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn next_due(&self) -> Result<Option<Timestamp>>;
-    /// Cancels every open job of a campaign (when it is aborted). Returns how many.
+    /// Cancels every open job of a campaign (when it is aborted), with the outcome
+    /// [`CAMPAIGN_ABORTED`]. Returns how many.
+    ///
+    /// A claimed job whose send is in flight (handed to the transport after
+    /// [`record_attempt`](Self::record_attempt)) is cancelled too, but keeps the outcome
+    /// [`SEND_IN_FLIGHT`] and its claim: the message may already be with Telegram, so the
+    /// worker's result still lands (see [`update_job`](Self::update_job)), and a message that
+    /// went out counts as sent (frequency caps, reports). No job of the campaign is sent after
+    /// this returns: a worker's [`record_attempt`](Self::record_attempt) on a cancelled job
+    /// fails.
     ///
     /// # Errors
     /// A store error.

@@ -194,3 +194,207 @@ pub(super) async fn batched_updates<S: Store + ?Sized>(store: &S) {
         "none is completed twice"
     );
 }
+
+/// An abort while sends are in flight: every open job is cancelled at once and none can be
+/// sent after, but a job whose send was already with the transport keeps its mark and its
+/// claim, so its worker's result still lands: a send makes it a sent job (and a send that
+/// counts), anything else leaves it cancelled.
+pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
+    use crate::{CAMPAIGN_ABORTED, Event, EventId, EventKind, SEND_IN_FLIGHT, VariantId};
+    let jobs = claimed(store, "ka1", 7).await;
+    let now = t(-49_000);
+    let a = VariantId::new("A");
+    // Jobs 0, 1, 2, 4, 5 and 6 are with the transport; job 3 is not yet.
+    for job in jobs.iter().filter(|j| j.key != jobs[3].key) {
+        store
+            .record_attempt(&job.key, job.claim_token, &a, 1.0, now)
+            .await
+            .unwrap();
+    }
+    // Job 5's contact is erased before the abort, job 0's after it: their workers' results,
+    // and the events recorded with them, must still reach the erasures' replacements.
+    let erased = |i: usize| ContactId::new(format!("erased:ka1-{i}"));
+    store
+        .erase_subject(&jobs[5].contact, &erased(5))
+        .await
+        .unwrap();
+    let mut campaign = store.campaign(&jobs[0].campaign).await.unwrap().unwrap();
+    campaign.state = CampaignState::Aborted;
+    store.update_campaign(&campaign).await.unwrap();
+    let at = t(-48_000);
+    assert_eq!(
+        store.cancel_campaign_jobs(&campaign.id, at).await.unwrap(),
+        7,
+        "every open job is cancelled, sends in flight too"
+    );
+    for job in &jobs {
+        let stored = store.job(&job.key).await.unwrap().unwrap();
+        assert_eq!(stored.state, JobState::Cancelled);
+        assert_eq!(stored.lease_until, None);
+        let outcome = if job.key == jobs[3].key {
+            CAMPAIGN_ABORTED
+        } else {
+            SEND_IN_FLIGHT
+        };
+        assert_eq!(stored.outcome.as_deref(), Some(outcome), "{}", job.key);
+        assert_eq!(stored.send_in_flight(), outcome == SEND_IN_FLIGHT);
+    }
+    assert!(
+        matches!(
+            store
+                .record_attempt(&jobs[3].key, jobs[3].claim_token, &a, 1.0, at)
+                .await,
+            Err(Error::LeaseLost(_))
+        ),
+        "nothing is sent once the jobs are cancelled"
+    );
+    assert_eq!(store.job_counts(&campaign.id).await.unwrap().cancelled, 7);
+
+    store
+        .erase_subject(&jobs[0].contact, &erased(0))
+        .await
+        .unwrap();
+
+    // The workers record their sends' events under the ids they claimed the jobs with, then
+    // report: batched for jobs 0 to 4, one at a time for 5 and 6.
+    let later = t(-47_000);
+    let sent_events: Vec<Event> = [0, 5]
+        .map(|i| Event {
+            id: EventId::derived(jobs[i].key.as_str(), "sent"),
+            at: later,
+            contact: jobs[i].contact.clone(),
+            campaign: Some(campaign.id.clone()),
+            variant: Some(a.clone()),
+            step: Some(0),
+            kind: EventKind::Sent,
+        })
+        .into();
+    store.append_events(&sent_events).await.unwrap();
+    let mut stale = jobs[4].clone();
+    stale.claim_token += 1;
+    let updates = vec![
+        (&jobs[0], JobUpdate::Sent { message_id: 21 }),
+        (
+            &jobs[1],
+            JobUpdate::Retry {
+                due_at: t(-46_000),
+                count_attempt: true,
+                reason: "flood_wait".into(),
+            },
+        ),
+        (&jobs[3], JobUpdate::Sent { message_id: 23 }),
+        (&stale, JobUpdate::Sent { message_id: 24 }),
+    ];
+    assert_eq!(
+        store.update_jobs(&updates, later).await.unwrap(),
+        vec![jobs[3].key.clone(), jobs[4].key.clone()],
+        "a job cancelled before its send, and a claim that is not the job's, take nothing"
+    );
+    store
+        .update_job(
+            &jobs[5].key,
+            jobs[5].claim_token,
+            &JobUpdate::Sent { message_id: 25 },
+            later,
+        )
+        .await
+        .unwrap();
+    store
+        .update_job(
+            &jobs[6].key,
+            jobs[6].claim_token,
+            &JobUpdate::DeadLetter {
+                reason: "blocked".into(),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+
+    for (i, message_id) in [(0, 21), (5, 25)] {
+        let sent = store.job(&jobs[i].key).await.unwrap().unwrap();
+        assert_eq!(sent.contact, erased(i));
+        assert!(
+            store
+                .contact_events(&jobs[i].contact)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing is left under an erased id"
+        );
+        let moved: Vec<EventId> = store
+            .contact_events(&erased(i))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert!(
+            moved.contains(&sent_events[usize::from(i != 0)].id),
+            "the send's event went to the replacement"
+        );
+        assert_eq!(
+            (sent.state, sent.message_id, sent.outcome.as_deref()),
+            (JobState::Sent, Some(message_id), None),
+            "a send in flight at the abort lands"
+        );
+        assert_eq!(sent.updated_at, later);
+        assert_eq!(
+            store.sends_since(&sent.contact, later).await.unwrap(),
+            vec![later],
+            "and counts as a send"
+        );
+    }
+    for i in [1, 6] {
+        let not_sent = store.job(&jobs[i].key).await.unwrap().unwrap();
+        assert_eq!(
+            (not_sent.state, not_sent.outcome.as_deref()),
+            (JobState::Cancelled, Some(CAMPAIGN_ABORTED)),
+            "a send in flight that did not go out leaves its job cancelled"
+        );
+        assert_eq!(
+            (not_sent.due_at, not_sent.attempts),
+            (jobs[i].due_at, jobs[i].attempts),
+            "and never due again"
+        );
+    }
+    for i in [2, 3, 4] {
+        let stored = store.job(&jobs[i].key).await.unwrap().unwrap();
+        assert_eq!(stored.state, JobState::Cancelled, "{i}");
+        assert_eq!(stored.message_id, None, "{i}");
+    }
+    assert!(
+        store
+            .job(&jobs[2].key)
+            .await
+            .unwrap()
+            .unwrap()
+            .send_in_flight(),
+        "a send whose worker never reported stays marked"
+    );
+    assert!(
+        matches!(
+            store
+                .update_job(
+                    &jobs[0].key,
+                    jobs[0].claim_token,
+                    &JobUpdate::Sent { message_id: 99 },
+                    later
+                )
+                .await,
+            Err(Error::LeaseLost(_))
+        ),
+        "a result lands once"
+    );
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!((counts.sent, counts.cancelled), (2, 5));
+    assert!(
+        store
+            .claim("wa", t(-45_000), SignedDuration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| j.campaign != campaign.id),
+        "no job of the aborted campaign is claimed again"
+    );
+}

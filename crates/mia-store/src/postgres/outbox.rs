@@ -31,7 +31,8 @@
 //! worker locks the due jobs no other worker has locked, so concurrent claims never get the
 //! same job and never wait for each other. Worker writes are conditional on
 //! `state = 'claimed' AND claim_token = $n`, so a worker whose lease expired cannot overwrite
-//! its successor's work.
+//! its successor's work (a result also lands on a job an abort cancelled while that claim's
+//! send was in flight: see `OutboxStore::cancel_campaign_jobs`).
 //!
 //! # Claims commit without waiting for the disk
 //!
@@ -197,18 +198,31 @@ macro_rules! settle_queue {
 /// only through the primary key (`key = ANY`, so at most one row per element), and the state
 /// check is a join condition against a constant of the fenced (`OFFSET 0`) array subquery,
 /// which the planner cannot push down into the scan as a filter that looks selective.
+///
+/// A job an abort cancelled while its send was in flight (`o.state = u.cut`) takes a send and
+/// stays cancelled otherwise (see `OutboxStore::cancel_campaign_jobs`); the right-hand sides
+/// read the row as it was.
 const UPDATE_BATCH: &str = concat!(
     "WITH done AS (\
-       UPDATE outbox o SET state = u.state, lease_until = NULL, updated_at = $1, \
-         message_id = COALESCE(u.message_id, o.message_id), outcome = u.outcome, \
-         due_at = COALESCE(u.due_at, o.due_at), attempts = o.attempts + u.add_attempts \
-       FROM (SELECT x.*, 'claimed' COLLATE \"C\" AS held \
+       UPDATE outbox o SET \
+         state = CASE WHEN o.state = u.held OR u.state = 'sent' THEN u.state \
+           ELSE 'cancelled' END, \
+         lease_until = NULL, updated_at = $1, \
+         message_id = COALESCE(u.message_id, o.message_id), \
+         outcome = CASE WHEN o.state = u.held OR u.state = 'sent' THEN u.outcome \
+           ELSE 'campaign_aborted' END, \
+         due_at = CASE WHEN o.state = u.held THEN COALESCE(u.due_at, o.due_at) \
+           ELSE o.due_at END, \
+         attempts = CASE WHEN o.state = u.held THEN o.attempts + u.add_attempts \
+           ELSE o.attempts END \
+       FROM (SELECT x.*, 'claimed' COLLATE \"C\" AS held, 'cancelled' COLLATE \"C\" AS cut \
              FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], \
                          $7::int8[], $8::int8[], $9::int8[]) \
                AS x (key, claim_token, state, message_id, outcome, due_at, add_attempts, \
                      lease) \
              OFFSET 0) AS u \
-       WHERE o.key = ANY ($2::text[]) AND o.key = u.key AND o.state = u.held \
+       WHERE o.key = ANY ($2::text[]) AND o.key = u.key \
+         AND (o.state = u.held OR (o.state = u.cut AND o.outcome = 'send_in_flight')) \
          AND o.claim_token = u.claim_token \
        RETURNING o.key, o.campaign, o.state, o.due_at, u.lease), ",
     settle_queue!(),
@@ -221,15 +235,22 @@ const CLAIM: &str = concat!("SELECT ", columns!(), " FROM outbox_claim($1, $2, $
 
 /// Finishes or reschedules claimed job `$7` if its claim is still `$8`: the columns of a
 /// [`JobChange`] (a NULL keeps the column), and the queue and lease rows to match (see
-/// `settle_queue!`; the lease's end is read from the row as it was). Returns how many jobs
-/// changed (0 or 1).
+/// `settle_queue!`; the lease's end is read from the row as it was). A job an abort cancelled
+/// while this claim's send was in flight takes a send and stays cancelled otherwise, as in
+/// `UPDATE_BATCH`. Returns how many jobs changed (0 or 1).
 const UPDATE_ONE: &str = concat!(
     "WITH done AS (\
-       UPDATE outbox o SET state = $1, lease_until = NULL, updated_at = $2, \
-         message_id = COALESCE($3, o.message_id), outcome = $4, \
-         due_at = COALESCE($5, o.due_at), attempts = o.attempts + $6 \
+       UPDATE outbox o SET \
+         state = CASE WHEN o.state = 'claimed' OR $1 = 'sent' THEN $1 ELSE 'cancelled' END, \
+         lease_until = NULL, updated_at = $2, \
+         message_id = COALESCE($3, o.message_id), \
+         outcome = CASE WHEN o.state = 'claimed' OR $1 = 'sent' THEN $4 \
+           ELSE 'campaign_aborted' END, \
+         due_at = CASE WHEN o.state = 'claimed' THEN COALESCE($5, o.due_at) ELSE o.due_at END, \
+         attempts = CASE WHEN o.state = 'claimed' THEN o.attempts + $6 ELSE o.attempts END \
        FROM (SELECT lease_until FROM outbox WHERE key = $7) AS was \
-       WHERE o.key = $7 AND o.state = 'claimed' AND o.claim_token = $8 \
+       WHERE o.key = $7 AND o.claim_token = $8 AND (o.state = 'claimed' \
+         OR (o.state = 'cancelled' AND o.outcome = 'send_in_flight')) \
        RETURNING o.key, o.campaign, o.state, o.due_at, was.lease_until AS lease), ",
     settle_queue!(),
     "SELECT COUNT(*) FROM done"
@@ -873,6 +894,31 @@ impl OutboxStore for PostgresStore {
 
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         const DOING: &str = "cancel a campaign's jobs";
+        let mut tx = self.begin().await.context(DOING)?;
+        // The open jobs are locked first, so that the two updates below split them as they
+        // are: a send recorded between the two would otherwise lose its mark.
+        sqlx::query(
+            "SELECT FROM outbox WHERE campaign = $1 AND state IN ('pending', 'claimed', 'held') \
+             FOR UPDATE",
+        )
+        .bind(campaign.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?;
+        // Jobs whose send is in flight keep their outcome, and with it the erased id of a
+        // contact erased meanwhile (`outcome` is not set, so the trigger of schema version 9
+        // does not run): their worker's result is still to come (see the trait). They are
+        // claimed, so not in the queue.
+        let flying = sqlx::query(
+            "UPDATE outbox SET state = 'cancelled', lease_until = NULL, updated_at = $1 \
+             WHERE campaign = $2 AND state = 'claimed' AND outcome = 'send_in_flight'",
+        )
+        .bind(micros(now))
+        .bind(campaign.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?
+        .rows_affected();
         let cancelled: i64 = sqlx::query_scalar(close!(
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
              lease_until = NULL, updated_at = $1 \
@@ -880,11 +926,12 @@ impl OutboxStore for PostgresStore {
         ))
         .bind(micros(now))
         .bind(campaign.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .context(DOING)?;
+        tx.commit().await.context(DOING)?;
         // COUNT(*) is never negative.
-        Ok(cancelled.unsigned_abs())
+        Ok(flying + cancelled.unsigned_abs())
     }
 }
 

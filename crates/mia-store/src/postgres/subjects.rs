@@ -187,7 +187,7 @@ impl SubjectStore for PostgresStore {
         // the events that worker records under it then move to the replacement (schema
         // version 9).
         counts.jobs = run(
-            "UPDATE outbox SET erased_from = CASE WHEN state = 'claimed' \
+            "UPDATE outbox SET erased_from = CASE WHEN state IN ('claimed', 'cancelled') \
              AND outcome = 'send_in_flight' AND $1 <> $2 THEN contact END, \
              contact = $2 WHERE contact = $1",
         )

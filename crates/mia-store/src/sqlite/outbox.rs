@@ -5,7 +5,8 @@
 //! transaction (see `CLAIM_PACKED`), which holds that lock from its start; so two workers (in
 //! one process or two) never claim the same job. Worker writes are conditional on
 //! `state = 'claimed' AND claim_token = ?`, so a worker whose lease expired cannot overwrite its
-//! successor's work.
+//! successor's work (a result also lands on a job an abort cancelled while that claim's send
+//! was in flight: see `OutboxStore::cancel_campaign_jobs`).
 //!
 //! # Claims are not flushed by themselves
 //!
@@ -140,12 +141,23 @@ fn update_sql(rows: usize, returning: bool) -> String {
         true => ") UPDATE outbox",
         false => ") UPDATE OR IGNORE outbox",
     });
+    // A job cancelled by an abort while its send was in flight takes a send and stays
+    // cancelled otherwise (see `OutboxStore::cancel_campaign_jobs`); every right-hand side
+    // reads the row as it was.
     sql.push_str(
-        " SET state = u.state, lease_until = NULL, updated_at = u.updated_at, \
-         message_id = COALESCE(u.message_id, outbox.message_id), outcome = u.outcome, \
-         due_at = COALESCE(u.due_at, outbox.due_at), attempts = outbox.attempts + u.add_attempts \
-         FROM u WHERE outbox.key = u.key AND outbox.state = 'claimed' \
-         AND outbox.claim_token = u.claim_token",
+        " SET state = CASE WHEN outbox.state = 'claimed' OR u.state = 'sent' THEN u.state \
+           ELSE 'cancelled' END, \
+         lease_until = NULL, updated_at = u.updated_at, \
+         message_id = COALESCE(u.message_id, outbox.message_id), \
+         outcome = CASE WHEN outbox.state = 'claimed' OR u.state = 'sent' THEN u.outcome \
+           ELSE 'campaign_aborted' END, \
+         due_at = CASE WHEN outbox.state = 'claimed' THEN COALESCE(u.due_at, outbox.due_at) \
+           ELSE outbox.due_at END, \
+         attempts = CASE WHEN outbox.state = 'claimed' THEN outbox.attempts + u.add_attempts \
+           ELSE outbox.attempts END \
+         FROM u WHERE outbox.key = u.key AND outbox.claim_token = u.claim_token \
+         AND (outbox.state = 'claimed' \
+           OR (outbox.state = 'cancelled' AND outbox.outcome = 'send_in_flight'))",
     );
     if returning {
         sql.push_str(" RETURNING key");
@@ -967,17 +979,28 @@ impl OutboxStore for SqliteStore {
 
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         const DOING: &str = "cancel a campaign's jobs";
-        Ok(sqlx::query(
+        let mut tx = self.begin_write().await.context(DOING)?;
+        // Jobs whose send is in flight keep their outcome, and with it the erased id of a
+        // contact erased meanwhile (`outcome` is not set, so the trigger of schema version 8
+        // does not run): their worker's result is still to come (see the trait).
+        let mut cancelled = 0;
+        for sql in [
+            "UPDATE outbox SET state = 'cancelled', lease_until = NULL, updated_at = ?1 \
+             WHERE campaign = ?2 AND state = 'claimed' AND outcome = 'send_in_flight'",
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
-             lease_until = NULL, updated_at = ? \
-             WHERE campaign = ? AND state IN ('pending', 'claimed', 'held')",
-        )
-        .bind(micros(now))
-        .bind(campaign.as_str())
-        .execute(&self.pool)
-        .await
-        .context(DOING)?
-        .rows_affected())
+             lease_until = NULL, updated_at = ?1 \
+             WHERE campaign = ?2 AND state IN ('pending', 'claimed', 'held')",
+        ] {
+            cancelled += sqlx::query(sql)
+                .bind(micros(now))
+                .bind(campaign.as_str())
+                .execute(&mut *tx)
+                .await
+                .context(DOING)?
+                .rows_affected();
+        }
+        tx.commit().await.context(DOING)?;
+        Ok(cancelled)
     }
 }
 

@@ -171,7 +171,7 @@ impl SubjectStore for SqliteStore {
         // the events that worker records under it then move to the replacement (schema
         // version 8).
         counts.jobs = run(
-            "UPDATE outbox SET erased_from = CASE WHEN state = 'claimed' \
+            "UPDATE outbox SET erased_from = CASE WHEN state IN ('claimed', 'cancelled') \
              AND outcome = 'send_in_flight' AND contact <> ?1 THEN contact END, \
              contact = ?1 WHERE contact = ?2",
             Some(anon),
