@@ -47,6 +47,16 @@ pub enum Error {
     /// claimed it). The other worker finishes the job; this one must drop it.
     #[error("lease lost on outbox job {0}")]
     LeaseLost(String),
+    /// A send attempt was refused because its campaign is not running (paused, aborted,
+    /// completed): the caller must not send. See
+    /// [`OutboxStore::record_attempt`](crate::OutboxStore::record_attempt).
+    #[error("campaign {campaign} is {state}, not running")]
+    CampaignNotRunning {
+        /// The campaign.
+        campaign: String,
+        /// The state it is in.
+        state: CampaignState,
+    },
     /// A store backend failed.
     #[error("store error: {message}")]
     Store {

@@ -459,11 +459,28 @@ impl OutboxStore for MemoryStore {
         now: Timestamp,
     ) -> Result<()> {
         let mut inner = self.lock();
-        let job = inner
-            .jobs
+        let Inner {
+            jobs, campaigns, ..
+        } = &mut *inner;
+        let job = jobs
             .get_mut(key)
             .ok_or_else(|| Error::not_found("job", key))?;
+        // Only a claimed job is sent (a cancelled one whose send is in flight is not sent
+        // again).
+        if job.state != JobState::Claimed {
+            return Err(Error::LeaseLost(key.to_string()));
+        }
         held_by(job, claim_token)?;
+        let state = campaigns.get(&job.campaign).map(|c| c.state);
+        if state != Some(crate::CampaignState::Running) {
+            return Err(match state {
+                Some(state) => Error::CampaignNotRunning {
+                    campaign: job.campaign.to_string(),
+                    state,
+                },
+                None => Error::not_found("campaign", &job.campaign),
+            });
+        }
         if job.variant.is_none() {
             job.variant = Some(variant.clone());
             job.propensity = Some(propensity);

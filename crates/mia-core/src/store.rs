@@ -474,9 +474,14 @@ pub trait OutboxStore: Send + Sync {
     /// until [`update_job`](Self::update_job) records what happened, so a worker that claims
     /// the job after a crash knows a send may have reached Telegram.
     ///
+    /// The write also checks that the job's campaign is running, in the same statement: this
+    /// is the last word on whether the send may go, so a pause or an abort stops every worker
+    /// at its next attempt, without a read of the campaign before each send.
+    ///
     /// # Errors
     /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim or the job was
-    /// cancelled meanwhile: the caller must not send.
+    /// cancelled meanwhile; [`Error::CampaignNotRunning`] if the job's campaign is not running
+    /// (nothing is written then). Either way the caller must not send.
     async fn record_attempt(
         &self,
         key: &IdempotencyKey,

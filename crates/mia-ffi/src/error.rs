@@ -74,7 +74,9 @@ impl From<mia::Error> for FfiError {
     fn from(e: mia::Error) -> Self {
         let status = match &e {
             mia::Error::InvalidInput(_) | mia::Error::Config(_) => MiaStatus::MIA_INVALID_INPUT,
-            mia::Error::InvalidTransition { .. } => MiaStatus::MIA_INVALID_STATE,
+            mia::Error::InvalidTransition { .. } | mia::Error::CampaignNotRunning { .. } => {
+                MiaStatus::MIA_INVALID_STATE
+            }
             mia::Error::NotFound { .. } => MiaStatus::MIA_NOT_FOUND,
             mia::Error::Refused(_) => MiaStatus::MIA_REFUSED,
             _ => MiaStatus::MIA_INTERNAL,

@@ -353,6 +353,28 @@ pub(crate) fn token(claim_token: u64) -> i64 {
     i64::try_from(claim_token).unwrap_or(-1)
 }
 
+/// What a store finds of a job whose conditional write matched no row: whether it is still
+/// claimed under the writer's token, its campaign, and that campaign's state.
+pub(crate) type Missed = (bool, String, Option<String>);
+
+/// Why a conditional write on job `key` matched no row, from what the store then found of
+/// the job (`None`: no such job). A job still held by the writer was refused for its
+/// campaign's state (only an attempt checks it); if the campaign runs again by the time it is
+/// read, or the job is held by another claim or none, the writer lost its claim.
+pub(crate) fn missed(key: &IdempotencyKey, found: Option<Missed>) -> Result<Error, StoreError> {
+    Ok(match found {
+        None => Error::NotFound {
+            kind: "job",
+            id: key.to_string(),
+        },
+        Some((true, campaign, Some(state))) => match campaign_state(&state)? {
+            CampaignState::Running => Error::LeaseLost(key.to_string()),
+            state => Error::CampaignNotRunning { campaign, state },
+        },
+        Some(_) => Error::LeaseLost(key.to_string()),
+    })
+}
+
 /// The columns a [`JobUpdate`] writes to a claimed job. `None` keeps the column as it is.
 pub(crate) struct JobChange<'a> {
     /// The new state.

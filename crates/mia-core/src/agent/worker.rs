@@ -591,6 +591,17 @@ impl Agent {
             .unwrap_or(now)
     }
 
+    /// Leaves `job` for when its campaign, which is `state` now, runs again: back in the queue
+    /// at its due time, no attempt counted.
+    async fn leave_for_campaign(&self, job: &Job, state: CampaignState) -> Result<()> {
+        let update = JobUpdate::Retry {
+            due_at: job.due_at,
+            count_attempt: false,
+            reason: format!("campaign_{state}"),
+        };
+        self.update(job, &update).await
+    }
+
     /// Decides and sends `job`, with its contact's `facts` (`None`: no such contact).
     async fn process(
         &self,
@@ -757,20 +768,19 @@ impl Agent {
         }
 
         // A pause or abort from an operator (or another worker's spam signal) takes effect
-        // within one job, not one batch: read the state again right before sending.
-        let current = store
-            .campaign_state(&campaign.id)
-            .await?
-            .ok_or_else(|| Error::not_found("campaign", &campaign.id))?;
-        if current != CampaignState::Running {
-            let update = JobUpdate::Retry {
-                due_at: job.due_at,
-                count_attempt: false,
-                reason: format!("campaign_{current}"),
-            };
-            self.update(job, &update).await?;
-            finish(JobOutcome::Paused);
-            return Ok(stats);
+        // within one job, not one batch: `record_attempt` refuses the send of a campaign that
+        // is not running. With a daily cap, the state is also read before a day's send is
+        // taken, so a paused campaign does not use one up.
+        if self.inner.config.daily_cap.is_some() {
+            let current = store
+                .campaign_state(&campaign.id)
+                .await?
+                .ok_or_else(|| Error::not_found("campaign", &campaign.id))?;
+            if current != CampaignState::Running {
+                self.leave_for_campaign(job, current).await?;
+                finish(JobOutcome::Paused);
+                return Ok(stats);
+            }
         }
 
         // Sticky: a variant recorded by an earlier attempt wins, if it is still approved.
@@ -864,9 +874,18 @@ impl Agent {
             )));
         };
         tracing::Span::current().record("variant", variant.as_str());
-        store
+        match store
             .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            Err(Error::CampaignNotRunning { state, .. }) => {
+                self.leave_for_campaign(job, state).await?;
+                finish(JobOutcome::Paused);
+                return Ok(stats);
+            }
+            Err(e) => return Err(e),
+        }
         let message = OutboundMessage::new(job.key.clone(), contact.id.clone(), contact.peer, text)
             .with_campaign(campaign.id.clone())
             .with_variant(variant.clone());

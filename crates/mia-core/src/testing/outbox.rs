@@ -248,6 +248,15 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
         ),
         "nothing is sent once the jobs are cancelled"
     );
+    assert!(
+        matches!(
+            store
+                .record_attempt(&jobs[2].key, jobs[2].claim_token, &a, 1.0, at)
+                .await,
+            Err(Error::LeaseLost(_))
+        ),
+        "nor sent again"
+    );
     assert_eq!(store.job_counts(&campaign.id).await.unwrap().cancelled, 7);
 
     store
@@ -397,4 +406,60 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
             .all(|j| j.campaign != campaign.id),
         "no job of the aborted campaign is claimed again"
     );
+}
+
+/// A send attempt is refused while its campaign does not run, with the campaign's state, and
+/// writes nothing; once the campaign runs again it is recorded.
+pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &S) {
+    use crate::VariantId;
+    let jobs = claimed(store, "kr1", 1).await;
+    let job = &jobs[0];
+    let now = t(-49_000);
+    let mut campaign = store.campaign(&job.campaign).await.unwrap().unwrap();
+    for state in [CampaignState::Paused, CampaignState::Completed] {
+        campaign.state = state;
+        store.update_campaign(&campaign).await.unwrap();
+        match store
+            .record_attempt(&job.key, job.claim_token, &VariantId::new("A"), 1.0, now)
+            .await
+        {
+            Err(Error::CampaignNotRunning {
+                campaign: id,
+                state: found,
+            }) => {
+                assert_eq!((id.as_str(), found), ("kr1", state));
+            }
+            other => panic!("an attempt of a {state} campaign: {other:?}"),
+        }
+        let stored = store.job(&job.key).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.variant, stored.outcome),
+            (JobState::Claimed, None, None),
+            "a refused attempt writes nothing"
+        );
+    }
+    campaign.state = CampaignState::Running;
+    store.update_campaign(&campaign).await.unwrap();
+    let mut stale = job.clone();
+    stale.claim_token += 1;
+    assert!(
+        matches!(
+            store
+                .record_attempt(
+                    &stale.key,
+                    stale.claim_token,
+                    &VariantId::new("A"),
+                    1.0,
+                    now
+                )
+                .await,
+            Err(Error::LeaseLost(_))
+        ),
+        "another claim's attempt is refused for its claim"
+    );
+    store
+        .record_attempt(&job.key, job.claim_token, &VariantId::new("A"), 1.0, now)
+        .await
+        .unwrap();
+    assert!(store.job(&job.key).await.unwrap().unwrap().send_in_flight());
 }

@@ -506,21 +506,22 @@ async fn insert_jobs(
 }
 
 impl PostgresStore {
-    /// Why a conditional write on `key` matched no row: there is no such job, or its claim
-    /// is not `claim_token` any more.
-    async fn lost(&self, key: &IdempotencyKey, doing: &'static str) -> Error {
-        let exists =
-            sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM outbox WHERE key = $1)")
-                .bind(key.as_str())
-                .fetch_one(&self.pool)
-                .await
-                .context(doing);
-        match exists {
-            Ok(false) => Error::NotFound {
-                kind: "job",
-                id: key.to_string(),
-            },
-            Ok(true) => Error::LeaseLost(key.to_string()),
+    /// Why a conditional write on `key` under `claim_token` matched no row (see
+    /// [`rows::missed`]).
+    async fn lost(&self, key: &IdempotencyKey, claim_token: u64, doing: &'static str) -> Error {
+        let found = sqlx::query_as::<_, rows::Missed>(
+            "SELECT o.state = 'claimed' AND o.claim_token = $1, o.campaign, c.state \
+             FROM outbox o LEFT JOIN campaigns c ON c.id = o.campaign WHERE o.key = $2",
+        )
+        .bind(token(claim_token))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context(doing);
+        match found {
+            Ok(found) => rows::missed(key, found)
+                .context(doing)
+                .unwrap_or_else(|e| e),
             Err(e) => e,
         }
     }
@@ -605,7 +606,9 @@ impl OutboxStore for PostgresStore {
             "UPDATE outbox SET variant = COALESCE(variant, $1), \
              propensity = CASE WHEN variant IS NULL THEN $2 ELSE propensity END, \
              updated_at = $3, outcome = 'send_in_flight' \
-             WHERE key = $4 AND state = 'claimed' AND claim_token = $5",
+             WHERE key = $4 AND state = 'claimed' AND claim_token = $5 \
+             AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = outbox.campaign \
+               AND c.state = 'running')",
         )
         .bind(variant.as_str())
         .bind(propensity)
@@ -617,7 +620,7 @@ impl OutboxStore for PostgresStore {
         .context(DOING)?
         .rows_affected();
         if updated == 0 {
-            return Err(self.lost(key, DOING).await);
+            return Err(self.lost(key, claim_token, DOING).await);
         }
         Ok(())
     }
@@ -644,7 +647,7 @@ impl OutboxStore for PostgresStore {
             .await
             .context(DOING)?;
         if updated == 0 {
-            return Err(self.lost(key, DOING).await);
+            return Err(self.lost(key, claim_token, DOING).await);
         }
         self.jobs_done(1).await;
         Ok(())

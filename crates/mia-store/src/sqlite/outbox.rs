@@ -281,7 +281,9 @@ macro_rules! attempt_sql {
         "UPDATE outbox SET variant = COALESCE(variant, ?1), \
          propensity = CASE WHEN variant IS NULL THEN ?2 ELSE propensity END, \
          updated_at = ?3, outcome = 'send_in_flight' \
-         WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5 RETURNING 1"
+         WHERE key = ?4 AND state = 'claimed' AND claim_token = ?5 \
+         AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = outbox.campaign \
+           AND c.state = 'running') RETURNING 1"
     };
 }
 
@@ -463,7 +465,7 @@ impl SqliteStore {
         drop(ticket);
         match reply {
             Some(Ok(true)) => Ok(()),
-            Some(Ok(false)) => Err(self.lost(key, doing).await),
+            Some(Ok(false)) => Err(self.lost(key, claim_token, doing).await),
             Some(Err(e)) => Err(Error::store(format!("{doing}: {e}"), e.is_retryable(), e)),
             // The call writing the group stopped before it answered: before its commit, so
             // nothing was written, or (rarely) after it. Tried again, an update then answers
@@ -477,21 +479,22 @@ impl SqliteStore {
         }
     }
 
-    /// Why a conditional write on `key` matched no row: there is no such job, or its claim
-    /// is not `claim_token` any more.
-    async fn lost(&self, key: &IdempotencyKey, doing: &'static str) -> Error {
-        let exists =
-            sqlx::query_scalar::<_, i64>("SELECT EXISTS (SELECT 1 FROM outbox WHERE key = ?)")
-                .bind(key.as_str())
-                .fetch_one(&self.pool)
-                .await
-                .context(doing);
-        match exists {
-            Ok(0) => Error::NotFound {
-                kind: "job",
-                id: key.to_string(),
-            },
-            Ok(_) => Error::LeaseLost(key.to_string()),
+    /// Why a conditional write on `key` under `claim_token` matched no row (see
+    /// [`rows::missed`]).
+    async fn lost(&self, key: &IdempotencyKey, claim_token: u64, doing: &'static str) -> Error {
+        let found = sqlx::query_as::<_, rows::Missed>(
+            "SELECT o.state = 'claimed' AND o.claim_token = ?, o.campaign, c.state \
+             FROM outbox o LEFT JOIN campaigns c ON c.id = o.campaign WHERE o.key = ?",
+        )
+        .bind(token(claim_token))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context(doing);
+        match found {
+            Ok(found) => rows::missed(key, found)
+                .context(doing)
+                .unwrap_or_else(|e| e),
             Err(e) => e,
         }
     }
