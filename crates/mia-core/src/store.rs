@@ -422,8 +422,9 @@ pub trait CampaignStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>>;
-    /// One campaign's state, without its spec and variants: a worker asks before every send, so
-    /// that a pause or an abort takes effect within one job. The default reads the campaign.
+    /// One campaign's state, without its spec and variants: a worker with a daily cap asks
+    /// before it takes a day's send, so a paused campaign does not use one up (the send itself
+    /// is refused by [`OutboxStore::record_attempt`]). The default reads the campaign.
     ///
     /// # Errors
     /// A store error.
