@@ -365,7 +365,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 10);
+        assert_eq!(store.schema_version().await.unwrap(), 11);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -375,7 +375,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 10, "each migration is recorded once");
+    assert_eq!(applied, 11, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -837,7 +837,7 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 
     old.claim_token = 1;
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -992,7 +992,7 @@ async fn a_version_6_schema_upgrades_with_jobs_in_every_state() {
     back_to_version_6(&scratch).await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -1472,7 +1472,7 @@ async fn a_version_9_schema_upgrades_with_its_claimed_jobs() {
     );
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     assert_eq!(
         scratch.indexes("outbox_queue").await,
         ["outbox_queue_due", "outbox_queue_pkey"]
@@ -1605,7 +1605,7 @@ async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
         .await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     assert_eq!(
         scratch.indexes("events").await,
         ["events_by_campaign", "events_pkey"]

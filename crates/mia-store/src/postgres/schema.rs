@@ -511,8 +511,104 @@ END
 $$;
 "#;
 
+/// Version 11: a claim that finds no lapsed lease runs only the due branch.
+///
+/// The claim of version 10 plans and runs every branch on each call: the lapsed lease rows,
+/// the jobs they hold, the rows to delete, the campaigns in each state. Most claims find no
+/// lapsed lease, and for a claim of one job that work was most of the function's time. So the
+/// function first asks the lease index whether any lease has run out (one probe at its low
+/// end, which the lapsed branch walks anyway); if none has, it claims from the queue alone,
+/// as version 10 would with an empty lapsed branch. Otherwise it runs version 10's query.
+const V11: &str = r#"
+CREATE OR REPLACE FUNCTION outbox_claim(lease_until BIGINT, worker TEXT, now BIGINT, lim BIGINT)
+RETURNS SETOF outbox LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+SET enable_bitmapscan = off SET enable_sort = off SET jit = off
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM outbox_leases l WHERE l.lease_until <= $3) THEN
+        RETURN QUERY
+        WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+        live AS (
+            SELECT ARRAY(SELECT id FROM campaigns WHERE state = 'running') AS running,
+                ARRAY(SELECT id FROM campaigns WHERE state IN ('running', 'completed', 'aborted'))
+                AS settled),
+        ended AS (SELECT ARRAY(SELECT id FROM campaigns WHERE state = 'aborted') AS aborted),
+        due AS (
+            SELECT q.key, q.due_at, q.campaign FROM outbox_queue q JOIN outbox o ON o.key = q.key
+            WHERE q.due_at <= $3
+            AND q.campaign = ANY ((SELECT c.running FROM live c)::text[])
+            AND o.state = 'pending' AND o.due_at <= $3
+            ORDER BY q.due_at, q.key LIMIT $4
+            FOR UPDATE OF o SKIP LOCKED),
+        lapsed AS (
+            SELECT l.ctid AS id, l.keys FROM outbox_leases l
+            WHERE l.lease_until <= $3 AND l.campaign = ANY ((SELECT c.settled FROM live c)::text[])
+            ORDER BY l.lease_until LIMIT GREATEST($4, 16)
+            FOR UPDATE OF l SKIP LOCKED),
+        expired AS (
+            SELECT o.key, o.due_at, o.campaign FROM outbox o
+            WHERE o.key = ANY (ARRAY(SELECT unnest(l.keys) FROM lapsed l))
+            AND o.state = 'claimed' AND o.lease_until <= $3
+            AND o.campaign = ANY ((SELECT c.running FROM live c)::text[])
+            ORDER BY o.due_at, o.key LIMIT $4
+            FOR UPDATE OF o SKIP LOCKED),
+        chosen AS (
+            SELECT c.key, c.campaign
+            FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS c, relaxed
+            ORDER BY c.due_at, c.key LIMIT $4),
+        picked AS (SELECT ARRAY(SELECT c.key FROM chosen c) AS keys),
+        dequeued AS (
+            DELETE FROM outbox_queue q WHERE q.key = ANY ((SELECT p.keys FROM picked p)::text[])),
+        leased AS (
+            INSERT INTO outbox_leases (lease_until, campaign, keys)
+            SELECT $1, c.campaign, array_agg(c.key ORDER BY c.key) FROM chosen c
+            GROUP BY c.campaign),
+        drained AS (
+            DELETE FROM outbox_leases d WHERE d.ctid = ANY (ARRAY(
+                SELECT l.id FROM lapsed l WHERE NOT EXISTS (
+                    SELECT FROM outbox o WHERE o.key = ANY (l.keys)
+                    AND o.state = 'claimed' AND o.lease_until <= $3
+                    AND o.campaign <> ALL ((SELECT e.aborted FROM ended e)::text[])
+                    AND o.key <> ALL ((SELECT p.keys FROM picked p)::text[])))))
+        UPDATE outbox o SET state = 'claimed',
+            claim_token = GREATEST(o.claim_token + 1,
+                current_setting('mia.claim_epoch')::int8 * 4294967296),
+            lease_until = $1, worker = $2, updated_at = $3
+        WHERE o.key = ANY ((SELECT p.keys FROM picked p)::text[])
+        RETURNING o.*;
+    ELSE
+        RETURN QUERY
+        WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+        due AS (
+            SELECT q.key, q.due_at, q.campaign FROM outbox_queue q JOIN outbox o ON o.key = q.key
+            WHERE q.due_at <= $3
+            AND q.campaign = ANY (ARRAY(SELECT id FROM campaigns WHERE state = 'running'))
+            AND o.state = 'pending' AND o.due_at <= $3
+            ORDER BY q.due_at, q.key LIMIT $4
+            FOR UPDATE OF o SKIP LOCKED),
+        chosen AS (SELECT c.key, c.campaign FROM due c, relaxed),
+        picked AS (SELECT ARRAY(SELECT c.key FROM chosen c) AS keys),
+        dequeued AS (
+            DELETE FROM outbox_queue q WHERE q.key = ANY ((SELECT p.keys FROM picked p)::text[])),
+        leased AS (
+            INSERT INTO outbox_leases (lease_until, campaign, keys)
+            SELECT $1, c.campaign, array_agg(c.key ORDER BY c.key) FROM chosen c
+            GROUP BY c.campaign)
+        UPDATE outbox o SET state = 'claimed',
+            claim_token = GREATEST(o.claim_token + 1,
+                current_setting('mia.claim_epoch')::int8 * 4294967296),
+            lease_until = $1, worker = $2, updated_at = $3
+        WHERE o.key = ANY ((SELECT p.keys FROM picked p)::text[])
+        RETURNING o.*;
+    END IF;
+END
+$$;
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {
