@@ -672,18 +672,22 @@ impl OutboxStore for MemoryStore {
         let mut cancelled = Vec::new();
         let mut flying = 0;
         for job in inner.jobs.values_mut() {
-            if &job.campaign == campaign && !job.state.is_final() {
-                if job.send_in_flight() {
-                    // Its worker's result is still to come (see the trait), and with it the
-                    // events of an erased contact.
-                    flying += 1;
-                } else {
-                    job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
-                    cancelled.push(job.key.clone());
-                }
+            if &job.campaign != campaign {
+                continue;
+            }
+            let live = job.lease_until.is_some_and(|l| l > now);
+            if job.send_in_flight() && job.state == JobState::Claimed && live {
+                // Its worker's result is still to come (see the trait), and with it the
+                // events of an erased contact.
                 job.state = JobState::Cancelled;
+                job.updated_at = now;
+                flying += 1;
+            } else if !job.state.is_final() || (job.send_in_flight() && !live) {
+                job.state = JobState::Cancelled;
+                job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
                 job.lease_until = None;
                 job.updated_at = now;
+                cancelled.push(job.key.clone());
             }
         }
         for key in &cancelled {

@@ -41,7 +41,9 @@ pub enum JobState {
     Skipped,
     /// Dead letter: failed for good or out of attempts (final).
     DeadLetter,
-    /// Cancelled by a withdrawal or an aborted campaign (final).
+    /// Cancelled by a withdrawal or an aborted campaign (final; but for a job whose send was in
+    /// flight at an abort, which still takes its worker's result: see
+    /// [`OutboxStore::cancel_campaign_jobs`]).
     Cancelled,
 }
 
@@ -71,7 +73,8 @@ impl JobState {
             .ok_or_else(|| Error::invalid(format!("unknown job state {name:?}")))
     }
 
-    /// Whether the job is finished for good.
+    /// Whether the job is finished for good (a cancelled job whose send was in flight at an
+    /// abort still takes its worker's result: see [`OutboxStore::cancel_campaign_jobs`]).
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -522,7 +525,8 @@ pub trait OutboxStore: Send + Sync {
     /// batch's results together.
     ///
     /// An update whose claim was lost (another worker took the job over, a withdrawal, an
-    /// erasure or an abort cancelled it, or the job does not exist) changes nothing; the keys
+    /// erasure or an abort cancelled it before its send, or the job does not exist) changes
+    /// nothing; the keys
     /// of those are returned, in input order. The other updates are all written, or none on an
     /// error. One more thing happens for a lost job whose contact was erased after `job` was
     /// claimed (the job's contact is now the erasure's replacement, `job.contact` the erased
@@ -621,10 +625,13 @@ pub trait OutboxStore: Send + Sync {
     /// [`CAMPAIGN_ABORTED`]. Returns how many.
     ///
     /// A claimed job whose send is in flight (handed to the transport after
-    /// [`record_attempt`](Self::record_attempt)) is cancelled too, but keeps the outcome
-    /// [`SEND_IN_FLIGHT`] and its claim: the message may already be with Telegram, so the
-    /// worker's result still lands (see [`update_job`](Self::update_job)), and a message that
-    /// went out counts as sent (frequency caps, reports). No job of the campaign is sent after
+    /// [`record_attempt`](Self::record_attempt)) under a lease that has not run out is
+    /// cancelled too, but keeps the outcome [`SEND_IN_FLIGHT`], its claim and its lease's end:
+    /// the message may already be with Telegram, so the worker's result still lands (see
+    /// [`update_job`](Self::update_job)), and a message that went out counts as sent
+    /// (frequency caps, reports). A send in flight under a lease that has run out (its worker
+    /// stopped) is cancelled as any other job, and so is, when this is called again, one whose
+    /// worker never reported by the end of its lease. No job of the campaign is sent after
     /// this returns: a worker's [`record_attempt`](Self::record_attempt) on a cancelled job
     /// fails.
     ///

@@ -177,6 +177,13 @@ mod tests {
                 },
                 MiaStatus::MIA_INVALID_STATE,
             ),
+            (
+                mia::Error::CampaignNotRunning {
+                    campaign: "c".into(),
+                    state: mia::CampaignState::Paused,
+                },
+                MiaStatus::MIA_INVALID_STATE,
+            ),
         ];
         for (error, status) in cases {
             assert_eq!(FfiError::from(error).status, status);

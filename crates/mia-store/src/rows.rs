@@ -360,7 +360,8 @@ pub(crate) type Missed = (bool, String, Option<String>);
 /// Why a conditional write on job `key` matched no row, from what the store then found of
 /// the job (`None`: no such job). A job still held by the writer was refused for its
 /// campaign's state (only an attempt checks it); if the campaign runs again by the time it is
-/// read, or the job is held by another claim or none, the writer lost its claim.
+/// read, or the job is held by another claim or none, the writer lost its claim. A job
+/// whose campaign is gone is refused for that.
 pub(crate) fn missed(key: &IdempotencyKey, found: Option<Missed>) -> Result<Error, StoreError> {
     Ok(match found {
         None => Error::NotFound {
@@ -370,6 +371,10 @@ pub(crate) fn missed(key: &IdempotencyKey, found: Option<Missed>) -> Result<Erro
         Some((true, campaign, Some(state))) => match campaign_state(&state)? {
             CampaignState::Running => Error::LeaseLost(key.to_string()),
             state => Error::CampaignNotRunning { campaign, state },
+        },
+        Some((true, campaign, None)) => Error::NotFound {
+            kind: "campaign",
+            id: campaign,
         },
         Some(_) => Error::LeaseLost(key.to_string()),
     })

@@ -514,8 +514,9 @@ impl Agent {
         let lost: std::collections::HashSet<&crate::IdempotencyKey> = lost.iter().collect();
         for (job, update) in &done {
             if lost.contains(&job.key) {
-                // Another worker took the job over (its lease ran out) or a STOP or an abort
-                // cancelled it after the send: not ours any more.
+                // Another worker took the job over (its lease ran out) or a STOP cancelled it
+                // after the send: not ours any more. (An abort leaves a send in flight to its
+                // worker; see `OutboxStore::cancel_campaign_jobs`.)
                 tracing::warn!(correlation_id = %job.key, "mia.send result not recorded: the job was taken over or cancelled meanwhile");
                 continue;
             }

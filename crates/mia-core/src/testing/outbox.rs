@@ -198,11 +198,14 @@ pub(super) async fn batched_updates<S: Store + ?Sized>(store: &S) {
 /// An abort while sends are in flight: every open job is cancelled at once and none can be
 /// sent after, but a job whose send was already with the transport keeps its mark and its
 /// claim, so its worker's result still lands: a send makes it a sent job (and a send that
-/// counts), anything else leaves it cancelled.
+/// counts), anything else leaves it cancelled. A send whose worker never reports is closed by
+/// a later call once its lease has run out. The campaign stays running here, so that only the
+/// cancellation keeps the jobs from being sent or claimed again.
 pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
     use crate::{CAMPAIGN_ABORTED, Event, EventId, EventKind, SEND_IN_FLIGHT, VariantId};
+    // Claimed at -50,000 for 30 s.
     let jobs = claimed(store, "ka1", 7).await;
-    let now = t(-49_000);
+    let now = t(-49_990);
     let a = VariantId::new("A");
     // Jobs 0, 1, 2, 4, 5 and 6 are with the transport; job 3 is not yet.
     for job in jobs.iter().filter(|j| j.key != jobs[3].key) {
@@ -211,74 +214,76 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
             .await
             .unwrap();
     }
-    // Job 5's contact is erased before the abort, job 0's after it: their workers' results,
-    // and the events recorded with them, must still reach the erasures' replacements.
+    // The contacts of jobs 5 and 6 are erased before the abort, job 0's after it: their
+    // workers' results, and the events recorded with them, must still reach the erasures'
+    // replacements.
     let erased = |i: usize| ContactId::new(format!("erased:ka1-{i}"));
-    store
-        .erase_subject(&jobs[5].contact, &erased(5))
-        .await
-        .unwrap();
-    let mut campaign = store.campaign(&jobs[0].campaign).await.unwrap().unwrap();
-    campaign.state = CampaignState::Aborted;
-    store.update_campaign(&campaign).await.unwrap();
-    let at = t(-48_000);
+    for i in [5, 6] {
+        store
+            .erase_subject(&jobs[i].contact, &erased(i))
+            .await
+            .unwrap();
+    }
+    let campaign = jobs[0].campaign.clone();
+    let at = t(-49_985);
     assert_eq!(
-        store.cancel_campaign_jobs(&campaign.id, at).await.unwrap(),
+        store.cancel_campaign_jobs(&campaign, at).await.unwrap(),
         7,
         "every open job is cancelled, sends in flight too"
     );
     for job in &jobs {
         let stored = store.job(&job.key).await.unwrap().unwrap();
         assert_eq!(stored.state, JobState::Cancelled);
-        assert_eq!(stored.lease_until, None);
-        let outcome = if job.key == jobs[3].key {
-            CAMPAIGN_ABORTED
+        let (outcome, lease) = if job.key == jobs[3].key {
+            (CAMPAIGN_ABORTED, None)
         } else {
-            SEND_IN_FLIGHT
+            (SEND_IN_FLIGHT, job.lease_until)
         };
         assert_eq!(stored.outcome.as_deref(), Some(outcome), "{}", job.key);
+        assert_eq!(stored.lease_until, lease, "{}", job.key);
         assert_eq!(stored.send_in_flight(), outcome == SEND_IN_FLIGHT);
     }
-    assert!(
-        matches!(
-            store
-                .record_attempt(&jobs[3].key, jobs[3].claim_token, &a, 1.0, at)
-                .await,
-            Err(Error::LeaseLost(_))
-        ),
-        "nothing is sent once the jobs are cancelled"
-    );
-    assert!(
-        matches!(
-            store
-                .record_attempt(&jobs[2].key, jobs[2].claim_token, &a, 1.0, at)
-                .await,
-            Err(Error::LeaseLost(_))
-        ),
-        "nor sent again"
-    );
-    assert_eq!(store.job_counts(&campaign.id).await.unwrap().cancelled, 7);
-
+    for (i, why) in [
+        (3, "nothing is sent once the jobs are cancelled"),
+        (2, "nor sent again"),
+    ] {
+        assert!(
+            matches!(
+                store
+                    .record_attempt(&jobs[i].key, jobs[i].claim_token, &a, 1.0, at)
+                    .await,
+                Err(Error::LeaseLost(_))
+            ),
+            "{why}"
+        );
+    }
+    assert_eq!(store.job_counts(&campaign).await.unwrap().cancelled, 7);
     store
         .erase_subject(&jobs[0].contact, &erased(0))
         .await
         .unwrap();
 
-    // The workers record their sends' events under the ids they claimed the jobs with, then
-    // report: batched for jobs 0 to 4, one at a time for 5 and 6.
-    let later = t(-47_000);
-    let sent_events: Vec<Event> = [0, 5]
-        .map(|i| Event {
-            id: EventId::derived(jobs[i].key.as_str(), "sent"),
-            at: later,
-            contact: jobs[i].contact.clone(),
-            campaign: Some(campaign.id.clone()),
-            variant: Some(a.clone()),
-            step: Some(0),
-            kind: EventKind::Sent,
-        })
-        .into();
-    store.append_events(&sent_events).await.unwrap();
+    // The workers record their results' events under the ids they claimed the jobs with,
+    // then report: batched for jobs 0 to 4, one at a time for 5 and 6.
+    let later = t(-49_980);
+    let event = |i: usize, kind: EventKind| Event {
+        id: EventId::derived(jobs[i].key.as_str(), kind.name()),
+        at: later,
+        contact: jobs[i].contact.clone(),
+        campaign: Some(campaign.clone()),
+        variant: Some(a.clone()),
+        step: Some(0),
+        kind,
+    };
+    let failed = EventKind::Failed {
+        reason: "flood_wait".into(),
+    };
+    let events = [
+        event(0, EventKind::Sent),
+        event(5, EventKind::Sent),
+        event(6, failed),
+    ];
+    store.append_events(&events).await.unwrap();
     let mut stale = jobs[4].clone();
     stale.claim_token += 1;
     let updates = vec![
@@ -312,8 +317,10 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
         .update_job(
             &jobs[6].key,
             jobs[6].claim_token,
-            &JobUpdate::DeadLetter {
-                reason: "blocked".into(),
+            &JobUpdate::Retry {
+                due_at: t(-46_000),
+                count_attempt: true,
+                reason: "flood_wait".into(),
             },
             later,
         )
@@ -322,35 +329,19 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
 
     for (i, message_id) in [(0, 21), (5, 25)] {
         let sent = store.job(&jobs[i].key).await.unwrap().unwrap();
-        assert_eq!(sent.contact, erased(i));
-        assert!(
-            store
-                .contact_events(&jobs[i].contact)
-                .await
-                .unwrap()
-                .is_empty(),
-            "nothing is left under an erased id"
-        );
-        let moved: Vec<EventId> = store
-            .contact_events(&erased(i))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
-        assert!(
-            moved.contains(&sent_events[usize::from(i != 0)].id),
-            "the send's event went to the replacement"
-        );
         assert_eq!(
             (sent.state, sent.message_id, sent.outcome.as_deref()),
             (JobState::Sent, Some(message_id), None),
             "a send in flight at the abort lands"
         );
-        assert_eq!(sent.updated_at, later);
-        assert_eq!(
-            store.sends_since(&sent.contact, later).await.unwrap(),
-            vec![later],
+        assert_eq!((sent.updated_at, sent.lease_until), (later, None));
+        // (The contacts `ub*` have jobs of the earlier checks too, sent later than this.)
+        assert!(
+            store
+                .sends_since(&sent.contact, later)
+                .await
+                .unwrap()
+                .contains(&later),
             "and counts as a send"
         );
     }
@@ -362,9 +353,24 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
             "a send in flight that did not go out leaves its job cancelled"
         );
         assert_eq!(
-            (not_sent.due_at, not_sent.attempts),
-            (jobs[i].due_at, jobs[i].attempts),
+            (not_sent.due_at, not_sent.attempts, not_sent.lease_until),
+            (jobs[i].due_at, jobs[i].attempts, None),
             "and never due again"
+        );
+    }
+    for (i, e) in [(0, &events[0]), (5, &events[1]), (6, &events[2])] {
+        assert!(
+            store
+                .contact_events(&jobs[i].contact)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing is left under an erased id"
+        );
+        let moved = store.contact_events(&erased(i)).await.unwrap();
+        assert!(
+            moved.iter().any(|m| m.id == e.id),
+            "the result's event went to the replacement"
         );
     }
     for i in [2, 3, 4] {
@@ -372,15 +378,6 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
         assert_eq!(stored.state, JobState::Cancelled, "{i}");
         assert_eq!(stored.message_id, None, "{i}");
     }
-    assert!(
-        store
-            .job(&jobs[2].key)
-            .await
-            .unwrap()
-            .unwrap()
-            .send_in_flight(),
-        "a send whose worker never reported stays marked"
-    );
     assert!(
         matches!(
             store
@@ -395,7 +392,7 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
         ),
         "a result lands once"
     );
-    let counts = store.job_counts(&campaign.id).await.unwrap();
+    let counts = store.job_counts(&campaign).await.unwrap();
     assert_eq!((counts.sent, counts.cancelled), (2, 5));
     assert!(
         store
@@ -403,9 +400,35 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
             .await
             .unwrap()
             .iter()
-            .all(|j| j.campaign != campaign.id),
-        "no job of the aborted campaign is claimed again"
+            .all(|j| j.campaign != campaign),
+        "no job of the campaign is claimed again, though it runs"
     );
+
+    // No result comes for jobs 2 and 4 (job 4's came from a claim that was not its). Called
+    // again within their lease, the cancellation leaves them; after it, it closes them.
+    assert_eq!(
+        store.cancel_campaign_jobs(&campaign, later).await.unwrap(),
+        0
+    );
+    for i in [2, 4] {
+        let left = store.job(&jobs[i].key).await.unwrap().unwrap();
+        assert!(left.send_in_flight(), "{i}");
+    }
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&campaign, t(-49_000))
+            .await
+            .unwrap(),
+        2
+    );
+    for i in [2, 4] {
+        let closed = store.job(&jobs[i].key).await.unwrap().unwrap();
+        assert_eq!(
+            (closed.state, closed.outcome.as_deref(), closed.lease_until),
+            (JobState::Cancelled, Some(CAMPAIGN_ABORTED), None),
+            "{i}"
+        );
+    }
 }
 
 /// A send attempt is refused while its campaign does not run, with the campaign's state, and
@@ -416,7 +439,11 @@ pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &
     let job = &jobs[0];
     let now = t(-49_000);
     let mut campaign = store.campaign(&job.campaign).await.unwrap().unwrap();
-    for state in [CampaignState::Paused, CampaignState::Completed] {
+    for state in [
+        CampaignState::Paused,
+        CampaignState::Completed,
+        CampaignState::Aborted,
+    ] {
         campaign.state = state;
         store.update_campaign(&campaign).await.unwrap();
         match store

@@ -14,7 +14,9 @@
 //! Every write that opens, claims, reschedules or closes a job changes the tables in one
 //! statement, and always `outbox` first: it locks the job's `outbox` row, then writes its
 //! queue row by key. One lock order means no deadlocks (lease rows are the exception: claims
-//! lock them first, but never wait for a lock; see schema version 10); writing the queue row
+//! lock them first, but never wait for a lock; see schema version 10). An abort's cancellation
+//! takes three statements in one transaction: it locks the campaign's open jobs in key order
+//! first, then closes them. Writing the queue row
 //! by key means each write finds its latest version, whatever committed since the statement
 //! began. A claim rechecks each candidate against its `outbox` row (locked, at its latest
 //! version), so a queue row that is out of date can cost a look, never a wrong claim. A lease
@@ -901,20 +903,22 @@ impl OutboxStore for PostgresStore {
         // The open jobs are locked first, so that the two updates below split them as they
         // are: a send recorded between the two would otherwise lose its mark.
         sqlx::query(
-            "SELECT FROM outbox WHERE campaign = $1 AND state IN ('pending', 'claimed', 'held') \
-             FOR UPDATE",
+            "SELECT FROM outbox WHERE campaign = $1 AND (state IN ('pending', 'claimed', 'held') \
+             OR (state = 'cancelled' AND outcome = 'send_in_flight')) ORDER BY key FOR UPDATE",
         )
         .bind(campaign.as_str())
         .execute(&mut *tx)
         .await
         .context(DOING)?;
-        // Jobs whose send is in flight keep their outcome, and with it the erased id of a
-        // contact erased meanwhile (`outcome` is not set, so the trigger of schema version 9
-        // does not run): their worker's result is still to come (see the trait). They are
-        // claimed, so not in the queue.
+        // Jobs whose send is in flight under a live lease keep their outcome, and with it the
+        // erased id of a contact erased meanwhile (`outcome` is not set, so the trigger of
+        // schema version 9 does not run): their worker's result is still to come (see the
+        // trait). They are claimed, so not in the queue. The rest close with their outcome, and
+        // so do such jobs of an earlier call whose lease ran out without a result.
         let flying = sqlx::query(
-            "UPDATE outbox SET state = 'cancelled', lease_until = NULL, updated_at = $1 \
-             WHERE campaign = $2 AND state = 'claimed' AND outcome = 'send_in_flight'",
+            "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
+             WHERE campaign = $2 AND state = 'claimed' AND outcome = 'send_in_flight' \
+             AND lease_until > $1",
         )
         .bind(micros(now))
         .bind(campaign.as_str())
@@ -925,7 +929,8 @@ impl OutboxStore for PostgresStore {
         let cancelled: i64 = sqlx::query_scalar(close!(
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
              lease_until = NULL, updated_at = $1 \
-             WHERE campaign = $2 AND state IN ('pending', 'claimed', 'held')"
+             WHERE campaign = $2 AND (state IN ('pending', 'claimed', 'held') \
+               OR (state = 'cancelled' AND outcome = 'send_in_flight' AND lease_until <= $1))"
         ))
         .bind(micros(now))
         .bind(campaign.as_str())

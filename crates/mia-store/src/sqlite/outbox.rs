@@ -983,16 +983,20 @@ impl OutboxStore for SqliteStore {
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         const DOING: &str = "cancel a campaign's jobs";
         let mut tx = self.begin_write().await.context(DOING)?;
-        // Jobs whose send is in flight keep their outcome, and with it the erased id of a
-        // contact erased meanwhile (`outcome` is not set, so the trigger of schema version 8
-        // does not run): their worker's result is still to come (see the trait).
+        // Jobs whose send is in flight under a live lease keep their outcome, and with it the
+        // erased id of a contact erased meanwhile (`outcome` is not set, so the trigger of
+        // schema version 8 does not run): their worker's result is still to come (see the
+        // trait). The rest close with their outcome, and so do such jobs of an earlier call
+        // whose lease ran out without a result.
         let mut cancelled = 0;
         for sql in [
-            "UPDATE outbox SET state = 'cancelled', lease_until = NULL, updated_at = ?1 \
-             WHERE campaign = ?2 AND state = 'claimed' AND outcome = 'send_in_flight'",
+            "UPDATE outbox SET state = 'cancelled', updated_at = ?1 \
+             WHERE campaign = ?2 AND state = 'claimed' AND outcome = 'send_in_flight' \
+             AND lease_until > ?1",
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
              lease_until = NULL, updated_at = ?1 \
-             WHERE campaign = ?2 AND state IN ('pending', 'claimed', 'held')",
+             WHERE campaign = ?2 AND (state IN ('pending', 'claimed', 'held') \
+               OR (state = 'cancelled' AND outcome = 'send_in_flight' AND lease_until <= ?1))",
         ] {
             cancelled += sqlx::query(sql)
                 .bind(micros(now))
