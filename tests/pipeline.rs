@@ -873,8 +873,14 @@ async fn a_dead_letter_of_a_completed_campaign_can_still_be_retried() {
     let c = w.agent.campaign(&campaign.id).await.unwrap();
     assert_eq!(c.state, CampaignState::Completed, "and completed again");
     assert_eq!(campaign_posts(&w.telegram).get(&gone.peer.id), Some(&1));
-    // Aborted campaigns stay closed.
+    // Aborted campaigns stay closed; aborting again only cancels what is left (nothing here).
     w.agent.abort(&campaign.id, "done").await.unwrap();
+    let again = w.agent.abort(&campaign.id, "again").await.unwrap();
+    assert_eq!(
+        (again.state, again.state_reason.as_deref()),
+        (CampaignState::Aborted, Some("done")),
+        "the first abort's reason stands"
+    );
     let err = w.agent.requeue_dead_letter(&dead[0].key).await.unwrap_err();
     assert!(
         matches!(err, Error::InvalidInput(_)) && err.to_string().contains("aborted"),

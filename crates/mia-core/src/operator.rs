@@ -159,14 +159,22 @@ impl Operator {
         self.set_state(id, CampaignState::Running, None).await
     }
 
-    /// Stops a campaign for good and cancels its open jobs.
+    /// Stops a campaign for good and cancels its open jobs (see
+    /// [`OutboxStore::cancel_campaign_jobs`](crate::OutboxStore::cancel_campaign_jobs)).
+    /// Aborting an aborted campaign again only cancels what is left: a send that was in
+    /// flight at the first abort and whose worker never reported by the end of its lease, or
+    /// the jobs of a first abort whose cancellation failed.
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`] for a finished campaign; a store error.
+    /// [`Error::NotFound`] for an unknown campaign; a store error.
     pub async fn abort(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
-        let campaign = self
-            .set_state(id, CampaignState::Aborted, Some(reason.into()))
-            .await?;
+        let current = self.campaign(id).await?;
+        let campaign = if current.state == CampaignState::Aborted {
+            current
+        } else {
+            self.set_state(id, CampaignState::Aborted, Some(reason.into()))
+                .await?
+        };
         self.store
             .cancel_campaign_jobs(id, self.clock.now())
             .await?;

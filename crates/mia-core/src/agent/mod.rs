@@ -636,10 +636,11 @@ impl Agent {
             .await
     }
 
-    /// Stops a campaign for good and cancels its open jobs. See [`Operator::abort`].
+    /// Stops a campaign for good and cancels its open jobs; again, cancels what is left. See
+    /// [`Operator::abort`].
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`] for a finished campaign; a store error.
+    /// [`Error::NotFound`] for an unknown campaign; a store error.
     pub async fn abort(&self, id: &CampaignId, reason: impl Into<String>) -> Result<Campaign> {
         self.operator()
             .abort(id, reason)
