@@ -1046,6 +1046,71 @@ async fn without_idempotent_sends_a_crash_mid_batch_leaves_only_the_send_in_flig
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_send_in_flight_at_an_abort_whose_worker_stopped_is_closed_by_a_later_batch() {
+    let (w, clock) = memory_world(20).await;
+    let campaign = launch(&w.agent).await;
+    let hanging = Agent::builder(
+        TemplateProvider::new(),
+        HangsOnThird(w.telegram.clone(), std::sync::atomic::AtomicUsize::new(0)),
+    )
+    .shared_store(w.store.clone())
+    .permissive_policies()
+    .clock(clock.clone())
+    .worker_id("worker-hangs")
+    .build()
+    .unwrap();
+    // The worker stops while its third send hangs, as a killed process would; the operator
+    // aborts the campaign within the worker's lease (60 s from its claim).
+    let stopped = tokio::time::timeout(Duration::from_secs(30), hanging.run_once()).await;
+    assert!(stopped.is_err(), "the third send never returns");
+    drop(hanging);
+    let flying: Vec<Job> = w
+        .store
+        .jobs(&campaign.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(Job::send_in_flight)
+        .collect();
+    assert_eq!(flying.len(), 1, "{flying:?}");
+    w.agent.abort(&campaign.id, "wrong audience").await.unwrap();
+    let left = w.store.job(&flying[0].key).await.unwrap().unwrap();
+    assert_eq!(left.state, JobState::Cancelled);
+    assert!(
+        left.send_in_flight(),
+        "left to its worker while the lease lasts"
+    );
+
+    // A batch within the lease leaves it; the first batch after the lease closes it, with
+    // nobody aborting again.
+    w.agent.run_once().await.unwrap();
+    assert!(
+        w.store
+            .job(&flying[0].key)
+            .await
+            .unwrap()
+            .unwrap()
+            .send_in_flight()
+    );
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    w.agent.run_once().await.unwrap();
+    let closed = w.store.job(&flying[0].key).await.unwrap().unwrap();
+    assert_eq!(
+        (closed.state, closed.outcome.as_deref(), closed.lease_until),
+        (JobState::Cancelled, Some(CAMPAIGN_ABORTED), None)
+    );
+    assert!(
+        w.store
+            .jobs(&campaign.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| !j.send_in_flight()),
+        "nothing of the campaign is left in flight"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_restarted_agent_with_the_same_seed_does_not_reuse_campaign_ids() {
     let (w, clock) = memory_world(4).await;
     let first = launch(&w.agent).await;

@@ -695,6 +695,26 @@ impl OutboxStore for MemoryStore {
         }
         Ok(cancelled.len() as u64 + flying)
     }
+
+    async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut closed = Vec::new();
+        for job in inner.jobs.values_mut() {
+            if job.state == JobState::Cancelled
+                && job.send_in_flight()
+                && job.lease_until.is_some_and(|l| l <= now)
+            {
+                job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
+                job.lease_until = None;
+                job.updated_at = now;
+                closed.push(job.key.clone());
+            }
+        }
+        for key in &closed {
+            settle_erasure(&mut inner, key);
+        }
+        Ok(closed.len() as u64)
+    }
 }
 
 fn by_time(events: &mut [Event]) {

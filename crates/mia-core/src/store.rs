@@ -630,14 +630,26 @@ pub trait OutboxStore: Send + Sync {
     /// the message may already be with Telegram, so the worker's result still lands (see
     /// [`update_job`](Self::update_job)), and a message that went out counts as sent
     /// (frequency caps, reports). A send in flight under a lease that has run out (its worker
-    /// stopped) is cancelled as any other job, and so is, when this is called again, one whose
-    /// worker never reported by the end of its lease. No job of the campaign is sent after
+    /// stopped) is cancelled as any other job, and so is one whose worker never reported by the
+    /// end of its lease, when this is called again or when a worker's
+    /// [`close_abandoned_sends`](Self::close_abandoned_sends) finds it. No job of the campaign is sent after
     /// this returns: a worker's [`record_attempt`](Self::record_attempt) on a cancelled job
     /// fails.
     ///
     /// # Errors
     /// A store error.
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64>;
+    /// Closes the sends in flight that [`cancel_campaign_jobs`](Self::cancel_campaign_jobs)
+    /// left to their workers and whose lease has run out by `now` with no result (their
+    /// worker stopped): each becomes a cancelled job with the outcome [`CAMPAIGN_ABORTED`],
+    /// as a later `cancel_campaign_jobs` of its campaign would make it, and an erasure waiting
+    /// on it settles. Returns how many. Workers call it now and then (at most once a lease),
+    /// so an abort needs no second call; it finds its work without reading every aborted
+    /// campaign's jobs.
+    ///
+    /// # Errors
+    /// A store error; nothing is closed then.
+    async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64>;
 }
 
 /// Events, deduplicated per contact: an event whose contact has an event with its id already
@@ -871,6 +883,7 @@ macro_rules! forward_store {
             async fn take_daily(&self, key: &str, day: &str, cap: u32) -> Result<bool> { (**self).take_daily(key, day, cap).await }
             async fn next_due(&self) -> Result<Option<Timestamp>> { (**self).next_due().await }
             async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }
+            async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> { (**self).close_abandoned_sends(now).await }
         }
         #[async_trait]
         impl<S: EventStore + ?Sized> EventStore for $wrapper<S> {

@@ -365,7 +365,7 @@ async fn processes_starting_together_migrate_once() {
         );
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 11);
+        assert_eq!(store.schema_version().await.unwrap(), 12);
     }
     let raw = scratch.raw().await;
     let applied: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -375,7 +375,7 @@ async fn processes_starting_together_migrate_once() {
     .fetch_one(&raw)
     .await
     .unwrap();
-    assert_eq!(applied, 11, "each migration is recorded once");
+    assert_eq!(applied, 12, "each migration is recorded once");
     raw.close().await;
     for store in stores {
         store.close().await;
@@ -837,7 +837,7 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
 
     old.claim_token = 1;
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -883,11 +883,90 @@ async fn a_version_5_schema_upgrades_with_its_claimed_jobs() {
     store.close().await;
 }
 
-/// Turns a schema of the current version (10) back into version 9, as the release before it
-/// left it: claimed jobs stay in the queue with their leases, under a partial index of their
+/// A version-11 schema with an aborted campaign whose send in flight was left to its worker:
+/// the migration to version 12 marks the campaign from its jobs, so the sweep closes that send
+/// once its lease has run out, and not before; two sweeps at once close it once.
+#[tokio::test]
+async fn a_version_11_abort_left_in_flight_is_closed_after_the_upgrade() {
+    let Some(url) = server() else { return };
+    let scratch = Scratch::new(&url);
+    let store = scratch.store().await;
+    let mut campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..2))
+        .await
+        .unwrap();
+    // Leases until t(40).
+    let jobs = store
+        .claim("w1", t(10), SignedDuration::from_secs(30), 2)
+        .await
+        .unwrap();
+    store
+        .record_attempt(
+            &jobs[0].key,
+            jobs[0].claim_token,
+            &VariantId::new("A"),
+            1.0,
+            t(11),
+        )
+        .await
+        .unwrap();
+    campaign.transition(CampaignState::Aborted, t(12)).unwrap();
+    store.update_campaign(&campaign).await.unwrap();
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&campaign.id, t(12))
+            .await
+            .unwrap(),
+        2
+    );
+    store.close().await;
+    back_to_version_11(&scratch).await;
+
+    let store = scratch.store().await;
+    let other = scratch.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 12);
+    assert_eq!(store.close_abandoned_sends(t(39)).await.unwrap(), 0);
+    assert!(
+        store
+            .job(&jobs[0].key)
+            .await
+            .unwrap()
+            .unwrap()
+            .send_in_flight()
+    );
+    let (a, b) = tokio::join!(
+        store.close_abandoned_sends(t(40)),
+        other.close_abandoned_sends(t(40))
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "closed once");
+    let closed = store.job(&jobs[0].key).await.unwrap().unwrap();
+    assert_eq!(
+        (closed.state, closed.outcome.as_deref(), closed.lease_until),
+        (JobState::Cancelled, Some(mia_core::CAMPAIGN_ABORTED), None)
+    );
+    assert_eq!(store.close_abandoned_sends(t(41)).await.unwrap(), 0);
+    store.close().await;
+    other.close().await;
+}
+
+/// Turns a schema of the current version back into version 11, as the release before version
+/// 12 left it: no `flights_until` on campaigns (its index goes with the column).
+async fn back_to_version_11(scratch: &Scratch) {
+    scratch
+        .exec_all(&[
+            "ALTER TABLE {s}.campaigns DROP COLUMN flights_until",
+            "DELETE FROM {s}.schema_migrations WHERE version > 11",
+        ])
+        .await;
+}
+
+/// Turns a schema of the current version back into version 9, as the release before version
+/// 10 left it: claimed jobs stay in the queue with their leases, under a partial index of their
 /// own, and there is no lease table. (The claim function stays as it is: version 10 replaces
 /// it whatever it was.)
 async fn back_to_version_9(scratch: &Scratch) {
+    back_to_version_11(scratch).await;
     scratch
         .exec_all(&[
             "ALTER TABLE {s}.outbox_queue ADD COLUMN lease_until BIGINT",
@@ -992,7 +1071,7 @@ async fn a_version_6_schema_upgrades_with_jobs_in_every_state() {
     back_to_version_6(&scratch).await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(
         scratch.indexes("outbox").await,
         ["outbox_by_campaign", "outbox_by_contact", "outbox_pkey"]
@@ -1472,7 +1551,7 @@ async fn a_version_9_schema_upgrades_with_its_claimed_jobs() {
     );
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(
         scratch.indexes("outbox_queue").await,
         ["outbox_queue_due", "outbox_queue_pkey"]
@@ -1605,7 +1684,7 @@ async fn a_version_7_schema_upgrades_to_events_unique_per_contact() {
         .await;
 
     let store = scratch.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(
         scratch.indexes("events").await,
         ["events_by_campaign", "events_pkey"]

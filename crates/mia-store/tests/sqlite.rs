@@ -165,7 +165,7 @@ async fn a_lost_update_right_after_a_good_one_is_still_lost() {
 }
 
 /// A file written before the outbox and event indexes changed (schema version 4) is migrated on
-/// open (versions 5 to 9), and its jobs are claimed, found by message and by contact, and its
+/// open (versions 5 to 10), and its jobs are claimed, found by message and by contact, and its
 /// events kept, deduplicated and read by contact and by campaign, as before.
 #[tokio::test]
 async fn a_version_4_outbox_is_migrated() {
@@ -208,7 +208,8 @@ async fn a_version_4_outbox_is_migrated() {
     // Back to the indexes (and the events table) of version 4.
     let raw = raw_pool(&path).await;
     sqlx::raw_sql(
-        "DROP TRIGGER outbox_erased_send_done; ALTER TABLE outbox DROP COLUMN erased_from; \
+        "DROP INDEX campaigns_flights; ALTER TABLE campaigns DROP COLUMN flights_until; \
+         DROP TRIGGER outbox_erased_send_done; ALTER TABLE outbox DROP COLUMN erased_from; \
          DROP INDEX outbox_pending; DROP INDEX outbox_leases; DROP INDEX outbox_by_contact; \
          CREATE INDEX outbox_due ON outbox (state, due_at, key); \
          CREATE INDEX outbox_by_contact ON outbox (contact, state); \
@@ -230,7 +231,7 @@ async fn a_version_4_outbox_is_migrated() {
     raw.close().await;
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(store.schema_version().await.unwrap(), 10);
     let found = store
         .job_by_message(&first.contact, 7)
         .await
@@ -321,6 +322,74 @@ async fn a_version_4_outbox_is_migrated() {
         "{plan:?}"
     );
     raw.close().await;
+}
+
+/// A file written before version 10 with an aborted campaign whose send in flight was left to
+/// its worker: the migration marks the campaign from its jobs, so the sweep closes that send
+/// once its lease has run out, and not before.
+#[tokio::test]
+async fn a_version_9_abort_left_in_flight_is_closed_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mia.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut campaign = running_campaign(&store, "spring").await;
+    store
+        .schedule(&campaign, &jobs_for(&campaign, 0..2))
+        .await
+        .unwrap();
+    // Leases until t(40).
+    let jobs = store
+        .claim("w1", t(10), SignedDuration::from_secs(30), 2)
+        .await
+        .unwrap();
+    store
+        .record_attempt(
+            &jobs[0].key,
+            jobs[0].claim_token,
+            &VariantId::new("A"),
+            1.0,
+            t(11),
+        )
+        .await
+        .unwrap();
+    campaign.transition(CampaignState::Aborted, t(12)).unwrap();
+    store.update_campaign(&campaign).await.unwrap();
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&campaign.id, t(12))
+            .await
+            .unwrap(),
+        2
+    );
+    store.close().await;
+    let raw = raw_pool(&path).await;
+    sqlx::raw_sql(
+        "DROP INDEX campaigns_flights; ALTER TABLE campaigns DROP COLUMN flights_until; \
+         PRAGMA user_version = 9;",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(store.close_abandoned_sends(t(39)).await.unwrap(), 0);
+    assert!(
+        store
+            .job(&jobs[0].key)
+            .await
+            .unwrap()
+            .unwrap()
+            .send_in_flight()
+    );
+    assert_eq!(store.close_abandoned_sends(t(40)).await.unwrap(), 1);
+    let closed = store.job(&jobs[0].key).await.unwrap().unwrap();
+    assert_eq!(
+        (closed.state, closed.outcome.as_deref(), closed.lease_until),
+        (JobState::Cancelled, Some(mia_core::CAMPAIGN_ABORTED), None)
+    );
+    assert_eq!(store.close_abandoned_sends(t(41)).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -401,6 +401,7 @@ impl AgentBuilder {
                 screen: self.screen,
                 journeys_repaired: std::sync::atomic::AtomicBool::new(false),
                 occurrences_queued: Mutex::new(std::collections::HashMap::new()),
+                abandoned_sweep_at: Mutex::new(None),
             }),
         })
     }

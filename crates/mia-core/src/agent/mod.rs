@@ -216,6 +216,9 @@ pub(crate) struct Inner {
     /// The latest occurrence of each recurring campaign this agent queued (queuing again is
     /// harmless, this only saves the work).
     pub(crate) occurrences_queued: Mutex<std::collections::HashMap<CampaignId, u32>>,
+    /// When this agent next looks for sends in flight that an abort left to a worker that
+    /// never reported (see `Agent::close_abandoned_sends`); `None` until its first batch.
+    pub(crate) abandoned_sweep_at: Mutex<Option<Timestamp>>,
 }
 
 /// What scheduling a campaign did with its audience.

@@ -169,6 +169,7 @@ impl Agent {
         stats.journey_steps += self.repair_journeys_once().await?;
         stats.occurrence_jobs += self.queue_due_occurrences().await?;
         self.expire_reviews().await?;
+        self.close_abandoned_sends().await?;
         let now = self.now();
         let lease = SignedDuration::try_from(self.inner.config.lease)
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -312,6 +313,33 @@ impl Agent {
         stats.merge(self.flush(results, &campaigns).await?);
         self.complete_finished(campaigns.keys()).await?;
         Ok(stats)
+    }
+
+    /// Once a lease at most (and at the first batch): closes the sends in flight that an abort
+    /// left to their workers, whose lease has run out with no result (their worker stopped),
+    /// so they count as aborted and an erasure waiting on them settles (see
+    /// [`OutboxStore::close_abandoned_sends`](crate::OutboxStore::close_abandoned_sends)).
+    async fn close_abandoned_sends(&self) -> Result<()> {
+        let now = self.now();
+        {
+            let mut at = self
+                .inner
+                .abandoned_sweep_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if at.is_some_and(|at| now < at) {
+                return Ok(());
+            }
+            *at = Some(add(now, self.inner.config.lease));
+        }
+        let closed = self.inner.store.close_abandoned_sends(now).await?;
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                "mia.outbox closed sends in flight of aborted campaigns whose worker never reported"
+            );
+        }
+        Ok(())
     }
 
     /// Runs the worker until no job of a running campaign is open and no running recurring

@@ -91,6 +91,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     batch_reads(store).await;
     // Last: the retention check counts the finished jobs of finished campaigns.
     outbox::abort_with_sends_in_flight(store).await;
+    outbox::abandoned_sends_are_closed(store).await;
     outbox::attempts_need_a_running_campaign(store).await;
 }
 

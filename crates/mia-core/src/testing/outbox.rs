@@ -431,6 +431,137 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
     }
 }
 
+/// The sweep closes the sends in flight an abort left to workers that never reported, once
+/// their lease has run out, as a second cancellation would: not before, not twice, and not a
+/// send in flight of a campaign that was not aborted (another worker takes that one over). An
+/// erasure waiting on such a send settles, and a result that comes after all is refused.
+pub(super) async fn abandoned_sends_are_closed<S: Store + ?Sized>(store: &S) {
+    use crate::{CAMPAIGN_ABORTED, Event, EventId, EventKind, SEND_IN_FLIGHT, VariantId};
+    // Claimed at -50,000 for 30 s.
+    let jobs = claimed(store, "ks1", 3).await;
+    let other = claimed(store, "ks2", 1).await;
+    let a = VariantId::new("A");
+    let now = t(-49_990);
+    // Jobs 0 and 1 are with the transport, job 2 is not; so is the other campaign's job.
+    for job in [&jobs[0], &jobs[1], &other[0]] {
+        store
+            .record_attempt(&job.key, job.claim_token, &a, 1.0, now)
+            .await
+            .unwrap();
+    }
+    // Job 1's contact is erased; its worker wrote the send's event and then stopped.
+    let erased = ContactId::new("erased:ks1-1");
+    store
+        .erase_subject(&jobs[1].contact, &erased)
+        .await
+        .unwrap();
+    let event = Event {
+        id: EventId::derived(jobs[1].key.as_str(), "sent"),
+        at: now,
+        contact: jobs[1].contact.clone(),
+        campaign: Some(jobs[1].campaign.clone()),
+        variant: Some(a.clone()),
+        step: Some(0),
+        kind: EventKind::Sent,
+    };
+    store
+        .append_events(std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    let campaign = jobs[0].campaign.clone();
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&campaign, t(-49_985))
+            .await
+            .unwrap(),
+        3
+    );
+
+    assert_eq!(
+        store.close_abandoned_sends(t(-49_975)).await.unwrap(),
+        0,
+        "the workers' leases have not run out"
+    );
+    for job in &jobs[..2] {
+        let left = store.job(&job.key).await.unwrap().unwrap();
+        assert!(left.send_in_flight(), "{}", job.key);
+    }
+
+    let lapsed = t(-49_000);
+    assert_eq!(store.close_abandoned_sends(lapsed).await.unwrap(), 2);
+    for job in &jobs {
+        let closed = store.job(&job.key).await.unwrap().unwrap();
+        assert_eq!(
+            (closed.state, closed.outcome.as_deref(), closed.lease_until),
+            (JobState::Cancelled, Some(CAMPAIGN_ABORTED), None),
+            "{}",
+            job.key
+        );
+        assert!(!closed.send_in_flight());
+    }
+    assert!(
+        store
+            .contact_events(&jobs[1].contact)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is left under the erased id"
+    );
+    assert!(
+        store
+            .contact_events(&erased)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.id == event.id),
+        "the send's event went to the replacement"
+    );
+    let running = store.job(&other[0].key).await.unwrap().unwrap();
+    assert_eq!(
+        (running.state, running.outcome.as_deref()),
+        (JobState::Claimed, Some(SEND_IN_FLIGHT)),
+        "a send in flight of a campaign that was not aborted is left to the next claim"
+    );
+
+    assert_eq!(
+        store.close_abandoned_sends(lapsed).await.unwrap(),
+        0,
+        "nothing is closed twice"
+    );
+    assert_eq!(
+        store.cancel_campaign_jobs(&campaign, lapsed).await.unwrap(),
+        0,
+        "nor left for a second cancellation"
+    );
+    assert!(
+        matches!(
+            store
+                .update_job(
+                    &jobs[0].key,
+                    jobs[0].claim_token,
+                    &JobUpdate::Sent { message_id: 31 },
+                    lapsed
+                )
+                .await,
+            Err(Error::LeaseLost(_))
+        ),
+        "a result that comes after the sweep is refused"
+    );
+    let counts = store.job_counts(&campaign).await.unwrap();
+    assert_eq!((counts.sent, counts.cancelled), (0, 3));
+
+    // The other campaign is aborted too, with nothing in flight left once it is: its lapsed
+    // send is closed by the cancellation itself, and the sweep finds nothing.
+    assert_eq!(
+        store
+            .cancel_campaign_jobs(&other[0].campaign, lapsed)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.close_abandoned_sends(t(-40_000)).await.unwrap(), 0);
+}
+
 /// A send attempt is refused while its campaign does not run, with the campaign's state, and
 /// writes nothing; once the campaign runs again it is recorded.
 pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &S) {

@@ -900,16 +900,21 @@ impl OutboxStore for PostgresStore {
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         const DOING: &str = "cancel a campaign's jobs";
         let mut tx = self.begin().await.context(DOING)?;
-        // The open jobs are locked first, so that the two updates below split them as they
-        // are: a send recorded between the two would otherwise lose its mark.
-        sqlx::query(
+        // The campaign's row is locked first, as the sweep (`close_abandoned_sends`) does, so
+        // the two never wait on each other in opposite orders. Then the open jobs, so that the
+        // two updates below split them as they are: a send recorded between the two would
+        // otherwise lose its mark.
+        for sql in [
+            "SELECT FROM campaigns WHERE id = $1 FOR NO KEY UPDATE",
             "SELECT FROM outbox WHERE campaign = $1 AND (state IN ('pending', 'claimed', 'held') \
              OR (state = 'cancelled' AND outcome = 'send_in_flight')) ORDER BY key FOR UPDATE",
-        )
-        .bind(campaign.as_str())
-        .execute(&mut *tx)
-        .await
-        .context(DOING)?;
+        ] {
+            sqlx::query(sql)
+                .bind(campaign.as_str())
+                .execute(&mut *tx)
+                .await
+                .context(DOING)?;
+        }
         // Jobs whose send is in flight under a live lease keep their outcome, and with it the
         // erased id of a contact erased meanwhile (`outcome` is not set, so the trigger of
         // schema version 9 does not run): their worker's result is still to come (see the
@@ -937,9 +942,49 @@ impl OutboxStore for PostgresStore {
         .fetch_one(&mut *tx)
         .await
         .context(DOING)?;
+        // What the sweep (`close_abandoned_sends`) looks for: when the last lease left to a
+        // worker runs out, or nothing.
+        sqlx::query(
+            "UPDATE campaigns SET flights_until = (\
+               SELECT MAX(lease_until) FROM outbox \
+               WHERE campaign = $1 AND state = 'cancelled' AND outcome = 'send_in_flight') \
+             WHERE id = $1",
+        )
+        .bind(campaign.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?;
         tx.commit().await.context(DOING)?;
         // COUNT(*) is never negative.
         Ok(flying + cancelled.unsigned_abs())
+    }
+
+    async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
+        const DOING: &str = "close abandoned sends";
+        // One statement: the campaigns whose last lease left to a worker has run out (locked,
+        // so two workers' sweeps take turns), their sends in flight (claimed before the abort,
+        // so not in the queue), and the campaigns' marks. Every such send's lease ended by its
+        // campaign's `flights_until`, so none is left to wait for.
+        let closed: i64 = sqlx::query_scalar(
+            "WITH due AS (\
+               SELECT id FROM campaigns WHERE flights_until <= $1 FOR NO KEY UPDATE), \
+             closed AS (\
+               UPDATE outbox SET outcome = 'campaign_aborted', lease_until = NULL, \
+               updated_at = $1 \
+               WHERE campaign = ANY (ARRAY(SELECT id FROM due)) \
+               AND state = 'cancelled' AND outcome = 'send_in_flight' AND lease_until <= $1 \
+               RETURNING key), \
+             cleared AS (\
+               UPDATE campaigns SET flights_until = NULL \
+               WHERE id = ANY (ARRAY(SELECT id FROM due))) \
+             SELECT COUNT(*) FROM closed",
+        )
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await
+        .context(DOING)?;
+        // COUNT(*) is never negative.
+        Ok(closed.unsigned_abs())
     }
 }
 

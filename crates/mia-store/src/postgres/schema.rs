@@ -607,8 +607,22 @@ END
 $$;
 "#;
 
+/// Version 12: an aborted campaign keeps, in `flights_until`, the latest lease end of the
+/// sends in flight its abort left to their workers, so that workers find the sends whose worker
+/// never reported (`close_abandoned_sends`) by reading a few campaign rows, not the outbox. No
+/// outbox index changes: its updates stay heap-only where they were, and claims and results
+/// cost what they did. Campaigns aborted before this version get the column from their jobs.
+const V12: &str = r#"
+ALTER TABLE campaigns ADD COLUMN flights_until BIGINT;
+CREATE INDEX campaigns_flights ON campaigns (flights_until) WHERE flights_until IS NOT NULL;
+UPDATE campaigns c SET flights_until = (
+    SELECT MAX(o.lease_until) FROM outbox o
+    WHERE o.campaign = c.id AND o.state = 'cancelled' AND o.outcome = 'send_in_flight')
+WHERE c.state = 'aborted';
+"#;
+
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// The schema version this build writes.
 pub(crate) const fn latest_version() -> i64 {

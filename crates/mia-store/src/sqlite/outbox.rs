@@ -1006,10 +1006,58 @@ impl OutboxStore for SqliteStore {
                 .context(DOING)?
                 .rows_affected();
         }
+        // What the sweep (`close_abandoned_sends`) looks for: when the last lease left to a
+        // worker runs out, or nothing.
+        sqlx::query(FLIGHTS_UNTIL)
+            .bind(campaign.as_str())
+            .execute(&mut *tx)
+            .await
+            .context(DOING)?;
         tx.commit().await.context(DOING)?;
         Ok(cancelled)
     }
+
+    async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
+        const DOING: &str = "close abandoned sends";
+        // Most calls find nothing: a read, without the write lock, tells.
+        let waiting: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM campaigns WHERE flights_until <= ?1 LIMIT 1")
+                .bind(micros(now))
+                .fetch_optional(&self.pool)
+                .await
+                .context(DOING)?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await.context(DOING)?;
+        // Every send in flight of such a campaign has a lease that ended by its
+        // `flights_until`, so none is left to wait for.
+        let closed = sqlx::query(
+            "UPDATE outbox SET outcome = 'campaign_aborted', lease_until = NULL, updated_at = ?1 \
+             WHERE campaign IN (SELECT id FROM campaigns WHERE flights_until <= ?1) \
+             AND state = 'cancelled' AND outcome = 'send_in_flight' AND lease_until <= ?1",
+        )
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?
+        .rows_affected();
+        sqlx::query("UPDATE campaigns SET flights_until = NULL WHERE flights_until <= ?1")
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .context(DOING)?;
+        tx.commit().await.context(DOING)?;
+        Ok(closed)
+    }
 }
+
+/// Sets a campaign's `flights_until` (schema version 10): the latest lease end of its sends in
+/// flight that an abort left to their workers, or nothing.
+const FLIGHTS_UNTIL: &str = "UPDATE campaigns SET flights_until = (\
+     SELECT MAX(lease_until) FROM outbox \
+     WHERE campaign = ?1 AND state = 'cancelled' AND outcome = 'send_in_flight') \
+     WHERE id = ?1";
 
 #[cfg(test)]
 mod tests {
