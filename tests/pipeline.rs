@@ -1724,3 +1724,103 @@ async fn a_frequency_cap_counts_a_send_made_earlier_in_the_same_batch() {
         w.consented.len()
     );
 }
+
+/// A transport that pauses the campaign of its third post straight through the store, as an
+/// operator (or another worker's spam signal) would while this worker's batch is under way.
+struct PausesMidBatch {
+    inner: SimTelegram,
+    clock: Arc<SimClock>,
+    store: Arc<dyn Store>,
+    posts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Transport for PausesMidBatch {
+    fn name(&self) -> &str {
+        "sim-pauses-mid-batch"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            messages_per_second: None,
+            ..self.inner.capabilities()
+        }
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        let outcome = self.inner.send(message).await?;
+        if self.posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2
+            && let Some(id) = &message.campaign
+        {
+            let mut campaign = self.store.campaign(id).await?.expect("the campaign");
+            campaign.transition(CampaignState::Paused, self.clock.now())?;
+            self.store.update_campaign(&campaign).await?;
+        }
+        Ok(outcome)
+    }
+    async fn receive(&self) -> Result<Vec<InboundEvent>> {
+        self.inner.receive().await
+    }
+    fn next_inbound_in(&self) -> Option<Duration> {
+        self.inner.next_inbound_in()
+    }
+}
+
+/// A pause that lands while a worker's batch is under way stops the batch at its next send
+/// (whose attempt is refused), and the batch's later jobs of the campaign wait undecided: no
+/// policy decision, no skip, no send. Resumed, the campaign reaches everyone once.
+#[tokio::test(start_paused = true)]
+async fn a_pause_in_the_middle_of_a_batch_leaves_the_rest_of_it_undecided() {
+    let (w, agent) =
+        unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| PausesMidBatch {
+            inner,
+            clock,
+            store,
+            posts: std::sync::atomic::AtomicUsize::new(0),
+        })
+        .await;
+    let campaign = launch(&agent).await;
+    let before = w.store.job_counts(&campaign.id).await.unwrap();
+    let open = before.open();
+    assert!(open > 6, "{open}");
+    agent.run_once().await.unwrap();
+
+    assert_eq!(campaign_posts(&w.telegram).len(), 3);
+    let decided = w
+        .store
+        .audit_entries(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.action == AuditAction::PolicyDecision
+                && e.detail["policy"] == "send"
+                && e.detail["campaign"] == campaign.id.as_str()
+        })
+        .count();
+    assert_eq!(
+        decided, 4,
+        "the three sends and the one refused, nothing after"
+    );
+    let counts = w.store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(
+        (counts.sent, counts.skipped),
+        (3, before.skipped),
+        "nobody is skipped (held out, denied) while the campaign is paused"
+    );
+    assert_eq!(counts.open(), open - 3, "the rest wait");
+    assert!(
+        w.store
+            .jobs(&campaign.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|j| j.state == JobState::Pending)
+            .all(|j| j.attempts == 0 && j.variant.is_none()),
+        "no attempt recorded, no variant chosen"
+    );
+
+    agent.resume(&campaign.id).await.unwrap();
+    agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(posts.len(), w.consented.len());
+    assert!(posts.values().all(|n| *n == 1), "{posts:?}");
+}

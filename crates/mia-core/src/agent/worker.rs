@@ -205,13 +205,9 @@ impl Agent {
                 continue;
             };
             if campaign.state != CampaignState::Running {
-                // Paused by a spam signal earlier in this batch: leave the job for later.
-                let update = JobUpdate::Retry {
-                    due_at: job.due_at,
-                    count_attempt: false,
-                    reason: "campaign_paused".into(),
-                };
-                self.update(job, &update).await?;
+                // Paused or aborted earlier in this batch (a spam signal, or an attempt refused
+                // below): the job waits, undecided, for the campaign to run again.
+                self.leave_for_campaign(job, campaign.state).await?;
                 metrics::send(JobOutcome::Paused);
                 continue;
             }
@@ -264,7 +260,7 @@ impl Agent {
                     match facts {
                         Ok(facts) => {
                             self.process(campaign, job, facts, audit, results)
-                                .instrument(span)
+                                .instrument(span.clone())
                                 .await
                         }
                         Err(e) => Err(e),
@@ -279,6 +275,17 @@ impl Agent {
                         c.state = CampaignState::Paused;
                     }
                     stats.merge(s);
+                }
+                // Paused or aborted since the batch read the campaign (`record_attempt` refused
+                // the send): this job waits, and so do the batch's other jobs of the campaign,
+                // without being decided (above).
+                Err(Error::CampaignNotRunning { state, .. }) => {
+                    span.record("outcome", JobOutcome::Paused.as_str());
+                    metrics::send(JobOutcome::Paused);
+                    if let Some(c) = campaigns.get_mut(&job.campaign) {
+                        c.state = state;
+                    }
+                    self.leave_for_campaign(job, state).await?;
                 }
                 // Another worker took the job over (or STOP cancelled it): not ours any more.
                 Err(Error::LeaseLost(key)) => {
@@ -628,7 +635,11 @@ impl Agent {
             count_attempt: false,
             reason: format!("campaign_{state}"),
         };
-        self.update(job, &update).await
+        match self.update(job, &update).await {
+            // Cancelled by an abort (or a STOP): not ours any more, nothing to leave.
+            Err(Error::LeaseLost(_)) => Ok(()),
+            done => done,
+        }
     }
 
     /// Decides and sends `job`, with its contact's `facts` (`None`: no such contact).
@@ -806,9 +817,10 @@ impl Agent {
                 .await?
                 .ok_or_else(|| Error::not_found("campaign", &campaign.id))?;
             if current != CampaignState::Running {
-                self.leave_for_campaign(job, current).await?;
-                finish(JobOutcome::Paused);
-                return Ok(stats);
+                return Err(Error::CampaignNotRunning {
+                    campaign: campaign.id.to_string(),
+                    state: current,
+                });
             }
         }
 
@@ -903,18 +915,11 @@ impl Agent {
             )));
         };
         tracing::Span::current().record("variant", variant.as_str());
-        match store
+        // A campaign paused or aborted meanwhile makes this `CampaignNotRunning`, which
+        // `run_batch` handles for the rest of the batch too.
+        store
             .record_attempt(&job.key, job.claim_token, &variant, propensity, now)
-            .await
-        {
-            Ok(()) => {}
-            Err(Error::CampaignNotRunning { state, .. }) => {
-                self.leave_for_campaign(job, state).await?;
-                finish(JobOutcome::Paused);
-                return Ok(stats);
-            }
-            Err(e) => return Err(e),
-        }
+            .await?;
         let message = OutboundMessage::new(job.key.clone(), contact.id.clone(), contact.peer, text)
             .with_campaign(campaign.id.clone())
             .with_variant(variant.clone());
