@@ -162,7 +162,9 @@ impl Operator {
     /// Stops a campaign for good and cancels its open jobs (see
     /// [`OutboxStore::cancel_campaign_jobs`](crate::OutboxStore::cancel_campaign_jobs)).
     /// Aborting an aborted campaign again only cancels what is left: a send that was in
-    /// flight at the first abort and whose worker never reported by the end of its lease, or
+    /// flight at the first abort and whose worker never reported by the end of its lease (which
+    /// workers also close on their own, see
+    /// [`OutboxStore::close_abandoned_sends`](crate::OutboxStore::close_abandoned_sends)), or
     /// the jobs of a first abort whose cancellation failed.
     ///
     /// # Errors
