@@ -1725,13 +1725,35 @@ async fn a_frequency_cap_counts_a_send_made_earlier_in_the_same_batch() {
     );
 }
 
-/// A transport that pauses the campaign of its third post straight through the store, as an
-/// operator (or another worker's spam signal) would while this worker's batch is under way.
+/// A transport that pauses the campaign of its post number `pause_at` (from 0) straight
+/// through the store, as an operator (or another worker's spam signal) would while this
+/// worker's batch is under way; `idempotent` says whether it recognises a resend.
 struct PausesMidBatch {
     inner: SimTelegram,
     clock: Arc<SimClock>,
     store: Arc<dyn Store>,
     posts: std::sync::atomic::AtomicUsize,
+    pause_at: usize,
+    idempotent: bool,
+}
+
+impl PausesMidBatch {
+    fn new(
+        inner: SimTelegram,
+        clock: Arc<SimClock>,
+        store: Arc<dyn Store>,
+        pause_at: usize,
+        idempotent: bool,
+    ) -> Self {
+        Self {
+            inner,
+            clock,
+            store,
+            posts: std::sync::atomic::AtomicUsize::new(0),
+            pause_at,
+            idempotent,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -1742,12 +1764,13 @@ impl Transport for PausesMidBatch {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             messages_per_second: None,
+            idempotent_sends: self.idempotent,
             ..self.inner.capabilities()
         }
     }
     async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
         let outcome = self.inner.send(message).await?;
-        if self.posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2
+        if self.posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == self.pause_at
             && let Some(id) = &message.campaign
         {
             let mut campaign = self.store.campaign(id).await?.expect("the campaign");
@@ -1769,14 +1792,10 @@ impl Transport for PausesMidBatch {
 /// policy decision, no skip, no send. Resumed, the campaign reaches everyone once.
 #[tokio::test(start_paused = true)]
 async fn a_pause_in_the_middle_of_a_batch_leaves_the_rest_of_it_undecided() {
-    let (w, agent) =
-        unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| PausesMidBatch {
-            inner,
-            clock,
-            store,
-            posts: std::sync::atomic::AtomicUsize::new(0),
-        })
-        .await;
+    let (w, agent) = unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| {
+        PausesMidBatch::new(inner, clock, store, 2, true)
+    })
+    .await;
     let campaign = launch(&agent).await;
     let before = w.store.job_counts(&campaign.id).await.unwrap();
     let open = before.open();
@@ -1806,14 +1825,19 @@ async fn a_pause_in_the_middle_of_a_batch_leaves_the_rest_of_it_undecided() {
         (3, before.skipped),
         "nobody is skipped (held out, denied) while the campaign is paused"
     );
-    assert_eq!(counts.open(), open - 3, "the rest wait");
+    let jobs = w.store.jobs(&campaign.id).await.unwrap();
+    let waiting: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Pending)
+        .collect();
+    assert_eq!(
+        (waiting.len() as u64, counts.open()),
+        (open - 3, open - 3),
+        "the rest wait in the queue, none left claimed"
+    );
     assert!(
-        w.store
-            .jobs(&campaign.id)
-            .await
-            .unwrap()
+        waiting
             .iter()
-            .filter(|j| j.state == JobState::Pending)
             .all(|j| j.attempts == 0 && j.variant.is_none()),
         "no attempt recorded, no variant chosen"
     );
@@ -1823,4 +1847,74 @@ async fn a_pause_in_the_middle_of_a_batch_leaves_the_rest_of_it_undecided() {
     let posts = campaign_posts(&w.telegram);
     assert_eq!(posts.len(), w.consented.len());
     assert!(posts.values().all(|n| *n == 1), "{posts:?}");
+}
+
+/// A job taken over from a worker that stopped mid-send keeps its mark when a pause leaves it
+/// in a batch: a transport that cannot recognise a resend then dead-letters it once the
+/// campaign runs again, instead of sending it a second time.
+#[tokio::test(start_paused = true)]
+async fn a_pause_keeps_the_mark_of_a_send_in_flight_taken_over() {
+    let (w, agent) = unpaced_world_with(PermissiveSendPolicy, |inner, clock, store| {
+        PausesMidBatch::new(inner, clock, store, 0, false)
+    })
+    .await;
+    let campaign = launch(&agent).await;
+    // A worker claims the first five jobs and hands the fifth to Telegram, then stops.
+    let now = w
+        .store
+        .campaign(&campaign.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .updated_at;
+    let dead = w
+        .store
+        .claim("stopped", now, SignedDuration::from_secs(60), 5)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 5);
+    let flying = &dead[4];
+    let variant = w
+        .store
+        .campaign(&campaign.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .variants[0]
+        .id
+        .clone();
+    w.store
+        .record_attempt(&flying.key, flying.claim_token, &variant, 1.0, now)
+        .await
+        .unwrap();
+    let peer = w
+        .store
+        .contact(&flying.contact)
+        .await
+        .unwrap()
+        .unwrap()
+        .peer;
+
+    // After its lease, this worker takes the five over: the first is sent, the pause lands, and
+    // the rest, the send in flight among them, are left.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    agent.run_once().await.unwrap();
+    assert_eq!(campaign_posts(&w.telegram).len(), 1);
+    let left = w.store.job(&flying.key).await.unwrap().unwrap();
+    assert!(left.send_in_flight(), "{left:?}");
+
+    agent.resume(&campaign.id).await.unwrap();
+    agent.run_until_idle().await.unwrap();
+    let posts = campaign_posts(&w.telegram);
+    assert!(!posts.contains_key(&peer.id), "never sent a second time");
+    assert_eq!(posts.len(), w.consented.len() - 1);
+    assert!(posts.values().all(|n| *n == 1), "{posts:?}");
+    let dead_letters = agent.dead_letters(&campaign.id).await.unwrap();
+    assert_eq!(
+        dead_letters
+            .iter()
+            .map(|j| (&j.key, j.outcome.as_deref()))
+            .collect::<Vec<_>>(),
+        [(&flying.key, Some(OUTCOME_UNKNOWN))]
+    );
 }

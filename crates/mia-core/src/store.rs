@@ -508,10 +508,15 @@ pub trait OutboxStore: Send + Sync {
     /// A job that an abort cancelled while its send was in flight (see
     /// [`cancel_campaign_jobs`](Self::cancel_campaign_jobs)) still takes its worker's result,
     /// under the same claim: [`JobUpdate::Sent`] makes it a sent job (the message went out),
-    /// and any other result leaves it cancelled, with the outcome [`CAMPAIGN_ABORTED`].
+    /// and any other result leaves it cancelled, with the outcome [`CAMPAIGN_ABORTED`]. Once
+    /// its lease has run out, a later `cancel_campaign_jobs` or
+    /// [`close_abandoned_sends`](Self::close_abandoned_sends) may close it first; a result that
+    /// comes after that is refused, and the job stays cancelled (the events its worker recorded
+    /// for it stay too).
     ///
     /// # Errors
-    /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim.
+    /// [`Error::LeaseLost`] if `claim_token` is no longer the job's current claim, or the job
+    /// was closed as above.
     async fn update_job(
         &self,
         key: &IdempotencyKey,
@@ -643,9 +648,11 @@ pub trait OutboxStore: Send + Sync {
     /// left to their workers and whose lease has run out by `now` with no result (their
     /// worker stopped): each becomes a cancelled job with the outcome [`CAMPAIGN_ABORTED`],
     /// as a later `cancel_campaign_jobs` of its campaign would make it, and an erasure waiting
-    /// on it settles. Returns how many. Workers call it now and then (at most once a lease),
-    /// so an abort needs no second call; it finds its work without reading every aborted
-    /// campaign's jobs.
+    /// on it settles. Returns how many. A store may leave such sends until every send in flight
+    /// that the same campaign's abort left has run out of lease (the SQL stores do: they keep
+    /// one mark a campaign). Workers call it now and then (at most once a lease), so an abort
+    /// needs no second call; it finds its work without reading every aborted campaign's
+    /// jobs.
     ///
     /// # Errors
     /// A store error; nothing is closed then.

@@ -169,7 +169,7 @@ impl Agent {
         stats.journey_steps += self.repair_journeys_once().await?;
         stats.occurrence_jobs += self.queue_due_occurrences().await?;
         self.expire_reviews().await?;
-        self.close_abandoned_sends().await?;
+        self.close_abandoned_sends().await;
         let now = self.now();
         let lease = SignedDuration::try_from(self.inner.config.lease)
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -325,28 +325,34 @@ impl Agent {
     /// Once a lease at most (and at the first batch): closes the sends in flight that an abort
     /// left to their workers, whose lease has run out with no result (their worker stopped),
     /// so they count as aborted and an erasure waiting on them settles (see
-    /// [`OutboxStore::close_abandoned_sends`](crate::OutboxStore::close_abandoned_sends)).
-    async fn close_abandoned_sends(&self) -> Result<()> {
+    /// [`OutboxStore::close_abandoned_sends`](crate::OutboxStore::close_abandoned_sends)). A
+    /// failure is logged and the batch goes on; the next batch tries again.
+    async fn close_abandoned_sends(&self) {
         let now = self.now();
-        {
-            let mut at = self
-                .inner
+        let sweep_at = || {
+            self.inner
                 .abandoned_sweep_at
                 .lock()
-                .unwrap_or_else(|e| e.into_inner());
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        {
+            let mut at = sweep_at();
             if at.is_some_and(|at| now < at) {
-                return Ok(());
+                return;
             }
             *at = Some(add(now, self.inner.config.lease));
         }
-        let closed = self.inner.store.close_abandoned_sends(now).await?;
-        if closed > 0 {
-            tracing::info!(
+        match self.inner.store.close_abandoned_sends(now).await {
+            Ok(0) => {}
+            Ok(closed) => tracing::info!(
                 closed,
                 "mia.outbox closed sends in flight of aborted campaigns whose worker never reported"
-            );
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "mia.outbox could not close abandoned sends; will try again");
+                *sweep_at() = None;
+            }
         }
-        Ok(())
     }
 
     /// Runs the worker until no job of a running campaign is open and no running recurring
@@ -630,6 +636,13 @@ impl Agent {
     /// Leaves `job` for when its campaign, which is `state` now, runs again: back in the queue
     /// at its due time, no attempt counted.
     async fn leave_for_campaign(&self, job: &Job, state: CampaignState) -> Result<()> {
+        if job.send_in_flight() {
+            // Taken over from a worker that stopped mid-send: its mark must survive (a
+            // transport that cannot recognise a resend dead-letters such a job instead of
+            // sending it again), and a retry would clear it. Left claimed, it is claimed again
+            // once its lease runs out and the campaign runs.
+            return Ok(());
+        }
         let update = JobUpdate::Retry {
             due_at: job.due_at,
             count_attempt: false,

@@ -438,12 +438,28 @@ pub(super) async fn abort_with_sends_in_flight<S: Store + ?Sized>(store: &S) {
 pub(super) async fn abandoned_sends_are_closed<S: Store + ?Sized>(store: &S) {
     use crate::{CAMPAIGN_ABORTED, Event, EventId, EventKind, SEND_IN_FLIGHT, VariantId};
     // Claimed at -50,000 for 30 s.
-    let jobs = claimed(store, "ks1", 3).await;
+    let mut jobs = claimed(store, "ks1", 3).await;
     let other = claimed(store, "ks2", 1).await;
+    // A fourth job of the campaign, claimed later for longer: until -49,935.
+    let late = early_jobs("ks1", 4).split_off(3);
+    assert_eq!(
+        store
+            .enqueue(&jobs[0].campaign, &late, t(-49_996))
+            .await
+            .unwrap(),
+        1
+    );
+    jobs.extend(
+        store
+            .claim("wb", t(-49_995), SignedDuration::from_secs(60), 1)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(jobs[3].key, late[0].key);
     let a = VariantId::new("A");
     let now = t(-49_990);
-    // Jobs 0 and 1 are with the transport, job 2 is not; so is the other campaign's job.
-    for job in [&jobs[0], &jobs[1], &other[0]] {
+    // Jobs 0, 1 and 3 are with the transport, job 2 is not; so is the other campaign's job.
+    for job in [&jobs[0], &jobs[1], &jobs[3], &other[0]] {
         store
             .record_attempt(&job.key, job.claim_token, &a, 1.0, now)
             .await
@@ -474,21 +490,31 @@ pub(super) async fn abandoned_sends_are_closed<S: Store + ?Sized>(store: &S) {
             .cancel_campaign_jobs(&campaign, t(-49_985))
             .await
             .unwrap(),
-        3
+        4
     );
 
     assert_eq!(
         store.close_abandoned_sends(t(-49_975)).await.unwrap(),
         0,
-        "the workers' leases have not run out"
+        "no lease has run out"
     );
-    for job in &jobs[..2] {
+    for job in [&jobs[0], &jobs[1], &jobs[3]] {
         let left = store.job(&job.key).await.unwrap().unwrap();
         assert!(left.send_in_flight(), "{}", job.key);
     }
+    // Jobs 0 and 1 are past their lease, job 3 is not: it is left, and they may be closed now
+    // or with it (the SQL stores wait for a campaign's last lease).
+    let early = store.close_abandoned_sends(t(-49_950)).await.unwrap();
+    assert!(early == 0 || early == 2, "{early}");
+    let left = store.job(&jobs[3].key).await.unwrap().unwrap();
+    assert!(left.send_in_flight(), "a live lease is left to its worker");
 
     let lapsed = t(-49_000);
-    assert_eq!(store.close_abandoned_sends(lapsed).await.unwrap(), 2);
+    assert_eq!(
+        early + store.close_abandoned_sends(lapsed).await.unwrap(),
+        3,
+        "each abandoned send is closed once its lease has run out"
+    );
     for job in &jobs {
         let closed = store.job(&job.key).await.unwrap().unwrap();
         assert_eq!(
@@ -548,7 +574,7 @@ pub(super) async fn abandoned_sends_are_closed<S: Store + ?Sized>(store: &S) {
         "a result that comes after the sweep is refused"
     );
     let counts = store.job_counts(&campaign).await.unwrap();
-    assert_eq!((counts.sent, counts.cancelled), (0, 3));
+    assert_eq!((counts.sent, counts.cancelled), (0, 4));
 
     // The other campaign is aborted too, with nothing in flight left once it is: its lapsed
     // send is closed by the cancellation itself, and the sweep finds nothing.

@@ -15,8 +15,9 @@
 //! statement, and always `outbox` first: it locks the job's `outbox` row, then writes its
 //! queue row by key. One lock order means no deadlocks (lease rows are the exception: claims
 //! lock them first, but never wait for a lock; see schema version 10). An abort's cancellation
-//! takes three statements in one transaction: it locks the campaign's open jobs in key order
-//! first, then closes them. Writing the queue row
+//! and the sweep of its abandoned sends (`close_abandoned_sends`) lock the campaign's row
+//! first: the cancellation then locks the campaign's open jobs in key order and closes them,
+//! in one transaction; the sweep is one statement. Writing the queue row
 //! by key means each write finds its latest version, whatever committed since the statement
 //! began. A claim rechecks each candidate against its `outbox` row (locked, at its latest
 //! version), so a queue row that is out of date can cost a look, never a wrong claim. A lease
@@ -920,17 +921,16 @@ impl OutboxStore for PostgresStore {
         // schema version 9 does not run): their worker's result is still to come (see the
         // trait). They are claimed, so not in the queue. The rest close with their outcome, and
         // so do such jobs of an earlier call whose lease ran out without a result.
-        let flying = sqlx::query(
+        let flying: Vec<i64> = sqlx::query_scalar(
             "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
              WHERE campaign = $2 AND state = 'claimed' AND outcome = 'send_in_flight' \
-             AND lease_until > $1",
+             AND lease_until > $1 RETURNING lease_until",
         )
         .bind(micros(now))
         .bind(campaign.as_str())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
-        .context(DOING)?
-        .rows_affected();
+        .context(DOING)?;
         let cancelled: i64 = sqlx::query_scalar(close!(
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
              lease_until = NULL, updated_at = $1 \
@@ -943,31 +943,35 @@ impl OutboxStore for PostgresStore {
         .await
         .context(DOING)?;
         // What the sweep (`close_abandoned_sends`) looks for: when the last lease left to a
-        // worker runs out, or nothing.
+        // worker runs out. An earlier call's mark that has not passed stays (some of its sends
+        // may still be out); one that has passed is done with, as the statement above closed
+        // its sends.
         sqlx::query(
-            "UPDATE campaigns SET flights_until = (\
-               SELECT MAX(lease_until) FROM outbox \
-               WHERE campaign = $1 AND state = 'cancelled' AND outcome = 'send_in_flight') \
-             WHERE id = $1",
+            "UPDATE campaigns SET flights_until = CASE WHEN flights_until > $1 \
+               THEN GREATEST(flights_until, $2) ELSE $2 END \
+             WHERE id = $3",
         )
+        .bind(micros(now))
+        .bind(flying.iter().max().copied())
         .bind(campaign.as_str())
         .execute(&mut *tx)
         .await
         .context(DOING)?;
         tx.commit().await.context(DOING)?;
         // COUNT(*) is never negative.
-        Ok(flying + cancelled.unsigned_abs())
+        Ok(flying.len() as u64 + cancelled.unsigned_abs())
     }
 
     async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
         const DOING: &str = "close abandoned sends";
-        // One statement: the campaigns whose last lease left to a worker has run out (locked,
-        // so two workers' sweeps take turns), their sends in flight (claimed before the abort,
+        // One statement: the campaigns whose last lease left to a worker has run out (locked in
+        // key order, so two workers' sweeps take turns), their sends in flight (claimed before the abort,
         // so not in the queue), and the campaigns' marks. Every such send's lease ended by its
         // campaign's `flights_until`, so none is left to wait for.
         let closed: i64 = sqlx::query_scalar(
             "WITH due AS (\
-               SELECT id FROM campaigns WHERE flights_until <= $1 FOR NO KEY UPDATE), \
+               SELECT id FROM campaigns WHERE flights_until <= $1 ORDER BY id \
+               FOR NO KEY UPDATE), \
              closed AS (\
                UPDATE outbox SET outcome = 'campaign_aborted', lease_until = NULL, \
                updated_at = $1 \

@@ -988,33 +988,45 @@ impl OutboxStore for SqliteStore {
         // schema version 8 does not run): their worker's result is still to come (see the
         // trait). The rest close with their outcome, and so do such jobs of an earlier call
         // whose lease ran out without a result.
-        let mut cancelled = 0;
-        for sql in [
+        let flying: Vec<i64> = sqlx::query_scalar(
             "UPDATE outbox SET state = 'cancelled', updated_at = ?1 \
              WHERE campaign = ?2 AND state = 'claimed' AND outcome = 'send_in_flight' \
-             AND lease_until > ?1",
+             AND lease_until > ?1 RETURNING lease_until",
+        )
+        .bind(micros(now))
+        .bind(campaign.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .context(DOING)?;
+        let closed = sqlx::query(
             "UPDATE outbox SET state = 'cancelled', outcome = 'campaign_aborted', \
              lease_until = NULL, updated_at = ?1 \
              WHERE campaign = ?2 AND (state IN ('pending', 'claimed', 'held') \
                OR (state = 'cancelled' AND outcome = 'send_in_flight' AND lease_until <= ?1))",
-        ] {
-            cancelled += sqlx::query(sql)
-                .bind(micros(now))
-                .bind(campaign.as_str())
-                .execute(&mut *tx)
-                .await
-                .context(DOING)?
-                .rows_affected();
-        }
+        )
+        .bind(micros(now))
+        .bind(campaign.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?
+        .rows_affected();
         // What the sweep (`close_abandoned_sends`) looks for: when the last lease left to a
-        // worker runs out, or nothing.
-        sqlx::query(FLIGHTS_UNTIL)
-            .bind(campaign.as_str())
-            .execute(&mut *tx)
-            .await
-            .context(DOING)?;
+        // worker runs out. An earlier call's mark that has not passed stays (some of its sends
+        // may still be out); one that has passed is done with, as the statement above closed
+        // its sends.
+        sqlx::query(
+            "UPDATE campaigns SET flights_until = CASE WHEN flights_until > ?1 \
+               THEN MAX(flights_until, COALESCE(?2, flights_until)) ELSE ?2 END \
+             WHERE id = ?3",
+        )
+        .bind(micros(now))
+        .bind(flying.iter().max().copied())
+        .bind(campaign.as_str())
+        .execute(&mut *tx)
+        .await
+        .context(DOING)?;
         tx.commit().await.context(DOING)?;
-        Ok(cancelled)
+        Ok(flying.len() as u64 + closed)
     }
 
     async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
@@ -1051,13 +1063,6 @@ impl OutboxStore for SqliteStore {
         Ok(closed)
     }
 }
-
-/// Sets a campaign's `flights_until` (schema version 10): the latest lease end of its sends in
-/// flight that an abort left to their workers, or nothing.
-const FLIGHTS_UNTIL: &str = "UPDATE campaigns SET flights_until = (\
-     SELECT MAX(lease_until) FROM outbox \
-     WHERE campaign = ?1 AND state = 'cancelled' AND outcome = 'send_in_flight') \
-     WHERE id = ?1";
 
 #[cfg(test)]
 mod tests {
