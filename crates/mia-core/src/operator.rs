@@ -189,36 +189,39 @@ impl Operator {
     /// [`Error::NotFound`] or a store error.
     pub async fn status(&self, id: &CampaignId) -> Result<CampaignStatus> {
         let campaign = self.campaign(id).await?;
-        let jobs = self.store.jobs(id).await?;
+        // Counted in the store: a campaign of millions of jobs is a few groups here.
+        let groups = self.store.job_groups(id).await?;
         let mut counts = JobCounts::default();
         let mut dead_letters = BTreeMap::new();
         let mut waiting = BTreeMap::new();
         let mut retrying = 0;
         let mut next_due: Option<Timestamp> = None;
         let mut journey_decisions = 0;
-        for job in &jobs {
-            let decided_wait = job.state == JobState::Skipped
+        for group in groups {
+            let decided_wait = group.state == JobState::Skipped
                 && matches!(
-                    job.outcome.as_deref(),
+                    group.outcome.as_deref(),
                     Some(crate::DECIDED_BY_EVENT | crate::DECIDED_BY_TIMEOUT)
                 );
             if decided_wait {
-                journey_decisions += 1;
+                journey_decisions += group.jobs;
                 continue;
             }
-            counts.add(job.state, 1);
-            match job.state {
+            counts.add(group.state, group.jobs);
+            let reason = || group.outcome.clone().unwrap_or_else(|| "unknown".into());
+            match group.state {
                 JobState::DeadLetter => {
-                    *dead_letters.entry(reason(job)).or_default() += 1;
+                    *dead_letters.entry(reason()).or_default() += group.jobs;
                 }
                 JobState::Pending => {
-                    if job.attempts > 0 {
-                        retrying += 1;
+                    if group.retried {
+                        retrying += group.jobs;
                     }
-                    if job.outcome.is_some() {
-                        *waiting.entry(reason(job)).or_default() += 1;
+                    if group.outcome.is_some() {
+                        *waiting.entry(reason()).or_default() += group.jobs;
                     }
-                    next_due = Some(next_due.map_or(job.due_at, |d| d.min(job.due_at)));
+                    next_due =
+                        Some(next_due.map_or(group.earliest_due, |d| d.min(group.earliest_due)));
                 }
                 _ => {}
             }
@@ -319,8 +322,4 @@ impl Operator {
             .settle_dead_letter(key, DeadLetterAction::Discard, now)
             .await
     }
-}
-
-fn reason(job: &Job) -> String {
-    job.outcome.clone().unwrap_or_else(|| "unknown".into())
 }

@@ -257,6 +257,47 @@ impl JobCounts {
     }
 }
 
+/// The jobs of a campaign that share a state, an outcome and whether an attempt was counted:
+/// one row of [`OutboxStore::job_groups`], from which a campaign's status is built without
+/// reading each job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobGroup {
+    /// Their state.
+    pub state: JobState,
+    /// Their outcome (a skip's rule, a dead letter's or a retry's reason), if any.
+    pub outcome: Option<String>,
+    /// Whether they have had an attempt counted (`attempts > 0`).
+    pub retried: bool,
+    /// How many jobs.
+    pub jobs: u64,
+    /// The earliest due time among them.
+    pub earliest_due: Timestamp,
+}
+
+/// [`JobGroup`]s of `jobs`, in no particular order: what
+/// [`OutboxStore::job_groups`] answers, computed from the jobs themselves.
+pub(crate) fn group_jobs<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> Vec<JobGroup> {
+    let mut groups: std::collections::HashMap<(JobState, Option<&str>, bool), JobGroup> =
+        std::collections::HashMap::new();
+    for job in jobs {
+        let retried = job.attempts > 0;
+        groups
+            .entry((job.state, job.outcome.as_deref(), retried))
+            .and_modify(|g| {
+                g.jobs += 1;
+                g.earliest_due = g.earliest_due.min(job.due_at);
+            })
+            .or_insert_with(|| JobGroup {
+                state: job.state,
+                outcome: job.outcome.clone(),
+                retried,
+                jobs: 1,
+                earliest_due: job.due_at,
+            });
+    }
+    groups.into_values().collect()
+}
+
 /// What a reviewer is asked to look at.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -578,6 +619,15 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
+    /// A campaign's jobs grouped by state, outcome and whether an attempt was counted, in no
+    /// particular order: what a status report needs, without reading each job (the SQL stores
+    /// count in the database). The default groups [`jobs`](Self::jobs).
+    ///
+    /// # Errors
+    /// A store error.
+    async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<JobGroup>> {
+        Ok(group_jobs(&self.jobs(campaign).await?))
+    }
     /// The sent job that produced Telegram message `message_id` for `contact`.
     ///
     /// # Errors
@@ -891,6 +941,7 @@ macro_rules! forward_store {
             async fn next_due(&self) -> Result<Option<Timestamp>> { (**self).next_due().await }
             async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }
             async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> { (**self).close_abandoned_sends(now).await }
+            async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<JobGroup>> { (**self).job_groups(campaign).await }
         }
         #[async_trait]
         impl<S: EventStore + ?Sized> EventStore for $wrapper<S> {

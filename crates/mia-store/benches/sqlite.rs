@@ -477,8 +477,84 @@ fn running_campaigns(c: &mut Criterion) {
     group.finish();
 }
 
+/// `Operator::status` (what `mia campaign status` shows) of a campaign of 100,000 jobs: 30,000
+/// sent, 1,000 dead letters under 10 reasons, 2,000 waiting to retry, the rest pending.
+fn campaign_status(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use mia_core::{JobUpdate, Operator, SystemClock};
+    const JOBS: i64 = 100_000;
+    let rt = runtime();
+    let (_dir, store) = rt.block_on(fresh());
+    let id = rt.block_on(async {
+        let mut c = Campaign::draft(
+            CampaignId::new("status"),
+            CampaignSpec::new("Bench", "tea", "20% off"),
+            t(0),
+        );
+        store.insert_campaign(&c).await.unwrap();
+        c.state = CampaignState::Running;
+        let jobs: Vec<NewJob> = (0..JOBS)
+            .map(|i| {
+                let contact = ContactId::new(format!("c{i}"));
+                NewJob {
+                    key: IdempotencyKey::for_job(&c.id, &contact, 0),
+                    contact,
+                    purpose: Purpose::marketing(),
+                    step: 0,
+                    due_at: t(i % 60),
+                    skipped: None,
+                }
+            })
+            .collect();
+        store.schedule(&c, &jobs).await.unwrap();
+        let lease = SignedDuration::from_mins(5);
+        let claimed = store.claim("w", t(100), lease, 33_000).await.unwrap();
+        let updates: Vec<_> = claimed
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let update = match i {
+                    0..30_000 => JobUpdate::Sent {
+                        message_id: i as i64,
+                    },
+                    30_000..31_000 => JobUpdate::DeadLetter {
+                        reason: format!("error: reason {}", i % 10),
+                    },
+                    _ => JobUpdate::Retry {
+                        due_at: t(500),
+                        count_attempt: true,
+                        reason: "flood_wait".into(),
+                    },
+                };
+                (job, update)
+            })
+            .collect();
+        assert!(
+            store
+                .update_jobs(&updates, t(101))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        c.id
+    });
+    let operator = Operator::new(Arc::new(store), Arc::new(SystemClock));
+    let mut group = c.benchmark_group("sqlite.status");
+    group.sample_size(10);
+    group.bench_function("100000_jobs", |b| {
+        b.iter(|| {
+            let status = rt.block_on(operator.status(&id)).unwrap();
+            assert_eq!(status.jobs.total(), JOBS as u64);
+            assert_eq!(status.retrying, 2_000);
+        });
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    campaign_status,
     outbox_throughput,
     batch_writes,
     claims,

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use mia_core::{
     AuditAction, AuditCheckpoint, AuditEntry, AuditHash, Campaign, CampaignId, CampaignState,
-    ConsentRecord, Contact, ContactId, Error, Event, EventId, IdempotencyKey, Job, JobState,
-    JobUpdate, Jurisdiction, NewJob, Purpose, RequestKind, RequestState, ReviewId, ReviewItem,
-    ReviewState, SubjectRequest, TelegramPeer, VariantId,
+    ConsentRecord, Contact, ContactId, Error, Event, EventId, IdempotencyKey, Job, JobGroup,
+    JobState, JobUpdate, Jurisdiction, NewJob, Purpose, RequestKind, RequestState, ReviewId,
+    ReviewItem, ReviewState, SubjectRequest, TelegramPeer, VariantId,
 };
 
 use crate::codec::{Columns, micros};
@@ -326,6 +326,40 @@ pub(crate) fn all<R, T>(
 /// A job state read from the `state` column.
 pub(crate) fn job_state(name: &str) -> Result<JobState, StoreError> {
     JobState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
+}
+
+/// The query both SQL stores answer [`OutboxStore::job_groups`](mia_core::OutboxStore) with
+/// (one placeholder: the campaign, `?` in SQLite, `$1` in Postgres): one row per group,
+/// counted in the database.
+macro_rules! job_groups_sql {
+    ($campaign:literal) => {
+        concat!(
+            "SELECT state, outcome, attempts > 0, COUNT(*), MIN(due_at) FROM outbox \
+             WHERE campaign = ",
+            $campaign,
+            " GROUP BY state, outcome, attempts > 0"
+        )
+    };
+}
+pub(crate) use job_groups_sql;
+
+/// A row of [`job_groups_sql`]: `(state, outcome, retried, jobs, earliest due)`.
+pub(crate) type GroupRow = (String, Option<String>, bool, i64, i64);
+
+/// The [`JobGroup`]s of [`job_groups_sql`]'s rows.
+pub(crate) fn job_groups(rows: Vec<GroupRow>) -> Result<Vec<JobGroup>, StoreError> {
+    rows.into_iter()
+        .map(|(state, outcome, retried, jobs, due)| {
+            Ok(JobGroup {
+                state: job_state(&state)?,
+                outcome,
+                retried,
+                // COUNT(*) is never negative.
+                jobs: jobs.unsigned_abs(),
+                earliest_due: crate::codec::from_micros(due, "due_at")?,
+            })
+        })
+        .collect()
 }
 
 /// The name of a review state, as kept in the `state` column of `reviews`.

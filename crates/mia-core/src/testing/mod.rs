@@ -93,6 +93,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     outbox::abort_with_sends_in_flight(store).await;
     outbox::abandoned_sends_are_closed(store).await;
     outbox::attempts_need_a_running_campaign(store).await;
+    outbox::job_groups_match_the_jobs(store).await;
 }
 
 /// The reads a worker makes once per claimed batch answer as the reads of one contact do: ids

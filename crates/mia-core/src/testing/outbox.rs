@@ -647,3 +647,40 @@ pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &
         .unwrap();
     assert!(store.job(&job.key).await.unwrap().unwrap().send_in_flight());
 }
+
+/// Every campaign's [`job_groups`](crate::OutboxStore::job_groups) (what a status report
+/// reads) group exactly its jobs, over the jobs every earlier check left in every state.
+pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
+    let sorted = |mut groups: Vec<crate::JobGroup>| {
+        groups.sort_by(|a, b| {
+            (a.state, &a.outcome, a.retried).cmp(&(b.state, &b.outcome, b.retried))
+        });
+        groups
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut retried = 0;
+    for campaign in store.campaigns().await.unwrap() {
+        let jobs = store.jobs(&campaign.id).await.unwrap();
+        let expected = sorted(crate::store::group_jobs(&jobs));
+        let found = sorted(store.job_groups(&campaign.id).await.unwrap());
+        assert_eq!(found, expected, "{}", campaign.id);
+        assert_eq!(
+            found.iter().map(|g| g.jobs).sum::<u64>(),
+            jobs.len() as u64,
+            "{}",
+            campaign.id
+        );
+        seen.extend(found.iter().map(|g| g.state));
+        retried += found.iter().filter(|g| g.retried).count();
+    }
+    for state in [
+        JobState::Pending,
+        JobState::Sent,
+        JobState::Skipped,
+        JobState::DeadLetter,
+        JobState::Cancelled,
+    ] {
+        assert!(seen.contains(&state), "no {state:?} job to group: {seen:?}");
+    }
+    assert!(retried > 0, "no job with a counted attempt to group");
+}

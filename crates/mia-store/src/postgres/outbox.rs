@@ -779,6 +779,16 @@ impl OutboxStore for PostgresStore {
         decode_all(&found, DOING)
     }
 
+    async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<mia_core::JobGroup>> {
+        const DOING: &str = "group a campaign's jobs";
+        let rows: Vec<rows::GroupRow> = sqlx::query_as(rows::job_groups_sql!("$1"))
+            .bind(campaign.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .context(DOING)?;
+        rows::job_groups(rows).context(DOING)
+    }
+
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> {
         const DOING: &str = "count a campaign's jobs";
         let found: Vec<(String, i64)> =
