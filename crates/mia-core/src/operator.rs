@@ -268,9 +268,7 @@ impl Operator {
     /// # Errors
     /// A store error.
     pub async fn dead_letters(&self, id: &CampaignId) -> Result<Vec<Job>> {
-        let mut jobs = self.store.jobs(id).await?;
-        jobs.retain(|j| j.state == JobState::DeadLetter);
-        Ok(jobs)
+        self.store.jobs_in(id, JobState::DeadLetter).await
     }
 
     /// Puts a dead letter back in the queue, due now, with its attempts reset. It passes the

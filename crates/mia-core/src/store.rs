@@ -619,6 +619,16 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
+    /// A campaign's jobs in `state`, ordered by key: its dead letters for an operator, without
+    /// reading the rest. The default filters [`jobs`](Self::jobs).
+    ///
+    /// # Errors
+    /// A store error.
+    async fn jobs_in(&self, campaign: &CampaignId, state: JobState) -> Result<Vec<Job>> {
+        let mut jobs = self.jobs(campaign).await?;
+        jobs.retain(|j| j.state == state);
+        Ok(jobs)
+    }
     /// A campaign's jobs grouped by state, outcome and whether an attempt was counted, in no
     /// particular order: what a status report needs, without reading each job (the SQL stores
     /// count in the database). The default groups [`jobs`](Self::jobs).
@@ -942,6 +952,7 @@ macro_rules! forward_store {
             async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }
             async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> { (**self).close_abandoned_sends(now).await }
             async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<JobGroup>> { (**self).job_groups(campaign).await }
+            async fn jobs_in(&self, campaign: &CampaignId, state: JobState) -> Result<Vec<Job>> { (**self).jobs_in(campaign, state).await }
         }
         #[async_trait]
         impl<S: EventStore + ?Sized> EventStore for $wrapper<S> {

@@ -649,7 +649,8 @@ pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &
 }
 
 /// Every campaign's [`job_groups`](crate::OutboxStore::job_groups) (what a status report
-/// reads) group exactly its jobs, over the jobs every earlier check left in every state.
+/// reads) group exactly its jobs, and [`jobs_in`](crate::OutboxStore::jobs_in) finds exactly
+/// its jobs in each state, over the jobs every earlier check left in every state.
 pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
     let sorted = |mut groups: Vec<crate::JobGroup>| {
         groups.sort_by(|a, b| {
@@ -670,6 +671,17 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
             "{}",
             campaign.id
         );
+        for group in &found {
+            let mut of_state = jobs.clone();
+            of_state.retain(|j| j.state == group.state);
+            assert_eq!(
+                store.jobs_in(&campaign.id, group.state).await.unwrap(),
+                of_state,
+                "{} {:?}",
+                campaign.id,
+                group.state
+            );
+        }
         seen.extend(found.iter().map(|g| g.state));
         retried += found.iter().filter(|g| g.retried).count();
     }

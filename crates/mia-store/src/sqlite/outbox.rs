@@ -863,6 +863,21 @@ impl OutboxStore for SqliteStore {
         decode_all(&rows, DOING)
     }
 
+    async fn jobs_in(&self, campaign: &CampaignId, state: mia_core::JobState) -> Result<Vec<Job>> {
+        const DOING: &str = "read a campaign's jobs in a state";
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE campaign = ? AND state = ? ORDER BY key"
+        ))
+        .bind(campaign.as_str())
+        .bind(state.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        decode_all(&rows, DOING)
+    }
+
     async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<mia_core::JobGroup>> {
         const DOING: &str = "group a campaign's jobs";
         let rows: Vec<rows::GroupRow> = sqlx::query_as(rows::job_groups_sql!("?"))
