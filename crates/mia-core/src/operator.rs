@@ -29,7 +29,7 @@ pub struct CampaignStatus {
     pub jobs: JobCounts,
     /// Share of jobs that are final, 0..=1.
     pub progress: f64,
-    /// Jobs that are waiting after a failed or rate-limited attempt.
+    /// Pending jobs that have had an attempt counted (after a failed or rate-limited send).
     pub retrying: u64,
     /// Dead letters by reason.
     pub dead_letters: BTreeMap<String, u64>,
@@ -41,7 +41,7 @@ pub struct CampaignStatus {
     /// `jobs` or `progress`.
     #[serde(default)]
     pub journey_decisions: u64,
-    /// The earliest time an open job becomes due.
+    /// The earliest time a pending job becomes due.
     pub next_due: Option<Timestamp>,
     /// A recurring campaign's next occurrence (its jobs are queued when it is due; `jobs` and
     /// `progress` count the occurrences queued so far).

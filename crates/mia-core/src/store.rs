@@ -264,7 +264,8 @@ impl JobCounts {
 pub struct JobGroup {
     /// Their state.
     pub state: JobState,
-    /// Their outcome (a skip's rule, a dead letter's or a retry's reason), if any.
+    /// Their outcome, if any (a skip's rule, a dead letter's, a retry's or a cancellation's
+    /// reason, a hold's rule).
     pub outcome: Option<String>,
     /// Whether they have had an attempt counted (`attempts > 0`).
     pub retried: bool,
@@ -630,8 +631,9 @@ pub trait OutboxStore: Send + Sync {
         Ok(jobs)
     }
     /// A campaign's jobs grouped by state, outcome and whether an attempt was counted, in no
-    /// particular order: what a status report needs, without reading each job (the SQL stores
-    /// count in the database). The default groups [`jobs`](Self::jobs).
+    /// particular order: what a status report needs, without loading each job (the SQL stores
+    /// count in the database, which still reads the campaign's rows). The default groups
+    /// [`jobs`](Self::jobs).
     ///
     /// # Errors
     /// A store error.

@@ -328,7 +328,8 @@ pub(crate) fn job_state(name: &str) -> Result<JobState, StoreError> {
     JobState::parse(name).map_err(|e| StoreError::Corrupt(format!("column state: {e}")))
 }
 
-/// The query both SQL stores answer [`OutboxStore::job_groups`](mia_core::OutboxStore) with
+/// The query both SQL stores answer
+/// [`OutboxStore::job_groups`](mia_core::OutboxStore::job_groups) with
 /// (one placeholder: the campaign, `?` in SQLite, `$1` in Postgres): one row per group,
 /// counted in the database.
 macro_rules! job_groups_sql {

@@ -589,6 +589,8 @@ async fn a_corrupt_row_is_an_error_not_a_panic() {
     let err = store.jobs(&campaign.id).await.unwrap_err();
     assert!(err.to_string().contains("exploded"), "{err}");
     assert!(store.job_counts(&campaign.id).await.is_err());
+    let err = store.job_groups(&campaign.id).await.unwrap_err();
+    assert!(err.to_string().contains("exploded"), "{err}");
 }
 
 #[tokio::test]

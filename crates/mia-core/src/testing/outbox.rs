@@ -652,6 +652,43 @@ pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &
 /// reads) group exactly its jobs, and [`jobs_in`](crate::OutboxStore::jobs_in) finds exactly
 /// its jobs in each state, over the jobs every earlier check left in every state.
 pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
+    // Three retries with one reason: two with an attempt counted (due at -40,000 and
+    // -41,000), one without (due at -42,000). They are two groups, told apart only by
+    // `retried`.
+    let retries = claimed(store, "kg1", 3).await;
+    let updates: Vec<_> = retries
+        .iter()
+        .zip([(true, -40_000), (true, -41_000), (false, -42_000)])
+        .map(|(job, (count_attempt, due))| {
+            let retry = JobUpdate::Retry {
+                due_at: t(due),
+                count_attempt,
+                reason: "flood_wait".into(),
+            };
+            (job, retry)
+        })
+        .collect();
+    assert!(
+        store
+            .update_jobs(&updates, t(-49_990))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut groups = store.job_groups(&retries[0].campaign).await.unwrap();
+    groups.sort_by_key(|g| g.retried);
+    let pending = |retried: bool, jobs: u64, earliest_due: jiff::Timestamp| crate::JobGroup {
+        state: JobState::Pending,
+        outcome: Some("flood_wait".into()),
+        retried,
+        jobs,
+        earliest_due,
+    };
+    assert_eq!(
+        groups,
+        [pending(false, 1, t(-42_000)), pending(true, 2, t(-41_000))]
+    );
+
     let sorted = |mut groups: Vec<crate::JobGroup>| {
         groups.sort_by(|a, b| {
             (a.state, &a.outcome, a.retried).cmp(&(b.state, &b.outcome, b.retried))
@@ -671,15 +708,22 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
             "{}",
             campaign.id
         );
-        for group in &found {
+        for state in [
+            JobState::Pending,
+            JobState::Claimed,
+            JobState::Held,
+            JobState::Sent,
+            JobState::Skipped,
+            JobState::DeadLetter,
+            JobState::Cancelled,
+        ] {
             let mut of_state = jobs.clone();
-            of_state.retain(|j| j.state == group.state);
+            of_state.retain(|j| j.state == state);
             assert_eq!(
-                store.jobs_in(&campaign.id, group.state).await.unwrap(),
+                store.jobs_in(&campaign.id, state).await.unwrap(),
                 of_state,
-                "{} {:?}",
+                "{} {state:?}",
                 campaign.id,
-                group.state
             );
         }
         seen.extend(found.iter().map(|g| g.state));
