@@ -1001,10 +1001,9 @@ impl Transport for HangsOnThird {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn without_idempotent_sends_a_crash_mid_batch_leaves_only_the_send_in_flight_unknown() {
-    let (w, clock) = memory_world(20).await;
-    let campaign = launch(&w.agent).await;
+/// A worker of `w` on a [`HangsOnThird`] transport claims a batch and stops while its third
+/// send hangs, as a killed process would (its run is dropped after 30 s of the clock).
+async fn stop_mid_send(w: &World, clock: &Arc<SimClock>) {
     let hanging = Agent::builder(
         TemplateProvider::new(),
         HangsOnThird(w.telegram.clone(), std::sync::atomic::AtomicUsize::new(0)),
@@ -1015,10 +1014,15 @@ async fn without_idempotent_sends_a_crash_mid_batch_leaves_only_the_send_in_flig
     .worker_id("worker-hangs")
     .build()
     .unwrap();
-    // The run stops (is dropped) while the third send hangs, as a killed process would.
     let stopped = tokio::time::timeout(Duration::from_secs(30), hanging.run_once()).await;
     assert!(stopped.is_err(), "the third send never returns");
-    drop(hanging);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_idempotent_sends_a_crash_mid_batch_leaves_only_the_send_in_flight_unknown() {
+    let (w, clock) = memory_world(20).await;
+    let campaign = launch(&w.agent).await;
+    stop_mid_send(&w, &clock).await;
     // The two sends before it were written at once: sent, not left in flight.
     let jobs = w.store.jobs(&campaign.id).await.unwrap();
     let sent = jobs.iter().filter(|j| j.state == JobState::Sent).count();
@@ -1049,21 +1053,8 @@ async fn without_idempotent_sends_a_crash_mid_batch_leaves_only_the_send_in_flig
 async fn a_send_in_flight_at_an_abort_whose_worker_stopped_is_closed_by_a_later_batch() {
     let (w, clock) = memory_world(20).await;
     let campaign = launch(&w.agent).await;
-    let hanging = Agent::builder(
-        TemplateProvider::new(),
-        HangsOnThird(w.telegram.clone(), std::sync::atomic::AtomicUsize::new(0)),
-    )
-    .shared_store(w.store.clone())
-    .permissive_policies()
-    .clock(clock.clone())
-    .worker_id("worker-hangs")
-    .build()
-    .unwrap();
-    // The worker stops while its third send hangs, as a killed process would; the operator
-    // aborts the campaign within the worker's lease (60 s from its claim).
-    let stopped = tokio::time::timeout(Duration::from_secs(30), hanging.run_once()).await;
-    assert!(stopped.is_err(), "the third send never returns");
-    drop(hanging);
+    // The operator aborts the campaign within the stopped worker's lease (60 s from its claim).
+    stop_mid_send(&w, &clock).await;
     let flying: Vec<Job> = w
         .store
         .jobs(&campaign.id)
