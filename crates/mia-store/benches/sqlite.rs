@@ -89,6 +89,11 @@ async fn campaign(store: &SqliteStore) -> (Campaign, Vec<NewJob>) {
 
 /// A running campaign `id` inserted into `store`, and its jobs (not yet scheduled).
 async fn campaign_named(store: &SqliteStore, id: &str) -> (Campaign, Vec<NewJob>) {
+    campaign_of(store, id, N).await
+}
+
+/// [`campaign_named`] with `n` jobs: contacts `c0..`, due over a minute.
+async fn campaign_of(store: &SqliteStore, id: &str, n: i64) -> (Campaign, Vec<NewJob>) {
     let mut c = Campaign::draft(
         CampaignId::new(id),
         CampaignSpec::new("Bench", "tea", "20% off"),
@@ -96,7 +101,7 @@ async fn campaign_named(store: &SqliteStore, id: &str) -> (Campaign, Vec<NewJob>
     );
     store.insert_campaign(&c).await.unwrap();
     c.state = CampaignState::Running;
-    let jobs = (0..N)
+    let jobs = (0..n)
         .map(|i| {
             let contact = ContactId::new(format!("c{i}"));
             NewJob {
@@ -487,26 +492,7 @@ fn campaign_status(c: &mut Criterion) {
     let rt = runtime();
     let (_dir, store) = rt.block_on(fresh());
     let id = rt.block_on(async {
-        let mut c = Campaign::draft(
-            CampaignId::new("status"),
-            CampaignSpec::new("Bench", "tea", "20% off"),
-            t(0),
-        );
-        store.insert_campaign(&c).await.unwrap();
-        c.state = CampaignState::Running;
-        let jobs: Vec<NewJob> = (0..JOBS)
-            .map(|i| {
-                let contact = ContactId::new(format!("c{i}"));
-                NewJob {
-                    key: IdempotencyKey::for_job(&c.id, &contact, 0),
-                    contact,
-                    purpose: Purpose::marketing(),
-                    step: 0,
-                    due_at: t(i % 60),
-                    skipped: None,
-                }
-            })
-            .collect();
+        let (c, jobs) = campaign_of(&store, "status", JOBS).await;
         store.schedule(&c, &jobs).await.unwrap();
         let lease = SignedDuration::from_mins(5);
         let claimed = store.claim("w", t(100), lease, 33_000).await.unwrap();
