@@ -669,52 +669,54 @@ impl OutboxStore for MemoryStore {
 
     async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> {
         let mut inner = self.lock();
-        let mut cancelled = Vec::new();
         let mut flying = 0;
         for job in inner.jobs.values_mut() {
-            if &job.campaign != campaign {
-                continue;
-            }
             let live = job.lease_until.is_some_and(|l| l > now);
-            if job.send_in_flight() && job.state == JobState::Claimed && live {
+            if &job.campaign == campaign
+                && job.send_in_flight()
+                && job.state == JobState::Claimed
+                && live
+            {
                 // Its worker's result is still to come (see the trait), and with it the
                 // events of an erased contact.
                 job.state = JobState::Cancelled;
                 job.updated_at = now;
                 flying += 1;
-            } else if !job.state.is_final() || (job.send_in_flight() && !live) {
-                job.state = JobState::Cancelled;
-                job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
-                job.lease_until = None;
-                job.updated_at = now;
-                cancelled.push(job.key.clone());
             }
         }
-        for key in &cancelled {
-            settle_erasure(&mut inner, key);
-        }
-        Ok(cancelled.len() as u64 + flying)
+        let cancelled = close_aborted(&mut inner, now, |job| {
+            let live = job.lease_until.is_some_and(|l| l > now);
+            &job.campaign == campaign && (!job.state.is_final() || (job.send_in_flight() && !live))
+        });
+        Ok(cancelled + flying)
     }
 
     async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
         let mut inner = self.lock();
-        let mut closed = Vec::new();
-        for job in inner.jobs.values_mut() {
-            if job.state == JobState::Cancelled
+        Ok(close_aborted(&mut inner, now, |job| {
+            job.state == JobState::Cancelled
                 && job.send_in_flight()
                 && job.lease_until.is_some_and(|l| l <= now)
-            {
-                job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
-                job.lease_until = None;
-                job.updated_at = now;
-                closed.push(job.key.clone());
-            }
-        }
-        for key in &closed {
-            settle_erasure(&mut inner, key);
-        }
-        Ok(closed.len() as u64)
+        }))
     }
+}
+
+/// Closes the jobs `which` picks as cancelled by an abort
+/// ([`CAMPAIGN_ABORTED`](crate::CAMPAIGN_ABORTED)), settling an erasure that waited on any of
+/// them; returns how many.
+fn close_aborted(inner: &mut Inner, now: Timestamp, which: impl Fn(&Job) -> bool) -> u64 {
+    let mut closed = Vec::new();
+    for job in inner.jobs.values_mut().filter(|j| which(j)) {
+        job.state = JobState::Cancelled;
+        job.outcome = Some(crate::CAMPAIGN_ABORTED.into());
+        job.lease_until = None;
+        job.updated_at = now;
+        closed.push(job.key.clone());
+    }
+    for key in &closed {
+        settle_erasure(inner, key);
+    }
+    closed.len() as u64
 }
 
 fn by_time(events: &mut [Event]) {

@@ -699,9 +699,9 @@ pub trait OutboxStore: Send + Sync {
     /// (frequency caps, reports). A send in flight under a lease that has run out (its worker
     /// stopped) is cancelled as any other job, and so is one whose worker never reported by the
     /// end of its lease, when this is called again or when a worker's
-    /// [`close_abandoned_sends`](Self::close_abandoned_sends) finds it. No job of the campaign is sent after
-    /// this returns: a worker's [`record_attempt`](Self::record_attempt) on a cancelled job
-    /// fails.
+    /// [`close_abandoned_sends`](Self::close_abandoned_sends) finds it. No job of the campaign
+    /// is sent after this returns: a worker's [`record_attempt`](Self::record_attempt) on a
+    /// cancelled job fails.
     ///
     /// # Errors
     /// A store error.

@@ -349,7 +349,10 @@ impl Agent {
                 "mia.outbox closed sends in flight of aborted campaigns whose worker never reported"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "mia.outbox could not close abandoned sends; will try again");
+                tracing::warn!(
+                    error = %e,
+                    "mia.outbox could not close abandoned sends; will try again"
+                );
                 *sweep_at() = None;
             }
         }

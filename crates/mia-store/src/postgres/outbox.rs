@@ -989,10 +989,10 @@ impl OutboxStore for PostgresStore {
 
     async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> {
         const DOING: &str = "close abandoned sends";
-        // One statement: the campaigns whose last lease left to a worker has run out (locked in
-        // key order, so two workers' sweeps take turns), their sends in flight (claimed before the abort,
-        // so not in the queue), and the campaigns' marks. Every such send's lease ended by its
-        // campaign's `flights_until`, so none is left to wait for.
+        // One statement: the campaigns whose last lease left to a worker has run out (locked
+        // in key order, so two workers' sweeps take turns), their sends in flight (claimed
+        // before the abort, so not in the queue), and the campaigns' marks. Every such send's
+        // lease ended by its campaign's `flights_until`, so none is left to wait for.
         let closed: i64 = sqlx::query_scalar(
             "WITH due AS (\
                SELECT id FROM campaigns WHERE flights_until <= $1 ORDER BY id \
