@@ -22,8 +22,9 @@ const JOURNEY: &str = r#"{
   ]
 }"#;
 
-#[tokio::test(start_paused = true)]
-async fn follow_ups_count_as_messages_of_their_variant() {
+/// Runs a campaign of `journey` to its end: twelve contacts, ten of whom opted in. Returns the
+/// store, the campaign and how many campaign messages Telegram took.
+async fn run(journey: &str) -> (Arc<dyn Store>, Campaign, usize) {
     let noon: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
     let clock = Arc::new(SimClock::starting_at(noon));
     let telegram = SimTelegram::new(
@@ -52,17 +53,22 @@ async fn follow_ups_count_as_messages_of_their_variant() {
     let grants = common::marketing_grants(&everyone[..10], noon - SignedDuration::from_hours(1));
     agent.record_consent(&grants).await.unwrap();
     let mut spec = CampaignSpec::new("Winter", "green tea", "20% off this week");
-    spec.journey = Some(serde_json::from_str(JOURNEY).unwrap());
+    spec.journey = Some(serde_json::from_str(journey).unwrap());
     let campaign = agent.create_campaign(spec).await.unwrap();
     agent.schedule(&campaign.id, None).await.unwrap();
     agent.start(&campaign.id).await.unwrap();
     agent.run_until_idle().await.unwrap();
-
     let posts = telegram
         .sent_log()
         .into_iter()
         .filter(|m| m.campaign.is_some())
         .count();
+    (store, campaign, posts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn follow_ups_count_as_messages_of_their_variant() {
+    let (store, campaign, posts) = run(JOURNEY).await;
     assert_eq!(posts, 20, "an intro and a follow-up each");
     let report = CampaignReport::build(store.as_ref(), &campaign.id)
         .await
@@ -98,4 +104,26 @@ async fn follow_ups_count_as_messages_of_their_variant() {
         events.iter().all(|e| e.step.is_some()),
         "every event of this campaign is about a message: {events:?}"
     );
+}
+
+/// A journey that starts with a wait has its first job at a later step: the report counts the
+/// audience there, not at step 0 (where it found no one).
+#[tokio::test(start_paused = true)]
+async fn a_journey_starting_with_a_wait_counts_its_audience_at_its_first_job() {
+    const WAIT_FIRST: &str = r#"{
+      "steps": [
+        { "name": "pause", "kind": "wait", "duration": "1h" },
+        { "name": "intro", "kind": "send", "next": "done" },
+        { "name": "done",  "kind": "exit" }
+      ]
+    }"#;
+    let (store, campaign, posts) = run(WAIT_FIRST).await;
+    assert_eq!(posts, 10);
+    let report = CampaignReport::build(store.as_ref(), &campaign.id)
+        .await
+        .unwrap();
+    assert_eq!(report.audience, 12, "{report:?}");
+    assert_eq!((report.sent, report.messages), (10, 10), "{report:?}");
+    assert_eq!(report.skipped.values().sum::<u64>(), 2, "{report:?}");
+    assert!(report.accounts_for_everyone(), "{report:?}");
 }

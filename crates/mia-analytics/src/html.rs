@@ -271,14 +271,16 @@ impl HtmlReport {
         self
     }
 
-    /// Builds the report and reads the campaign's events from the store.
+    /// Builds the report and reads the campaign's conversions from the store (not its other
+    /// events).
     ///
     /// # Errors
     /// [`mia_core::Error::NotFound`] for an unknown campaign; a store error.
     pub async fn build(store: &dyn Store, id: &CampaignId) -> mia_core::Result<Self> {
         let report = CampaignReport::build(store, id).await?;
-        let events = store.campaign_events(id).await?;
-        Ok(HtmlReport::new(report).with_events(&events))
+        let converted = EventKind::Converted { value_minor: 0 }.name();
+        let conversions = store.campaign_events_of(id, converted).await?;
+        Ok(HtmlReport::new(report).with_events(&conversions))
     }
 
     /// The report this page shows.

@@ -46,15 +46,20 @@ pub struct CampaignReport {
     pub state: String,
     /// Why it was paused or aborted.
     pub state_reason: Option<String>,
-    /// Audience members (jobs of step 0).
+    /// Audience members: each contact's first job, once per occurrence of a recurring
+    /// campaign (step 0 unless a journey starts with a wait or at a later step; see
+    /// [`Journey::first_step`](mia_core::Journey::first_step)).
     pub audience: u64,
-    /// Audience members whose first message was sent.
+    /// Audience members whose first job, a message, was sent.
     pub sent: u64,
     /// Messages sent, counting a journey's later steps too (equal to `sent` without a
     /// journey).
     #[serde(default)]
     pub messages: u64,
     /// Not sent because a rule said no, by rule (`no_consent`, `withdrawn`, `frequency_cap`...).
+    /// A journey that starts by waiting for an event has its audience counted at that wait,
+    /// and a decided wait counts here as `journey_event` or `journey_timeout` (it is not sent
+    /// itself; `messages` counts what was sent after it).
     pub skipped: BTreeMap<String, u64>,
     /// Cancelled before sending, by reason (`withdrawn` for a STOP mid-campaign).
     pub cancelled: BTreeMap<String, u64>,
@@ -69,10 +74,14 @@ pub struct CampaignReport {
 }
 
 impl CampaignReport {
-    /// Builds the report from the campaign, its jobs and its events.
+    /// Builds the report from the campaign, its jobs and its events, counted in the store
+    /// ([`job_groups`](mia_core::OutboxStore::job_groups),
+    /// [`event_groups`](mia_core::EventStore::event_groups) and the campaign's opt-outs): a
+    /// campaign of millions of jobs and events is a few hundred rows here.
     ///
     /// # Errors
-    /// [`mia_core::Error::NotFound`] for an unknown campaign; a store error.
+    /// [`mia_core::Error::NotFound`] for an unknown campaign; a store error, or an error
+    /// when one variant's conversion values add up to more than an `i64` holds.
     pub async fn build(store: &dyn Store, id: &CampaignId) -> mia_core::Result<Self> {
         let campaign = store
             .campaign(id)
@@ -81,7 +90,6 @@ impl CampaignReport {
                 kind: "campaign",
                 id: id.to_string(),
             })?;
-        let jobs = store.jobs(id).await?;
         let mut report = CampaignReport {
             campaign: id.clone(),
             name: campaign.spec.name.clone(),
@@ -107,64 +115,52 @@ impl CampaignReport {
                 .collect(),
             opt_outs: 0,
         };
-        let reason = |o: &Option<String>| o.clone().unwrap_or_else(|| "unknown".into());
-        // Every message sent, at any step: a journey's follow-ups count for their variant.
-        // (A journey's timers and decision records are never sent.)
-        for job in jobs.iter().filter(|j| j.state == JobState::Sent) {
-            report.messages += 1;
-            if let Some(v) = &job.variant {
-                report.variants.entry(v.clone()).or_default().sent += 1;
-            }
-        }
-        // The audience is counted at each contact's first step, once per occurrence of a
-        // recurring campaign (each occurrence reads its audience afresh).
-        let first_step = |step: u32| {
-            mia_core::JourneyPosition::from_step(step).is_some_and(|p| p.round == 0 && p.index == 0)
+        // The audience is counted at each contact's first job, once per occurrence of a
+        // recurring campaign (each occurrence reads its audience afresh). That is step 0
+        // unless a journey starts with a wait or at a later step.
+        let first_step = match &campaign.spec.journey {
+            Some(journey) => journey.first_step(),
+            None => Some(0),
         };
-        for job in jobs.iter().filter(|j| first_step(j.step)) {
-            report.audience += 1;
-            match job.state {
-                JobState::Sent => report.sent += 1,
-                JobState::Skipped => *report.skipped.entry(reason(&job.outcome)).or_default() += 1,
-                JobState::Cancelled => {
-                    *report.cancelled.entry(reason(&job.outcome)).or_default() += 1;
+        let reason = |o: &Option<String>| o.clone().unwrap_or_else(|| "unknown".into());
+        for group in store.job_groups(id).await? {
+            // Every message sent, at any step: a journey's follow-ups count for their
+            // variant. (A journey's timers and decision records are never sent.)
+            if group.state == JobState::Sent {
+                report.messages += group.jobs;
+                if let Some(v) = &group.variant {
+                    report.variants.entry(v.clone()).or_default().sent += group.jobs;
                 }
-                JobState::DeadLetter => {
-                    *report.failed.entry(reason(&job.outcome)).or_default() += 1
-                }
-                JobState::Pending | JobState::Claimed | JobState::Held => report.open += 1,
             }
+            if Some(group.step) != first_step {
+                continue;
+            }
+            report.audience += group.jobs;
+            let tally = match group.state {
+                JobState::Sent => &mut report.sent,
+                JobState::Skipped => report.skipped.entry(reason(&group.outcome)).or_default(),
+                JobState::Cancelled => report.cancelled.entry(reason(&group.outcome)).or_default(),
+                JobState::DeadLetter => report.failed.entry(reason(&group.outcome)).or_default(),
+                JobState::Pending | JobState::Claimed | JobState::Held => &mut report.open,
+            };
+            *tally += group.jobs;
         }
 
-        let mut seen: BTreeMap<(VariantId, &'static str), BTreeSet<ContactId>> = BTreeMap::new();
-        let mut opted_out: BTreeSet<ContactId> = BTreeSet::new();
-        for e in store.campaign_events(id).await? {
-            if let EventKind::OptedOut = e.kind {
-                opted_out.insert(e.contact.clone());
-            }
-            let Some(variant) = e.variant.clone() else {
+        for group in store.event_groups(id).await? {
+            let Some(variant) = group.variant else {
                 continue;
             };
-            if let EventKind::Converted { value_minor } = e.kind {
-                report
-                    .variants
-                    .entry(variant.clone())
-                    .or_default()
-                    .revenue_minor += value_minor;
-            }
-            seen.entry((variant, e.kind.name()))
-                .or_default()
-                .insert(e.contact);
-        }
-        for ((variant, kind), contacts) in seen {
-            let n = contacts.len() as u64;
             let v = report.variants.entry(variant).or_default();
-            match kind {
+            let n = group.contacts;
+            match group.kind.as_str() {
                 "delivered" => v.delivered = n,
                 "read" => v.read = n,
                 "clicked" => v.clicked = n,
                 "replied" => v.replied = n,
-                "converted" => v.converted = n,
+                "converted" => {
+                    v.converted = n;
+                    v.revenue_minor = group.value_minor;
+                }
                 "opted_out" => v.opted_out = n,
                 "blocked" => v.blocked = n,
                 _ => {}
@@ -176,7 +172,15 @@ impl CampaignReport {
                 v.conversion_rate = v.converted as f64 / v.sent as f64;
             }
         }
-        report.opt_outs = opted_out.len() as u64;
+        // Opt-outs are few; a contact who opted out twice, or about two variants, counts once.
+        let opt_outs = store
+            .campaign_events_of(id, EventKind::OptedOut.name())
+            .await?;
+        report.opt_outs = opt_outs
+            .iter()
+            .map(|e| &e.contact)
+            .collect::<BTreeSet<&ContactId>>()
+            .len() as u64;
         Ok(report)
     }
 

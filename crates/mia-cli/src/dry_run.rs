@@ -13,8 +13,8 @@ use mia::store::SqliteStore;
 use mia::telegram::{Behaviour, SimConfig, SimTelegram};
 use mia::{
     Agent, Audience, CampaignSpec, Clock, Completion, CompletionRequest, ContactId, Error,
-    EventSink, LlmProvider, Result, RunStats, ScheduleSummary, Store, TemplateProvider, Transport,
-    VariantId, VirtualClock,
+    EventKind, EventSink, LlmProvider, Result, RunStats, ScheduleSummary, Store, TemplateProvider,
+    Transport, VariantId, VirtualClock,
 };
 use serde::Serialize;
 
@@ -150,9 +150,11 @@ pub(crate) fn run(args: &DryRunArgs) -> Result<()> {
 /// The main campaign's report as an HTML page, with the same numbers as the JSON.
 async fn html_page(args: &DryRunArgs, report: &DryRunReport) -> Result<String> {
     let store = SqliteStore::open(&args.db).await?;
-    let events = mia::EventStore::campaign_events(&store, &report.campaign.campaign).await?;
+    let converted = EventKind::Converted { value_minor: 0 }.name();
+    let conversions =
+        mia::EventStore::campaign_events_of(&store, &report.campaign.campaign, converted).await?;
     Ok(HtmlReport::new(report.campaign.clone())
-        .with_events(&events)
+        .with_events(&conversions)
         .render())
 }
 

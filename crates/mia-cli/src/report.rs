@@ -37,7 +37,7 @@ pub(crate) struct ReportArgs {
     tz: String,
 }
 
-/// Reads the campaign's jobs and events and writes the report.
+/// Counts the campaign's jobs and events in the store and writes the report.
 #[allow(clippy::print_stdout)]
 pub(crate) async fn report(args: &ReportArgs) -> Result<()> {
     let store = args.db.open().await?;

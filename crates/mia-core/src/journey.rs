@@ -163,6 +163,17 @@ impl JourneyPosition {
         self.step() | DECISION_BIT
     }
 
+    /// The bits of a [`Job::step`](crate::Job) that [`within_occurrence`](Self::within_occurrence)
+    /// keeps: all but the occurrence. A store groups steps with `step & WITHIN_OCCURRENCE`.
+    pub const WITHIN_OCCURRENCE: u32 = DECISION_BIT | IN_OCCURRENCE_MASK;
+
+    /// A job's `step` with its occurrence cleared: the same for every occurrence's visit of
+    /// one position (and for its decision record, which keeps its decision bit). The step of
+    /// the position in occurrence 0.
+    pub fn within_occurrence(step: u32) -> u32 {
+        step & Self::WITHIN_OCCURRENCE
+    }
+
     /// The position a job's step encodes; `None` for a decision record.
     pub fn from_step(step: u32) -> Option<Self> {
         if step & DECISION_BIT != 0 {
@@ -303,6 +314,16 @@ impl Journey {
             ..JourneyPosition::default()
         };
         Ok(self.plan_from(start, None, self.start_index()?, start_at))
+    }
+
+    /// The [`Job::step`](crate::Job) of every contact's first job, in occurrence 0 (its
+    /// [`within_occurrence`](JourneyPosition::within_occurrence) in every occurrence): where a
+    /// report counts a campaign's audience. Not always step 0: a journey may start with a wait
+    /// or name another step as its start. `None` when no job would start it (its start is not
+    /// a step, or it ends before its first job).
+    pub fn first_step(&self) -> Option<u32> {
+        let first = self.first(Timestamp::UNIX_EPOCH).ok().flatten()?;
+        Some(first.position.step())
     }
 
     /// Walks from `from` to `target` and on through waits (adding their durations) to the next
@@ -733,6 +754,57 @@ mod tests {
         // The loop ends after MAX_JOURNEY_ROUNDS.
         let last = at(MAX_JOURNEY_ROUNDS - 1, 3);
         assert_eq!(j.after_send(last, t0), None);
+    }
+
+    #[test]
+    fn the_first_step_is_where_the_first_job_is() {
+        let mut j = three_steps();
+        assert_eq!(j.first_step(), Some(0), "a journey starting with a send");
+        // Starting at the wait: the first job is the wait-for after it, at index 2.
+        j.start = Some("pause".into());
+        assert_eq!(j.first_step(), Some(at(0, 2).step()));
+        // Going from the wait back to a step before it starts a new round.
+        let back = Journey {
+            start: Some("pause".into()),
+            steps: vec![
+                send("intro", None),
+                JourneyStep {
+                    name: "pause".into(),
+                    action: StepAction::Wait {
+                        duration: SignedDuration::from_hours(1),
+                        next: Some("intro".into()),
+                    },
+                },
+            ],
+        };
+        assert_eq!(back.first_step(), Some(at(1, 0).step()));
+        j.start = Some("nowhere".into());
+        assert_eq!(j.first_step(), None);
+        let exit_first = Journey {
+            start: None,
+            steps: vec![JourneyStep {
+                name: "done".into(),
+                action: StepAction::Exit,
+            }],
+        };
+        assert_eq!(exit_first.first_step(), None);
+        // Every occurrence's visit of a position, and its decision record, keep their step.
+        for position in [at(0, 0), at(1, 2), at(MAX_JOURNEY_ROUNDS - 1, 31)] {
+            for occurrence in [0, 1, crate::MAX_OCCURRENCES] {
+                let visit = JourneyPosition {
+                    occurrence,
+                    ..position
+                };
+                assert_eq!(
+                    JourneyPosition::within_occurrence(visit.step()),
+                    position.step()
+                );
+                assert_eq!(
+                    JourneyPosition::within_occurrence(visit.decision_step()),
+                    position.decision_step()
+                );
+            }
+        }
     }
 
     fn at(round: u32, index: usize) -> JourneyPosition {

@@ -85,8 +85,8 @@ pub use recurrence::{Every, MAX_INTERVAL, MAX_OCCURRENCES, Recurrence, SUPERSEDE
 pub use send_window::{SEND_WINDOW_RULE, SendWindow, first_open_in_all};
 pub use store::{
     AuditStore, CAMPAIGN_ABORTED, CampaignStore, ConsentStore, ContactStore, DeadLetterAction,
-    EventStore, Job, JobCounts, JobGroup, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem,
-    ReviewState, ReviewStore, ReviewSubject, SEND_IN_FLIGHT, Store, SubjectStore,
+    EventGroup, EventStore, Job, JobCounts, JobGroup, JobState, JobUpdate, NewJob, OutboxStore,
+    ReviewItem, ReviewState, ReviewStore, ReviewSubject, SEND_IN_FLIGHT, Store, SubjectStore,
 };
 pub use template::TemplateProvider;
 pub use transport::{

@@ -257,9 +257,9 @@ impl JobCounts {
     }
 }
 
-/// The jobs of a campaign that share a state, an outcome and whether an attempt was counted:
-/// one row of [`OutboxStore::job_groups`], from which a campaign's status is built without
-/// reading each job.
+/// The jobs of a campaign that share a state, an outcome, whether an attempt was counted, a
+/// variant and a step within their occurrence: one row of [`OutboxStore::job_groups`], from
+/// which a campaign's status and report are built without reading each job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobGroup {
     /// Their state.
@@ -269,6 +269,15 @@ pub struct JobGroup {
     pub outcome: Option<String>,
     /// Whether they have had an attempt counted (`attempts > 0`).
     pub retried: bool,
+    /// The variant their attempt chose, if any.
+    pub variant: Option<VariantId>,
+    /// Their [`Job::step`] without its occurrence ([`JourneyPosition::within_occurrence`]):
+    /// every occurrence of a recurring campaign visiting one journey position shares it, so a
+    /// report finds a campaign's audience (its contacts' first step) in few groups. `0` for a
+    /// campaign without a journey.
+    ///
+    /// [`JourneyPosition::within_occurrence`]: crate::JourneyPosition::within_occurrence
+    pub step: u32,
     /// How many jobs.
     pub jobs: u64,
     /// The earliest due time among them.
@@ -278,12 +287,19 @@ pub struct JobGroup {
 /// [`JobGroup`]s of `jobs`, in no particular order: what
 /// [`OutboxStore::job_groups`] answers, computed from the jobs themselves.
 pub(crate) fn group_jobs<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> Vec<JobGroup> {
-    let mut groups: std::collections::HashMap<(JobState, Option<&str>, bool), JobGroup> =
-        std::collections::HashMap::new();
+    type Key<'a> = (JobState, Option<&'a str>, bool, Option<&'a VariantId>, u32);
+    let mut groups: std::collections::HashMap<Key<'a>, JobGroup> = std::collections::HashMap::new();
     for job in jobs {
         let retried = job.attempts > 0;
+        let step = crate::JourneyPosition::within_occurrence(job.step);
         groups
-            .entry((job.state, job.outcome.as_deref(), retried))
+            .entry((
+                job.state,
+                job.outcome.as_deref(),
+                retried,
+                job.variant.as_ref(),
+                step,
+            ))
             .and_modify(|g| {
                 g.jobs += 1;
                 g.earliest_due = g.earliest_due.min(job.due_at);
@@ -292,11 +308,75 @@ pub(crate) fn group_jobs<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> Vec<Job
                 state: job.state,
                 outcome: job.outcome.clone(),
                 retried,
+                variant: job.variant.clone(),
+                step,
                 jobs: 1,
                 earliest_due: job.due_at,
             });
     }
     groups.into_values().collect()
+}
+
+/// A campaign's events that share a variant and a kind: one row of
+/// [`EventStore::event_groups`], from which a campaign report is built without reading each
+/// event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventGroup {
+    /// The variant they are about, if any.
+    pub variant: Option<VariantId>,
+    /// Their kind's [`EventKind::name`](crate::EventKind::name).
+    pub kind: String,
+    /// How many events.
+    pub events: u64,
+    /// How many contacts they are about, each counted once.
+    pub contacts: u64,
+    /// The sum of their conversion values, in minor units (0 for any other kind).
+    pub value_minor: i64,
+}
+
+/// [`EventGroup`]s of `events` (a campaign's), in no particular order: what
+/// [`EventStore::event_groups`] answers, computed from the events themselves.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when a group's conversion values add up to more than an `i64`
+/// holds.
+pub(crate) fn group_events<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Result<Vec<EventGroup>> {
+    use std::collections::{HashMap, HashSet};
+    type Key<'a> = (Option<&'a VariantId>, &'static str);
+    let mut groups: HashMap<Key<'a>, (EventGroup, HashSet<&ContactId>)> = HashMap::new();
+    for e in events {
+        let (group, contacts) = groups
+            .entry((e.variant.as_ref(), e.kind.name()))
+            .or_insert_with(|| {
+                let group = EventGroup {
+                    variant: e.variant.clone(),
+                    kind: e.kind.name().to_owned(),
+                    events: 0,
+                    contacts: 0,
+                    value_minor: 0,
+                };
+                (group, HashSet::new())
+            });
+        group.events += 1;
+        contacts.insert(&e.contact);
+        if let crate::EventKind::Converted { value_minor } = e.kind {
+            group.value_minor = group.value_minor.checked_add(value_minor).ok_or_else(|| {
+                Error::invalid(format!(
+                    "the conversion values of variant {:?} add up to more than an i64 holds",
+                    group.variant
+                ))
+            })?;
+        }
+    }
+    Ok(groups
+        .into_values()
+        .map(|(mut group, contacts)| {
+            group.contacts = contacts.len() as u64;
+            group
+        })
+        .collect())
 }
 
 /// What a reviewer is asked to look at.
@@ -630,10 +710,10 @@ pub trait OutboxStore: Send + Sync {
         jobs.retain(|j| j.state == state);
         Ok(jobs)
     }
-    /// A campaign's jobs grouped by state, outcome and whether an attempt was counted, in no
-    /// particular order: what a status report needs, without loading each job (the SQL stores
-    /// count in the database, which still reads the campaign's rows). The default groups
-    /// [`jobs`](Self::jobs).
+    /// A campaign's jobs grouped by state, outcome, whether an attempt was counted, variant
+    /// and step within their occurrence ([`JobGroup`]), in no particular order: what a status
+    /// or a report needs, without loading each job (the SQL stores count in the database,
+    /// which still reads the campaign's rows). The default groups [`jobs`](Self::jobs).
     ///
     /// # Errors
     /// A store error.
@@ -742,6 +822,28 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>>;
+    /// A campaign's events of one kind (its [`EventKind::name`](crate::EventKind::name)), in
+    /// the order of [`campaign_events`](Self::campaign_events): its conversions or its
+    /// opt-outs, without reading the rest. The default filters `campaign_events`.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> {
+        let mut events = self.campaign_events(campaign).await?;
+        events.retain(|e| e.kind.name() == kind);
+        Ok(events)
+    }
+    /// A campaign's events grouped by variant and kind ([`EventGroup`]), in no particular
+    /// order: what a report needs (distinct contacts, revenue), without loading each event
+    /// (the SQL stores count in the database, which still reads the campaign's rows). The
+    /// default groups [`campaign_events`](Self::campaign_events).
+    ///
+    /// # Errors
+    /// A store error; [`Error::InvalidInput`] when a group's conversion values add up to more
+    /// than an `i64` holds.
+    async fn event_groups(&self, campaign: &CampaignId) -> Result<Vec<EventGroup>> {
+        group_events(&self.campaign_events(campaign).await?)
+    }
 }
 
 /// The human review queue.
@@ -960,6 +1062,8 @@ macro_rules! forward_store {
         impl<S: EventStore + ?Sized> EventStore for $wrapper<S> {
             async fn append_events(&self, events: &[Event]) -> Result<u64> { (**self).append_events(events).await }
             async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>> { (**self).campaign_events(campaign).await }
+            async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> { (**self).campaign_events_of(campaign, kind).await }
+            async fn event_groups(&self, campaign: &CampaignId) -> Result<Vec<EventGroup>> { (**self).event_groups(campaign).await }
             async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> { (**self).contact_events(contact).await }
         }
         #[async_trait]

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use mia_core::{
     AuditAction, AuditCheckpoint, AuditEntry, AuditHash, Campaign, CampaignId, CampaignState,
-    ConsentRecord, Contact, ContactId, Error, Event, EventId, IdempotencyKey, Job, JobGroup,
-    JobState, JobUpdate, Jurisdiction, NewJob, Purpose, RequestKind, RequestState, ReviewId,
-    ReviewItem, ReviewState, SubjectRequest, TelegramPeer, VariantId,
+    ConsentRecord, Contact, ContactId, Error, Event, EventGroup, EventId, IdempotencyKey, Job,
+    JobGroup, JobState, JobUpdate, Jurisdiction, NewJob, Purpose, RequestKind, RequestState,
+    ReviewId, ReviewItem, ReviewState, SubjectRequest, TelegramPeer, VariantId,
 };
 
 use crate::codec::{Columns, micros};
@@ -329,37 +329,81 @@ pub(crate) fn job_state(name: &str) -> Result<JobState, StoreError> {
 }
 
 /// The query both SQL stores answer
-/// [`OutboxStore::job_groups`](mia_core::OutboxStore::job_groups) with
-/// (one placeholder: the campaign, `?` in SQLite, `$1` in Postgres): one row per group,
-/// counted in the database.
+/// [`OutboxStore::job_groups`](mia_core::OutboxStore::job_groups) with (two placeholders,
+/// `?1` and `?2` in SQLite, `$1` and `$2` in Postgres: the campaign, then
+/// [`JourneyPosition::WITHIN_OCCURRENCE`](mia_core::JourneyPosition::WITHIN_OCCURRENCE)): one
+/// row per group, counted in the database. Groups are named by position, which both databases
+/// read as the select list's columns.
 macro_rules! job_groups_sql {
-    ($campaign:literal) => {
+    ($campaign:literal, $mask:literal) => {
         concat!(
-            "SELECT state, outcome, attempts > 0, COUNT(*), MIN(due_at) FROM outbox \
-             WHERE campaign = ",
+            "SELECT state, outcome, attempts > 0, variant, step & ",
+            $mask,
+            ", COUNT(*), MIN(due_at) FROM outbox WHERE campaign = ",
             $campaign,
-            " GROUP BY state, outcome, attempts > 0"
+            " GROUP BY 1, 2, 3, 4, 5"
         )
     };
 }
 pub(crate) use job_groups_sql;
 
-/// A row of [`job_groups_sql`]: `(state, outcome, retried, jobs, earliest due)`.
-pub(crate) type GroupRow = (String, Option<String>, bool, i64, i64);
+/// A row of [`job_groups_sql`]: `(state, outcome, retried, variant, step, jobs, earliest due)`.
+pub(crate) type GroupRow = (String, Option<String>, bool, Option<String>, i64, i64, i64);
 
 /// The [`JobGroup`]s of [`job_groups_sql`]'s rows.
 pub(crate) fn job_groups(rows: Vec<GroupRow>) -> Result<Vec<JobGroup>, StoreError> {
     rows.into_iter()
-        .map(|(state, outcome, retried, jobs, due)| {
+        .map(|(state, outcome, retried, variant, step, jobs, due)| {
             Ok(JobGroup {
                 state: job_state(&state)?,
                 outcome,
                 retried,
+                variant: variant.map(VariantId::new),
+                step: u32::try_from(step)
+                    .map_err(|_| StoreError::Corrupt(format!("column step: {step}")))?,
                 // COUNT(*) is never negative.
                 jobs: jobs.unsigned_abs(),
                 earliest_due: crate::codec::from_micros(due, "due_at")?,
             })
         })
+        .collect()
+}
+
+/// The query both SQL stores answer
+/// [`EventStore::event_groups`](mia_core::EventStore::event_groups) with (the campaign's
+/// placeholder, and the expression reading a conversion's `value_minor` from `payload`): one
+/// row per variant and kind, counted in the database. The sum is `BIGINT` in both databases,
+/// and fails there rather than wrap when it overflows.
+macro_rules! event_groups_sql {
+    ($campaign:literal, $value:literal) => {
+        concat!(
+            "SELECT variant, kind, COUNT(*), COUNT(DISTINCT contact), \
+             CAST(COALESCE(SUM(CASE WHEN kind = 'converted' THEN ",
+            $value,
+            " END), 0) AS BIGINT) FROM events WHERE campaign = ",
+            $campaign,
+            " GROUP BY variant, kind"
+        )
+    };
+}
+pub(crate) use event_groups_sql;
+
+/// A row of [`event_groups_sql`]: `(variant, kind, events, contacts, value)`.
+pub(crate) type EventGroupRow = (Option<String>, String, i64, i64, i64);
+
+/// The [`EventGroup`]s of [`event_groups_sql`]'s rows.
+pub(crate) fn event_groups(rows: Vec<EventGroupRow>) -> Vec<EventGroup> {
+    rows.into_iter()
+        .map(
+            |(variant, kind, events, contacts, value_minor)| EventGroup {
+                variant: variant.map(VariantId::new),
+                kind,
+                // Counts are never negative.
+                events: events.unsigned_abs(),
+                contacts: contacts.unsigned_abs(),
+                value_minor,
+            },
+        )
         .collect()
 }
 

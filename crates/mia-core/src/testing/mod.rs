@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod compliance;
+mod events;
 mod llm;
 mod outbox;
 
@@ -94,6 +95,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     outbox::abandoned_sends_are_closed(store).await;
     outbox::attempts_need_a_running_campaign(store).await;
     outbox::job_groups_match_the_jobs(store).await;
+    events::event_groups_match_the_events(store).await;
 }
 
 /// The reads a worker makes once per claimed batch answer as the reads of one contact do: ids

@@ -681,6 +681,8 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
         state: JobState::Pending,
         outcome: Some("flood_wait".into()),
         retried,
+        variant: None,
+        step: 0,
         jobs,
         earliest_due,
     };
@@ -689,14 +691,74 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
         [pending(false, 1, t(-42_000)), pending(true, 2, t(-41_000))]
     );
 
+    // Visits of one journey position in two occurrences of a recurring campaign share a
+    // group; a decision record keeps its own.
+    let mut recurring = running_campaign("kg2");
+    recurring.state = CampaignState::Draft;
+    store.insert_campaign(&recurring).await.unwrap();
+    recurring.state = CampaignState::Running;
+    let position = |occurrence| crate::JourneyPosition {
+        round: 0,
+        index: 1,
+        occurrence,
+    };
+    let visits = [
+        ("r1", position(2).step()),
+        ("r2", position(3).step()),
+        ("r1", position(1).decision_step()),
+    ];
+    let jobs: Vec<NewJob> = visits
+        .iter()
+        .map(|&(who, step)| {
+            let contact = ContactId::new(who);
+            NewJob {
+                key: IdempotencyKey::for_job(&recurring.id, &contact, step),
+                contact,
+                purpose: Purpose::marketing(),
+                step,
+                // Long after every other check's jobs: nothing claims them.
+                due_at: t(1_000_000),
+                skipped: None,
+            }
+        })
+        .collect();
+    store.schedule(&recurring, &jobs).await.unwrap();
+    let mut groups = store.job_groups(&recurring.id).await.unwrap();
+    groups.sort_by_key(|g| g.step);
+    let visit = |step: u32, jobs: u64| crate::JobGroup {
+        state: JobState::Pending,
+        outcome: None,
+        retried: false,
+        variant: None,
+        step,
+        jobs,
+        earliest_due: t(1_000_000),
+    };
+    assert_eq!(
+        groups,
+        [
+            visit(position(0).step(), 2),
+            visit(position(0).decision_step(), 1)
+        ]
+    );
+
     let sorted = |mut groups: Vec<crate::JobGroup>| {
         groups.sort_by(|a, b| {
-            (a.state, &a.outcome, a.retried).cmp(&(b.state, &b.outcome, b.retried))
+            let key = |g: &crate::JobGroup| {
+                (
+                    g.state,
+                    g.outcome.clone(),
+                    g.retried,
+                    g.variant.clone(),
+                    g.step,
+                )
+            };
+            key(a).cmp(&key(b))
         });
         groups
     };
     let mut seen = std::collections::BTreeSet::new();
-    let mut retried = 0;
+    let (mut retried, mut with_variant, mut later_steps) = (0, 0, 0);
     for campaign in store.campaigns().await.unwrap() {
         let jobs = store.jobs(&campaign.id).await.unwrap();
         let expected = sorted(crate::store::group_jobs(&jobs));
@@ -728,6 +790,8 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
         }
         seen.extend(found.iter().map(|g| g.state));
         retried += found.iter().filter(|g| g.retried).count();
+        with_variant += found.iter().filter(|g| g.variant.is_some()).count();
+        later_steps += found.iter().filter(|g| g.step != 0).count();
     }
     for state in [
         JobState::Pending,
@@ -739,4 +803,6 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
         assert!(seen.contains(&state), "no {state:?} job to group: {seen:?}");
     }
     assert!(retried > 0, "no job with a counted attempt to group");
+    assert!(with_variant > 0, "no job with a variant to group");
+    assert!(later_steps > 0, "no job of a later step to group");
 }

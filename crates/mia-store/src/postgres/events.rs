@@ -1,7 +1,7 @@
 //! [`EventStore`] for [`PostgresStore`]: events deduplicated per contact by id.
 
 use async_trait::async_trait;
-use mia_core::{CampaignId, ContactId, Event, EventStore, Result, VariantId};
+use mia_core::{CampaignId, ContactId, Event, EventGroup, EventStore, Result, VariantId};
 use sqlx::Connection;
 
 use super::{CHUNK, PostgresStore};
@@ -120,6 +120,34 @@ impl EventStore for PostgresStore {
         .await
         .context(DOING)?;
         rows::all(&found, rows::event).context(DOING)
+    }
+
+    async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> {
+        const DOING: &str = "read a campaign's events of one kind";
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE campaign = $1 AND kind = $2 ORDER BY at, id, contact"
+        ))
+        .bind(campaign.as_str())
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        rows::all(&found, rows::event).context(DOING)
+    }
+
+    async fn event_groups(&self, campaign: &CampaignId) -> Result<Vec<EventGroup>> {
+        const DOING: &str = "group a campaign's events";
+        let found: Vec<rows::EventGroupRow> = sqlx::query_as(rows::event_groups_sql!(
+            "$1",
+            "(payload->>'value_minor')::bigint"
+        ))
+        .bind(campaign.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        Ok(rows::event_groups(found))
     }
 
     async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> {

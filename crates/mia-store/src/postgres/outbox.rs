@@ -796,8 +796,9 @@ impl OutboxStore for PostgresStore {
 
     async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<mia_core::JobGroup>> {
         const DOING: &str = "group a campaign's jobs";
-        let rows: Vec<rows::GroupRow> = sqlx::query_as(rows::job_groups_sql!("$1"))
+        let rows: Vec<rows::GroupRow> = sqlx::query_as(rows::job_groups_sql!("$1", "$2"))
             .bind(campaign.as_str())
+            .bind(i64::from(mia_core::JourneyPosition::WITHIN_OCCURRENCE))
             .fetch_all(&self.pool)
             .await
             .context(DOING)?;

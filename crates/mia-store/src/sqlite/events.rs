@@ -1,7 +1,9 @@
 //! [`EventStore`] for [`SqliteStore`]: events deduplicated per contact by id.
 
 use async_trait::async_trait;
-use mia_core::{CampaignId, ContactId, Event, EventKind, EventStore, Result, VariantId};
+use mia_core::{
+    CampaignId, ContactId, Event, EventGroup, EventKind, EventStore, Result, VariantId,
+};
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
@@ -127,6 +129,34 @@ impl EventStore for SqliteStore {
         .await
         .context(DOING)?;
         decode_all(&rows, DOING)
+    }
+
+    async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> {
+        const DOING: &str = "read a campaign's events of one kind";
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE campaign = ? AND kind = ? ORDER BY at, id, contact"
+        ))
+        .bind(campaign.as_str())
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        decode_all(&rows, DOING)
+    }
+
+    async fn event_groups(&self, campaign: &CampaignId) -> Result<Vec<EventGroup>> {
+        const DOING: &str = "group a campaign's events";
+        let found: Vec<rows::EventGroupRow> = sqlx::query_as(rows::event_groups_sql!(
+            "?",
+            "json_extract(payload, '$.value_minor')"
+        ))
+        .bind(campaign.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        Ok(rows::event_groups(found))
     }
 
     async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> {

@@ -1,0 +1,154 @@
+//! Conformance checks of the grouped reads of events: what a campaign report reads.
+
+use super::t;
+use crate::store::group_events;
+use crate::{CampaignId, ContactId, Event, EventGroup, EventId, EventKind, Store, VariantId};
+
+/// The kinds of every event, by name.
+const KINDS: [&str; 11] = [
+    "sent",
+    "delivered",
+    "read",
+    "clicked",
+    "replied",
+    "converted",
+    "opted_in",
+    "opted_out",
+    "blocked",
+    "failed",
+    "skipped",
+];
+
+fn sorted(mut groups: Vec<EventGroup>) -> Vec<EventGroup> {
+    groups.sort_by(|a, b| (&a.variant, &a.kind).cmp(&(&b.variant, &b.kind)));
+    groups
+}
+
+/// [`event_groups`](crate::EventStore::event_groups) counts events and distinct contacts and
+/// adds up conversion values per variant and kind;
+/// [`campaign_events_of`](crate::EventStore::campaign_events_of) reads one kind. Both agree
+/// with the campaign's events, for this check's campaign and every other the suite left.
+pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) {
+    let campaign = CampaignId::new("k-events");
+    let e = |id: &str, contact: &str, variant: Option<&str>, kind: EventKind| Event {
+        id: EventId::new(id),
+        at: t(100),
+        contact: ContactId::new(contact),
+        campaign: Some(campaign.clone()),
+        variant: variant.map(VariantId::new),
+        step: None,
+        kind,
+    };
+    let converted = |value_minor| EventKind::Converted { value_minor };
+    let events = [
+        // c1 buys twice with A, c2 once: two contacts, three events, their values added.
+        e("v1", "c1", Some("A"), converted(1_000)),
+        e("v2", "c1", Some("A"), converted(500)),
+        e("v3", "c2", Some("A"), converted(250)),
+        // A refund recorded as a negative value, about no variant.
+        e("v4", "c5", None, converted(-100)),
+        e("k1", "c1", Some("A"), EventKind::Clicked),
+        e("k2", "c2", Some("B"), EventKind::Clicked),
+        // c3 opts out about A and about nothing, c4 about B.
+        e("o1", "c3", None, EventKind::OptedOut),
+        e("o2", "c3", Some("A"), EventKind::OptedOut),
+        e("o3", "c4", Some("B"), EventKind::OptedOut),
+    ];
+    assert_eq!(store.append_events(&events).await.unwrap(), 9);
+    // Another campaign's conversion counts only there.
+    let elsewhere = Event {
+        campaign: Some(CampaignId::new("k-events-other")),
+        ..e("v5", "c1", Some("A"), converted(7))
+    };
+    store.append_events(&[elsewhere]).await.unwrap();
+
+    let group = |variant: Option<&str>, kind: &str, events, contacts, value_minor| EventGroup {
+        variant: variant.map(VariantId::new),
+        kind: kind.into(),
+        events,
+        contacts,
+        value_minor,
+    };
+    assert_eq!(
+        sorted(store.event_groups(&campaign).await.unwrap()),
+        [
+            group(None, "converted", 1, 1, -100),
+            group(None, "opted_out", 1, 1, 0),
+            group(Some("A"), "clicked", 1, 1, 0),
+            group(Some("A"), "converted", 3, 2, 1_750),
+            group(Some("A"), "opted_out", 1, 1, 0),
+            group(Some("B"), "clicked", 1, 1, 0),
+            group(Some("B"), "opted_out", 1, 1, 0),
+        ]
+    );
+    let ids = |found: Vec<Event>| found.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .campaign_events_of(&campaign, "opted_out")
+            .await
+            .unwrap()),
+        [EventId::new("o1"), EventId::new("o2"), EventId::new("o3")]
+    );
+    assert!(
+        store
+            .campaign_events_of(&campaign, "sent")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let nowhere = CampaignId::new("k-none");
+    assert!(store.event_groups(&nowhere).await.unwrap().is_empty());
+    assert!(
+        store
+            .campaign_events_of(&nowhere, "converted")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Every campaign's events, those of earlier checks included ("k2" has events but no
+    // campaign record).
+    let mut campaigns: Vec<CampaignId> = store
+        .campaigns()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    campaigns.extend([campaign.clone(), CampaignId::new("k2")]);
+    let mut kinds_seen = std::collections::BTreeSet::new();
+    for id in &campaigns {
+        let all = store.campaign_events(id).await.unwrap();
+        assert_eq!(
+            sorted(store.event_groups(id).await.unwrap()),
+            sorted(group_events(&all).unwrap()),
+            "{id}"
+        );
+        for kind in KINDS {
+            let mut of_kind = all.clone();
+            of_kind.retain(|e| e.kind.name() == kind);
+            assert_eq!(
+                store.campaign_events_of(id, kind).await.unwrap(),
+                of_kind,
+                "{id} {kind}"
+            );
+        }
+        kinds_seen.extend(all.iter().map(|e| e.kind.name()));
+    }
+    for kind in ["sent", "converted", "failed", "opted_out"] {
+        assert!(kinds_seen.contains(kind), "no {kind} event to group");
+    }
+
+    // Conversion values that add up past an i64 fail the read; they never wrap.
+    let big = CampaignId::new("k-events-big");
+    let huge = |id: &str, contact: &str| Event {
+        campaign: Some(big.clone()),
+        ..e(id, contact, Some("A"), converted(i64::MAX / 2 + 1))
+    };
+    store
+        .append_events(&[huge("h1", "c1"), huge("h2", "c2")])
+        .await
+        .unwrap();
+    let overflow = store.event_groups(&big).await;
+    assert!(overflow.is_err(), "{overflow:?}");
+}
