@@ -610,6 +610,37 @@ impl OutboxStore for MemoryStore {
             .collect())
     }
 
+    async fn jobs_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .lock()
+            .jobs
+            .range::<IdempotencyKey, _>((start, Bound::Unbounded))
+            .map(|(_, job)| job)
+            .filter(|j| &j.campaign == campaign)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn existing_keys(&self, keys: &[IdempotencyKey]) -> Result<Vec<IdempotencyKey>> {
+        let inner = self.lock();
+        let mut found: Vec<IdempotencyKey> = keys
+            .iter()
+            .filter(|key| inner.jobs.contains_key(*key))
+            .cloned()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts> {
         let mut counts = JobCounts::default();
         for job in self

@@ -700,6 +700,44 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
+    /// A page of a campaign's jobs, ordered by key: those whose key comes after `after` (from
+    /// the first when `None`), at most `limit`. A caller walks a large campaign a page at a
+    /// time, passing the last key it got, and holds one page in memory; a page shorter than
+    /// `limit` is the last. The default pages [`jobs`](Self::jobs), reading them all for each
+    /// page.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn jobs_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        let jobs = self.jobs(campaign).await?;
+        Ok(jobs
+            .into_iter()
+            .filter(|j| after.is_none_or(|after| &j.key > after))
+            .take(limit)
+            .collect())
+    }
+    /// Which of `keys` name a job (of any campaign), ordered, each once. The default asks
+    /// [`job`](Self::job) for each key.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn existing_keys(&self, keys: &[IdempotencyKey]) -> Result<Vec<IdempotencyKey>> {
+        let mut keys: Vec<&IdempotencyKey> = keys.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut found = Vec::new();
+        for key in keys {
+            if self.job(key).await?.is_some() {
+                found.push(key.clone());
+            }
+        }
+        Ok(found)
+    }
     /// A campaign's jobs in `state`, ordered by key: its dead letters for an operator, without
     /// reading the rest. The default filters [`jobs`](Self::jobs).
     ///
@@ -1056,6 +1094,8 @@ macro_rules! forward_store {
             async fn cancel_campaign_jobs(&self, campaign: &CampaignId, now: Timestamp) -> Result<u64> { (**self).cancel_campaign_jobs(campaign, now).await }
             async fn close_abandoned_sends(&self, now: Timestamp) -> Result<u64> { (**self).close_abandoned_sends(now).await }
             async fn job_groups(&self, campaign: &CampaignId) -> Result<Vec<JobGroup>> { (**self).job_groups(campaign).await }
+            async fn jobs_page(&self, campaign: &CampaignId, after: Option<&IdempotencyKey>, limit: usize) -> Result<Vec<Job>> { (**self).jobs_page(campaign, after, limit).await }
+            async fn existing_keys(&self, keys: &[IdempotencyKey]) -> Result<Vec<IdempotencyKey>> { (**self).existing_keys(keys).await }
             async fn jobs_in(&self, campaign: &CampaignId, state: JobState) -> Result<Vec<Job>> { (**self).jobs_in(campaign, state).await }
         }
         #[async_trait]

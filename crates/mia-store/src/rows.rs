@@ -219,6 +219,11 @@ pub(crate) fn contact_list(contacts: &[ContactId]) -> String {
     serde_json::Value::from(contacts.iter().map(ContactId::as_str).collect::<Vec<_>>()).to_string()
 }
 
+/// Job keys as one JSON array of strings, for SQLite's `json_each`.
+pub(crate) fn key_list(keys: &[IdempotencyKey]) -> String {
+    serde_json::Value::from(keys.iter().map(IdempotencyKey::as_str).collect::<Vec<_>>()).to_string()
+}
+
 /// The `(contact, updated_at)` rows of sends as `(contact, when)`.
 pub(crate) fn sends_by_contact(
     found: Vec<(String, i64)>,

@@ -23,6 +23,86 @@ use crate::ids::{CampaignId, IdempotencyKey};
 use crate::journey::{Journey, JourneyPosition, PlannedStep, StepAction};
 use crate::store::{Job, JobState, JobUpdate, NewJob};
 
+/// Jobs read at a time when a journey campaign is checked for steps a crash left unqueued.
+const REPAIR_PAGE: usize = 1_000;
+
+/// The next steps of a journey campaign that are due but not queued: after each sent job of a
+/// send step, and after each decided wait-for, the step the journey goes to when no job has
+/// its key. Walks the campaign `page` jobs at a time, so a campaign of millions of jobs never
+/// sits in memory, and answers a page's missing steps, each with the job it follows.
+struct MissingSteps<'a> {
+    store: &'a dyn crate::Store,
+    campaign: &'a CampaignId,
+    journey: &'a Journey,
+    page: usize,
+    /// The last key read; `None` before the first page.
+    after: Option<IdempotencyKey>,
+    done: bool,
+}
+
+impl<'a> MissingSteps<'a> {
+    fn new(
+        store: &'a dyn crate::Store,
+        campaign: &'a CampaignId,
+        journey: &'a Journey,
+        page: usize,
+    ) -> Self {
+        Self {
+            store,
+            campaign,
+            journey,
+            page,
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The missing steps of the next page (often none); `None` once every job was read.
+    async fn next_page(&mut self) -> Result<Option<Vec<(Job, PlannedStep)>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let jobs = self
+            .store
+            .jobs_page(self.campaign, self.after.as_ref(), self.page)
+            .await?;
+        match jobs.last() {
+            Some(last) if jobs.len() >= self.page => self.after = Some(last.key.clone()),
+            _ => self.done = true,
+        }
+        let journey = self.journey;
+        let planned: Vec<(Job, PlannedStep, IdempotencyKey)> = jobs
+            .into_iter()
+            .filter_map(|job| {
+                let planned = if let Some(position) = JourneyPosition::from_decision_step(job.step)
+                {
+                    let happened = job.outcome.as_deref() == Some(DECIDED_BY_EVENT);
+                    journey.after_wait_for(position, happened, job.updated_at)
+                } else if job.state == JobState::Sent
+                    && let Some((position, StepAction::Send { .. })) = position_at(journey, &job)
+                {
+                    journey.after_send(position, job.updated_at)
+                } else {
+                    None
+                }?;
+                let step = planned.position.step();
+                let key = IdempotencyKey::for_job(self.campaign, &job.contact, step);
+                Some((job, planned, key))
+            })
+            .collect();
+        let keys: Vec<IdempotencyKey> = planned.iter().map(|(_, _, key)| key.clone()).collect();
+        let queued: HashSet<IdempotencyKey> =
+            self.store.existing_keys(&keys).await?.into_iter().collect();
+        Ok(Some(
+            planned
+                .into_iter()
+                .filter(|(_, _, key)| !queued.contains(key))
+                .map(|(job, planned, _)| (job, planned))
+                .collect(),
+        ))
+    }
+}
+
 /// The outcome of a wait-for decided by the event it waited for.
 pub const DECIDED_BY_EVENT: &str = "journey_event";
 /// The outcome of a wait-for decided by its timeout.
@@ -273,26 +353,12 @@ impl Agent {
         let Some(journey) = &campaign.spec.journey else {
             return Ok(0);
         };
-        let jobs = self.inner.store.jobs(&campaign.id).await?;
-        let keys: HashSet<&IdempotencyKey> = jobs.iter().map(|j| &j.key).collect();
+        let store = self.inner.store.as_ref();
+        let mut pages = MissingSteps::new(store, &campaign.id, journey, REPAIR_PAGE);
         let mut queued = 0;
-        for job in &jobs {
-            let planned = if let Some(position) = JourneyPosition::from_decision_step(job.step) {
-                let happened = job.outcome.as_deref() == Some(DECIDED_BY_EVENT);
-                journey.after_wait_for(position, happened, job.updated_at)
-            } else if job.state == JobState::Sent
-                && let Some((position, StepAction::Send { .. })) = position_at(journey, job)
-            {
-                journey.after_send(position, job.updated_at)
-            } else {
-                None
-            };
-            let Some(planned) = planned else {
-                continue;
-            };
-            let key = IdempotencyKey::for_job(&campaign.id, &job.contact, planned.position.step());
-            if !keys.contains(&key) {
-                queued += self.queue_planned(campaign, job, planned).await?;
+        while let Some(missing) = pages.next_page().await? {
+            for (job, planned) in missing {
+                queued += self.queue_planned(campaign, &job, planned).await?;
             }
         }
         if queued > 0 {
@@ -333,5 +399,125 @@ impl Agent {
             return Err(e);
         }
         Ok(queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::campaign::CampaignSpec;
+    use crate::consent::Purpose;
+    use crate::ids::{ContactId, VariantId};
+    use crate::{CampaignStore, MemoryStore, OutboxStore};
+
+    const JOURNEY: &str = r#"{ "steps": [
+        { "name": "intro",     "kind": "send" },
+        { "name": "pause",     "kind": "wait", "duration": "1h" },
+        { "name": "check",     "kind": "wait_for", "event": "clicked", "timeout": "1h",
+          "then": "done", "otherwise": "follow_up" },
+        { "name": "follow_up", "kind": "send", "next": "done" },
+        { "name": "done",      "kind": "exit" }
+    ] }"#;
+
+    fn new_job(campaign: &CampaignId, who: &str, step: u32, skipped: Option<&str>) -> NewJob {
+        let contact = ContactId::new(who);
+        NewJob {
+            key: IdempotencyKey::for_job(campaign, &contact, step),
+            contact,
+            purpose: Purpose::marketing(),
+            step,
+            due_at: Timestamp::UNIX_EPOCH,
+            skipped: skipped.map(Into::into),
+        }
+    }
+
+    /// Pages of any size find the same missing steps: after each sent intro whose wait-for is
+    /// not queued, and after each decided wait-for whose follow-up is not.
+    #[tokio::test]
+    async fn missing_steps_are_found_a_page_at_a_time() {
+        let journey: Journey = serde_json::from_str(JOURNEY).unwrap();
+        let store = MemoryStore::new();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut campaign = Campaign::draft(
+            CampaignId::new("k-repair"),
+            CampaignSpec::new("n", "p", "o"),
+            now,
+        );
+        store.insert_campaign(&campaign).await.unwrap();
+        campaign.state = CampaignState::Running;
+        let id = campaign.id.clone();
+        let intro = JourneyPosition::default().step();
+        let check = JourneyPosition {
+            index: 2,
+            ..JourneyPosition::default()
+        };
+        let follow_up = JourneyPosition {
+            index: 3,
+            ..JourneyPosition::default()
+        };
+        let mut jobs: Vec<NewJob> = (0..7)
+            .map(|i| new_job(&id, &format!("u{i}"), intro, None))
+            .collect();
+        // u5 and u6 had their wait-for decided by its timeout: their follow-up is missing.
+        for who in ["u5", "u6"] {
+            jobs.push(new_job(
+                &id,
+                who,
+                check.decision_step(),
+                Some(DECIDED_BY_TIMEOUT),
+            ));
+        }
+        store.schedule(&campaign, &jobs).await.unwrap();
+        let claimed = store
+            .claim("w", now, SignedDuration::from_mins(1), 100)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 7);
+        for job in &claimed {
+            let variant = VariantId::new("A");
+            store
+                .record_attempt(&job.key, job.claim_token, &variant, 1.0, now)
+                .await
+                .unwrap();
+        }
+        let sent: Vec<_> = claimed
+            .iter()
+            .map(|job| (job, JobUpdate::Sent { message_id: 1 }))
+            .collect();
+        assert!(store.update_jobs(&sent, now).await.unwrap().is_empty());
+        // u0 and u1 have their wait-for queued, u5 its follow-up.
+        let queued = [
+            new_job(&id, "u0", check.step(), None),
+            new_job(&id, "u1", check.step(), None),
+            new_job(&id, "u5", follow_up.step(), None),
+        ];
+        assert_eq!(store.enqueue(&id, &queued, now).await.unwrap(), 3);
+
+        let mut expected: Vec<(String, u32)> = ["u2", "u3", "u4", "u5", "u6"]
+            .into_iter()
+            .map(|who| (who.to_owned(), check.step()))
+            .chain([("u6".to_owned(), follow_up.step())])
+            .collect();
+        expected.sort();
+        for page in [1, 2, 3, 12, 13, 1_000] {
+            let mut pages = MissingSteps::new(&store, &id, &journey, page);
+            let mut found: Vec<(String, u32)> = Vec::new();
+            let mut read = 0;
+            while let Some(missing) = pages.next_page().await.unwrap() {
+                read += 1;
+                let steps = missing
+                    .into_iter()
+                    .map(|(job, planned)| (job.contact.to_string(), planned.position.step()));
+                found.extend(steps);
+            }
+            // Twelve jobs: a last page that is short, or empty after full ones.
+            assert_eq!(read, 12 / page + 1, "pages of {page}");
+            found.sort();
+            assert_eq!(found, expected, "pages of {page}");
+        }
     }
 }

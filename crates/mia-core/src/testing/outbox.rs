@@ -649,8 +649,10 @@ pub(super) async fn attempts_need_a_running_campaign<S: Store + ?Sized>(store: &
 }
 
 /// Every campaign's [`job_groups`](crate::OutboxStore::job_groups) (what a status report
-/// reads) group exactly its jobs, and [`jobs_in`](crate::OutboxStore::jobs_in) finds exactly
-/// its jobs in each state, over the jobs every earlier check left in every state.
+/// reads) group exactly its jobs, [`jobs_in`](crate::OutboxStore::jobs_in) finds exactly
+/// its jobs in each state, [`jobs_page`](crate::OutboxStore::jobs_page) walks them all and
+/// [`existing_keys`](crate::OutboxStore::existing_keys) finds their keys, over the jobs every
+/// earlier check left in every state.
 pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
     // Three retries with one reason: two with an attempt counted (due at -40,000 and
     // -41,000), one without (due at -42,000). They are two groups, told apart only by
@@ -788,6 +790,41 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
                 campaign.id,
             );
         }
+        // Pages of two walk the campaign's jobs in key order, and end with a short page.
+        let mut walked: Vec<Job> = Vec::new();
+        loop {
+            let after = walked.last().map(|j| j.key.clone());
+            let page = store
+                .jobs_page(&campaign.id, after.as_ref(), 2)
+                .await
+                .unwrap();
+            assert!(page.len() <= 2, "{}", campaign.id);
+            let last = page.len() < 2;
+            walked.extend(page);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(walked, jobs, "{}", campaign.id);
+        let everything = store
+            .jobs_page(&campaign.id, None, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(everything, jobs, "{}", campaign.id);
+        // Every key of the campaign exists, each named once however often it is asked for; a
+        // key of no job does not.
+        let mut asked: Vec<IdempotencyKey> = jobs.iter().map(|j| j.key.clone()).collect();
+        asked.extend(jobs.first().map(|j| j.key.clone()));
+        asked.push(IdempotencyKey::new("no-such-job"));
+        asked.reverse();
+        let mut keys: Vec<IdempotencyKey> = jobs.iter().map(|j| j.key.clone()).collect();
+        keys.sort();
+        assert_eq!(
+            store.existing_keys(&asked).await.unwrap(),
+            keys,
+            "{}",
+            campaign.id
+        );
         seen.extend(found.iter().map(|g| g.state));
         retried += found.iter().filter(|g| g.retried).count();
         with_variant += found.iter().filter(|g| g.variant.is_some()).count();
@@ -802,6 +839,14 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
     ] {
         assert!(seen.contains(&state), "no {state:?} job to group: {seen:?}");
     }
+    assert!(store.existing_keys(&[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .jobs_page(&CampaignId::new("k-none"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(retried > 0, "no job with a counted attempt to group");
     assert!(with_variant > 0, "no job with a variant to group");
     assert!(later_steps > 0, "no job of a later step to group");

@@ -779,6 +779,46 @@ impl OutboxStore for PostgresStore {
         decode_all(&found, DOING)
     }
 
+    async fn jobs_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const DOING: &str = "read a page of a campaign's jobs";
+        // No key sorts before the empty one.
+        let after = after.map_or("", IdempotencyKey::as_str);
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE campaign = $1 AND key > $2 ORDER BY key LIMIT $3"
+        ))
+        .bind(campaign.as_str())
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        decode_all(&found, DOING)
+    }
+
+    async fn existing_keys(&self, keys: &[IdempotencyKey]) -> Result<Vec<IdempotencyKey>> {
+        const DOING: &str = "look up job keys";
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<(String,)> =
+            sqlx::query_as("SELECT key FROM outbox WHERE key = ANY($1) ORDER BY key")
+                .bind(keys.iter().map(IdempotencyKey::as_str).collect::<Vec<_>>())
+                .fetch_all(&self.pool)
+                .await
+                .context(DOING)?;
+        Ok(found
+            .into_iter()
+            .map(|(k,)| IdempotencyKey::new(k))
+            .collect())
+    }
+
     async fn jobs_in(&self, campaign: &CampaignId, state: mia_core::JobState) -> Result<Vec<Job>> {
         const DOING: &str = "read a campaign's jobs in a state";
         let found = sqlx::query(concat!(

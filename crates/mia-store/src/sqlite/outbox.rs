@@ -863,6 +863,48 @@ impl OutboxStore for SqliteStore {
         decode_all(&rows, DOING)
     }
 
+    async fn jobs_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&IdempotencyKey>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        const DOING: &str = "read a page of a campaign's jobs";
+        // No key sorts before the empty one.
+        let after = after.map_or("", IdempotencyKey::as_str);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM outbox WHERE campaign = ? AND key > ? ORDER BY key LIMIT ?"
+        ))
+        .bind(campaign.as_str())
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        decode_all(&rows, DOING)
+    }
+
+    async fn existing_keys(&self, keys: &[IdempotencyKey]) -> Result<Vec<IdempotencyKey>> {
+        const DOING: &str = "look up job keys";
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for any number of keys: they come in as one JSON array.
+        let found: Vec<(String,)> = sqlx::query_as(
+            "SELECT key FROM outbox WHERE key IN (SELECT value FROM json_each(?)) ORDER BY key",
+        )
+        .bind(rows::key_list(keys))
+        .fetch_all(&self.pool)
+        .await
+        .context(DOING)?;
+        Ok(found
+            .into_iter()
+            .map(|(k,)| IdempotencyKey::new(k))
+            .collect())
+    }
+
     async fn jobs_in(&self, campaign: &CampaignId, state: mia_core::JobState) -> Result<Vec<Job>> {
         const DOING: &str = "read a campaign's jobs in a state";
         let rows = sqlx::query(concat!(
