@@ -317,6 +317,14 @@ pub(crate) fn group_jobs<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> Vec<Job
     groups.into_values().collect()
 }
 
+/// The jobs of `jobs` whose key comes after `after` (all when `None`), in key order: what the
+/// default [`OutboxStore::jobs_page`] answers, whatever order `jobs` came in.
+pub(crate) fn jobs_after(mut jobs: Vec<Job>, after: Option<&IdempotencyKey>) -> Vec<Job> {
+    jobs.retain(|j| after.is_none_or(|after| &j.key > after));
+    jobs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    jobs
+}
+
 /// A campaign's events that share a variant and a kind: one row of
 /// [`EventStore::event_groups`], from which a campaign report is built without reading each
 /// event.
@@ -700,11 +708,14 @@ pub trait OutboxStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
-    /// A page of a campaign's jobs, ordered by key: those whose key comes after `after` (from
-    /// the first when `None`), at most `limit`. A caller walks a large campaign a page at a
-    /// time, passing the last key it got, and holds one page in memory; a page shorter than
-    /// `limit` is the last. The default pages [`jobs`](Self::jobs), reading them all for each
-    /// page.
+    /// A page of a campaign's jobs, ordered by key (byte order, as [`IdempotencyKey`]'s
+    /// `Ord`): those whose key comes after `after` (from the first when `None`), at most
+    /// `limit` of them. A caller walks a large campaign a page at a time, passing the last key
+    /// it got, and holds one page in memory; a page shorter than `limit` is the last.
+    ///
+    /// The default reads [`jobs`](Self::jobs) and answers every job after `after` at once,
+    /// however many: reading them all for each page of `limit` would read the campaign once
+    /// a page. A caller sees one long page, then an empty one.
     ///
     /// # Errors
     /// A store error.
@@ -714,12 +725,8 @@ pub trait OutboxStore: Send + Sync {
         after: Option<&IdempotencyKey>,
         limit: usize,
     ) -> Result<Vec<Job>> {
-        let jobs = self.jobs(campaign).await?;
-        Ok(jobs
-            .into_iter()
-            .filter(|j| after.is_none_or(|after| &j.key > after))
-            .take(limit)
-            .collect())
+        let _ = limit;
+        Ok(jobs_after(self.jobs(campaign).await?, after))
     }
     /// Which of `keys` name a job (of any campaign), ordered, each once. The default asks
     /// [`job`](Self::job) for each key.
@@ -1137,3 +1144,43 @@ macro_rules! forward_store {
 }
 
 forward_store!(Arc, Box);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default page answers the jobs after a key in byte order, whatever order `jobs()`
+    /// gave them in (a store may sort by a locale's collation).
+    #[test]
+    fn the_default_page_is_in_key_order_after_the_key() {
+        let job = |key: &str| Job {
+            key: IdempotencyKey::new(key),
+            campaign: CampaignId::new("k"),
+            contact: ContactId::new("c"),
+            purpose: Purpose::marketing(),
+            step: 0,
+            state: JobState::Pending,
+            due_at: Timestamp::UNIX_EPOCH,
+            attempts: 0,
+            claim_token: 0,
+            lease_until: None,
+            worker: None,
+            variant: None,
+            propensity: None,
+            message_id: None,
+            outcome: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+        };
+        let unsorted = || ["b", "é", "", "B", "a"].map(job).to_vec();
+        let keys = |jobs: Vec<Job>| {
+            jobs.into_iter()
+                .map(|j| j.key.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(jobs_after(unsorted(), None)), ["", "B", "a", "b", "é"]);
+        let after = IdempotencyKey::new("a");
+        assert_eq!(keys(jobs_after(unsorted(), Some(&after))), ["b", "é"]);
+        let last = IdempotencyKey::new("é");
+        assert!(jobs_after(unsorted(), Some(&last)).is_empty());
+    }
+}

@@ -26,7 +26,7 @@ use crate::store::{Job, JobState, JobUpdate, NewJob};
 /// Jobs read at a time when a journey campaign is checked for steps a crash left unqueued.
 const REPAIR_PAGE: usize = 1_000;
 
-/// The next steps of a journey campaign that are due but not queued: after each sent job of a
+/// The next steps of a journey campaign that are planned but not queued: after each sent job of a
 /// send step, and after each decided wait-for, the step the journey goes to when no job has
 /// its key. Walks the campaign `page` jobs at a time, so a campaign of millions of jobs never
 /// sits in memory, and answers a page's missing steps, each with the job it follows.
@@ -67,7 +67,20 @@ impl<'a> MissingSteps<'a> {
             .jobs_page(self.campaign, self.after.as_ref(), self.page)
             .await?;
         match jobs.last() {
-            Some(last) if jobs.len() >= self.page => self.after = Some(last.key.clone()),
+            Some(last) if jobs.len() >= self.page => {
+                // A store that did not move past `after` would have the walk go round forever.
+                if self.after.as_ref().is_some_and(|after| &last.key <= after) {
+                    return Err(crate::Error::Store {
+                        message: format!(
+                            "a page of campaign {}'s jobs does not come after the last page",
+                            self.campaign
+                        ),
+                        retryable: false,
+                        source: None,
+                    });
+                }
+                self.after = Some(last.key.clone());
+            }
             _ => self.done = true,
         }
         let journey = self.journey;

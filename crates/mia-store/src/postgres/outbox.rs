@@ -786,19 +786,26 @@ impl OutboxStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Job>> {
         const DOING: &str = "read a page of a campaign's jobs";
-        // No key sorts before the empty one.
-        let after = after.map_or("", IdempotencyKey::as_str);
-        let found = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM outbox WHERE campaign = $1 AND key > $2 ORDER BY key LIMIT $3"
-        ))
-        .bind(campaign.as_str())
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .context(DOING)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Two texts rather than `($3 IS NULL OR key > $3)`, whose plan would not start the
+        // index range at `after`.
+        let text = match after {
+            None => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM outbox WHERE campaign = $1 ORDER BY key LIMIT $2"
+            ),
+            Some(_) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM outbox WHERE campaign = $1 AND key > $3 ORDER BY key LIMIT $2"
+            ),
+        };
+        let mut query = sqlx::query(text).bind(campaign.as_str()).bind(limit);
+        if let Some(after) = after {
+            query = query.bind(after.as_str());
+        }
+        let found = query.fetch_all(&self.pool).await.context(DOING)?;
         decode_all(&found, DOING)
     }
 
