@@ -7,11 +7,13 @@
 //! decided by whoever first inserts its *decision record* — a final job at
 //! [`JourneyPosition::decision_step`] with outcome [`DECIDED_BY_EVENT`] (an inbound event came)
 //! or [`DECIDED_BY_TIMEOUT`] (the timer job came due) — so an event and a timeout racing,
-//! in one process or several, still take one branch.
+//! in one process or several, still take one branch. The record is due when its branch starts
+//! (for an event that came during a wait before the wait-for, when the wait-for began), so a
+//! repair after a crash plans the branch as the decision did.
 
 use std::collections::{HashMap, HashSet};
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 
 use super::Agent;
 use super::worker::RunStats;
@@ -89,8 +91,10 @@ impl<'a> MissingSteps<'a> {
             .filter_map(|job| {
                 let planned = if let Some(position) = JourneyPosition::from_decision_step(job.step)
                 {
+                    // A decision record is due when its branch starts (records written before
+                    // that was so are due when they were written).
                     let happened = job.outcome.as_deref() == Some(DECIDED_BY_EVENT);
-                    journey.after_wait_for(position, happened, job.updated_at)
+                    journey.after_wait_for(position, happened, job.due_at)
                 } else if job.state == JobState::Sent
                     && let Some((position, StepAction::Send { .. })) = position_at(journey, &job)
                 {
@@ -188,6 +192,7 @@ impl Agent {
         job: &Job,
         position: JourneyPosition,
         by_event: bool,
+        base: Timestamp,
     ) -> Result<bool> {
         let step = position.decision_step();
         let key = IdempotencyKey::for_job(campaign, &job.contact, step);
@@ -201,7 +206,8 @@ impl Agent {
             contact: job.contact.clone(),
             purpose: job.purpose.clone(),
             step,
-            due_at: self.now(),
+            // When the branch starts: a repair after a crash plans it from here.
+            due_at: base,
             skipped: Some(outcome.to_owned()),
         };
         let now = self.now();
@@ -232,9 +238,10 @@ impl Agent {
         let Some((position, StepAction::WaitFor { .. })) = position_at(journey, job) else {
             return Ok(None);
         };
-        let happened = self.decide(&campaign.id, job, position, false).await?;
+        let now = self.now();
+        let happened = self.decide(&campaign.id, job, position, false, now).await?;
         let mut stats = RunStats::default();
-        if let Some(planned) = journey.after_wait_for(position, happened, self.now()) {
+        if let Some(planned) = journey.after_wait_for(position, happened, now) {
             stats.journey_steps += self.queue_planned(campaign, job, planned).await?;
         }
         let rule = if happened {
@@ -346,13 +353,13 @@ impl Agent {
             })
             .collect();
         for (job, position, timeout) in waiting {
-            if !self.decide(id, &job, position, true).await? {
-                continue;
-            }
             // The branch starts once the wait-for itself began (after any wait before it),
             // even if the event came during that wait.
             let began = job.due_at.checked_sub(timeout).ok();
             let base = began.map_or(self.now(), |b| b.max(self.now()));
+            if !self.decide(id, &job, position, true, base).await? {
+                continue;
+            }
             if let Some(planned) = journey.after_wait_for(position, true, base) {
                 queued += self.queue_planned(campaign, &job, planned).await?;
             }
@@ -419,8 +426,6 @@ impl Agent {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use jiff::Timestamp;
-
     use super::*;
     use crate::campaign::CampaignSpec;
     use crate::consent::Purpose;
@@ -475,14 +480,14 @@ mod tests {
         let mut jobs: Vec<NewJob> = (0..7)
             .map(|i| new_job(&id, &format!("u{i}"), intro, None))
             .collect();
-        // u5 and u6 had their wait-for decided by its timeout: their follow-up is missing.
+        // u5 and u6 had their wait-for decided by its timeout: their follow-up is missing. A
+        // decision record is due when its branch starts, which is when a repair plans it from.
+        let branch_starts = now + SignedDuration::from_hours(5);
         for who in ["u5", "u6"] {
-            jobs.push(new_job(
-                &id,
-                who,
-                check.decision_step(),
-                Some(DECIDED_BY_TIMEOUT),
-            ));
+            jobs.push(NewJob {
+                due_at: branch_starts,
+                ..new_job(&id, who, check.decision_step(), Some(DECIDED_BY_TIMEOUT))
+            });
         }
         store.schedule(&campaign, &jobs).await.unwrap();
         let claimed = store
@@ -522,10 +527,12 @@ mod tests {
             let mut read = 0;
             while let Some(missing) = pages.next_page().await.unwrap() {
                 read += 1;
-                let steps = missing
-                    .into_iter()
-                    .map(|(job, planned)| (job.contact.to_string(), planned.position.step()));
-                found.extend(steps);
+                for (job, planned) in missing {
+                    if planned.position == follow_up {
+                        assert_eq!(planned.due_at, branch_starts, "{}", job.contact);
+                    }
+                    found.push((job.contact.to_string(), planned.position.step()));
+                }
             }
             // Twelve jobs: a last page that is short, or empty after full ones.
             assert_eq!(read, 12 / page + 1, "pages of {page}");
