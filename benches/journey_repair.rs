@@ -7,11 +7,13 @@
 //! Run with: `cargo bench --bench journey_repair --features full`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
-use mia::store::{SqliteOptions, SqliteStore};
+use mia::store::SqliteStore;
 use mia::telegram::{SimConfig, SimTelegram};
 use mia::*;
 
@@ -72,18 +74,7 @@ async fn fill(store: &SqliteStore) {
 }
 
 fn repair(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = rt
-        .block_on(SqliteStore::open_with(
-            dir.path().join("journey.db"),
-            SqliteOptions::new(),
-        ))
-        .unwrap();
+    let (rt, _dir, store) = common::sqlite_store("journey.db");
     rt.block_on(fill(&store));
     let store: Arc<dyn Store> = Arc::new(store);
     let clock = Arc::new(SimClock::starting_at(noon()));

@@ -8,10 +8,12 @@
 //! Run with: `cargo bench --bench report --features full`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use mia::analytics::{CampaignReport, HtmlReport};
-use mia::store::{SqliteOptions, SqliteStore};
+use mia::store::SqliteStore;
 use mia::*;
 
 const JOBS: i64 = 100_000;
@@ -113,18 +115,7 @@ async fn fill(store: &SqliteStore) -> CampaignId {
 }
 
 fn report(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = rt
-        .block_on(SqliteStore::open_with(
-            dir.path().join("report.db"),
-            SqliteOptions::new(),
-        ))
-        .unwrap();
+    let (rt, _dir, store) = common::sqlite_store("report.db");
     let id = rt.block_on(fill(&store));
     let store: &dyn Store = &store;
     let mut group = c.benchmark_group("report.sqlite");

@@ -96,3 +96,24 @@ pub(crate) async fn ready_agent_with(
     agent.start(&campaign.id).await.unwrap();
     (agent, clock, telegram)
 }
+
+/// A two-thread runtime and a fresh SQLite file store (default durability) named `file` in a
+/// temporary folder, which lives as long as the returned `TempDir`.
+pub(crate) fn sqlite_store(
+    file: &str,
+) -> (
+    tokio::runtime::Runtime,
+    tempfile::TempDir,
+    mia::store::SqliteStore,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = rt
+        .block_on(mia::store::SqliteStore::open(dir.path().join(file)))
+        .unwrap();
+    (rt, dir, store)
+}

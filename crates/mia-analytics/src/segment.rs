@@ -70,19 +70,7 @@ fn one() -> u32 {
     1
 }
 
-const KINDS: &[&str] = &[
-    "sent",
-    "delivered",
-    "read",
-    "clicked",
-    "replied",
-    "converted",
-    "opted_in",
-    "opted_out",
-    "blocked",
-    "failed",
-    "skipped",
-];
+const KINDS: &[&str] = &EventKind::NAMES;
 
 impl Rule {
     /// Checks event names and nesting before a segment is evaluated.

@@ -43,6 +43,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind's [`name`](Self::name), in the order of the variants.
+    pub const NAMES: [&'static str; 11] = [
+        "sent",
+        "delivered",
+        "read",
+        "clicked",
+        "replied",
+        "converted",
+        "opted_in",
+        "opted_out",
+        "blocked",
+        "failed",
+        "skipped",
+    ];
+
     /// A stable name (`"sent"`, `"converted"`, ...).
     pub fn name(&self) -> &'static str {
         match self {
@@ -85,4 +100,29 @@ pub struct Event {
     pub step: Option<u32>,
     /// What.
     pub kind: EventKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lists_every_kind_once_in_variant_order() {
+        let text = || String::from("x");
+        let kinds = [
+            EventKind::Sent,
+            EventKind::Delivered,
+            EventKind::Read,
+            EventKind::Clicked,
+            EventKind::Replied,
+            EventKind::Converted { value_minor: 1 },
+            EventKind::OptedIn,
+            EventKind::OptedOut,
+            EventKind::Blocked,
+            EventKind::Failed { reason: text() },
+            EventKind::Skipped { rule: text() },
+        ];
+        let names: Vec<&str> = kinds.iter().map(EventKind::name).collect();
+        assert_eq!(names, EventKind::NAMES);
+    }
 }

@@ -4,21 +4,6 @@ use super::t;
 use crate::store::group_events;
 use crate::{CampaignId, ContactId, Event, EventGroup, EventId, EventKind, Store, VariantId};
 
-/// The kinds of every event, by name.
-const KINDS: [&str; 11] = [
-    "sent",
-    "delivered",
-    "read",
-    "clicked",
-    "replied",
-    "converted",
-    "opted_in",
-    "opted_out",
-    "blocked",
-    "failed",
-    "skipped",
-];
-
 fn sorted(mut groups: Vec<EventGroup>) -> Vec<EventGroup> {
     groups.sort_by(|a, b| (&a.variant, &a.kind).cmp(&(&b.variant, &b.kind)));
     groups
@@ -124,7 +109,7 @@ pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) 
             sorted(group_events(&all).unwrap()),
             "{id}"
         );
-        for kind in KINDS {
+        for kind in EventKind::NAMES {
             let mut of_kind = all.clone();
             of_kind.retain(|e| e.kind.name() == kind);
             assert_eq!(
