@@ -357,6 +357,25 @@ async fn an_event_starts_the_then_branch_early_but_not_before_the_wait() {
     );
     let late_thanks = &posts[&late.peer.id][1];
     assert!(late_thanks.at >= start + SignedDuration::from_hours(72) && late_thanks.at < timeout);
+    // Each wait's decision record is due when its branch started, which is what a repair after
+    // a crash would plan the branch from: the early click's at the end of the 48h wait.
+    let check = JourneyPosition {
+        index: 2,
+        ..JourneyPosition::default()
+    };
+    let decided = |c: &Contact| IdempotencyKey::for_job(&campaign.id, &c.id, check.decision_step());
+    let early_record = w.store.job(&decided(early)).await.unwrap().unwrap();
+    assert_eq!(early_record.outcome.as_deref(), Some(DECIDED_BY_EVENT));
+    let hours = |h| start + SignedDuration::from_hours(h);
+    assert!(
+        (hours(48)..hours(49)).contains(&early_record.due_at),
+        "{early_record:?}"
+    );
+    let late_record = w.store.job(&decided(late)).await.unwrap().unwrap();
+    assert!(
+        (hours(72)..hours(73)).contains(&late_record.due_at),
+        "{late_record:?}"
+    );
     assert_eq!(posts[&early.peer.id].len(), 2);
     assert_eq!(posts[&late.peer.id].len(), 2);
     assert_eq!(

@@ -122,6 +122,23 @@ mod tests {
             EventKind::Failed { reason: text() },
             EventKind::Skipped { rule: text() },
         ];
+        // Exhaustive: a new kind fails to compile here until it has its place in NAMES.
+        let place = |kind: &EventKind| match kind {
+            EventKind::Sent => 0,
+            EventKind::Delivered => 1,
+            EventKind::Read => 2,
+            EventKind::Clicked => 3,
+            EventKind::Replied => 4,
+            EventKind::Converted { .. } => 5,
+            EventKind::OptedIn => 6,
+            EventKind::OptedOut => 7,
+            EventKind::Blocked => 8,
+            EventKind::Failed { .. } => 9,
+            EventKind::Skipped { .. } => 10,
+        };
+        for kind in &kinds {
+            assert_eq!(EventKind::NAMES[place(kind)], kind.name());
+        }
         let names: Vec<&str> = kinds.iter().map(EventKind::name).collect();
         assert_eq!(names, EventKind::NAMES);
     }

@@ -69,7 +69,8 @@ impl<'a> MissingSteps<'a> {
             .jobs_page(self.campaign, self.after.as_ref(), self.page)
             .await?;
         match jobs.last() {
-            Some(last) if jobs.len() >= self.page => {
+            // A page longer than asked for is everything left (a store's default).
+            Some(last) if jobs.len() == self.page => {
                 // A store that did not move past `after` would have the walk go round forever.
                 if self.after.as_ref().is_some_and(|after| &last.key <= after) {
                     return Err(crate::Error::Store {
@@ -184,8 +185,10 @@ impl Agent {
         }
     }
 
-    /// Records how the wait-for at `position` was decided, unless it was decided already.
-    /// Returns whether the event came in time (by this decision or the earlier one).
+    /// Records how the wait-for at `position` was decided, with its branch starting at `base`,
+    /// unless it was decided already. Returns whether the event came in time and when the
+    /// branch starts, by this decision or the earlier one: every decider, and a repair after a
+    /// crash, plan the branch from the one record.
     async fn decide(
         &self,
         campaign: &CampaignId,
@@ -193,7 +196,7 @@ impl Agent {
         position: JourneyPosition,
         by_event: bool,
         base: Timestamp,
-    ) -> Result<bool> {
+    ) -> Result<(bool, Timestamp)> {
         let step = position.decision_step();
         let key = IdempotencyKey::for_job(campaign, &job.contact, step);
         let outcome = if by_event {
@@ -218,10 +221,15 @@ impl Agent {
             .await?
             == 1
         {
-            return Ok(by_event);
+            return Ok((by_event, base));
         }
-        let earlier = self.inner.store.job(&key).await?;
-        Ok(earlier.and_then(|j| j.outcome).as_deref() == Some(DECIDED_BY_EVENT))
+        Ok(match self.inner.store.job(&key).await? {
+            Some(earlier) => (
+                earlier.outcome.as_deref() == Some(DECIDED_BY_EVENT),
+                earlier.due_at,
+            ),
+            None => (false, base),
+        })
     }
 
     /// Handles a claimed job that is a wait-for's timer: decides the wait (by timeout, unless an
@@ -239,9 +247,9 @@ impl Agent {
             return Ok(None);
         };
         let now = self.now();
-        let happened = self.decide(&campaign.id, job, position, false, now).await?;
+        let (happened, base) = self.decide(&campaign.id, job, position, false, now).await?;
         let mut stats = RunStats::default();
-        if let Some(planned) = journey.after_wait_for(position, happened, now) {
+        if let Some(planned) = journey.after_wait_for(position, happened, base) {
             stats.journey_steps += self.queue_planned(campaign, job, planned).await?;
         }
         let rule = if happened {
@@ -357,7 +365,8 @@ impl Agent {
             // even if the event came during that wait.
             let began = job.due_at.checked_sub(timeout).ok();
             let base = began.map_or(self.now(), |b| b.max(self.now()));
-            if !self.decide(id, &job, position, true, base).await? {
+            let (happened, base) = self.decide(id, &job, position, true, base).await?;
+            if !happened {
                 continue;
             }
             if let Some(planned) = journey.after_wait_for(position, true, base) {

@@ -98,6 +98,14 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     events::event_groups_match_the_events(store).await;
 }
 
+/// Checks that `store` answers [`jobs_page`](crate::OutboxStore::jobs_page) a page of at most
+/// `limit` jobs at a time: for a store with its own `jobs_page` (the trait's default answers
+/// everything left at once, which [`store_conformance`] allows). Run it after
+/// `store_conformance`, on the same store or a fresh one.
+pub async fn jobs_pages_keep_their_limit<S: Store + ?Sized>(store: &S) {
+    outbox::jobs_pages_keep_their_limit(store).await;
+}
+
 /// The reads a worker makes once per claimed batch answer as the reads of one contact do: ids
 /// given in any order and twice, unknown ids, empty lists.
 async fn batch_reads<S: Store + ?Sized>(store: &S) {
@@ -1018,6 +1026,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_memory_store_conforms() {
-        super::store_conformance(&crate::MemoryStore::new()).await;
+        let store = crate::MemoryStore::new();
+        super::store_conformance(&store).await;
+        super::jobs_pages_keep_their_limit(&store).await;
     }
 }

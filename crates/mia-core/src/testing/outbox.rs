@@ -892,3 +892,33 @@ pub(super) async fn job_groups_match_the_jobs<S: Store + ?Sized>(store: &S) {
     assert!(with_variant > 0, "no job with a variant to group");
     assert!(later_steps > 0, "no job of a later step to group");
 }
+
+/// Pages of two, then of one, over a campaign of five jobs: two, two, one; then five of one.
+pub(super) async fn jobs_pages_keep_their_limit<S: Store + ?Sized>(store: &S) {
+    let jobs = claimed(store, "k-pages", 5).await;
+    let mut keys: Vec<IdempotencyKey> = jobs.iter().map(|j| j.key.clone()).collect();
+    keys.sort();
+    let campaign = CampaignId::new("k-pages");
+    for limit in [2, 1] {
+        let mut walked: Vec<IdempotencyKey> = Vec::new();
+        let mut sizes = Vec::new();
+        loop {
+            let page = store
+                .jobs_page(&campaign, walked.last(), limit)
+                .await
+                .unwrap();
+            sizes.push(page.len());
+            walked.extend(page.into_iter().map(|j| j.key));
+            if sizes.last() < Some(&limit) {
+                break;
+            }
+        }
+        assert_eq!(walked, keys, "pages of {limit}");
+        let expected: &[usize] = if limit == 2 {
+            &[2, 2, 1]
+        } else {
+            &[1, 1, 1, 1, 1, 0]
+        };
+        assert_eq!(sizes, expected, "pages of {limit}");
+    }
+}
