@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use jiff::tz::TimeZone;
 use mia::analytics::HtmlReport;
 use mia::analytics::window::{Granularity, Retention, WindowConfig, Windows, ZoneRule};
-use mia::{CampaignId, Error, Result, Store};
+use mia::{CampaignId, Error, Event, Result, Store};
 
 use crate::ops::DbArgs;
 
@@ -62,6 +62,9 @@ pub(crate) async fn report(args: &ReportArgs) -> Result<()> {
     Ok(())
 }
 
+/// Events read at a time for `--by`.
+const EVENT_PAGE: usize = 10_000;
+
 /// The campaign's events in tumbling windows, as pretty JSON.
 async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) -> Result<String> {
     let id = CampaignId::new(campaign);
@@ -95,15 +98,28 @@ async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) 
         days: usize::MAX,
     };
     let mut windows = Windows::new(WindowConfig::new(rule).retention(all));
-    let events = store.campaign_events(&id).await?;
-    for e in &events {
-        windows.add(e);
+    // A page of events at a time: the windows hold counts, never the events.
+    let mut events = 0;
+    let mut last: Option<Event> = None;
+    loop {
+        let page = store
+            .campaign_events_page(&id, last.as_ref(), EVENT_PAGE)
+            .await?;
+        for e in &page {
+            windows.add(e);
+        }
+        events += page.len();
+        let done = page.len() != EVENT_PAGE;
+        last = page.into_iter().next_back();
+        if done || last.is_none() {
+            break;
+        }
     }
     let out = serde_json::json!({
         "campaign": campaign,
         "by": by,
         "tz": tz,
-        "events": events.len(),
+        "events": events,
         "steps": steps,
         "windows": windows.tumbling(&id, by),
     });

@@ -780,6 +780,27 @@ impl EventStore for MemoryStore {
         Ok(out)
     }
 
+    async fn campaign_events_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&Event>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let key = |e: &Event| (e.at, e.id.clone(), e.contact.clone());
+        let after = after.map(key);
+        let mut out: Vec<Event> = self
+            .lock()
+            .events
+            .iter()
+            .filter(|e| e.campaign.as_ref() == Some(campaign))
+            .filter(|e| after.as_ref().is_none_or(|after| &key(e) > after))
+            .cloned()
+            .collect();
+        by_time(&mut out);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> {
         let mut out: Vec<Event> = self
             .lock()

@@ -868,6 +868,27 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// A store error.
     async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>>;
+    /// A page of a campaign's events in the order of [`campaign_events`](Self::campaign_events)
+    /// (time, then id, then contact): those that come after `after` (from the first when
+    /// `None`), at most `limit` of them, or every one left. A caller walks a large campaign's
+    /// events a page at a time, passing the last event it got; a page of any length but
+    /// `limit` is the last. The default answers every event after `after` at once.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn campaign_events_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&Event>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let _ = limit;
+        let mut events = self.campaign_events(campaign).await?;
+        if let Some(after) = after {
+            events.retain(|e| (e.at, &e.id, &e.contact) > (after.at, &after.id, &after.contact));
+        }
+        Ok(events)
+    }
     /// A campaign's events of one kind (its [`EventKind::name`](crate::EventKind::name)), in
     /// the order of [`campaign_events`](Self::campaign_events): its conversions or its
     /// opt-outs, without reading the rest. The default filters `campaign_events`.
@@ -1112,6 +1133,7 @@ macro_rules! forward_store {
             async fn campaign_events(&self, campaign: &CampaignId) -> Result<Vec<Event>> { (**self).campaign_events(campaign).await }
             async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> { (**self).campaign_events_of(campaign, kind).await }
             async fn event_groups(&self, campaign: &CampaignId) -> Result<Vec<EventGroup>> { (**self).event_groups(campaign).await }
+            async fn campaign_events_page(&self, campaign: &CampaignId, after: Option<&Event>, limit: usize) -> Result<Vec<Event>> { (**self).campaign_events_page(campaign, after, limit).await }
             async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>> { (**self).contact_events(contact).await }
         }
         #[async_trait]

@@ -198,7 +198,7 @@ async fn a_postgres_store_conforms() {
     let scratch = Scratch::new(&url);
     let store = scratch.store().await;
     mia_core::testing::store_conformance(&store).await;
-    mia_core::testing::jobs_pages_keep_their_limit(&store).await;
+    mia_core::testing::pages_keep_their_limit(&store).await;
     store.close().await;
 }
 

@@ -103,7 +103,7 @@ async fn a_file_store_conforms() {
         .await
         .unwrap();
     mia_core::testing::store_conformance(&store).await;
-    mia_core::testing::jobs_pages_keep_their_limit(&store).await;
+    mia_core::testing::pages_keep_their_limit(&store).await;
 }
 
 #[tokio::test]

@@ -11,8 +11,9 @@ fn sorted(mut groups: Vec<EventGroup>) -> Vec<EventGroup> {
 
 /// [`event_groups`](crate::EventStore::event_groups) counts events and distinct contacts and
 /// adds up conversion values per variant and kind;
-/// [`campaign_events_of`](crate::EventStore::campaign_events_of) reads one kind. Both agree
-/// with the campaign's events, for this check's campaign and every other the suite left.
+/// [`campaign_events_of`](crate::EventStore::campaign_events_of) reads one kind;
+/// [`campaign_events_page`](crate::EventStore::campaign_events_page) walks them. All agree
+/// with the campaign's events, for this check's campaigns and every other the suite left.
 pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) {
     let campaign = CampaignId::new("k-events");
     let e = |id: &str, contact: &str, variant: Option<&str>, kind: EventKind| Event {
@@ -91,6 +92,47 @@ pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) 
             .is_empty()
     );
 
+    // Ids of one time ordered as text: the 32-hex-digit ids mia derives (which a store may
+    // keep packed) among others, and one id on two contacts.
+    let ids_campaign = CampaignId::new("k-events-ids");
+    let same_time = |id: &str, contact: &str| Event {
+        campaign: Some(ids_campaign.clone()),
+        ..e(id, contact, None, EventKind::Read)
+    };
+    store
+        .append_events(&[
+            same_time("ffffffffffffffffffffffffffffffff", "c1"),
+            same_time("g", "c1"),
+            same_time("0123456789abcdef0123456789abcdef", "c2"),
+            same_time("0123456789abcdef0123456789abcdef", "c1"),
+            same_time("01", "c1"),
+            Event {
+                at: t(99),
+                ..same_time("zz", "c3")
+            },
+        ])
+        .await
+        .unwrap();
+    let order: Vec<(String, String)> = store
+        .campaign_events(&ids_campaign)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id.to_string(), e.contact.to_string()))
+        .collect();
+    let pair = |id: &str, contact: &str| (id.to_owned(), contact.to_owned());
+    assert_eq!(
+        order,
+        [
+            pair("zz", "c3"),
+            pair("01", "c1"),
+            pair("0123456789abcdef0123456789abcdef", "c1"),
+            pair("0123456789abcdef0123456789abcdef", "c2"),
+            pair("ffffffffffffffffffffffffffffffff", "c1"),
+            pair("g", "c1"),
+        ]
+    );
+
     // Every campaign's events, those of earlier checks included ("k2" has events but no
     // campaign record).
     let mut campaigns: Vec<CampaignId> = store
@@ -100,7 +142,7 @@ pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) 
         .into_iter()
         .map(|c| c.id)
         .collect();
-    campaigns.extend([campaign.clone(), CampaignId::new("k2")]);
+    campaigns.extend([campaign.clone(), ids_campaign, CampaignId::new("k2")]);
     let mut kinds_seen = std::collections::BTreeSet::new();
     for id in &campaigns {
         let all = store.campaign_events(id).await.unwrap();
@@ -118,6 +160,22 @@ pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) 
                 "{id} {kind}"
             );
         }
+        // Pages of two walk them in the same order (or one page of all, as the default does).
+        let mut walked: Vec<Event> = Vec::new();
+        loop {
+            let page = store
+                .campaign_events_page(id, walked.last(), 2)
+                .await
+                .unwrap();
+            let rest = all.len() - walked.len();
+            assert!(page.len() <= 2 || page.len() == rest, "{id}");
+            let last = page.len() != 2;
+            walked.extend(page);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(walked, all, "{id}");
         kinds_seen.extend(all.iter().map(|e| e.kind.name()));
     }
     for kind in ["sent", "converted", "failed", "opted_out"] {
@@ -136,4 +194,27 @@ pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) 
         .unwrap();
     let overflow = store.event_groups(&big).await;
     assert!(overflow.is_err(), "{overflow:?}");
+}
+
+/// Pages of four over the nine events of this check's campaign: four, four, one.
+pub(super) async fn event_pages_keep_their_limit<S: Store + ?Sized>(store: &S) {
+    let campaign = CampaignId::new("k-events");
+    let all = store.campaign_events(&campaign).await.unwrap();
+    assert_eq!(all.len(), 9, "run after the conformance suite");
+    let mut walked: Vec<Event> = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page = store
+            .campaign_events_page(&campaign, walked.last(), 4)
+            .await
+            .unwrap();
+        sizes.push(page.len());
+        let last = page.len() < 4;
+        walked.extend(page);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(sizes, [4, 4, 1]);
+    assert_eq!(walked, all);
 }

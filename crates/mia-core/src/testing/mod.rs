@@ -98,12 +98,14 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     events::event_groups_match_the_events(store).await;
 }
 
-/// Checks that `store` answers [`jobs_page`](crate::OutboxStore::jobs_page) a page of at most
-/// `limit` jobs at a time: for a store with its own `jobs_page` (the trait's default answers
-/// everything left at once, which [`store_conformance`] allows). Run it after
-/// `store_conformance`, on the same store or a fresh one.
-pub async fn jobs_pages_keep_their_limit<S: Store + ?Sized>(store: &S) {
+/// Checks that `store` answers [`jobs_page`](crate::OutboxStore::jobs_page) and
+/// [`campaign_events_page`](crate::EventStore::campaign_events_page) a page of at most `limit`
+/// at a time: for a store with its own paging (the trait's defaults answer everything left at
+/// once, which [`store_conformance`] allows). Run it after `store_conformance`, on the same
+/// store.
+pub async fn pages_keep_their_limit<S: Store + ?Sized>(store: &S) {
     outbox::jobs_pages_keep_their_limit(store).await;
+    events::event_pages_keep_their_limit(store).await;
 }
 
 /// The reads a worker makes once per claimed batch answer as the reads of one contact do: ids
@@ -1028,6 +1030,6 @@ mod tests {
     async fn the_memory_store_conforms() {
         let store = crate::MemoryStore::new();
         super::store_conformance(&store).await;
-        super::jobs_pages_keep_their_limit(&store).await;
+        super::pages_keep_their_limit(&store).await;
     }
 }

@@ -122,6 +122,38 @@ impl EventStore for PostgresStore {
         rows::all(&found, rows::event).context(DOING)
     }
 
+    async fn campaign_events_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&Event>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        const DOING: &str = "read a page of a campaign's events";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let text = match after {
+            None => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE campaign = $1 ORDER BY at, id, contact LIMIT $2"
+            ),
+            Some(_) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE campaign = $1 AND (at, id, contact) > ($3, $4, $5) \
+                 ORDER BY at, id, contact LIMIT $2"
+            ),
+        };
+        let mut query = sqlx::query(text).bind(campaign.as_str()).bind(limit);
+        if let Some(after) = after {
+            query = query
+                .bind(micros(after.at))
+                .bind(after.id.as_str())
+                .bind(after.contact.as_str());
+        }
+        let found = query.fetch_all(&self.pool).await.context(DOING)?;
+        rows::all(&found, rows::event).context(DOING)
+    }
+
     async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> {
         const DOING: &str = "read a campaign's events of one kind";
         let found = sqlx::query(concat!(

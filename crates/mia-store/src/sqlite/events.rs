@@ -131,6 +131,41 @@ impl EventStore for SqliteStore {
         decode_all(&rows, DOING)
     }
 
+    async fn campaign_events_page(
+        &self,
+        campaign: &CampaignId,
+        after: Option<&Event>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        const DOING: &str = "read a page of a campaign's events";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // `id` in ORDER BY is the text of the column list, as in `campaign_events`; the row
+        // value compares the same text. `at >= ?3` lets the index start at the last time.
+        let text = match after {
+            None => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE campaign = ?1 ORDER BY at, id, contact LIMIT ?2"
+            ),
+            Some(_) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE campaign = ?1 AND at >= ?3 AND (at, CASE typeof(id) \
+                 WHEN 'blob' THEN lower(hex(id)) ELSE id END, contact) > (?3, ?4, ?5) \
+                 ORDER BY at, id, contact LIMIT ?2"
+            ),
+        };
+        let mut query = sqlx::query(text).bind(campaign.as_str()).bind(limit);
+        if let Some(after) = after {
+            query = query
+                .bind(micros(after.at))
+                .bind(after.id.as_str())
+                .bind(after.contact.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await.context(DOING)?;
+        decode_all(&rows, DOING)
+    }
+
     async fn campaign_events_of(&self, campaign: &CampaignId, kind: &str) -> Result<Vec<Event>> {
         const DOING: &str = "read a campaign's events of one kind";
         let rows = sqlx::query(concat!(
