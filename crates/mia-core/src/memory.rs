@@ -786,14 +786,15 @@ impl EventStore for MemoryStore {
         after: Option<&Event>,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        let key = |e: &Event| (e.at, e.id.clone(), e.contact.clone());
-        let after = after.map(key);
+        fn key(e: &Event) -> (Timestamp, &str, &str) {
+            (e.at, e.id.as_str(), e.contact.as_str())
+        }
         let mut out: Vec<Event> = self
             .lock()
             .events
             .iter()
             .filter(|e| e.campaign.as_ref() == Some(campaign))
-            .filter(|e| after.as_ref().is_none_or(|after| &key(e) > after))
+            .filter(|e| after.is_none_or(|after| key(e) > key(after)))
             .cloned()
             .collect();
         by_time(&mut out);

@@ -710,7 +710,7 @@ pub trait OutboxStore: Send + Sync {
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
     /// A page of a campaign's jobs, ordered by key (byte order, as [`IdempotencyKey`]'s
     /// `Ord`): those whose key comes after `after` (from the first when `None`), at most
-    /// `limit` of them, or every one left. A caller walks a large campaign a page at a time,
+    /// `limit` of them (`limit` is at least 1), or every one left. A caller walks a large campaign a page at a time,
     /// passing the last key it got, and holds one page in memory; a page of any length but
     /// `limit` is the last.
     ///
@@ -870,9 +870,11 @@ pub trait EventStore: Send + Sync {
     async fn contact_events(&self, contact: &ContactId) -> Result<Vec<Event>>;
     /// A page of a campaign's events in the order of [`campaign_events`](Self::campaign_events)
     /// (time, then id, then contact): those that come after `after` (from the first when
-    /// `None`), at most `limit` of them, or every one left. A caller walks a large campaign's
-    /// events a page at a time, passing the last event it got; a page of any length but
-    /// `limit` is the last. The default answers every event after `after` at once.
+    /// `None`), at most `limit` of them (`limit` is at least 1), or every one left. A caller
+    /// walks a large campaign's events a page at a time, passing the last event it got; a page
+    /// of any length but `limit` is the last. The default reads
+    /// [`campaign_events`](Self::campaign_events) and answers every event after `after` at
+    /// once.
     ///
     /// # Errors
     /// A store error.

@@ -160,22 +160,25 @@ pub(super) async fn event_groups_match_the_events<S: Store + ?Sized>(store: &S) 
                 "{id} {kind}"
             );
         }
-        // Pages of two walk them in the same order (or one page of all, as the default does).
-        let mut walked: Vec<Event> = Vec::new();
-        loop {
-            let page = store
-                .campaign_events_page(id, walked.last(), 2)
-                .await
-                .unwrap();
-            let rest = all.len() - walked.len();
-            assert!(page.len() <= 2 || page.len() == rest, "{id}");
-            let last = page.len() != 2;
-            walked.extend(page);
-            if last {
-                break;
+        // Pages of one, two and three walk them in the same order (or one page of all, as the
+        // default does); pages of one put a page break between every two neighbours.
+        for limit in [1, 2, 3] {
+            let mut walked: Vec<Event> = Vec::new();
+            loop {
+                let page = store
+                    .campaign_events_page(id, walked.last(), limit)
+                    .await
+                    .unwrap();
+                let rest = all.len() - walked.len();
+                assert!(page.len() <= limit || page.len() == rest, "{id}");
+                let last = page.len() != limit;
+                walked.extend(page);
+                if last {
+                    break;
+                }
             }
+            assert_eq!(walked, all, "{id}, pages of {limit}");
         }
-        assert_eq!(walked, all, "{id}");
         kinds_seen.extend(all.iter().map(|e| e.kind.name()));
     }
     for kind in ["sent", "converted", "failed", "opted_out"] {

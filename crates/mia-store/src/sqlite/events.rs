@@ -140,7 +140,9 @@ impl EventStore for SqliteStore {
         const DOING: &str = "read a page of a campaign's events";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // `id` in ORDER BY is the text of the column list, as in `campaign_events`; the row
-        // value compares the same text. `at >= ?3` lets the index start at the last time.
+        // value compares the same text. `at >= ?3` lets the index start at the last time; the
+        // index holds no id, so each page reads again the events of that one microsecond (few,
+        // as each event takes its own time when recorded).
         let text = match after {
             None => concat!(
                 "SELECT ",
