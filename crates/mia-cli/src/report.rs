@@ -109,11 +109,10 @@ async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) 
             windows.add(e);
         }
         events += page.len();
-        let done = page.len() != EVENT_PAGE;
-        last = page.into_iter().next_back();
-        if done || last.is_none() {
+        if page.len() != EVENT_PAGE {
             break;
         }
+        last = page.into_iter().next_back();
     }
     let out = serde_json::json!({
         "campaign": campaign,

@@ -710,9 +710,9 @@ pub trait OutboxStore: Send + Sync {
     async fn job_counts(&self, campaign: &CampaignId) -> Result<JobCounts>;
     /// A page of a campaign's jobs, ordered by key (byte order, as [`IdempotencyKey`]'s
     /// `Ord`): those whose key comes after `after` (from the first when `None`), at most
-    /// `limit` of them (`limit` is at least 1), or every one left. A caller walks a large campaign a page at a time,
-    /// passing the last key it got, and holds one page in memory; a page of any length but
-    /// `limit` is the last.
+    /// `limit` of them (`limit` is at least 1), or every one left. A caller walks a large
+    /// campaign a page at a time, passing the last key it got, and holds one page in memory; a
+    /// page of any length but `limit` is the last.
     ///
     /// The default reads [`jobs`](Self::jobs) and answers every job after `after` at once,
     /// however many: reading them all for each page of `limit` would read the campaign once

@@ -28,9 +28,9 @@ use crate::store::{Job, JobState, JobUpdate, NewJob};
 /// Jobs read at a time when a journey campaign is checked for steps a crash left unqueued.
 const REPAIR_PAGE: usize = 1_000;
 
-/// The next steps of a journey campaign that are planned but not queued: after each sent job of a
-/// send step, and after each decided wait-for, the step the journey goes to when no job has
-/// its key. Walks the campaign `page` jobs at a time, so a campaign of millions of jobs never
+/// The next steps of a journey campaign that are planned but not queued: after each sent job
+/// of a send step, and after each decided wait-for, the step the journey goes to when no job
+/// has its key. Walks the campaign `page` jobs at a time, so a campaign of millions of jobs never
 /// sits in memory, and answers a page's missing steps, each with the job it follows.
 struct MissingSteps<'a> {
     store: &'a dyn crate::Store,
@@ -69,7 +69,6 @@ impl<'a> MissingSteps<'a> {
             .jobs_page(self.campaign, self.after.as_ref(), self.page)
             .await?;
         match jobs.last() {
-            // A page longer than asked for is everything left (a store's default).
             Some(last) if jobs.len() == self.page => {
                 // A store that did not move past `after` would have the walk go round forever.
                 if self.after.as_ref().is_some_and(|after| &last.key <= after) {
@@ -84,6 +83,7 @@ impl<'a> MissingSteps<'a> {
                 }
                 self.after = Some(last.key.clone());
             }
+            // Short, empty, or longer than asked for (everything left: a store's default).
             _ => self.done = true,
         }
         let journey = self.journey;
