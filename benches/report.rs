@@ -1,11 +1,13 @@
-//! A campaign report from a SQLite store (`synchronous = NORMAL`) holding a campaign of 100,000
-//! jobs and 74,500 events: what `mia report`, the HTML report and FFI `mia_campaign_report`
+//! A campaign report from a store holding a campaign of 100,000 jobs and 74,500 events, on
+//! SQLite (`report.sqlite`, `synchronous = NORMAL`) and, when `MIA_TEST_POSTGRES_URL` is set,
+//! on Postgres (`report.postgres`, in a schema of its own that the bench drops at the end): what `mia report`, the HTML report and FFI `mia_campaign_report`
 //! cost. 30,000 jobs are sent (variants A and B taking turns), 1,000 are dead letters under 10
 //! reasons, 2,000 wait to retry and the rest are pending. Every sent message has a `sent` and a
 //! `delivered` event; a third are read, a tenth clicked, one in 25 converts and one in a
 //! hundred opts out.
 //!
-//! Run with: `cargo bench --bench report --features full`
+//! Run with: `cargo bench --bench report --features full` (with
+//! `MIA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test` for Postgres too)
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,7 +15,7 @@ mod common;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use mia::analytics::{CampaignReport, HtmlReport};
-use mia::store::SqliteStore;
+use mia::store::PostgresStore;
 use mia::*;
 
 const JOBS: i64 = 100_000;
@@ -24,7 +26,7 @@ fn t(secs: i64) -> Timestamp {
 }
 
 /// The campaign's jobs and events, written as a worker and the analytics pipeline would.
-async fn fill(store: &SqliteStore) -> CampaignId {
+async fn fill(store: &dyn Store) -> CampaignId {
     let mut c = Campaign::draft(
         CampaignId::new("report"),
         CampaignSpec::new("Bench", "tea", "20% off"),
@@ -117,12 +119,33 @@ async fn fill(store: &SqliteStore) -> CampaignId {
 fn report(c: &mut Criterion) {
     let (rt, _dir, store) = common::sqlite_store("report.db");
     let id = rt.block_on(fill(&store));
-    let store: &dyn Store = &store;
-    let mut group = c.benchmark_group("report.sqlite");
+    report_on(c, &rt, "report.sqlite", &store, &id);
+    let Ok(url) = std::env::var("MIA_TEST_POSTGRES_URL") else {
+        println!("report.postgres skipped: set MIA_TEST_POSTGRES_URL");
+        return;
+    };
+    let schema = format!("mia_bench_report_{}", std::process::id());
+    let store = rt
+        .block_on(PostgresStore::connect_with_schema(&url, &schema))
+        .unwrap();
+    let id = rt.block_on(fill(&store));
+    report_on(c, &rt, "report.postgres", &store, &id);
+    rt.block_on(store.drop_schema()).unwrap();
+}
+
+/// The report and the HTML page of campaign `id` in `store`, as bench group `name`.
+fn report_on(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    store: &dyn Store,
+    id: &CampaignId,
+) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.bench_function("campaign_report_100000_jobs", |b| {
         b.iter(|| {
-            let report = rt.block_on(CampaignReport::build(store, &id)).unwrap();
+            let report = rt.block_on(CampaignReport::build(store, id)).unwrap();
             assert_eq!(report.audience, JOBS as u64);
             assert_eq!(report.sent, SENT as u64);
             assert_eq!(report.opt_outs, 300);
@@ -130,7 +153,7 @@ fn report(c: &mut Criterion) {
     });
     group.bench_function("html_report_100000_jobs", |b| {
         b.iter(|| {
-            let page = rt.block_on(HtmlReport::build(store, &id)).unwrap();
+            let page = rt.block_on(HtmlReport::build(store, id)).unwrap();
             assert_eq!(page.report().variants[&VariantId::new("A")].converted, 600);
         });
     });
