@@ -7,7 +7,10 @@
 //! time until none is left and completes them: one `update_jobs` per claim, or `update_job`
 //! when a claim brings one job (every claim with `--batch 1`). `--warm` rounds run before the `--rounds` timed ones.
 //! `--stop schedule` only schedules and `--stop claim` only claims (the jobs stay claimed), so
-//! the differences between three counts are the cost of the claims and of the completions:
+//! the differences between three counts are the cost of the claims and of the completions.
+//! Each round also prints the wall-clock time its claims and its completions took per job, and
+//! `--durability normal` runs at `Durability::Normal` (no flush a commit) instead of `Full`,
+//! which tells what the flushes cost:
 //!
 //! ```text
 //! cargo build --release -p mia-store --example outbox_drain
@@ -15,6 +18,7 @@
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/outbox_drain --stop $stop 2>&1 | grep Collected
 //! done
+//! target/release/examples/outbox_drain --warm 30 --rounds 10 --durability normal
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -23,6 +27,8 @@ use mia_core::{
     Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ContactId, IdempotencyKey,
     Job, JobUpdate, NewJob, OutboxStore, Purpose,
 };
+use std::time::{Duration, Instant};
+
 use mia_store::{Durability, SqliteOptions, SqliteStore};
 
 /// Where a round stops.
@@ -39,6 +45,7 @@ struct Options {
     warm: u32,
     rounds: u32,
     stop: Stop,
+    durability: Durability,
 }
 
 fn t(secs: i64) -> Timestamp {
@@ -52,6 +59,7 @@ fn options() -> Result<Options, String> {
         warm: 1,
         rounds: 3,
         stop: Stop::None,
+        durability: Durability::Full,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -74,14 +82,28 @@ fn options() -> Result<Options, String> {
                     other => return Err(format!("--stop {other:?}: schedule, claim or none")),
                 }
             }
+            "--durability" => {
+                options.durability = match value.as_str() {
+                    "full" => Durability::Full,
+                    "normal" => Durability::Normal,
+                    other => return Err(format!("--durability {other:?}: full or normal")),
+                }
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
     Ok(options)
 }
 
+/// How long a round's claims and its completions took.
+#[derive(Default)]
+struct Spent {
+    claims: Duration,
+    completions: Duration,
+}
+
 /// Runs round `round`; returns how long its claims and completions took.
-async fn round(store: &SqliteStore, round: u32, options: &Options) -> std::time::Duration {
+async fn round(store: &SqliteStore, round: u32, options: &Options) -> Spent {
     let mut campaign = Campaign::draft(
         CampaignId::new(format!("drain-{round}")),
         CampaignSpec::new("Drain", "tea", "20% off"),
@@ -103,17 +125,19 @@ async fn round(store: &SqliteStore, round: u32, options: &Options) -> std::time:
         })
         .collect();
     store.schedule(&campaign, &jobs).await.unwrap();
-    let start = std::time::Instant::now();
+    let mut spent = Spent::default();
     if options.stop == Stop::Schedule {
-        return start.elapsed();
+        return spent;
     }
     let lease = SignedDuration::from_mins(5);
     let mut done = 0;
     loop {
+        let start = Instant::now();
         let claimed = store
             .claim("w0", t(3600), lease, options.batch)
             .await
             .unwrap();
+        spent.claims += start.elapsed();
         if claimed.is_empty() {
             break;
         }
@@ -121,12 +145,14 @@ async fn round(store: &SqliteStore, round: u32, options: &Options) -> std::time:
         if options.stop == Stop::Claim {
             continue;
         }
+        let start = Instant::now();
         if let [job] = claimed.as_slice() {
             let sent = JobUpdate::Sent { message_id: 1 };
             store
                 .update_job(&job.key, job.claim_token, &sent, t(3601))
                 .await
                 .unwrap();
+            spent.completions += start.elapsed();
             continue;
         }
         let updates: Vec<(&Job, JobUpdate)> = claimed
@@ -136,9 +162,10 @@ async fn round(store: &SqliteStore, round: u32, options: &Options) -> std::time:
             .collect();
         let lost = store.update_jobs(&updates, t(3601)).await.unwrap();
         assert!(lost.is_empty(), "a claimed job was lost: {lost:?}");
+        spent.completions += start.elapsed();
     }
     assert_eq!(done as i64, options.jobs, "every job claimed once");
-    start.elapsed()
+    spent
 }
 
 fn main() {
@@ -155,7 +182,7 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
-        let settings = SqliteOptions::new().with_durability(Durability::Full);
+        let settings = SqliteOptions::new().with_durability(options.durability);
         let store = SqliteStore::open_with(dir.path().join("drain.db"), settings)
             .await
             .unwrap();
@@ -165,8 +192,14 @@ fn main() {
         for r in options.warm..options.warm + options.rounds {
             let spent = round(&store, r, &options).await;
             if options.stop != Stop::Schedule {
-                let rate = options.jobs as f64 / spent.as_secs_f64();
-                println!("round {r}: {rate:.0} jobs/s");
+                let jobs = options.jobs as f64;
+                let rate = jobs / (spent.claims + spent.completions).as_secs_f64();
+                let per_job = |d: Duration| d.as_secs_f64() * 1e6 / jobs;
+                println!(
+                    "round {r}: {rate:.0} jobs/s (claims {:.2} µs a job, completions {:.2} µs a job)",
+                    per_job(spent.claims),
+                    per_job(spent.completions)
+                );
             }
         }
         store.close().await;
