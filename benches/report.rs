@@ -1,14 +1,20 @@
 //! A campaign report from a store holding a campaign of 100,000 jobs and 74,500 events, on
 //! SQLite (`report.sqlite`, `synchronous = NORMAL`) and, when `MIA_TEST_POSTGRES_URL` is set,
-//! on Postgres (`report.postgres`, in a schema of its own that the bench drops at the end): what `mia report`, the HTML report and FFI `mia_campaign_report`
-//! cost. 30,000 jobs are sent (variants A and B taking turns), 1,000 are dead letters under 10
+//! on Postgres (`report.postgres`, in a schema of its own that the bench drops at the end, also
+//! after a failure): what `mia report`, the HTML report and FFI `mia_campaign_report` cost.
+//! 30,000 jobs are sent (variants A and B taking turns), 1,000 are dead letters under 10
 //! reasons, 2,000 wait to retry and the rest are pending. Every sent message has a `sent` and a
 //! `delivered` event; a third are read, a tenth clicked, one in 25 converts and one in a
 //! hundred opts out.
 //!
 //! Run with: `cargo bench --bench report --features full` (with
 //! `MIA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test` for Postgres too)
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
 
 mod common;
 
@@ -120,7 +126,10 @@ fn report(c: &mut Criterion) {
     let (rt, _dir, store) = common::sqlite_store("report.db");
     let id = rt.block_on(fill(&store));
     report_on(c, &rt, "report.sqlite", &store, &id);
-    let Ok(url) = std::env::var("MIA_TEST_POSTGRES_URL") else {
+    let Some(url) = std::env::var("MIA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
         println!("report.postgres skipped: set MIA_TEST_POSTGRES_URL");
         return;
     };
@@ -128,9 +137,15 @@ fn report(c: &mut Criterion) {
     let store = rt
         .block_on(PostgresStore::connect_with_schema(&url, &schema))
         .unwrap();
-    let id = rt.block_on(fill(&store));
-    report_on(c, &rt, "report.postgres", &store, &id);
+    // The schema goes whether the bench passes or panics, then the panic goes on.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let id = rt.block_on(fill(&store));
+        report_on(c, &rt, "report.postgres", &store, &id);
+    }));
     rt.block_on(store.drop_schema()).unwrap();
+    if let Err(panic) = ran {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// The report and the HTML page of campaign `id` in `store`, as bench group `name`.

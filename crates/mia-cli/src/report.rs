@@ -1,12 +1,10 @@
 //! `mia report`: one campaign's report from a store, as JSON and as a self-contained HTML page.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use clap::Args;
-
 use jiff::tz::TimeZone;
 use mia::analytics::HtmlReport;
 use mia::analytics::window::{Granularity, Retention, WindowConfig, Windows, ZoneRule};
@@ -14,7 +12,8 @@ use mia::{CampaignId, ContactId, Error, Event, Result, Store};
 
 use crate::ops::DbArgs;
 
-/// `mia report --db PATH --campaign ID [--html PATH] [--json PATH] [--by minute|hour|day --tz ZONE]`.
+/// `mia report --db PATH --campaign ID [--html PATH] [--json PATH]
+/// [--by minute|hour|day --tz ZONE]`.
 #[derive(Args, Debug)]
 pub(crate) struct ReportArgs {
     #[command(flatten)]
@@ -69,15 +68,18 @@ const EVENT_PAGE: usize = 10_000;
 
 /// The campaign's events in tumbling windows, as pretty JSON.
 async fn activity(store: &dyn Store, campaign: &str, by: Granularity, tz: &str) -> Result<String> {
-    activity_paged(store, campaign, by, tz, EVENT_PAGE).await
+    let zones = ContactZones::default();
+    activity_paged(store, campaign, by, tz, &zones, EVENT_PAGE).await
 }
 
-/// [`activity`], reading `page` events at a time.
+/// [`activity`], reading `page` events at a time and, with `tz` `contact`, learning the zones
+/// of their contacts into `zones`.
 async fn activity_paged(
     store: &dyn Store,
     campaign: &str,
     by: Granularity,
     tz: &str,
+    zones: &ContactZones,
     page: usize,
 ) -> Result<String> {
     let id = CampaignId::new(campaign);
@@ -90,7 +92,6 @@ async fn activity_paged(
         None => vec!["message"],
     };
     let (rule, zones) = if tz == "contact" {
-        let zones = ContactZones::default();
         (zones.rule(), Some(zones))
     } else {
         let zone = TimeZone::get(tz)
@@ -145,8 +146,8 @@ impl ContactZones {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Each contact's own zone from this map, UTC for a contact without one (none stored, no
-    /// contact record, or an erased one).
+    /// Each contact's own zone from this map, UTC for a contact without one (an unknown zone,
+    /// no contact record, or an erased one).
     fn rule(&self) -> ZoneRule {
         let zones = self.clone();
         ZoneRule::Contact {
@@ -157,19 +158,18 @@ impl ContactZones {
 
     /// Reads the zones of the contacts of `events` that it has not seen yet.
     async fn learn(&self, store: &dyn Store, events: &[Event]) -> Result<()> {
-        let mut new: Vec<ContactId> = {
+        let new: Vec<ContactId> = {
             let known = self.map();
-            events
+            let unseen: HashSet<&ContactId> = events
                 .iter()
-                .filter(|e| !known.contains_key(&e.contact))
-                .map(|e| e.contact.clone())
-                .collect()
+                .map(|e| &e.contact)
+                .filter(|c| !known.contains_key(*c))
+                .collect();
+            unseen.into_iter().cloned().collect()
         };
         if new.is_empty() {
             return Ok(());
         }
-        new.sort_unstable();
-        new.dedup();
         let found = store.contacts_by_id(&new).await?;
         let mut known = self.map();
         // A contact the store does not know is remembered as zoneless, so it is asked once.
@@ -265,16 +265,28 @@ mod tests {
             ("2026-06-01T00:00:00".to_owned(), 3),
             ("2026-06-02T00:00:00".to_owned(), 2),
         ];
+        let zone = |name: &str| Some(TimeZone::get(name).unwrap());
         for page in [1, 2, 3, 5, EVENT_PAGE] {
-            let json = activity_paged(&store, "c", Granularity::Day, "contact", page)
+            let zones = ContactZones::default();
+            let json = activity_paged(&store, "c", Granularity::Day, "contact", &zones, page)
                 .await
                 .unwrap();
             assert_eq!(days(&json), want, "pages of {page}");
+            // The contacts with events, read once each; not the bystander.
+            let learnt: HashMap<ContactId, Option<TimeZone>> = zones.map().clone();
+            let expected = HashMap::from([
+                (ContactId::new("east"), zone("Pacific/Kiritimati")),
+                (ContactId::new("west"), zone("Pacific/Pago_Pago")),
+                (ContactId::new("ghost"), None),
+            ]);
+            assert_eq!(learnt, expected, "pages of {page}");
         }
-        // On one clock, every send is on the same day.
-        let json = activity_paged(&store, "c", Granularity::Day, "UTC", 2)
+        // On one clock, every send is on the same day, and no contact is read.
+        let zones = ContactZones::default();
+        let json = activity_paged(&store, "c", Granularity::Day, "UTC", &zones, 2)
             .await
             .unwrap();
+        assert!(zones.map().is_empty());
         assert_eq!(days(&json), [("2026-06-01T00:00:00".to_owned(), 5)]);
     }
 
@@ -306,7 +318,6 @@ mod tests {
             Some(TimeZone::get("Asia/Tokyo").unwrap())
         );
         assert_eq!(known[&ContactId::new("b")], None);
-        drop(known);
         // Once seen, a contact is not asked again, even when the store changed meanwhile.
         store
             .upsert_contacts(&[

@@ -1,16 +1,20 @@
-//! Drains campaigns through a SQLite outbox at `Durability::Full`, one worker, and prints the
-//! jobs per second of each timed round: for counting a drain's CPU instructions with callgrind,
-//! which gives the same count on every run, where wall-clock benches on a shared 2-core
-//! machine swing by ±20% (`benches/sqlite.rs` is the wall-clock bench).
+//! Drains campaigns through a SQLite outbox, one worker, and prints the jobs per second of each
+//! timed round: for counting a drain's CPU instructions with callgrind, which gives the same
+//! count on every run, where wall-clock benches on a shared 2-core machine swing by ±20%
+//! (`benches/sqlite.rs` is the wall-clock bench).
 //!
 //! Each round schedules a new running campaign of `--jobs` jobs, then claims `--batch` jobs at a
 //! time until none is left and completes them: one `update_jobs` per claim, or `update_job`
-//! when a claim brings one job (every claim with `--batch 1`). `--warm` rounds run before the `--rounds` timed ones.
-//! `--stop schedule` only schedules and `--stop claim` only claims (the jobs stay claimed), so
-//! the differences between three counts are the cost of the claims and of the completions.
-//! Each round also prints the wall-clock time its claims and its completions took per job, and
-//! `--durability normal` runs at `Durability::Normal` (no flush a commit) instead of `Full`,
-//! which tells what the flushes cost:
+//! when a claim brings one job (every claim with `--batch 1`). `--warm` rounds run before the
+//! `--rounds` timed ones. `--stop schedule` only schedules and `--stop claim` only claims (the
+//! jobs stay claimed), so the differences between three counts are the cost of the claims and
+//! of the completions (and of reading the clock around each call: three reads a claim with
+//! `--batch 1`, a few hundred instructions next to a claim's hundreds of thousands).
+//!
+//! Each round also prints the wall-clock time its claims and its completions took per job.
+//! `--durability normal` runs at `Durability::Normal` (no flush a commit) instead of the
+//! default `Full`, which tells what the flushes cost; `--warm 30` first grows the outbox to
+//! 300,000 jobs, as the wall-clock bench's store grows.
 //!
 //! ```text
 //! cargo build --release -p mia-store --example outbox_drain
@@ -18,17 +22,17 @@
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/outbox_drain --stop $stop 2>&1 | grep Collected
 //! done
-//! target/release/examples/outbox_drain --warm 30 --rounds 10 --durability normal
+//! target/release/examples/outbox_drain --warm 30 --rounds 5 --durability normal
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use mia_core::{
     Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ContactId, IdempotencyKey,
     Job, JobUpdate, NewJob, OutboxStore, Purpose,
 };
-use std::time::{Duration, Instant};
-
 use mia_store::{Durability, SqliteOptions, SqliteStore};
 
 /// Where a round stops.
@@ -196,7 +200,8 @@ fn main() {
                 let rate = jobs / (spent.claims + spent.completions).as_secs_f64();
                 let per_job = |d: Duration| d.as_secs_f64() * 1e6 / jobs;
                 println!(
-                    "round {r}: {rate:.0} jobs/s (claims {:.2} µs a job, completions {:.2} µs a job)",
+                    "round {r}: {rate:.0} jobs/s (claims {:.2} µs a job, completions {:.2} µs \
+                     a job)",
                     per_job(spent.claims),
                     per_job(spent.completions)
                 );
