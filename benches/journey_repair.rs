@@ -1,10 +1,13 @@
-//! A worker's first run over a running journey campaign of 100,000 contacts on SQLite
-//! (`synchronous = NORMAL`): every intro is sent and every contact's next step is queued (due
+//! A worker's first run over a running journey campaign of 100,000 contacts, on SQLite
+//! (`journey_repair.sqlite`, `synchronous = NORMAL`) and, when `MIA_TEST_POSTGRES_URL` is set,
+//! on Postgres (`journey_repair.postgres`, in a schema of its own that the bench drops at the
+//! end, also after a failure): every intro is sent and every contact's next step is queued (due
 //! tomorrow), so the run finds nothing to send and nothing to repair. What it costs is the
 //! check for steps a crash left unqueued, which reads the whole campaign (200,000 jobs) once
 //! per worker start and whenever a journey campaign runs out of open jobs.
 //!
-//! Run with: `cargo bench --bench journey_repair --features full`
+//! Run with: `cargo bench --bench journey_repair --features full` (with
+//! `MIA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test` for Postgres too)
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,7 +16,6 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
-use mia::store::SqliteStore;
 use mia::telegram::{SimConfig, SimTelegram};
 use mia::*;
 
@@ -31,7 +33,7 @@ fn noon() -> Timestamp {
 }
 
 /// The campaign: intros sent, follow-ups queued for tomorrow.
-async fn fill(store: &SqliteStore) {
+async fn fill(store: &dyn Store) {
     let mut spec = CampaignSpec::new("Bench", "tea", "20% off");
     spec.journey = Some(serde_json::from_str(JOURNEY).unwrap());
     let mut c = Campaign::draft(CampaignId::new("journey"), spec, noon());
@@ -76,10 +78,18 @@ async fn fill(store: &SqliteStore) {
 fn repair(c: &mut Criterion) {
     let (rt, _dir, store) = common::sqlite_store("journey.db");
     rt.block_on(fill(&store));
-    let store: Arc<dyn Store> = Arc::new(store);
+    repair_on(c, &rt, "journey_repair.sqlite", Arc::new(store));
+    common::on_postgres(&rt, "journey_repair.postgres", |store| {
+        rt.block_on(fill(store));
+        repair_on(c, &rt, "journey_repair.postgres", Arc::new(store.clone()));
+    });
+}
+
+/// A new worker's first run over the campaign in `store`, as bench group `name`.
+fn repair_on(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: Arc<dyn Store>) {
     let clock = Arc::new(SimClock::starting_at(noon()));
     let telegram = SimTelegram::new(SimConfig::seeded(1), clock.clone()).unwrap();
-    let mut group = c.benchmark_group("journey_repair.sqlite");
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.bench_function("first_run_100000_contacts", |b| {
         b.iter(|| {

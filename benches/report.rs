@@ -9,19 +9,13 @@
 //!
 //! Run with: `cargo bench --bench report --features full` (with
 //! `MIA_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test` for Postgres too)
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::print_stdout
-)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use mia::analytics::{CampaignReport, HtmlReport};
-use mia::store::PostgresStore;
 use mia::*;
 
 const JOBS: i64 = 100_000;
@@ -126,26 +120,10 @@ fn report(c: &mut Criterion) {
     let (rt, _dir, store) = common::sqlite_store("report.db");
     let id = rt.block_on(fill(&store));
     report_on(c, &rt, "report.sqlite", &store, &id);
-    let Some(url) = std::env::var("MIA_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        println!("report.postgres skipped: set MIA_TEST_POSTGRES_URL");
-        return;
-    };
-    let schema = format!("mia_bench_report_{}", std::process::id());
-    let store = rt
-        .block_on(PostgresStore::connect_with_schema(&url, &schema))
-        .unwrap();
-    // The schema goes whether the bench passes or panics, then the panic goes on.
-    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let id = rt.block_on(fill(&store));
-        report_on(c, &rt, "report.postgres", &store, &id);
-    }));
-    rt.block_on(store.drop_schema()).unwrap();
-    if let Err(panic) = ran {
-        std::panic::resume_unwind(panic);
-    }
+    common::on_postgres(&rt, "report.postgres", |store| {
+        let id = rt.block_on(fill(store));
+        report_on(c, &rt, "report.postgres", store, &id);
+    });
 }
 
 /// The report and the HTML page of campaign `id` in `store`, as bench group `name`.

@@ -117,3 +117,32 @@ pub(crate) fn sqlite_store(
         .unwrap();
     (rt, dir, store)
 }
+
+/// Runs `bench` on a Postgres store in a schema of its own named after `name` and this
+/// process, when `MIA_TEST_POSTGRES_URL` is set (otherwise prints that `name` was skipped),
+/// then drops the schema: also after a panic, which then goes on.
+#[allow(clippy::print_stdout)]
+pub(crate) fn on_postgres(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    bench: impl FnOnce(&mia::store::PostgresStore),
+) {
+    let Some(url) = std::env::var("MIA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        println!("{name} skipped: set MIA_TEST_POSTGRES_URL");
+        return;
+    };
+    let schema = format!("mia_bench_{name}_{}", std::process::id()).replace('.', "_");
+    let store = rt
+        .block_on(mia::store::PostgresStore::connect_with_schema(
+            &url, &schema,
+        ))
+        .unwrap();
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bench(&store)));
+    rt.block_on(store.drop_schema()).unwrap();
+    if let Err(panic) = ran {
+        std::panic::resume_unwind(panic);
+    }
+}
