@@ -526,6 +526,7 @@ impl OutboxStore for MemoryStore {
             match inner
                 .jobs
                 .get_mut(&claimed.key)
+                .filter(|job| job.campaign == claimed.campaign)
                 .filter(|job| held_by(job, claimed.claim_token).is_ok())
             {
                 Some(job) => {

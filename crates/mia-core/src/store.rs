@@ -661,8 +661,9 @@ pub trait OutboxStore: Send + Sync {
     ///
     /// An update whose claim was lost (another worker took the job over, a withdrawal, an
     /// erasure or an abort cancelled it before its send, or the job does not exist) changes
-    /// nothing; the keys
-    /// of those are returned, in input order. The other updates are all written, or none on an
+    /// nothing; the keys of those are returned, in input order. So does an update whose
+    /// `job.campaign` is not the job's campaign: `job` is the job as a claim returned it, and a
+    /// store may find it by its campaign and key (the SQLite store does, for speed). The other updates are all written, or none on an
     /// error. One more thing happens for a lost job whose contact was erased after `job` was
     /// claimed (the job's contact is now the erasure's replacement, `job.contact` the erased
     /// id): the events under `job.contact` about `job.campaign`, which the worker recorded for

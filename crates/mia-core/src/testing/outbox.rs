@@ -174,6 +174,29 @@ pub(super) async fn batched_updates<S: Store + ?Sized>(store: &S) {
         "the retried job and the moved one were still open"
     );
 
+    // A job named under a campaign it is not in is not found; its neighbour is.
+    let pair = claimed(store, "kb3", 2).await;
+    let misnamed = Job {
+        campaign: CampaignId::new("kb1"),
+        ..pair[1].clone()
+    };
+    let updates = vec![
+        (&pair[0], JobUpdate::Sent { message_id: 16 }),
+        (&misnamed, JobUpdate::Sent { message_id: 17 }),
+    ];
+    assert_eq!(
+        store.update_jobs(&updates, now).await.unwrap(),
+        vec![misnamed.key.clone()]
+    );
+    let states = (
+        store.job(&pair[0].key).await.unwrap().unwrap().state,
+        store.job(&pair[1].key).await.unwrap().unwrap().state,
+    );
+    assert_eq!(states, (JobState::Sent, JobState::Claimed));
+    // Under its own campaign, it is found (and closed, so later checks do not claim it).
+    let own = vec![(&pair[1], JobUpdate::Sent { message_id: 17 })];
+    assert!(store.update_jobs(&own, now).await.unwrap().is_empty());
+
     // A batch larger than any one statement a backend prepares.
     let many = claimed(store, "kb2", 301).await;
     let updates: Vec<(&Job, JobUpdate)> = many

@@ -191,8 +191,8 @@ macro_rules! settle_queue {
 }
 
 /// A batched update of claimed jobs in one statement: the new columns of each job come in as
-/// arrays, and only the jobs still held with the given claim token change; their queue rows
-/// follow (see `settle_queue!`). Returns the keys it changed.
+/// arrays, and only the jobs still held with the given claim token, in the given campaign,
+/// change; their queue rows follow (see `settle_queue!`). Returns the keys it changed.
 ///
 /// The plan must not depend on statistics. Written plainly (`o.state = 'claimed'` in the
 /// WHERE clause), the planner estimates the claimed jobs at one row whenever the last ANALYZE
@@ -220,11 +220,11 @@ const UPDATE_BATCH: &str = concat!(
            ELSE o.attempts END \
        FROM (SELECT x.*, 'claimed' COLLATE \"C\" AS held, 'cancelled' COLLATE \"C\" AS cut \
              FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[], \
-                         $7::int8[], $8::int8[], $9::int8[]) \
+                         $7::int8[], $8::int8[], $9::int8[], $10::text[]) \
                AS x (key, claim_token, state, message_id, outcome, due_at, add_attempts, \
-                     lease) \
+                     lease, campaign) \
              OFFSET 0) AS u \
-       WHERE o.key = ANY ($2::text[]) AND o.key = u.key \
+       WHERE o.key = ANY ($2::text[]) AND o.key = u.key AND o.campaign = u.campaign \
          AND (o.state = u.held OR (o.state = u.cut AND o.outcome = 'send_in_flight')) \
          AND o.claim_token = u.claim_token \
        RETURNING o.key, o.campaign, o.state, o.due_at, u.lease), ",
@@ -408,6 +408,7 @@ async fn update_batch(
         let mut due = Vec::with_capacity(chunk.len());
         let mut attempts = Vec::with_capacity(chunk.len());
         let mut leases = Vec::with_capacity(chunk.len());
+        let mut campaigns = Vec::with_capacity(chunk.len());
         for (job, update) in chunk {
             let change = JobChange::from(update);
             keys.push(job.key.as_str());
@@ -418,6 +419,7 @@ async fn update_batch(
             due.push(change.due_at);
             attempts.push(change.add_attempts);
             leases.push(job.lease_until.map(micros));
+            campaigns.push(job.campaign.as_str());
         }
         let found: Vec<String> = sqlx::query_scalar(UPDATE_BATCH)
             .bind(micros(now))
@@ -429,6 +431,7 @@ async fn update_batch(
             .bind(due)
             .bind(attempts)
             .bind(leases)
+            .bind(campaigns)
             .fetch_all(&mut *conn)
             .await?;
         changed.extend(found);

@@ -108,28 +108,40 @@ const UPDATE_SIZES: [usize; 4] = [1, 4, 32, 256];
 /// The largest of [`UPDATE_SIZES`].
 const UPDATE_MAX: usize = UPDATE_SIZES[UPDATE_SIZES.len() - 1];
 
-/// One job of a batched update: its key, the claim that must still hold it, what changes, and
-/// the time to stamp it with.
+/// One job of a batched update: its key (and its campaign, when the caller knows it), the claim
+/// that must still hold it, what changes, and the time to stamp it with.
 struct UpdateRow<'a> {
     key: &'a str,
+    campaign: Option<&'a str>,
     claim_token: u64,
     update: &'a JobUpdate,
     now: Timestamp,
 }
 
 /// A batched update of `rows` claimed jobs: the new columns of each job come in as a `VALUES`
-/// list (8 binds a row), and only the jobs still held with the given claim token change.
+/// list (9 binds a row), and only the jobs still held with the given claim token change.
+///
+/// With `by_campaign`, each job is found by its campaign and key in `outbox_by_campaign`
+/// rather than by its key alone in the primary key's index. Keys are hashes, so a batch's
+/// jobs are spread over the whole key index, which holds every job ever queued, and each
+/// lookup lands somewhere new in it; in the campaign index the jobs of one campaign sit
+/// together, so a batch's lookups stay in one small part of it. The planner would take the
+/// unique index, hence `INDEXED BY`. Measured with one worker draining 500 at a time at
+/// `Durability::Full`, after 400,000 jobs had gone through the store: completions took 3.7–4.8
+/// µs a job instead of 4.8–6.0 (`examples/outbox_drain.rs --warm 40`, two alternated runs of
+/// each build). A job whose campaign the caller does not know (a queued `update_job`) is found
+/// by its key.
 /// With `returning`, it returns the keys it changed. Without, it is `UPDATE OR IGNORE`, which
 /// cannot abort halfway and so needs no statement journal (a copy of every page it changes,
 /// kept in case it does); a row it would ignore (none can break a constraint, but if one did)
 /// makes the count fall short, and [`update_rows`] then runs the plain statement, which
 /// reports the error.
-fn update_sql(rows: usize, returning: bool) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
     sql.push_str(
         "WITH u (key, claim_token, state, message_id, outcome, due_at, add_attempts, \
-         updated_at) AS (VALUES ",
+         updated_at, campaign) AS (VALUES ",
     );
     for i in 0..rows {
         if i > 0 {
@@ -141,6 +153,9 @@ fn update_sql(rows: usize, returning: bool) -> String {
         true => ") UPDATE outbox",
         false => ") UPDATE OR IGNORE outbox",
     });
+    if by_campaign {
+        sql.push_str(" INDEXED BY outbox_by_campaign");
+    }
     // A job cancelled by an abort while its send was in flight takes a send and stays
     // cancelled otherwise (see `OutboxStore::cancel_campaign_jobs`); every right-hand side
     // reads the row as it was.
@@ -159,6 +174,9 @@ fn update_sql(rows: usize, returning: bool) -> String {
          AND (outbox.state = 'claimed' \
            OR (outbox.state = 'cancelled' AND outbox.outcome = 'send_in_flight'))",
     );
+    if by_campaign {
+        sql.push_str(" AND outbox.campaign = u.campaign");
+    }
     if returning {
         sql.push_str(" RETURNING key");
     }
@@ -167,7 +185,8 @@ fn update_sql(rows: usize, returning: bool) -> String {
 
 /// The statements of a batched update of `rows`, `UPDATE_MAX` rows at most each, with a
 /// `sync` level set in front of each (outside a transaction, whose `BEGIN` sets it), and
-/// `RETURNING key` when `returning`.
+/// `RETURNING key` when `returning`. A statement whose rows all name their campaign finds the
+/// jobs by campaign and key (see [`update_sql`]).
 fn update_queries<'q>(
     rows: &'q [UpdateRow<'q>],
     sync: Option<super::Flush>,
@@ -183,7 +202,8 @@ fn update_queries<'q>(
             .map(super::Flush::pragma)
             .unwrap_or_default()
             .to_owned();
-        sql.push_str(&update_sql(size, returning));
+        let by_campaign = chunk.iter().all(|row| row.campaign.is_some());
+        sql.push_str(&update_sql(size, returning, by_campaign));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             let change = JobChange::from(row.update);
@@ -195,7 +215,8 @@ fn update_queries<'q>(
                 .bind(change.outcome)
                 .bind(change.due_at)
                 .bind(change.add_attempts)
-                .bind(micros(row.now));
+                .bind(micros(row.now))
+                .bind(row.campaign);
         }
         for _ in chunk.len()..size {
             // `outbox.key = NULL` is never true: the row changes nothing.
@@ -207,7 +228,8 @@ fn update_queries<'q>(
                 .bind(None::<&str>)
                 .bind(None::<i64>)
                 .bind(0_i64)
-                .bind(0_i64);
+                .bind(0_i64)
+                .bind(None::<&str>);
         }
         query
     })
@@ -348,6 +370,7 @@ async fn write_round(
                 ids.insert(p.key.as_str(), p.id);
                 updates.push(UpdateRow {
                     key: p.key.as_str(),
+                    campaign: None,
                     claim_token: p.claim_token,
                     update,
                     now: p.now,
@@ -754,6 +777,7 @@ impl OutboxStore for SqliteStore {
             .iter()
             .map(|(job, update)| UpdateRow {
                 key: job.key.as_str(),
+                campaign: Some(job.campaign.as_str()),
                 claim_token: job.claim_token,
                 update,
                 now,
@@ -1487,6 +1511,92 @@ mod tests {
             let again = store.update_jobs(&updates, t(201)).await.unwrap();
             assert_eq!(again.len(), batch);
         }
+    }
+
+    /// A batched update finds its jobs by campaign and key in the campaign index; a queued
+    /// `update_job`, which knows no campaign, by key in the primary key's index.
+    #[tokio::test]
+    async fn batched_updates_look_jobs_up_by_campaign_and_key() {
+        use sqlx::Row;
+        let (_dir, store, _jobs) = claimed(1).await;
+        for (by_campaign, index) in [
+            (true, "outbox_by_campaign (campaign=? AND key=?)"),
+            (false, "sqlite_autoindex_outbox_1 (key=?)"),
+        ] {
+            for returning in [true, false] {
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN {}",
+                    update_sql(4, returning, by_campaign)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for _ in 0..4 * 9 {
+                    query = query.bind(None::<&str>);
+                }
+                // Each row of a plan is one step; its text is the fourth column.
+                let plan: Vec<String> = query
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get(3))
+                    .collect();
+                let search = format!("SEARCH outbox USING INDEX {index}");
+                assert!(
+                    plan.iter().any(|step| step == &search),
+                    "{by_campaign} {returning}: {plan:?}"
+                );
+            }
+        }
+    }
+
+    /// One batch holding the claimed jobs of two campaigns changes each of them, each found
+    /// under its own campaign, and a job named under a campaign it is not in is not found.
+    #[tokio::test]
+    async fn a_batch_across_campaigns_finds_each_job_under_its_own() {
+        let (_dir, store, first) = claimed(3).await;
+        let mut other = Campaign::draft(
+            CampaignId::new("other"),
+            CampaignSpec::new("Autumn", "tea", "10% off"),
+            t(0),
+        );
+        store.insert_campaign(&other).await.unwrap();
+        other.state = CampaignState::Running;
+        let jobs: Vec<NewJob> = (0..3)
+            .map(|i| {
+                let contact = ContactId::new(format!("o{i}"));
+                NewJob {
+                    key: IdempotencyKey::for_job(&other.id, &contact, 0),
+                    contact,
+                    purpose: Purpose::marketing(),
+                    step: 0,
+                    due_at: t(i),
+                    skipped: None,
+                }
+            })
+            .collect();
+        store.schedule(&other, &jobs).await.unwrap();
+        let second = store
+            .claim("w2", t(100), SignedDuration::from_mins(5), 10)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 3);
+        // The last job of the first campaign, named under the other one.
+        let mut misnamed = first[2].clone();
+        misnamed.campaign = other.id.clone();
+        let updates: Vec<(&Job, JobUpdate)> = first[..2]
+            .iter()
+            .chain(&second)
+            .chain([&misnamed])
+            .map(|job| (job, JobUpdate::Sent { message_id: 9 }))
+            .collect();
+        let lost = store.update_jobs(&updates, t(200)).await.unwrap();
+        assert_eq!(lost, [misnamed.key.clone()]);
+        for job in first[..2].iter().chain(&second) {
+            let stored = store.job(&job.key).await.unwrap().unwrap();
+            assert_eq!(stored.state, JobState::Sent, "{}", job.key);
+        }
+        let stored = store.job(&first[2].key).await.unwrap().unwrap();
+        assert_eq!(stored.state, JobState::Claimed);
     }
 
     /// A batch of several statements whose count falls short is run again returning its keys:
