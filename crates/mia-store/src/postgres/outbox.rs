@@ -197,10 +197,12 @@ macro_rules! settle_queue {
 /// The plan must not depend on statistics. Written plainly (`o.state = 'claimed'` in the
 /// WHERE clause), the planner estimates the claimed jobs at one row whenever the last ANALYZE
 /// saw none (a fresh queue, or one between bursts), scans them first and matches every one
-/// against every array element: 500 jobs took 130 ms instead of 5. So the jobs are reached
-/// only through the primary key (`key = ANY`, so at most one row per element), and the state
-/// check is a join condition against a constant of the fenced (`OFFSET 0`) array subquery,
-/// which the planner cannot push down into the scan as a filter that looks selective.
+/// against every array element: 500 jobs took 130 ms instead of 5. So the jobs are reached by
+/// key (`key = ANY`, so at most one row per element, whichever index of `outbox` the planner
+/// reads it through: the primary key, or `(campaign, key)` now that the campaign must match
+/// too), and the state check is a join condition against a constant of the fenced
+/// (`OFFSET 0`) array subquery, which the planner cannot push down into the scan as a filter
+/// that looks selective.
 ///
 /// A job an abort cancelled while its send was in flight (`o.state = u.cut`) takes a send and
 /// stays cancelled otherwise (see `OutboxStore::cancel_campaign_jobs`); the right-hand sides
