@@ -121,6 +121,12 @@ struct UpdateRow<'a> {
 /// A batched update of `rows` claimed jobs: the new columns of each job come in as a `VALUES`
 /// list (9 binds a row), and only the jobs still held with the given claim token change.
 ///
+/// With `returning`, it returns the keys it changed. Without, it is `UPDATE OR IGNORE`, which
+/// cannot abort halfway and so needs no statement journal (a copy of every page it changes,
+/// kept in case it does); a row it would ignore (none can break a constraint, but if one did)
+/// makes the count fall short, and [`update_rows`] then runs the plain statement, which
+/// reports the error.
+///
 /// With `by_campaign`, each job is found by its campaign and key in `outbox_by_campaign`
 /// rather than by its key alone in the primary key's index. Keys are hashes, so a batch's
 /// jobs are spread over the whole key index, which holds every job not purged yet, and each
@@ -131,11 +137,6 @@ struct UpdateRow<'a> {
 /// `INDEXED BY` (so the index must exist: every schema version has it). See the mia-store
 /// README for the figures. A job whose campaign the caller does not know (a queued
 /// `update_job`) is found by its key.
-/// With `returning`, it returns the keys it changed. Without, it is `UPDATE OR IGNORE`, which
-/// cannot abort halfway and so needs no statement journal (a copy of every page it changes,
-/// kept in case it does); a row it would ignore (none can break a constraint, but if one did)
-/// makes the count fall short, and [`update_rows`] then runs the plain statement, which
-/// reports the error.
 fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
