@@ -126,7 +126,9 @@ pub struct Job {
     pub due_at: Timestamp,
     /// How many transport attempts failed transiently or were told to wait.
     pub attempts: u32,
-    /// Bumped by every claim; a worker's writes must carry the token it claimed with.
+    /// Changed by every claim; a worker's writes must carry the token it claimed with. Opaque:
+    /// a store may put more in it than a count (the SQLite store puts the job's row in it), so
+    /// compare tokens for equality only.
     pub claim_token: u64,
     /// Until when the current claim holds.
     pub lease_until: Option<Timestamp>,

@@ -25,9 +25,15 @@
 //!   between processes of one machine. The job is then as it was before the claim: pending, or
 //!   held by an older claim that has expired, which is the state a worker that crashed right
 //!   after claiming leaves too, minus the wait for the lease.
-//! - The claim token comes back to its old value with the job, and the next claim increments it
+//! - The claim token comes back to its old value with the job, and the next claim counts it on
 //!   again, so two claims may carry the same token across a power cut; but the only holder of
 //!   the lost one stopped with the machine, and tokens live nowhere else.
+//!
+//! # Claim tokens name the job's row
+//!
+//! A claim token is the job's rowid above a count of its claims (see `next_token!`), so a
+//! batched completion finds each job at its row instead of looking its key up in the key index,
+//! and falls back to the key when the row there is not the job (see `update_sql`).
 //! - Nothing is lost or done twice: a job whose send was recorded (`send_in_flight`) has a
 //!   flushed claim, and a crash between the transport call and the update is recognised through
 //!   that outcome and the idempotency key exactly as without this rule.
@@ -127,16 +133,17 @@ struct UpdateRow<'a> {
 /// makes the count fall short, and [`update_rows`] then runs the plain statement, which
 /// reports the error.
 ///
-/// With `by_campaign`, each job is found by its campaign and key in `outbox_by_campaign`
-/// rather than by its key alone in the primary key's index. Keys are hashes, so a batch's
-/// jobs are spread over the whole key index, which holds every job not purged yet, and each
-/// lookup lands somewhere new in it; in the campaign index the jobs of one campaign sit
-/// together, so a batch's lookups stay in the part of the index that holds its campaign. That
-/// helps in a store that holds other campaigns' jobs too (as every store does in time), and
-/// little in one holding a single campaign. The planner would take the unique index, hence
-/// `INDEXED BY` (so the index must exist: every schema version has it). See the mia-store
-/// README for the figures. A job whose campaign the caller does not know (a queued
-/// `update_job`) is found by its key.
+/// Each job is found at the rowid its claim token names (see `next_token!`), if the row
+/// there is the job (same key); otherwise (a token that an older build issued, a row that
+/// `VACUUM` renumbered) by its key in the primary key's index. A seek by rowid is one
+/// walk down the table's b-tree; a seek by key walks the key index first, and keys are
+/// hashes, so a batch's lookups land all over that index (see the mia-store README for the
+/// figures). Both lookups are correlated subqueries of one `COALESCE`, which stops at the first
+/// that finds the row, so the key index is only read for a job the rowid misses.
+///
+/// With `by_campaign`, a job must also be in the campaign its row in `u` names (see
+/// `OutboxStore::update_jobs`): a job named under another campaign is not found. A queued
+/// `update_job` names no campaign.
 fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
@@ -154,9 +161,6 @@ fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
         true => ") UPDATE outbox",
         false => ") UPDATE OR IGNORE outbox",
     });
-    if by_campaign {
-        sql.push_str(" INDEXED BY outbox_by_campaign");
-    }
     // A job cancelled by an abort while its send was in flight takes a send and stays
     // cancelled otherwise (see `OutboxStore::cancel_campaign_jobs`); every right-hand side
     // reads the row as it was.
@@ -171,7 +175,11 @@ fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
            ELSE outbox.due_at END, \
          attempts = CASE WHEN outbox.state = 'claimed' THEN outbox.attempts + u.add_attempts \
            ELSE outbox.attempts END \
-         FROM u WHERE outbox.key = u.key AND outbox.claim_token = u.claim_token \
+         FROM u WHERE outbox.rowid = COALESCE(\
+           (SELECT h.rowid FROM outbox h \
+             WHERE h.rowid = (u.claim_token >> 24) AND h.key = u.key), \
+           (SELECT k.rowid FROM outbox k WHERE k.key = u.key)) \
+         AND outbox.key = u.key AND outbox.claim_token = u.claim_token \
          AND (outbox.state = 'claimed' \
            OR (outbox.state = 'cancelled' AND outbox.outcome = 'send_in_flight'))",
     );
@@ -186,8 +194,8 @@ fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
 
 /// The statements of a batched update of `rows`, `UPDATE_MAX` rows at most each, with a
 /// `sync` level set in front of each (outside a transaction, whose `BEGIN` sets it), and
-/// `RETURNING key` when `returning`. A statement whose rows all name their campaign finds the
-/// jobs by campaign and key (see [`update_sql`]).
+/// `RETURNING key` when `returning`. A statement whose rows all name their campaign checks
+/// each job's campaign (see [`update_sql`]).
 fn update_queries<'q>(
     rows: &'q [UpdateRow<'q>],
     sync: Option<super::Flush>,
@@ -548,13 +556,27 @@ macro_rules! candidates_sql {
     };
 }
 
+/// The claim token a claim gives a job: the job's rowid (its low 39 bits) above a count of
+/// its claims (the low 24 bits). Tokens fence writes, so all a claim needs is a token that no
+/// earlier claim of the job held: the count changes with every claim and comes back to a value
+/// only after 2^24 claims of the job (a token an older build issued, `claim_token + 1`, is
+/// counted on from). The rowid lets a batched completion go to the job's row straight away
+/// instead of through the key index (see [`update_sql`], which checks that the row there is
+/// still the job). Tokens stay below 2^63, as the column is a signed 64-bit integer.
+macro_rules! next_token {
+    () => {
+        "((rowid & 549755813887) << 24) | ((claim_token + 1) & 16777215)"
+    };
+}
+
 /// A claim (see [`OutboxStore::claim`] and the comment there):
 /// `?1` the lease's end, `?2` the worker, `?3` now, `?4` the limit.
 macro_rules! claim_sql {
     () => {
         concat!(
-            "UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
-             lease_until = ?1, worker = ?2, updated_at = ?3 \
+            "UPDATE outbox SET state = 'claimed', claim_token = ",
+            next_token!(),
+            ", lease_until = ?1, worker = ?2, updated_at = ?3 \
              WHERE rowid IN (SELECT id FROM (",
             candidates_sql!("?3", "?4"),
             ")) RETURNING ",
@@ -585,8 +607,9 @@ const CLAIM_PACKED: &str = concat!(
      DELETE FROM temp.claiming; \
      INSERT INTO temp.claiming SELECT id FROM (",
     candidates_sql!("?", "?"),
-    "); UPDATE outbox SET state = 'claimed', claim_token = claim_token + 1, \
-     lease_until = ?, worker = ?, updated_at = ? WHERE rowid IN temp.claiming; \
+    "); UPDATE outbox SET state = 'claimed', claim_token = ",
+    next_token!(),
+    ", lease_until = ?, worker = ?, updated_at = ? WHERE rowid IN temp.claiming; \
      SELECT json_group_array(json_array(",
     packed_columns!(),
     ")) FROM outbox WHERE rowid IN temp.claiming; \
@@ -1514,16 +1537,14 @@ mod tests {
         }
     }
 
-    /// A batched update finds its jobs by campaign and key in the campaign index; a queued
-    /// `update_job`, which knows no campaign, by key in the primary key's index.
+    /// A batched update goes to each job's row by the rowid its token names, and reads the
+    /// key index only in the subquery that runs when that row is not the job; with and without
+    /// a campaign, returning keys or counting.
     #[tokio::test]
-    async fn batched_updates_look_jobs_up_by_campaign_and_key() {
+    async fn batched_updates_go_to_the_row_their_token_names() {
         use sqlx::Row;
         let (_dir, store, _jobs) = claimed(1).await;
-        for (by_campaign, index) in [
-            (true, "outbox_by_campaign (campaign=? AND key=?)"),
-            (false, "sqlite_autoindex_outbox_1 (key=?)"),
-        ] {
+        for by_campaign in [true, false] {
             for returning in [true, false] {
                 let sql = format!(
                     "EXPLAIN QUERY PLAN {}",
@@ -1541,11 +1562,108 @@ mod tests {
                     .iter()
                     .map(|row| row.get(3))
                     .collect();
+                let search = |table: &str, how: &str| {
+                    plan.iter().any(|step| {
+                        step.starts_with(&format!("SEARCH {table} ")) && step.contains(how)
+                    })
+                };
+                let context = format!("{by_campaign} {returning}: {plan:?}");
                 assert!(
-                    plan.iter()
-                        .any(|step| step.starts_with("SEARCH outbox") && step.contains(index)),
-                    "{by_campaign} {returning}: {plan:?}"
+                    search("outbox", "INTEGER PRIMARY KEY (rowid=?)"),
+                    "{context}"
                 );
+                assert!(search("h", "INTEGER PRIMARY KEY (rowid=?)"), "{context}");
+                assert!(
+                    search("k", "sqlite_autoindex_outbox_1 (key=?)"),
+                    "{context}"
+                );
+                assert!(
+                    !plan.iter().any(|step| step.starts_with("SCAN outbox")),
+                    "{context}"
+                );
+            }
+        }
+    }
+
+    /// Jobs whose token does not name their row are found by key, in a batch of one statement
+    /// and of several and through a queued `update_job`: a row renumbered (as `VACUUM` may
+    /// renumber rows), a row whose old rowid another job took, and a token as an older build
+    /// issued it (a plain count). A token that names a row of another job changes neither.
+    #[tokio::test]
+    async fn jobs_whose_token_misses_their_row_are_found_by_key() {
+        for n in [5, 300] {
+            let (_dir, store, mut jobs) = claimed(n).await;
+            let rowid = |key: IdempotencyKey| {
+                let pool = store.pool.clone();
+                async move {
+                    sqlx::query_scalar::<_, i64>("SELECT rowid FROM outbox WHERE key = ?")
+                        .bind(key.as_str())
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                }
+            };
+            let set = |sql: &'static str, a: i64, key: IdempotencyKey| {
+                let pool = store.pool.clone();
+                async move {
+                    sqlx::query(sql)
+                        .bind(a)
+                        .bind(key.as_str())
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+            };
+            // Every claimed token names its row.
+            for job in &jobs {
+                assert_eq!(job.claim_token >> 24, rowid(job.key.clone()).await as u64);
+                assert_eq!(job.claim_token & 0xFF_FFFF, 1, "the first claim of the job");
+            }
+            // Job 0 moves far away; jobs 1 and 2 swap rows; job 3 holds an older build's token.
+            let renumber = "UPDATE outbox SET rowid = ? WHERE key = ?";
+            set(renumber, 1 << 40, jobs[0].key.clone()).await;
+            let (one, two) = (
+                rowid(jobs[1].key.clone()).await,
+                rowid(jobs[2].key.clone()).await,
+            );
+            set(renumber, -1, jobs[1].key.clone()).await;
+            set(renumber, one, jobs[2].key.clone()).await;
+            set(renumber, two, jobs[1].key.clone()).await;
+            set(
+                "UPDATE outbox SET claim_token = ? WHERE key = ?",
+                7,
+                jobs[3].key.clone(),
+            )
+            .await;
+            jobs[3].claim_token = 7;
+            // A stale token of job 4 whose rowid part names job 1's old row, now job 2's.
+            let mut stale = jobs[4].clone();
+            stale.claim_token = ((one as u64) << 24) | 2;
+            let lost = store
+                .update_jobs(&[(&stale, JobUpdate::Sent { message_id: 1 })], t(199))
+                .await
+                .unwrap();
+            assert_eq!(lost, [stale.key.clone()], "{n}");
+            // The batch (without job 4, which goes through `update_job`) finds every job.
+            let sent = |i: usize| JobUpdate::Sent {
+                message_id: i as i64 + 10,
+            };
+            let updates: Vec<(&Job, JobUpdate)> = jobs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 4)
+                .map(|(i, job)| (job, sent(i)))
+                .collect();
+            let lost = store.update_jobs(&updates, t(200)).await.unwrap();
+            assert!(lost.is_empty(), "{n}: {lost:?}");
+            store
+                .update_job(&jobs[4].key, jobs[4].claim_token, &sent(4), t(200))
+                .await
+                .unwrap();
+            for (i, job) in jobs.iter().enumerate() {
+                let stored = store.job(&job.key).await.unwrap().unwrap();
+                assert_eq!(stored.state, JobState::Sent, "{n}: job {i}");
+                assert_eq!(stored.message_id, Some(i as i64 + 10), "{n}: job {i}");
             }
         }
     }
