@@ -14,7 +14,10 @@
 //! Each round also prints the wall-clock time its claims and its completions took per job.
 //! `--durability normal` runs at `Durability::Normal` (no flush a commit) instead of the
 //! default `Full`, which tells what the flushes cost; `--warm 30` first grows the outbox to
-//! 300,000 jobs, as the wall-clock bench's store grows.
+//! 300,000 jobs, as the wall-clock bench's store grows. `--threads N` runs each round as a task
+//! on a multi-thread runtime of `N` worker threads, as the wall-clock bench and most services
+//! run, instead of on one thread: the results of the driver's thread then wake a task that may
+//! sit on another thread.
 //!
 //! ```text
 //! cargo build --release -p mia-store --example outbox_drain
@@ -43,6 +46,7 @@ enum Stop {
     None,
 }
 
+#[derive(Clone, Copy)]
 struct Options {
     jobs: i64,
     batch: usize,
@@ -50,6 +54,8 @@ struct Options {
     rounds: u32,
     stop: Stop,
     durability: Durability,
+    /// Worker threads of a multi-thread runtime; 0 for a current-thread runtime.
+    threads: u32,
 }
 
 fn t(secs: i64) -> Timestamp {
@@ -64,6 +70,7 @@ fn options() -> Result<Options, String> {
         rounds: 3,
         stop: Stop::None,
         durability: Durability::Full,
+        threads: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -78,6 +85,7 @@ fn options() -> Result<Options, String> {
             "--batch" => options.batch = number("--batch")?.max(1) as usize,
             "--warm" => options.warm = number("--warm")?,
             "--rounds" => options.rounds = number("--rounds")?,
+            "--threads" => options.threads = number("--threads")?,
             "--stop" => {
                 options.stop = match value.as_str() {
                     "schedule" => Stop::Schedule,
@@ -180,21 +188,40 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = match options.threads {
+        0 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n as usize);
+            builder
+        }
+    }
+    .enable_all()
+    .build()
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let settings = SqliteOptions::new().with_durability(options.durability);
         let store = SqliteStore::open_with(dir.path().join("drain.db"), settings)
             .await
             .unwrap();
+        // On a multi-thread runtime, each round runs as a task of its own, as a worker does.
+        let run = |r: u32| {
+            let store = store.clone();
+            async move {
+                match options.threads {
+                    0 => round(&store, r, &options).await,
+                    _ => tokio::spawn(async move { round(&store, r, &options).await })
+                        .await
+                        .unwrap(),
+                }
+            }
+        };
         for r in 0..options.warm {
-            round(&store, r, &options).await;
+            run(r).await;
         }
         for r in options.warm..options.warm + options.rounds {
-            let spent = round(&store, r, &options).await;
+            let spent = run(r).await;
             if options.stop != Stop::Schedule {
                 let jobs = options.jobs as f64;
                 let rate = jobs / (spent.claims + spent.completions).as_secs_f64();
