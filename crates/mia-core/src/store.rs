@@ -664,14 +664,14 @@ pub trait OutboxStore: Send + Sync {
     /// An update whose claim was lost (another worker took the job over, a withdrawal, an
     /// erasure or an abort cancelled it before its send, or the job does not exist) changes
     /// nothing; the keys of those are returned, in input order. So does an update whose
-    /// `job.campaign` is not the job's campaign: `job` is the job as a claim returned it, and a
-    /// store may find it by its campaign and key (the SQLite store does, for speed). The other
-    /// updates are all written, or none on an error. One more thing happens for a lost job
-    /// whose contact was erased after `job` was claimed (the job's contact is now the erasure's
-    /// replacement, `job.contact` the erased id): the events under `job.contact` about
-    /// `job.campaign`, which the worker recorded for its results before calling this, move to
-    /// the replacement, as [`SubjectStore::erase_subject`] moved the others (after the updates
-    /// are written; a failure of that step is logged, not returned, as the updates stand).
+    /// `job.campaign` is not the job's campaign: `job` is the job as a claim returned it, and
+    /// every store checks the campaign it names against the job's. The other updates are all
+    /// written, or none on an error. One more thing happens for a lost job whose contact was
+    /// erased after `job` was claimed (the job's contact is now the erasure's replacement,
+    /// `job.contact` the erased id): the events under `job.contact` about `job.campaign`, which
+    /// the worker recorded for its results before calling this, move to the replacement, as
+    /// [`SubjectStore::erase_subject`] moved the others (after the updates are written; a
+    /// failure of that step is logged, not returned, as the updates stand).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] if a key appears twice; a store error. Nothing is written then.

@@ -26,6 +26,7 @@
 //!     target/release/examples/outbox_drain --stop $stop 2>&1 | grep Collected
 //! done
 //! target/release/examples/outbox_drain --warm 30 --rounds 5 --durability normal
+//! target/release/examples/outbox_drain --warm 40 --rounds 4 --threads 4
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -197,8 +198,17 @@ fn main() {
         }
     }
     .enable_all()
-    .build()
-    .unwrap();
+    .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!(
+                "outbox_drain: a runtime of {} threads: {e}",
+                options.threads
+            );
+            std::process::exit(2);
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let settings = SqliteOptions::new().with_durability(options.durability);

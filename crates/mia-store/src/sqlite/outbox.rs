@@ -28,12 +28,6 @@
 //! - The claim token comes back to its old value with the job, and the next claim counts it on
 //!   again, so two claims may carry the same token across a power cut; but the only holder of
 //!   the lost one stopped with the machine, and tokens live nowhere else.
-//!
-//! # Claim tokens name the job's row
-//!
-//! A claim token is the job's rowid above a count of its claims (see `next_token!`), so a
-//! batched completion finds each job at its row instead of looking its key up in the key index,
-//! and falls back to the key when the row there is not the job (see `update_sql`).
 //! - Nothing is lost or done twice: a job whose send was recorded (`send_in_flight`) has a
 //!   flushed claim, and a crash between the transport call and the update is recognised through
 //!   that outcome and the idempotency key exactly as without this rule.
@@ -41,6 +35,12 @@
 //! So a job handled alone costs two flushes (its attempt and its update) instead of three, and
 //! fewer when several workers share commits (see `group`); a batch costs one for its
 //! `update_jobs`, plus its attempts.
+//!
+//! # Claim tokens name the job's row
+//!
+//! A claim token is the job's rowid above a count of its claims (see `next_token!`), so a
+//! batched completion finds each job at its row instead of looking its key up in the key index,
+//! and falls back to the key when the row there is not the job (see `update_sql`).
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -101,6 +101,27 @@ async fn insert_jobs(
                 .bind(micros(now)))
         })
         .await
+}
+
+/// The claim token a claim gives a job: the job's rowid (its low 38 bits) above a count of
+/// its claims (the low 24 bits). Tokens fence writes, so all a claim needs is a token that no
+/// earlier claim of the job held: the count changes with every claim and comes back to a value
+/// only after 2^24 claims of the job (a token an older build issued, `claim_token + 1`, is
+/// counted on from, and an older build's `+ 1` on a token of this form counts it on too). The
+/// rowid lets a batched completion go to the job's row straight away instead of through the key
+/// index (see [`update_sql`], which checks that the row there is still the job). Tokens stay
+/// below 2^62, so even an older build's `+ 1` keeps them within the signed 64-bit column.
+macro_rules! next_token {
+    () => {
+        "((rowid & 0x3FFFFFFFFF) << 24) | (((claim_token & 0xFFFFFF) + 1) & 0xFFFFFF)"
+    };
+}
+
+/// The rowid that claim token `$token` names (see `next_token!`).
+macro_rules! token_row {
+    ($token:literal) => {
+        concat!("(", $token, " >> 24)")
+    };
 }
 
 /// Rows per statement of a batched update: as many statements of the largest size as fill,
@@ -176,9 +197,12 @@ fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
          attempts = CASE WHEN outbox.state = 'claimed' THEN outbox.attempts + u.add_attempts \
            ELSE outbox.attempts END \
          FROM u WHERE outbox.rowid = COALESCE(\
-           (SELECT h.rowid FROM outbox h \
-             WHERE h.rowid = (u.claim_token >> 24) AND h.key = u.key), \
-           (SELECT k.rowid FROM outbox k WHERE k.key = u.key)) \
+           (SELECT by_row.rowid FROM outbox by_row WHERE by_row.rowid = ",
+    );
+    sql.push_str(token_row!("u.claim_token"));
+    sql.push_str(
+        " AND by_row.key = u.key), \
+           (SELECT by_key.rowid FROM outbox by_key WHERE by_key.key = u.key)) \
          AND outbox.key = u.key AND outbox.claim_token = u.claim_token \
          AND (outbox.state = 'claimed' \
            OR (outbox.state = 'cancelled' AND outbox.outcome = 'send_in_flight'))",
@@ -553,19 +577,6 @@ macro_rules! candidates_sql {
             $limit,
             " + 0)"
         )
-    };
-}
-
-/// The claim token a claim gives a job: the job's rowid (its low 39 bits) above a count of
-/// its claims (the low 24 bits). Tokens fence writes, so all a claim needs is a token that no
-/// earlier claim of the job held: the count changes with every claim and comes back to a value
-/// only after 2^24 claims of the job (a token an older build issued, `claim_token + 1`, is
-/// counted on from). The rowid lets a batched completion go to the job's row straight away
-/// instead of through the key index (see [`update_sql`], which checks that the row there is
-/// still the job). Tokens stay below 2^63, as the column is a signed 64-bit integer.
-macro_rules! next_token {
-    () => {
-        "((rowid & 549755813887) << 24) | ((claim_token + 1) & 16777215)"
     };
 }
 
@@ -1210,6 +1221,15 @@ mod tests {
         n: i64,
         lease: SignedDuration,
     ) -> (tempfile::TempDir, SqliteStore, Vec<Job>) {
+        let (dir, store) = scheduled(n).await;
+        let claimed = store.claim("w1", t(100), lease, n as usize).await.unwrap();
+        assert_eq!(claimed.len() as i64, n);
+        (dir, store, claimed)
+    }
+
+    /// A file store at full durability with `n` pending jobs of a running campaign, due by
+    /// `t(99)`.
+    async fn scheduled(n: i64) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let options = SqliteOptions::new().with_durability(Durability::Full);
         let store = SqliteStore::open_with(dir.path().join("group.db"), options)
@@ -1240,9 +1260,7 @@ mod tests {
             })
             .collect();
         store.schedule(&c, &jobs).await.unwrap();
-        let claimed = store.claim("w1", t(100), lease, n as usize).await.unwrap();
-        assert_eq!(claimed.len() as i64, n);
-        (dir, store, claimed)
+        (dir, store)
     }
 
     /// Yields until `store` has `n` updates queued (each task queues before it waits).
@@ -1568,13 +1586,10 @@ mod tests {
                     })
                 };
                 let context = format!("{by_campaign} {returning}: {plan:?}");
+                assert!(search("outbox", "(rowid=?)"), "{context}");
+                assert!(search("by_row", "(rowid=?)"), "{context}");
                 assert!(
-                    search("outbox", "INTEGER PRIMARY KEY (rowid=?)"),
-                    "{context}"
-                );
-                assert!(search("h", "INTEGER PRIMARY KEY (rowid=?)"), "{context}");
-                assert!(
-                    search("k", "sqlite_autoindex_outbox_1 (key=?)"),
+                    search("by_key", "sqlite_autoindex_outbox_1 (key=?)"),
                     "{context}"
                 );
                 assert!(
@@ -1585,87 +1600,142 @@ mod tests {
         }
     }
 
+    /// The rowid of job `key`.
+    async fn rowid_of(store: &SqliteStore, key: &IdempotencyKey) -> i64 {
+        sqlx::query_scalar("SELECT rowid FROM outbox WHERE key = ?")
+            .bind(key.as_str())
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Runs `sql` on `store` with `value` and `key` bound, in that order.
+    async fn set_on_job(store: &SqliteStore, sql: &'static str, value: i64, key: &IdempotencyKey) {
+        sqlx::query(sql)
+            .bind(value)
+            .bind(key.as_str())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+
+    const RENUMBER: &str = "UPDATE outbox SET rowid = ? WHERE key = ?";
+    const SET_TOKEN: &str = "UPDATE outbox SET claim_token = ? WHERE key = ?";
+
     /// Jobs whose token does not name their row are found by key, in a batch of one statement
-    /// and of several and through a queued `update_job`: a row renumbered (as `VACUUM` may
-    /// renumber rows), a row whose old rowid another job took, and a token as an older build
-    /// issued it (a plain count). A token that names a row of another job changes neither.
+    /// and of several and through queued `update_job`s: a row renumbered (as `VACUUM` may
+    /// renumber rows), two jobs that swapped rows, and tokens as an older build issued them (a
+    /// plain count). A token whose row part names another job's row, and which is that job's
+    /// token, changes neither job.
     #[tokio::test]
     async fn jobs_whose_token_misses_their_row_are_found_by_key() {
-        for n in [5, 300] {
+        for n in [6, 300] {
             let (_dir, store, mut jobs) = claimed(n).await;
-            let rowid = |key: IdempotencyKey| {
-                let pool = store.pool.clone();
-                async move {
-                    sqlx::query_scalar::<_, i64>("SELECT rowid FROM outbox WHERE key = ?")
-                        .bind(key.as_str())
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap()
-                }
-            };
-            let set = |sql: &'static str, a: i64, key: IdempotencyKey| {
-                let pool = store.pool.clone();
-                async move {
-                    sqlx::query(sql)
-                        .bind(a)
-                        .bind(key.as_str())
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                }
-            };
-            // Every claimed token names its row.
+            // Every claimed token names its row, above a count of one claim.
             for job in &jobs {
-                assert_eq!(job.claim_token >> 24, rowid(job.key.clone()).await as u64);
+                let row = rowid_of(&store, &job.key).await;
+                assert_eq!(job.claim_token >> 24, u64::try_from(row).unwrap());
                 assert_eq!(job.claim_token & 0xFF_FFFF, 1, "the first claim of the job");
             }
-            // Job 0 moves far away; jobs 1 and 2 swap rows; job 3 holds an older build's token.
-            let renumber = "UPDATE outbox SET rowid = ? WHERE key = ?";
-            set(renumber, 1 << 40, jobs[0].key.clone()).await;
-            let (one, two) = (
-                rowid(jobs[1].key.clone()).await,
-                rowid(jobs[2].key.clone()).await,
-            );
-            set(renumber, -1, jobs[1].key.clone()).await;
-            set(renumber, one, jobs[2].key.clone()).await;
-            set(renumber, two, jobs[1].key.clone()).await;
-            set(
-                "UPDATE outbox SET claim_token = ? WHERE key = ?",
-                7,
-                jobs[3].key.clone(),
-            )
-            .await;
-            jobs[3].claim_token = 7;
-            // A stale token of job 4 whose rowid part names job 1's old row, now job 2's.
+            // Job 0 moves far away; jobs 1 and 2 swap rows, and job 2 gets the token a claim at
+            // its new row would give it; jobs 3 and 5 hold an older build's tokens.
+            set_on_job(&store, RENUMBER, 1 << 40, &jobs[0].key).await;
+            let one = rowid_of(&store, &jobs[1].key).await;
+            let two = rowid_of(&store, &jobs[2].key).await;
+            set_on_job(&store, RENUMBER, -1, &jobs[1].key).await;
+            set_on_job(&store, RENUMBER, one, &jobs[2].key).await;
+            set_on_job(&store, RENUMBER, two, &jobs[1].key).await;
+            jobs[2].claim_token = (u64::try_from(one).unwrap() << 24) | 2;
+            set_on_job(&store, SET_TOKEN, jobs[2].claim_token as i64, &jobs[2].key).await;
+            for (i, token) in [(3, 7), (5, 9)] {
+                jobs[i].claim_token = token;
+                set_on_job(&store, SET_TOKEN, token as i64, &jobs[i].key).await;
+            }
+            // Job 4 under job 2's token: the row that token names is job 2's, and the token is
+            // job 2's, but the key is job 4's. Neither job changes.
             let mut stale = jobs[4].clone();
-            stale.claim_token = ((one as u64) << 24) | 2;
+            stale.claim_token = jobs[2].claim_token;
             let lost = store
                 .update_jobs(&[(&stale, JobUpdate::Sent { message_id: 1 })], t(199))
                 .await
                 .unwrap();
             assert_eq!(lost, [stale.key.clone()], "{n}");
-            // The batch (without job 4, which goes through `update_job`) finds every job.
+            for i in [2, 4] {
+                let job = store.job(&jobs[i].key).await.unwrap().unwrap();
+                assert_eq!(job.state, JobState::Claimed, "{n}: job {i}");
+            }
+            // The batch (all but jobs 4 and 5, which go through `update_job`) finds every job.
             let sent = |i: usize| JobUpdate::Sent {
                 message_id: i as i64 + 10,
             };
             let updates: Vec<(&Job, JobUpdate)> = jobs
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| *i != 4)
+                .filter(|(i, _)| ![4, 5].contains(i))
                 .map(|(i, job)| (job, sent(i)))
                 .collect();
             let lost = store.update_jobs(&updates, t(200)).await.unwrap();
             assert!(lost.is_empty(), "{n}: {lost:?}");
-            store
-                .update_job(&jobs[4].key, jobs[4].claim_token, &sent(4), t(200))
-                .await
-                .unwrap();
+            for i in [4, 5] {
+                store
+                    .update_job(&jobs[i].key, jobs[i].claim_token, &sent(i), t(200))
+                    .await
+                    .unwrap();
+            }
             for (i, job) in jobs.iter().enumerate() {
                 let stored = store.job(&job.key).await.unwrap().unwrap();
                 assert_eq!(stored.state, JobState::Sent, "{n}: job {i}");
                 assert_eq!(stored.message_id, Some(i as i64 + 10), "{n}: job {i}");
             }
         }
+    }
+
+    /// A job claimed at a rowid outside the token's 38 bits (far above, or negative) gets a
+    /// token below 2^62 naming the rowid's low 38 bits, and is completed through the key; the
+    /// largest token there is (2^62 - 1, as an older build's count could leave it) counts on to
+    /// zero rather than overflowing.
+    #[tokio::test]
+    async fn tokens_stay_in_range_for_any_rowid_and_count() {
+        let (_dir, store) = scheduled(3).await;
+        let keys: Vec<IdempotencyKey> = store
+            .jobs(&CampaignId::new("cmp"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|job| job.key)
+            .collect();
+        set_on_job(&store, RENUMBER, (1 << 40) + 5, &keys[0]).await;
+        set_on_job(&store, RENUMBER, -3, &keys[1]).await;
+        set_on_job(&store, SET_TOKEN, (1 << 62) - 1, &keys[2]).await;
+        let claimed = store
+            .claim("w1", t(100), SignedDuration::from_mins(5), 3)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        const ROW_BITS: i64 = (1 << 38) - 1;
+        for job in &claimed {
+            let row = rowid_of(&store, &job.key).await;
+            assert!(job.claim_token < 1 << 62, "{job:?}");
+            assert_eq!(job.claim_token >> 24, (row & ROW_BITS) as u64, "{job:?}");
+            let count = match job.key == keys[2] {
+                true => 0,
+                false => 1,
+            };
+            assert_eq!(job.claim_token & 0xFF_FFFF, count, "{job:?}");
+        }
+        let updates: Vec<(&Job, JobUpdate)> = claimed
+            .iter()
+            .map(|job| (job, JobUpdate::Sent { message_id: 3 }))
+            .collect();
+        assert!(
+            store
+                .update_jobs(&updates, t(200))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let counts = store.job_counts(&CampaignId::new("cmp")).await.unwrap();
+        assert_eq!(counts.sent, 3);
     }
 
     /// One batch holding the claimed jobs of two campaigns changes each of them, each found
