@@ -162,10 +162,10 @@ struct UpdateRow<'a> {
 /// figures). Both lookups are correlated subqueries of one `COALESCE`, which stops at the first
 /// that finds the row, so the key index is only read for a job the rowid misses.
 ///
-/// With `by_campaign`, a job must also be in the campaign its row in `u` names (see
+/// A row of `u` that names a campaign also requires the job to be in it (see
 /// `OutboxStore::update_jobs`): a job named under another campaign is not found. A queued
-/// `update_job` names no campaign.
-fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
+/// `update_job` names none.
+fn update_sql(rows: usize, returning: bool) -> String {
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut sql = String::with_capacity(600 + rows * (ROW.len() + 2));
     sql.push_str(
@@ -205,11 +205,9 @@ fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
            (SELECT by_key.rowid FROM outbox by_key WHERE by_key.key = u.key)) \
          AND outbox.key = u.key AND outbox.claim_token = u.claim_token \
          AND (outbox.state = 'claimed' \
-           OR (outbox.state = 'cancelled' AND outbox.outcome = 'send_in_flight'))",
+           OR (outbox.state = 'cancelled' AND outbox.outcome = 'send_in_flight')) \
+         AND (u.campaign IS NULL OR outbox.campaign = u.campaign)",
     );
-    if by_campaign {
-        sql.push_str(" AND outbox.campaign = u.campaign");
-    }
     if returning {
         sql.push_str(" RETURNING key");
     }
@@ -218,8 +216,8 @@ fn update_sql(rows: usize, returning: bool, by_campaign: bool) -> String {
 
 /// The statements of a batched update of `rows`, `UPDATE_MAX` rows at most each, with a
 /// `sync` level set in front of each (outside a transaction, whose `BEGIN` sets it), and
-/// `RETURNING key` when `returning`. A statement whose rows all name their campaign checks
-/// each job's campaign (see [`update_sql`]).
+/// `RETURNING key` when `returning`. A row that names its campaign checks the job's (see
+/// [`update_sql`]).
 fn update_queries<'q>(
     rows: &'q [UpdateRow<'q>],
     sync: Option<super::Flush>,
@@ -235,8 +233,7 @@ fn update_queries<'q>(
             .map(super::Flush::pragma)
             .unwrap_or_default()
             .to_owned();
-        let by_campaign = chunk.iter().all(|row| row.campaign.is_some());
-        sql.push_str(&update_sql(size, returning, by_campaign));
+        sql.push_str(&update_sql(size, returning));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             let change = JobChange::from(row.update);
@@ -1556,47 +1553,41 @@ mod tests {
     }
 
     /// A batched update goes to each job's row by the rowid its token names, and reads the
-    /// key index only in the subquery that runs when that row is not the job; with and without
-    /// a campaign, returning keys or counting.
+    /// key index only in the subquery that runs when that row is not the job; returning keys
+    /// or counting.
     #[tokio::test]
     async fn batched_updates_go_to_the_row_their_token_names() {
         use sqlx::Row;
         let (_dir, store, _jobs) = claimed(1).await;
-        for by_campaign in [true, false] {
-            for returning in [true, false] {
-                let sql = format!(
-                    "EXPLAIN QUERY PLAN {}",
-                    update_sql(4, returning, by_campaign)
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for _ in 0..4 * 9 {
-                    query = query.bind(None::<&str>);
-                }
-                // Each row of a plan is one step; its text is the fourth column.
-                let plan: Vec<String> = query
-                    .fetch_all(&store.pool)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|row| row.get(3))
-                    .collect();
-                let search = |table: &str, how: &str| {
-                    plan.iter().any(|step| {
-                        step.starts_with(&format!("SEARCH {table} ")) && step.contains(how)
-                    })
-                };
-                let context = format!("{by_campaign} {returning}: {plan:?}");
-                assert!(search("outbox", "(rowid=?)"), "{context}");
-                assert!(search("by_row", "(rowid=?)"), "{context}");
-                assert!(
-                    search("by_key", "sqlite_autoindex_outbox_1 (key=?)"),
-                    "{context}"
-                );
-                assert!(
-                    !plan.iter().any(|step| step.starts_with("SCAN outbox")),
-                    "{context}"
-                );
+        for returning in [true, false] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", update_sql(4, returning));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for _ in 0..4 * 9 {
+                query = query.bind(None::<&str>);
             }
+            // Each row of a plan is one step; its text is the fourth column.
+            let plan: Vec<String> = query
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(3))
+                .collect();
+            let search = |table: &str, how: &str| {
+                plan.iter()
+                    .any(|step| step.starts_with(&format!("SEARCH {table} ")) && step.contains(how))
+            };
+            let context = format!("{returning}: {plan:?}");
+            assert!(search("outbox", "(rowid=?)"), "{context}");
+            assert!(search("by_row", "(rowid=?)"), "{context}");
+            assert!(
+                search("by_key", "sqlite_autoindex_outbox_1 (key=?)"),
+                "{context}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN outbox")),
+                "{context}"
+            );
         }
     }
 
