@@ -1275,6 +1275,24 @@ mod tests {
         }
     }
 
+    /// Checking lost jobs for an erased contact leaves the hot connection's prepared
+    /// statements alone, whatever the number of lost jobs: that statement's text differs with
+    /// it, and would push out the statements every batch runs.
+    #[tokio::test]
+    async fn lost_jobs_checks_take_no_place_among_prepared_statements() {
+        use sqlx::Connection;
+        let (_dir, store, jobs) = claimed(12).await;
+        let sent = JobUpdate::Sent { message_id: 1 };
+        let updates: Vec<(&Job, JobUpdate)> = jobs.iter().map(|job| (job, sent.clone())).collect();
+        let mut conn = store.hot.acquire().await.unwrap();
+        let cached = conn.cached_statements_size();
+        for n in 1..=jobs.len() {
+            let lost: Vec<IdempotencyKey> = jobs[..n].iter().map(|job| job.key.clone()).collect();
+            super::super::subjects::reassign_lost(&mut conn, &updates, &lost).await;
+        }
+        assert_eq!(conn.cached_statements_size(), cached);
+    }
+
     /// A file store at full durability with `n` claimed jobs of a running campaign.
     async fn claimed(n: i64) -> (tempfile::TempDir, SqliteStore, Vec<Job>) {
         claimed_with_lease(n, SignedDuration::from_mins(5)).await

@@ -35,8 +35,11 @@ pub(super) async fn reassign_lost(
              WHERE o.contact <> l.contact AND events.contact = l.contact \
              AND events.campaign = l.campaign"
         );
-        // Built from the constant parts above only; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        // Built from the constant parts above only; every value is bound. Not kept prepared:
+        // its text differs with every count of lost jobs, and each count kept would push one of
+        // the statements every batch runs out of the hot connection's cache, to be compiled
+        // again.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
         for job in chunk {
             query = query
                 .bind(job.key.as_str())
