@@ -1647,7 +1647,7 @@ mod tests {
         for returning in [true, false] {
             let sql = format!("EXPLAIN QUERY PLAN {}", update_sql(4, returning));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for _ in 0..4 * 9 {
+            for _ in 0..4 * UPDATE_BINDS {
                 query = query.bind(None::<&str>);
             }
             // Each row of a plan is one step; its text is the fourth column.
