@@ -1909,3 +1909,195 @@ async fn a_pause_keeps_the_mark_of_a_send_in_flight_taken_over() {
         [(&flying.key, Some(OUTCOME_UNKNOWN))]
     );
 }
+
+/// Escalates the sends to the contacts it lists (as a policy for a sensitive list would),
+/// allows the rest.
+struct EscalatesFor(BTreeSet<ContactId>);
+
+impl SendPolicy for EscalatesFor {
+    fn check(&self, ctx: &SendContext<'_>) -> Verdict {
+        if self.0.contains(&ctx.contact.id) {
+            Verdict::escalate(
+                "sensitive_list",
+                "the contact is on the list a human checks",
+            )
+        } else {
+            Verdict::allow()
+        }
+    }
+}
+
+/// Six of twelve consented contacts are on a list whose sends a human reviews: two are
+/// approved, two rejected, two left to expire. Each approved send goes out once, the others
+/// never, and every decision is in the audit log.
+///
+/// `clock` runs the agent; waiting on it moves it forward (a [`SimClock`] under tokio's paused
+/// time, or a [`VirtualClock`] with a store whose driver has a thread of its own).
+async fn escalated_sends_wait_for_their_reviewer<C: Clock + 'static>(
+    store: Arc<dyn Store>,
+    clock: Arc<C>,
+) {
+    let telegram = SimTelegram::new(sim_config(6), clock.clone()).unwrap();
+    let w = world(
+        24,
+        store.clone(),
+        Arc::new(SimClock::starting_at(noon())),
+        telegram.clone(),
+    )
+    .await;
+    let listed: BTreeSet<ContactId> = w.consented.iter().take(6).cloned().collect();
+    let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
+        .shared_store(store.clone())
+        .permissive_policies()
+        .send_policy(EscalatesFor(listed.clone()))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let campaign = launch(&agent).await;
+    let first = agent.run_until_idle().await.unwrap();
+    assert_eq!(first.held, 6);
+    let peer_of = |id: &ContactId| {
+        w.everyone
+            .iter()
+            .find(|c| &c.id == id)
+            .map(|c| c.peer.id)
+            .unwrap()
+    };
+    let posts_to = |ids: &[ContactId]| {
+        let posts = campaign_posts(&telegram);
+        ids.iter()
+            .map(|id| posts.get(&peer_of(id)).copied().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
+    let others: Vec<ContactId> = w.consented.difference(&listed).cloned().collect();
+    assert_eq!(posts_to(&others), vec![1; 6]);
+
+    // One review for each held send, with the rule that escalated it.
+    let reviews = agent.pending_reviews().await.unwrap();
+    assert_eq!(reviews.len(), 6);
+    let mut contact_of = BTreeMap::new();
+    for item in &reviews {
+        let ReviewSubject::Send { job } = &item.subject else {
+            panic!("not a send: {item:?}");
+        };
+        let job = store.job(job).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Held);
+        assert!(
+            item.trace
+                .iter()
+                .any(|h| h.rule == "sensitive_list" && h.decision == Decision::Escalate),
+            "{:?}",
+            item.trace
+        );
+        contact_of.insert(item.id.clone(), job.contact);
+    }
+    let who = |items: &[ReviewItem]| -> Vec<ContactId> {
+        items.iter().map(|i| contact_of[&i.id].clone()).collect()
+    };
+    let (approved, rest) = reviews.split_at(2);
+    let (rejected, undecided) = rest.split_at(2);
+    for item in approved {
+        agent.approve_review(&item.id, "ana").await.unwrap();
+    }
+    for item in rejected {
+        agent
+            .reject_review(&item.id, "ana", "not this week")
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        agent.reject_review(&approved[0].id, "bo", "too late").await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    // The approved sends go out, once, though the policy still escalates them; the rejected
+    // ones are skipped; nothing reopens a decided review.
+    let second = agent.run_until_idle().await.unwrap();
+    assert_eq!(second.sent, 2);
+    assert_eq!(second.held, 0);
+    agent.run_until_idle().await.unwrap();
+    assert_eq!(posts_to(&who(approved)), [1, 1]);
+    assert_eq!(posts_to(&who(rejected)), [0, 0]);
+    assert_eq!(posts_to(&who(undecided)), [0, 0]);
+    let waiting: Vec<ReviewId> = agent
+        .pending_reviews()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(
+        waiting,
+        undecided.iter().map(|i| i.id.clone()).collect::<Vec<_>>()
+    );
+    for item in rejected {
+        let ReviewSubject::Send { job } = &item.subject else {
+            unreachable!()
+        };
+        let job = store.job(job).await.unwrap().unwrap();
+        assert_eq!(
+            (job.state, job.outcome.as_deref()),
+            (JobState::Skipped, Some(REJECTED_BY_REVIEWER_RULE))
+        );
+    }
+
+    // Nobody decides the last two: they expire, and are never sent.
+    clock
+        .sleep_until(clock.now() + SignedDuration::from_hours(72))
+        .await;
+    agent.run_until_idle().await.unwrap();
+    assert!(agent.pending_reviews().await.unwrap().is_empty());
+    assert_eq!(posts_to(&who(undecided)), [0, 0]);
+    assert_eq!(posts_to(&who(approved)), [1, 1]);
+    let counts = store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(counts.held, 0, "{counts:?}");
+
+    // The log has every decision: the reviewers', the expiries, and the approved sends
+    // allowed by the reviewer's rule.
+    let entries = store.audit_entries(0, 100_000).await.unwrap();
+    let decisions: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| e.action == AuditAction::ReviewDecision)
+        .map(|e| {
+            (
+                e.actor.clone(),
+                e.detail["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = vec![("reviewer:ana".to_owned(), "approved".to_owned()); 2];
+    expected.extend(vec![("reviewer:ana".to_owned(), "rejected".to_owned()); 2]);
+    expected.extend(vec![
+        (
+            "reviewer:mia:deadline".to_owned(),
+            "rejected".to_owned()
+        );
+        2
+    ]);
+    assert_eq!(decisions, expected);
+    let allowed_by_reviewer = entries
+        .iter()
+        .filter(|e| {
+            e.action == AuditAction::PolicyDecision
+                && e.detail["rule"] == APPROVED_BY_REVIEWER_RULE
+                && e.detail["decision"] == "allow"
+        })
+        .count();
+    assert_eq!(allowed_by_reviewer, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn escalated_sends_go_out_once_approved_and_never_when_rejected_or_expired() {
+    let clock = Arc::new(SimClock::starting_at(noon()));
+    escalated_sends_wait_for_their_reviewer(Arc::new(MemoryStore::new()), clock).await;
+}
+
+#[tokio::test]
+async fn escalated_sends_wait_for_their_reviewer_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = mia::store::SqliteStore::open(dir.path().join("mia.db"))
+        .await
+        .unwrap();
+    let clock = Arc::new(VirtualClock::starting_at(noon()));
+    escalated_sends_wait_for_their_reviewer(Arc::new(store), clock).await;
+}

@@ -33,10 +33,12 @@ mod transport;
 pub mod testing;
 
 pub use agent::{
+    APPROVED_BY_REVIEWER_RULE, ChatPost, DAILY_CAP_RULE, Posted, REJECTED_BY_REVIEWER_RULE,
+};
+pub use agent::{
     AccountHealth, Agent, AgentBuilder, DECIDED_BY_EVENT, DECIDED_BY_TIMEOUT, OUTCOME_UNKNOWN,
     Reply, RetryPolicy, RunStats, ScheduleSummary,
 };
-pub use agent::{ChatPost, DAILY_CAP_RULE, Posted};
 pub use allocator::{
     Allocation, Allocator, Assignment, AssignmentRequest, EvenSplit, HOLDOUT_RULE, Reward,
 };

@@ -18,7 +18,7 @@ use crate::privacy::{ErasureCounts, SubjectRequest};
 use crate::store::{
     AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
     JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
-    SubjectStore,
+    ReviewSubject, SubjectStore,
 };
 
 #[derive(Default)]
@@ -139,6 +139,18 @@ fn held_by(job: &Job, token: u64) -> Result<()> {
 
 /// Writes what a worker did with a job it holds (see [`held_by`]). On a job an abort
 /// cancelled, only a send counts; any other result leaves it cancelled.
+/// Releases a held job: approved, pending and due at `now`; rejected, skipped.
+fn release(job: &mut Job, approve: bool, now: Timestamp) {
+    if approve {
+        job.state = JobState::Pending;
+        job.due_at = now;
+    } else {
+        job.state = JobState::Skipped;
+        job.outcome = Some("rejected_by_reviewer".into());
+    }
+    job.updated_at = now;
+}
+
 fn apply_update(job: &mut Job, update: &JobUpdate, now: Timestamp) {
     job.lease_until = None;
     job.updated_at = now;
@@ -558,14 +570,7 @@ impl OutboxStore for MemoryStore {
             .get_mut(key)
             .filter(|j| j.state == JobState::Held)
             .ok_or_else(|| Error::not_found("held job", key))?;
-        if approve {
-            job.state = JobState::Pending;
-            job.due_at = now;
-        } else {
-            job.state = JobState::Skipped;
-            job.outcome = Some("rejected_by_reviewer".into());
-        }
-        job.updated_at = now;
+        release(job, approve, now);
         Ok(())
     }
 
@@ -821,24 +826,44 @@ impl ReviewStore for MemoryStore {
     async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()> {
         let mut inner = self.lock();
         for item in items {
-            if inner
-                .reviews
-                .insert(item.id.clone(), item.clone())
-                .is_none()
-            {
-                inner.review_order.push(item.id.clone());
+            match inner.reviews.get(&item.id) {
+                // Decided: queueing never reopens it.
+                Some(queued) if queued.state != ReviewState::Pending => {}
+                Some(_) => {
+                    inner.reviews.insert(item.id.clone(), item.clone());
+                }
+                None => {
+                    inner.reviews.insert(item.id.clone(), item.clone());
+                    inner.review_order.push(item.id.clone());
+                }
             }
         }
         Ok(())
     }
 
     async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        let at = item.decided_at()?;
         let mut inner = self.lock();
-        if !inner.reviews.contains_key(&item.id) {
-            return Err(Error::not_found("review", &item.id));
+        match inner.reviews.get(&item.id) {
+            None => return Err(Error::not_found("review", &item.id)),
+            Some(stored) if stored.state != ReviewState::Pending => {
+                return Err(Error::invalid(format!(
+                    "review {} was already decided",
+                    item.id
+                )));
+            }
+            Some(_) => {}
         }
         if !inner.campaigns.contains_key(&campaign.id) {
             return Err(Error::not_found("campaign", &campaign.id));
+        }
+        if let ReviewSubject::Send { job } = &item.subject
+            && let Some(job) = inner
+                .jobs
+                .get_mut(job)
+                .filter(|j| j.state == JobState::Held)
+        {
+            release(job, item.is_approved(), at);
         }
         inner.reviews.insert(item.id.clone(), item.clone());
         inner

@@ -447,6 +447,35 @@ pub struct ReviewItem {
     pub resolved_at: Option<Timestamp>,
 }
 
+impl ReviewItem {
+    /// When the item was decided, checking that it was: what a store's
+    /// [`ReviewStore::resolve_review`] needs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the item is pending or has no `resolved_at`.
+    pub fn decided_at(&self) -> Result<Timestamp> {
+        match (&self.state, self.resolved_at) {
+            (ReviewState::Pending, _) => Err(Error::invalid(format!(
+                "review {} is not decided: only a decision is saved",
+                self.id
+            ))),
+            (_, None) => Err(Error::invalid(format!(
+                "review {} is decided but says not when (resolved_at)",
+                self.id
+            ))),
+            (_, Some(at)) => Ok(at),
+        }
+    }
+
+    /// Whether the decision lets its subject go ahead: approved, with or without an edit.
+    pub fn is_approved(&self) -> bool {
+        matches!(
+            self.state,
+            ReviewState::Approved | ReviewState::Edited { .. }
+        )
+    }
+}
+
 /// Contacts. A Telegram peer belongs to one contact.
 #[async_trait]
 pub trait ContactStore: Send + Sync {
@@ -921,15 +950,25 @@ pub trait EventStore: Send + Sync {
 /// The human review queue.
 #[async_trait]
 pub trait ReviewStore: Send + Sync {
-    /// Queues items.
+    /// Queues items. An item whose id is queued already replaces it while that one waits
+    /// (queueing the same item again after a crash is harmless), and leaves it alone once it is
+    /// decided: queueing never reopens a decision.
     ///
     /// # Errors
     /// A store error; nothing is written then.
     async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()>;
-    /// Saves a decided item and the campaign it changed, in one transaction.
+    /// Saves a decided item and the campaign it changed, in one transaction, if the stored
+    /// item is still pending: of two decisions on one item, the first stands. A decided send
+    /// ([`ReviewSubject::Send`]) releases its job in the same transaction, if the job is still
+    /// held: approved, it is pending again and due at the item's `resolved_at`; rejected, it is
+    /// skipped with the outcome `rejected_by_reviewer` (as
+    /// [`OutboxStore::release_held`] would leave it). A crash can therefore never leave a
+    /// decision without its job, or a released job without its decision.
     ///
     /// # Errors
-    /// A store error; nothing is written then.
+    /// [`Error::NotFound`] if no item has the id; [`Error::InvalidInput`] if the stored item
+    /// was decided already, or `item` is not decided or has no `resolved_at`; a store error.
+    /// Nothing is written then.
     async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()>;
     /// One item.
     ///

@@ -305,6 +305,19 @@ pub(crate) fn review(row: &impl Columns) -> Result<ReviewItem, StoreError> {
     })
 }
 
+/// Why a decision on review `id` was not saved: the item was decided already if it `exists`
+/// (a pending item takes the write), or there is no such item.
+pub(crate) fn undecided_review(id: &ReviewId, exists: bool) -> mia_core::Error {
+    if exists {
+        mia_core::Error::invalid(format!("review {id} was already decided"))
+    } else {
+        mia_core::Error::NotFound {
+            kind: "review",
+            id: id.to_string(),
+        }
+    }
+}
+
 /// The events of a batch without later repeats of a `(contact, id)` (the first one is the one
 /// kept, as the stores keep the first), in the order of the `(contact, id)` key. Rows are read
 /// back ordered by time and id, never by insertion order, so this changes nothing visible; but

@@ -13,7 +13,7 @@ use crate::ids::{CampaignId, ReviewId, VariantId, hex_digest};
 use crate::llm::{Completion, CompletionRequest, Message, ToolChoice, ToolSpec};
 use crate::policy::{ContentContext, ContentKind, ContentPolicy, Decision};
 use crate::schema::{self, Schema, SchemaError};
-use crate::store::{JobState, ReviewItem, ReviewState, ReviewSubject};
+use crate::store::{ReviewItem, ReviewState, ReviewSubject};
 
 /// The tool the model must call with the variants (structured output).
 pub(crate) const VARIANTS_TOOL: &str = "submit_variants";
@@ -318,8 +318,17 @@ impl Agent {
                     "no decision within {}s; rejected so it is never sent unreviewed",
                     self.inner.config.review_deadline.as_secs()
                 );
-                self.resolve(&item.id, "mia:deadline", ReviewState::Rejected, Some(note))
-                    .await?;
+                let expired_now = self
+                    .resolve(&item.id, "mia:deadline", ReviewState::Rejected, Some(note))
+                    .await;
+                if let Err(e) = expired_now {
+                    // A reviewer, or another worker's expiry, decided it meanwhile: the first
+                    // decision stands and this one has nothing left to do.
+                    match self.inner.store.review(&item.id).await? {
+                        Some(decided) if decided.state != ReviewState::Pending => continue,
+                        _ => return Err(e),
+                    }
+                }
                 tracing::info!(review = %item.id, campaign = %item.campaign, "mia.review expired");
                 expired += 1;
             }
@@ -427,14 +436,10 @@ impl Agent {
                         "a held send can be approved or rejected, not edited",
                     ));
                 }
-                let held = self.inner.store.job(job).await?;
-                recipient = held.as_ref().map(|j| j.contact.clone());
-                if held.is_some_and(|j| j.state == JobState::Held) {
-                    self.inner
-                        .store
-                        .release_held(job, decision == ReviewState::Approved, now)
-                        .await?;
-                }
+                // The store releases the held job with the decision, in one transaction
+                // (see `ReviewStore::resolve_review`): a worker that claims it then finds the
+                // decision, and a crash leaves neither without the other.
+                recipient = self.inner.store.job(job).await?.map(|j| j.contact);
                 // The campaign did not change here: save the latest copy, so a pause or an
                 // abort that happened since it was read is not undone.
                 campaign = self.campaign(&item.campaign).await?;

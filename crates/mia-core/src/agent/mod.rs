@@ -120,6 +120,13 @@ pub(crate) struct AgentConfig {
 /// The rule name of a send deferred by the daily cap.
 pub const DAILY_CAP_RULE: &str = "daily_cap";
 
+/// The rule name of an escalated send a reviewer approved: the rule that allows it, in the
+/// audit log's record of the send decision.
+pub const APPROVED_BY_REVIEWER_RULE: &str = "approved_by_reviewer";
+
+/// The rule name (and the job's outcome) of an escalated send a reviewer rejected.
+pub const REJECTED_BY_REVIEWER_RULE: &str = "rejected_by_reviewer";
+
 /// At most `max` campaign sends a day from the sending account, days counted on `time_zone`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DailyCap {

@@ -16,7 +16,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{CampaignId, EventId, ReviewId, VariantId};
 use crate::message::{FailureReason, OutboundMessage, SendOutcome};
 use crate::metrics::{self, JobOutcome};
-use crate::policy::{Decision, SendContext, SendKind, SendPolicy, Verdict};
+use crate::policy::{Decision, RuleHit, SendContext, SendKind, SendPolicy, Verdict};
 use crate::store::{Job, JobUpdate, ReviewItem, ReviewState, ReviewSubject};
 
 /// The dead-letter reason of a job whose send was interrupted on a transport that cannot
@@ -129,6 +129,29 @@ impl Completions {
 /// The longest a batch's results wait to be written, unless a tenth of the lease is shorter
 /// (see [`Agent::result_hold`]).
 const HOLD_RESULTS: Duration = Duration::from_secs(1);
+
+/// The rules of `trace` that escalate, by name, sorted, each once.
+fn escalating_rules(trace: &[RuleHit]) -> Vec<&str> {
+    let mut rules: Vec<&str> = trace
+        .iter()
+        .filter(|hit| hit.decision == Decision::Escalate)
+        .map(|hit| hit.rule.as_str())
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules
+}
+
+/// The id of the review of `job`'s send escalated with `trace`: one per job and set of
+/// escalating rules, so a decision covers the send for the reasons its reviewer saw, and a send
+/// escalated for a new reason is asked about again.
+fn send_review_id(job: &Job, trace: &[RuleHit]) -> ReviewId {
+    let reasons = format!("review:{}", escalating_rules(trace).join(","));
+    ReviewId::new(format!(
+        "rev_send_{}",
+        EventId::derived(job.key.as_str(), &reasons).as_str()
+    ))
+}
 
 pub(crate) fn add(now: Timestamp, d: Duration) -> Timestamp {
     SignedDuration::try_from(d)
@@ -746,7 +769,7 @@ impl Agent {
                 )
             })
         });
-        let verdict = policy_span.in_scope(|| {
+        let mut verdict = policy_span.in_scope(|| {
             if let Some(deferral) = outside_window {
                 return deferral;
             }
@@ -760,6 +783,14 @@ impl Agent {
                 now,
             })
         });
+        // An escalated send that a reviewer has decided goes the reviewer's way (approved, it
+        // goes on to the checks below; rejected, it is skipped), for the reasons the reviewer
+        // saw: a send escalated for another reason waits for a review of its own.
+        if verdict.decision == Decision::Escalate
+            && let Some(decided) = self.reviewed_send(job, &verdict).await?
+        {
+            verdict = decided;
+        }
         let rule = verdict.deciding_rule().unwrap_or("policy").to_owned();
         let decision = metrics::decision_name(&verdict.decision);
         policy_span.record("decision", decision);
@@ -795,13 +826,13 @@ impl Agent {
                 return Ok(stats);
             }
             Decision::Escalate => {
-                // The review item first (an idempotent upsert by id), then the hold: a crash
-                // in between leaves a claimed job that is retried, never a hold nobody sees.
+                // The review item first (an idempotent upsert by id, which never reopens a
+                // decided item), then the hold: a crash in between leaves a claimed job that is
+                // retried, never a hold nobody sees. The reviewer's decision releases the job
+                // (see `ReviewStore::resolve_review`), and its next claim finds the decision
+                // (`reviewed_send`).
                 let item = ReviewItem {
-                    id: ReviewId::new(format!(
-                        "rev_send_{}",
-                        EventId::derived(job.key.as_str(), "review").as_str()
-                    )),
+                    id: send_review_id(job, &verdict.trace),
                     campaign: campaign.id.clone(),
                     subject: ReviewSubject::Send {
                         job: job.key.clone(),
@@ -1049,6 +1080,47 @@ impl Agent {
             }
         }
         Ok(stats)
+    }
+
+    /// The verdict on `job`'s send that a reviewer's decision makes of `verdict` (which
+    /// escalates it): the escalation's trace, then the reviewer's rule
+    /// ([`APPROVED_BY_REVIEWER_RULE`](crate::APPROVED_BY_REVIEWER_RULE) allows,
+    /// [`REJECTED_BY_REVIEWER_RULE`](crate::REJECTED_BY_REVIEWER_RULE) denies). `None` while
+    /// no reviewer has decided on these reasons.
+    async fn reviewed_send(&self, job: &Job, verdict: &Verdict) -> Result<Option<Verdict>> {
+        let store = &self.inner.store;
+        let mut found = store.review(&send_review_id(job, &verdict.trace)).await?;
+        if found.is_none() {
+            // An item queued before review ids named their reasons (one per job) counts if it
+            // saw every reason the send is escalated for now.
+            let legacy = ReviewId::new(format!(
+                "rev_send_{}",
+                EventId::derived(job.key.as_str(), "review").as_str()
+            ));
+            let now = escalating_rules(&verdict.trace);
+            found = store.review(&legacy).await?.filter(|item| {
+                let seen = escalating_rules(&item.trace);
+                now.iter().all(|rule| seen.contains(rule))
+            });
+        }
+        let Some(item) = found else {
+            return Ok(None);
+        };
+        let (rule, decision) = match item.state {
+            ReviewState::Pending => return Ok(None),
+            ReviewState::Rejected => (crate::REJECTED_BY_REVIEWER_RULE, Decision::Deny),
+            ReviewState::Approved | ReviewState::Edited { .. } => {
+                (crate::APPROVED_BY_REVIEWER_RULE, Decision::Allow)
+            }
+        };
+        let mut decided = verdict.clone();
+        decided.decision = decision;
+        decided.trace.push(RuleHit {
+            rule: rule.to_owned(),
+            decision,
+            detail: format!("decided in review {}", item.id),
+        });
+        Ok(Some(decided))
     }
 
     /// Sets `job` aside as a dead letter after its send failed for `reason`: records its

@@ -26,7 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::{
     Campaign, CampaignId, CampaignSpec, CampaignState, ConsentRecord, Contact, ContactId,
-    DeadLetterAction, Error, Event, EventId, EventKind, Evidence, IdempotencyKey, JobState,
+    DeadLetterAction, Error, Event, EventId, EventKind, Evidence, IdempotencyKey, Job, JobState,
     JobUpdate, NewJob, Purpose, ReviewId, ReviewItem, ReviewState, ReviewSubject, Store,
     TelegramPeer, VariantId,
 };
@@ -82,6 +82,7 @@ pub async fn store_conformance<S: Store + ?Sized>(store: &S) {
     enqueue_adds_later_steps(store).await;
     events(store).await;
     reviews(store).await;
+    send_reviews(store).await;
     claim_order_and_rejections(store).await;
     daily_caps(store).await;
     outbox::batched_updates(store).await;
@@ -915,6 +916,136 @@ async fn reviews<S: Store + ?Sized>(store: &S) {
         Some("reviewed"),
         "resolve_review saves the campaign too"
     );
+}
+
+/// A decision on a held send releases its job in the same write; the first decision on an
+/// item stands, and queueing an item again never reopens it.
+async fn send_reviews<S: Store + ?Sized>(store: &S) {
+    let campaign = running_campaign("k_rev");
+    store.insert_campaign(&campaign).await.unwrap();
+    let jobs = [job("k_rev", "c1", 1), job("k_rev", "c2", 1)];
+    store.schedule(&campaign, &jobs).await.unwrap();
+    let lease = SignedDuration::from_secs(30);
+    let mut claimed = store.claim("w", t(2), lease, 2).await.unwrap();
+    claimed.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut keys: Vec<_> = jobs.iter().map(|j| j.key.clone()).collect();
+    keys.sort();
+    assert_eq!(
+        claimed.iter().map(|j| j.key.clone()).collect::<Vec<_>>(),
+        keys
+    );
+    let item = |job: &Job| ReviewItem {
+        id: ReviewId::new(format!("rev_{}", job.contact)),
+        campaign: campaign.id.clone(),
+        subject: ReviewSubject::Send {
+            job: job.key.clone(),
+        },
+        text: String::new(),
+        trace: vec![],
+        state: ReviewState::Pending,
+        reviewer: None,
+        note: None,
+        created_at: t(3),
+        resolved_at: None,
+    };
+    let held = JobUpdate::Held { rule: "r".into() };
+    for job in &claimed {
+        store
+            .insert_reviews(std::slice::from_ref(&item(job)))
+            .await
+            .unwrap();
+        store
+            .update_job(&job.key, job.claim_token, &held, t(3))
+            .await
+            .unwrap();
+    }
+    let decide = |job: &Job, state: ReviewState| ReviewItem {
+        state,
+        reviewer: Some("ana".into()),
+        resolved_at: Some(t(5)),
+        ..item(job)
+    };
+    let (yes, no) = (&claimed[0], &claimed[1]);
+    store
+        .resolve_review(&decide(yes, ReviewState::Approved), &campaign)
+        .await
+        .unwrap();
+    store
+        .resolve_review(&decide(no, ReviewState::Rejected), &campaign)
+        .await
+        .unwrap();
+    let approved = store.job(&yes.key).await.unwrap().unwrap();
+    assert_eq!(
+        (approved.state, approved.due_at),
+        (JobState::Pending, t(5)),
+        "an approval releases the held job, due at the decision"
+    );
+    let rejected = store.job(&no.key).await.unwrap().unwrap();
+    assert_eq!(
+        (rejected.state, rejected.outcome.as_deref()),
+        (JobState::Skipped, Some("rejected_by_reviewer")),
+        "a rejection skips it"
+    );
+
+    // The first decision stands: a second one (another reviewer, an expiry) is refused and
+    // changes nothing, and queueing the item again does not reopen it.
+    let late = store
+        .resolve_review(&decide(yes, ReviewState::Rejected), &campaign)
+        .await;
+    assert!(matches!(late, Err(Error::InvalidInput(_))), "{late:?}");
+    store
+        .insert_reviews(std::slice::from_ref(&item(yes)))
+        .await
+        .unwrap();
+    let stored = store.review(&item(yes).id).await.unwrap().unwrap();
+    assert_eq!(stored.state, ReviewState::Approved);
+    assert!(
+        store
+            .pending_reviews()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.campaign != campaign.id)
+    );
+    assert_eq!(
+        store.job(&yes.key).await.unwrap().unwrap().state,
+        JobState::Pending
+    );
+    // Only decisions are saved, with their time; an unknown item is not found.
+    let undecided = store.resolve_review(&item(yes), &campaign).await;
+    assert!(
+        matches!(undecided, Err(Error::InvalidInput(_))),
+        "{undecided:?}"
+    );
+    let untimed = ReviewItem {
+        resolved_at: None,
+        ..decide(yes, ReviewState::Approved)
+    };
+    let untimed = store.resolve_review(&untimed, &campaign).await;
+    assert!(
+        matches!(untimed, Err(Error::InvalidInput(_))),
+        "{untimed:?}"
+    );
+    let ghost = ReviewItem {
+        id: ReviewId::new("rev_nobody"),
+        ..decide(yes, ReviewState::Approved)
+    };
+    let ghost = store.resolve_review(&ghost, &campaign).await;
+    assert!(matches!(ghost, Err(Error::NotFound { .. })), "{ghost:?}");
+
+    // The approved job is in the queue again: a claim takes it, and it is finished.
+    let again = store.claim("w", t(6), lease, 10).await.unwrap();
+    let again: Vec<&Job> = again.iter().filter(|j| j.key == yes.key).collect();
+    assert_eq!(again.len(), 1, "the approved job is claimed again");
+    store
+        .update_job(
+            &yes.key,
+            again[0].claim_token,
+            &JobUpdate::Sent { message_id: 9 },
+            t(7),
+        )
+        .await
+        .unwrap();
 }
 
 async fn claim_order_and_rejections<S: Store + ?Sized>(store: &S) {

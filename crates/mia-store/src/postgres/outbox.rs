@@ -535,6 +535,35 @@ impl PostgresStore {
     }
 }
 
+/// Releases the job `key` if it is held: `approve`d, it is pending again, due at `now`, and
+/// joins the queue; rejected, it is skipped with the outcome `rejected_by_reviewer` (a held job
+/// is not in the queue, so it never does). Returns whether it was held.
+pub(super) async fn release<'c>(
+    conn: impl sqlx::Executor<'c, Database = sqlx::Postgres>,
+    key: &IdempotencyKey,
+    approve: bool,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let query = if approve {
+        sqlx::query_scalar(reopen!(
+            "UPDATE outbox SET state = 'pending', due_at = $1, updated_at = $1 \
+             WHERE key = $2 AND state = 'held'"
+        ))
+    } else {
+        sqlx::query_scalar(
+            "WITH done AS (UPDATE outbox SET state = 'skipped', \
+             outcome = 'rejected_by_reviewer', updated_at = $1 \
+             WHERE key = $2 AND state = 'held' RETURNING key) SELECT COUNT(*) FROM done",
+        )
+    };
+    let released: i64 = query
+        .bind(micros(now))
+        .bind(key.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(released > 0)
+}
+
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn schedule(&self, campaign: &Campaign, jobs: &[NewJob]) -> Result<u64> {
@@ -694,26 +723,10 @@ impl OutboxStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "release a held job";
-        // A held job is not in the queue: an approved one joins it, a rejected one never does.
-        let query = if approve {
-            sqlx::query_scalar(reopen!(
-                "UPDATE outbox SET state = 'pending', due_at = $1, updated_at = $1 \
-                 WHERE key = $2 AND state = 'held'"
-            ))
-        } else {
-            sqlx::query_scalar(
-                "WITH done AS (UPDATE outbox SET state = 'skipped', \
-                 outcome = 'rejected_by_reviewer', updated_at = $1 \
-                 WHERE key = $2 AND state = 'held' RETURNING key) SELECT COUNT(*) FROM done",
-            )
-        };
-        let updated: i64 = query
-            .bind(micros(now))
-            .bind(key.as_str())
-            .fetch_one(&self.pool)
+        if !release(&self.pool, key, approve, now)
             .await
-            .context(DOING)?;
-        if updated == 0 {
+            .context(DOING)?
+        {
             return Err(Error::NotFound {
                 kind: "held job",
                 id: key.to_string(),

@@ -1,7 +1,7 @@
 //! [`ReviewStore`] for [`PostgresStore`]: the human review queue, in insertion order.
 
 use async_trait::async_trait;
-use mia_core::{Campaign, Error, Result, ReviewId, ReviewItem, ReviewStore};
+use mia_core::{Campaign, Result, ReviewId, ReviewItem, ReviewStore, ReviewSubject};
 use sqlx::{Executor, Postgres};
 
 use super::PostgresStore;
@@ -10,8 +10,9 @@ use crate::codec::{micros, micros_opt, to_json};
 use crate::error::{Context, StoreError};
 use crate::rows::{self, review_columns as columns};
 
-/// Inserts `item`, or overwrites the item with its id (keeping its place in the queue).
-/// Returns whether a row was written; with `only_existing` it never inserts.
+/// Inserts `item`, or overwrites the pending item with its id (keeping its place in the
+/// queue); a decided item is left as it is. Returns whether a row was written; with
+/// `only_existing` it never inserts.
 ///
 /// One statement per item: review batches are small, and a batch may name an item twice,
 /// which a single `INSERT ... ON CONFLICT DO UPDATE` refuses.
@@ -23,7 +24,7 @@ async fn save_review<'c>(
     let sql = if only_existing {
         "UPDATE reviews SET campaign = $2, subject = $3::jsonb, text = $4, trace = $5::jsonb, \
          state = $6, decision = $7::jsonb, reviewer = $8, note = $9, created_at = $10, \
-         resolved_at = $11 WHERE id = $1"
+         resolved_at = $11 WHERE id = $1 AND state = 'pending'"
     } else {
         concat!(
             "INSERT INTO reviews (",
@@ -34,7 +35,8 @@ async fn save_review<'c>(
              subject = excluded.subject, text = excluded.text, trace = excluded.trace, \
              state = excluded.state, decision = excluded.decision, \
              reviewer = excluded.reviewer, note = excluded.note, \
-             created_at = excluded.created_at, resolved_at = excluded.resolved_at"
+             created_at = excluded.created_at, resolved_at = excluded.resolved_at \
+             WHERE reviews.state = 'pending'"
         )
     };
     let written = sqlx::query(sql)
@@ -71,14 +73,24 @@ impl ReviewStore for PostgresStore {
 
     async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
         const DOING: &str = "resolve a review";
+        let at = item.decided_at()?;
         let mut tx = self.begin().await.context(DOING)?;
         if !save_review(&mut *tx, item, true).await.context(DOING)? {
-            return Err(Error::NotFound {
-                kind: "review",
-                id: item.id.to_string(),
-            });
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reviews WHERE id = $1)")
+                    .bind(item.id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context(DOING)?;
+            return Err(crate::rows::undecided_review(&item.id, exists));
         }
         campaigns::save(&mut *tx, campaign, DOING).await?;
+        if let ReviewSubject::Send { job } = &item.subject {
+            // Not held any more (released by hand): nothing to do.
+            super::outbox::release(&mut *tx, job, item.is_approved(), at)
+                .await
+                .context(DOING)?;
+        }
         tx.commit().await.context(DOING)
     }
 

@@ -345,6 +345,35 @@ async fn update_rows(
     Ok(Changed::Only(changed))
 }
 
+/// Releases the job `key` if it is held: `approve`d, it is pending again and due at `now`;
+/// rejected, it is skipped with the outcome `rejected_by_reviewer`. Returns whether it was
+/// held.
+pub(super) async fn release<'c>(
+    conn: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    key: &IdempotencyKey,
+    approve: bool,
+    now: Timestamp,
+) -> Result<bool, crate::error::StoreError> {
+    let query = if approve {
+        sqlx::query(
+            "UPDATE outbox SET state = 'pending', due_at = ?1, updated_at = ?1 \
+             WHERE key = ?2 AND state = 'held'",
+        )
+    } else {
+        sqlx::query(
+            "UPDATE outbox SET state = 'skipped', outcome = 'rejected_by_reviewer', \
+             updated_at = ?1 WHERE key = ?2 AND state = 'held'",
+        )
+    };
+    let released = query
+        .bind(micros(now))
+        .bind(key.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(released > 0)
+}
+
 /// Records a send attempt on a claimed job (see
 /// [`OutboxStore::record_attempt`](mia_core::OutboxStore::record_attempt)); every right-hand
 /// side sees the row as it was, so the first variant sticks.
@@ -861,25 +890,10 @@ impl OutboxStore for SqliteStore {
         now: Timestamp,
     ) -> Result<()> {
         const DOING: &str = "release a held job";
-        let query = if approve {
-            sqlx::query(
-                "UPDATE outbox SET state = 'pending', due_at = ?1, updated_at = ?1 \
-                 WHERE key = ?2 AND state = 'held'",
-            )
-        } else {
-            sqlx::query(
-                "UPDATE outbox SET state = 'skipped', outcome = 'rejected_by_reviewer', \
-                 updated_at = ?1 WHERE key = ?2 AND state = 'held'",
-            )
-        };
-        let updated = query
-            .bind(micros(now))
-            .bind(key.as_str())
-            .execute(&self.pool)
+        if !release(&self.pool, key, approve, now)
             .await
             .context(DOING)?
-            .rows_affected();
-        if updated == 0 {
+        {
             return Err(Error::NotFound {
                 kind: "held job",
                 id: key.to_string(),
