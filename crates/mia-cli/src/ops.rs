@@ -73,7 +73,14 @@ enum CampaignCommand {
     /// Every campaign with its state and progress.
     List,
     /// One campaign: job counts, progress, waits, retries, dead letters, ETA (JSON).
-    Status { id: String },
+    Status {
+        id: String,
+        /// The messages a second the workers send at (all of them together, as `mia worker
+        /// --rate`): gives the ETA, the open jobs at that rate (a floor: quiet hours and
+        /// retries come on top). Without it the ETA is null.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// Holds a running campaign; every worker stops within one job.
     Pause {
         id: String,
@@ -123,7 +130,16 @@ pub(crate) async fn campaign(args: &CampaignArgs) -> Result<()> {
                 );
             }
         }
-        CampaignCommand::Status { id } => {
+        CampaignCommand::Status { id, rate } => {
+            let op = match rate {
+                Some(rate) if rate.is_finite() && *rate > 0.0 => op.with_send_rate(*rate),
+                Some(rate) => {
+                    return Err(Error::invalid(format!(
+                        "--rate must be a positive number of messages a second, not {rate}"
+                    )));
+                }
+                None => op,
+            };
             println!(
                 "{}",
                 json(&op.status(&CampaignId::new(id.as_str())).await?)?

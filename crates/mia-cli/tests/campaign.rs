@@ -92,6 +92,14 @@ async fn an_operator_pauses_resumes_and_watches_a_campaign_that_workers_send() {
     assert_eq!(status["state"], "running");
     assert_eq!(status["jobs"]["pending"], 20);
     assert_eq!(status["jobs"]["skipped"], 10);
+    assert!(status["eta"].is_null(), "no rate, no ETA: {status}");
+    // At 4 messages a second, the 20 open jobs take 5 s.
+    let (ok, out, err) = mia(&["campaign", "--db", db, "status", id.as_str(), "--rate", "4"]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["eta"]["secs"], 5, "{status}");
+    let (ok, _, err) = mia(&["campaign", "--db", db, "status", id.as_str(), "--rate", "0"]);
+    assert!(!ok && err.contains("--rate"), "{err}");
 
     let (ok, out, _) = mia(&["campaign", "--db", db, "pause", id.as_str()]);
     assert!(ok && out.contains("paused"), "{out}");
