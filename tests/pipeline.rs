@@ -2101,3 +2101,70 @@ async fn escalated_sends_wait_for_their_reviewer_on_sqlite() {
     let clock = Arc::new(VirtualClock::starting_at(noon()));
     escalated_sends_wait_for_their_reviewer(Arc::new(store), clock).await;
 }
+
+/// Passes sends through, and completes a stop signal at the first post.
+struct StopsAtFirstPost(
+    SimTelegram,
+    std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+);
+
+#[async_trait::async_trait]
+impl Transport for StopsAtFirstPost {
+    fn name(&self) -> &str {
+        "sim-stops"
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<SendOutcome> {
+        let outcome = self.0.send(message).await;
+        if let Some(stop) = self.1.lock().unwrap().take() {
+            let _ = stop.send(());
+        }
+        outcome
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_worker_finishes_its_batch_and_leaves_no_send_in_flight() {
+    let (w, clock) = memory_world(40).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let transport = StopsAtFirstPost(w.telegram.clone(), std::sync::Mutex::new(Some(stop)));
+    let agent = Agent::builder(TemplateProvider::new(), transport)
+        .shared_store(w.store.clone())
+        .permissive_policies()
+        .clock(clock.clone())
+        .claim_batch(4)
+        .build()
+        .unwrap();
+    let campaign = launch(&agent).await;
+    // Stopped before it starts: nothing is claimed.
+    let none = agent
+        .run_until_idle_or(std::future::ready(()))
+        .await
+        .unwrap();
+    assert_eq!(none, RunStats::default());
+    assert_eq!(w.store.job_counts(&campaign.id).await.unwrap().pending, 20);
+
+    // The stop comes with the first post: the batch of four is finished and written, and no
+    // other batch starts.
+    let first = agent
+        .run_until_idle_or(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.sent, 4);
+    let counts = w.store.job_counts(&campaign.id).await.unwrap();
+    assert_eq!(
+        (counts.claimed, counts.sent, counts.pending),
+        (0, 4, 16),
+        "{counts:?}"
+    );
+    // A later run sends the rest, each once.
+    let rest = agent.run_until_idle().await.unwrap();
+    assert_eq!(rest.sent, 16);
+    let posts = campaign_posts(&w.telegram);
+    assert_eq!(posts.len(), 20);
+    assert!(posts.values().all(|&n| n == 1), "{posts:?}");
+}

@@ -353,17 +353,55 @@ pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
         None => builder.rate_limiter(mia::LocalRateLimiter::new(limit)?),
     };
     let agent = builder.build()?;
+    // SIGINT or SIGTERM: the batch under way is finished and its results written, then the
+    // worker prints what it did and exits (see `Agent::run_until_idle_or`).
+    let mut signal = std::pin::pin!(shutdown());
+    let signalled = std::cell::Cell::new(false);
     loop {
-        let stats = agent.run_until_idle().await?;
-        if !args.watch || stats != mia::RunStats::default() {
+        let stats = agent
+            .run_until_idle_or(async {
+                signal.as_mut().await;
+                signalled.set(true);
+            })
+            .await?;
+        if !args.watch || stats != mia::RunStats::default() || signalled.get() {
             println!(
                 "{}",
                 serde_json::to_string(&stats).map_err(|e| Error::invalid(e.to_string()))?
             );
         }
-        if !args.watch {
+        if !args.watch || signalled.get() {
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            () = signal.as_mut() => return Ok(()),
+        }
+    }
+}
+
+/// Completes at the first SIGINT (Ctrl-C) or SIGTERM. A signal that cannot be listened for is
+/// left to its default action (the process ends at once).
+async fn shutdown() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }

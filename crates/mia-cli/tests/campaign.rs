@@ -78,6 +78,58 @@ async fn prepare(db: &Path) -> CampaignId {
 }
 
 #[tokio::test]
+async fn a_watching_worker_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mia.db");
+    let id = prepare(&db).await;
+    let journal = dir.path().join("telegram.jsonl");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_mia"))
+        .args([
+            "worker",
+            "--db",
+            db.to_str().unwrap(),
+            "--journal",
+            journal.to_str().unwrap(),
+            "--allow-domain",
+            "shop.example",
+            "--rate",
+            "200",
+            "--watch",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first line is the campaign's run; the worker then watches for more work.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(worker.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["sent"], 20);
+    let killed = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = worker.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ends the worker cleanly: {status}"
+    );
+    // It had nothing more to report, and left nothing claimed.
+    assert!(lines.next().is_none());
+    let (ok, out, err) = mia(&[
+        "campaign",
+        "--db",
+        db.to_str().unwrap(),
+        "status",
+        id.as_str(),
+    ]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["jobs"]["claimed"], 0, "{status}");
+    assert_eq!(status["jobs"]["sent"], 20, "{status}");
+}
+
+#[tokio::test]
 async fn an_operator_pauses_resumes_and_watches_a_campaign_that_workers_send() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mia.db");

@@ -395,17 +395,52 @@ impl Agent {
         self.run_until_idle_with(|_| {}).await
     }
 
+    /// [`run_until_idle`](Self::run_until_idle) that also ends once `stop` completes (a
+    /// shutdown signal, say): a wait for the next job ends at once, and a batch under way is
+    /// finished first, its results written, so no send is left in flight for a lease to
+    /// recover (on a transport that cannot recognise a resend, such a send would become an
+    /// `outcome_unknown` dead letter for a human to check). `stop` is checked before each
+    /// batch, so a stop that has already completed ends the run before anything is claimed.
+    /// Returns the totals so far.
+    ///
+    /// # Errors
+    /// As [`run_once`](Self::run_once).
+    pub async fn run_until_idle_or(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<RunStats> {
+        self.run_loop(|_| {}, Some(std::pin::pin!(stop))).await
+    }
+
     /// [`run_until_idle`](Self::run_until_idle), calling `progress` with the totals so far after
     /// every batch.
     ///
     /// # Errors
     /// As [`run_once`](Self::run_once).
-    pub async fn run_until_idle_with(
+    pub async fn run_until_idle_with(&self, progress: impl FnMut(&RunStats)) -> Result<RunStats> {
+        self.run_loop(progress, None::<std::pin::Pin<&mut std::future::Ready<()>>>)
+            .await
+    }
+
+    /// The loop of [`run_until_idle_with`](Self::run_until_idle_with), ending also once `stop`
+    /// (if any) completes: checked before each batch and raced against each wait, never
+    /// against a batch.
+    async fn run_loop<F: std::future::Future<Output = ()>>(
         &self,
         mut progress: impl FnMut(&RunStats),
+        mut stop: Option<std::pin::Pin<&mut F>>,
     ) -> Result<RunStats> {
+        use std::task::Poll;
         let mut total = RunStats::default();
         loop {
+            if let Some(stop) = stop.as_mut() {
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                if stop.as_mut().poll(&mut cx).is_ready() {
+                    progress(&total);
+                    return Ok(total);
+                }
+            }
             let stats = self.run_once().await?;
             let did_something = stats != RunStats::default();
             total.merge(stats);
@@ -438,7 +473,20 @@ impl Agent {
             }
             // Never spin: sleep at least a millisecond of (virtual) time.
             wake = wake.max(add(self.now(), Duration::from_millis(1)));
-            self.inner.clock.sleep_until(wake).await;
+            let mut sleep = self.inner.clock.sleep_until(wake);
+            let stopped = std::future::poll_fn(|cx| {
+                if let Some(stop) = stop.as_mut()
+                    && stop.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(true);
+                }
+                sleep.as_mut().poll(cx).map(|()| false)
+            })
+            .await;
+            if stopped {
+                progress(&total);
+                return Ok(total);
+            }
         }
     }
 
