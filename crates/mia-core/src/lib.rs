@@ -86,9 +86,10 @@ pub use ratelimit::{Gcra, LocalRateLimiter, RateLimiter};
 pub use recurrence::{Every, MAX_INTERVAL, MAX_OCCURRENCES, Recurrence, SUPERSEDED_RULE};
 pub use send_window::{SEND_WINDOW_RULE, SendWindow, first_open_in_all};
 pub use store::{
-    AuditStore, CAMPAIGN_ABORTED, CampaignStore, ConsentStore, ContactStore, DeadLetterAction,
-    EventGroup, EventStore, Job, JobCounts, JobGroup, JobState, JobUpdate, NewJob, OutboxStore,
-    ReviewItem, ReviewState, ReviewStore, ReviewSubject, SEND_IN_FLIGHT, Store, SubjectStore,
+    AuditStore, CAMPAIGN_ABORTED, CampaignChange, CampaignStore, ConsentStore, ContactStore,
+    DeadLetterAction, EventGroup, EventStore, Job, JobCounts, JobGroup, JobState, JobUpdate,
+    NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore, ReviewSubject, SEND_IN_FLIGHT,
+    Store, SubjectStore,
 };
 pub use template::TemplateProvider;
 pub use transport::{

@@ -16,9 +16,9 @@ use crate::event::Event;
 use crate::ids::{CampaignId, ContactId, EventId, IdempotencyKey, ReviewId, VariantId};
 use crate::privacy::{ErasureCounts, SubjectRequest};
 use crate::store::{
-    AuditStore, CampaignStore, ConsentStore, ContactStore, DeadLetterAction, EventStore, Job,
-    JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState, ReviewStore,
-    ReviewSubject, SubjectStore,
+    AuditStore, CampaignChange, CampaignStore, ConsentStore, ContactStore, DeadLetterAction,
+    EventStore, Job, JobCounts, JobState, JobUpdate, NewJob, OutboxStore, ReviewItem, ReviewState,
+    ReviewStore, ReviewSubject, SubjectStore,
 };
 
 #[derive(Default)]
@@ -842,6 +842,19 @@ impl ReviewStore for MemoryStore {
     }
 
     async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        self.decide_review(item, &|stored| {
+            *stored = campaign.clone();
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn decide_review(
+        &self,
+        item: &ReviewItem,
+        change: &CampaignChange<'_>,
+    ) -> Result<Campaign> {
         let at = item.decided_at()?;
         let mut inner = self.lock();
         match inner.reviews.get(&item.id) {
@@ -854,8 +867,17 @@ impl ReviewStore for MemoryStore {
             }
             Some(_) => {}
         }
-        if !inner.campaigns.contains_key(&campaign.id) {
-            return Err(Error::not_found("campaign", &campaign.id));
+        let mut campaign = inner
+            .campaigns
+            .get(&item.campaign)
+            .cloned()
+            .ok_or_else(|| Error::not_found("campaign", &item.campaign))?;
+        change(&mut campaign)?;
+        if campaign.id != item.campaign {
+            return Err(Error::invalid(format!(
+                "review {} is about campaign {}, not {}",
+                item.id, item.campaign, campaign.id
+            )));
         }
         if let ReviewSubject::Send { job } = &item.subject
             && let Some(job) = inner
@@ -869,7 +891,7 @@ impl ReviewStore for MemoryStore {
         inner
             .campaigns
             .insert(campaign.id.clone(), campaign.clone());
-        Ok(())
+        Ok(campaign)
     }
 
     async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> {

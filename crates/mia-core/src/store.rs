@@ -947,6 +947,10 @@ pub trait EventStore: Send + Sync {
     }
 }
 
+/// A change to a campaign that [`ReviewStore::decide_review`] makes to the campaign as stored,
+/// in the transaction that saves a decision.
+pub type CampaignChange<'a> = dyn for<'c> Fn(&'c mut Campaign) -> Result<()> + Send + Sync + 'a;
+
 /// The human review queue.
 #[async_trait]
 pub trait ReviewStore: Send + Sync {
@@ -970,6 +974,20 @@ pub trait ReviewStore: Send + Sync {
     /// was decided already, or `item` is not decided or has no `resolved_at`; a store error.
     /// Nothing is written then.
     async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()>;
+    /// [`resolve_review`](Self::resolve_review) with the campaign as `change` makes it of the
+    /// campaign as stored when the decision is written: the campaign is read and changed in the
+    /// same transaction, so two decisions on one campaign's items (two reviewers, a reviewer and
+    /// an expiry) or a decision and an abort never undo each other's change. An error from
+    /// `change` writes nothing. Returns the campaign as saved.
+    ///
+    /// # Errors
+    /// As [`resolve_review`](Self::resolve_review); [`Error::NotFound`] if the campaign does
+    /// not exist; `change`'s error.
+    async fn decide_review(
+        &self,
+        item: &ReviewItem,
+        change: &CampaignChange<'_>,
+    ) -> Result<Campaign>;
     /// One item.
     ///
     /// # Errors
@@ -1184,6 +1202,7 @@ macro_rules! forward_store {
         impl<S: ReviewStore + ?Sized> ReviewStore for $wrapper<S> {
             async fn insert_reviews(&self, items: &[ReviewItem]) -> Result<()> { (**self).insert_reviews(items).await }
             async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> { (**self).resolve_review(item, campaign).await }
+            async fn decide_review(&self, item: &ReviewItem, change: &CampaignChange<'_>) -> Result<Campaign> { (**self).decide_review(item, change).await }
             async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> { (**self).review(id).await }
             async fn pending_reviews(&self) -> Result<Vec<ReviewItem>> { (**self).pending_reviews().await }
         }

@@ -390,17 +390,19 @@ impl Agent {
         if item.state != ReviewState::Pending {
             return Err(Error::invalid(format!("review {id} was already decided")));
         }
-        let mut campaign = self.campaign(&item.campaign).await?;
-        let was = campaign.state;
-        let mut recipient = None;
+        let read = self.campaign(&item.campaign).await?;
         let now = self.now();
-        match &item.subject {
+        // What the decision does to the campaign, applied by the store to the campaign as
+        // stored, in the transaction that saves the decision: two reviewers deciding two
+        // variants at once, or a decision and an abort, never undo each other's change.
+        let mut recipient = None;
+        let change: Box<crate::store::CampaignChange<'_>> = match &item.subject {
             ReviewSubject::Variant { variant } => {
                 let new_text = match &decision {
                     ReviewState::Edited { text } => {
                         let ctx = ContentContext {
-                            campaign: Some(&campaign.id),
-                            language: &campaign.spec.language,
+                            campaign: Some(&read.id),
+                            language: &read.spec.language,
                             kind: ContentKind::Marketing,
                         };
                         let verdict = self.inner.content.check(text, &ctx);
@@ -414,21 +416,26 @@ impl Agent {
                     }
                     _ => None,
                 };
-                let v = campaign
-                    .variants
-                    .iter_mut()
-                    .find(|v| &v.id == variant)
-                    .ok_or_else(|| Error::not_found("variant", variant))?;
-                v.status = if decision == ReviewState::Rejected {
+                let status = if decision == ReviewState::Rejected {
                     VariantStatus::Rejected
                 } else {
                     VariantStatus::Approved
                 };
-                if let Some((text, trace)) = new_text {
-                    v.text = text;
-                    v.trace = trace;
-                }
-                settle_review(&mut campaign, now);
+                let variant = variant.clone();
+                Box::new(move |campaign: &mut Campaign| {
+                    let v = campaign
+                        .variants
+                        .iter_mut()
+                        .find(|v| v.id == variant)
+                        .ok_or_else(|| Error::not_found("variant", &variant))?;
+                    v.status = status;
+                    if let Some((text, trace)) = &new_text {
+                        v.text.clone_from(text);
+                        v.trace.clone_from(trace);
+                    }
+                    settle_review(campaign, now);
+                    Ok(())
+                })
             }
             ReviewSubject::Send { job } => {
                 if matches!(decision, ReviewState::Edited { .. }) {
@@ -438,18 +445,29 @@ impl Agent {
                 }
                 // The store releases the held job with the decision, in one transaction
                 // (see `ReviewStore::resolve_review`): a worker that claims it then finds the
-                // decision, and a crash leaves neither without the other.
+                // decision, and a crash leaves neither without the other. The campaign does
+                // not change.
                 recipient = self.inner.store.job(job).await?.map(|j| j.contact);
-                // The campaign did not change here: save the latest copy, so a pause or an
-                // abort that happened since it was read is not undone.
-                campaign = self.campaign(&item.campaign).await?;
+                Box::new(|_: &mut Campaign| Ok(()))
             }
-        }
+        };
         item.state = decision;
         item.reviewer = Some(reviewer.to_owned());
         item.note = note;
         item.resolved_at = Some(now);
-        self.inner.store.resolve_review(&item, &campaign).await?;
+        let was = std::sync::Mutex::new(read.state);
+        let campaign = self
+            .inner
+            .store
+            .decide_review(&item, &|campaign: &mut Campaign| {
+                *was.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = campaign.state;
+                change(campaign)
+            })
+            .await?;
+        let was = was
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut audit = vec![super::audit::review_decision(
             reviewer,
             &item,

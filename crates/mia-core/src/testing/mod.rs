@@ -904,7 +904,10 @@ async fn reviews<S: Store + ?Sized>(store: &S) {
     };
     store.resolve_review(&decided, &campaign).await.unwrap();
     assert!(store.pending_reviews().await.unwrap().is_empty());
-    assert_eq!(store.review(&decided.id).await.unwrap(), Some(decided));
+    assert_eq!(
+        store.review(&decided.id).await.unwrap().as_ref(),
+        Some(&decided)
+    );
     assert_eq!(
         store
             .campaign(&campaign.id)
@@ -916,6 +919,67 @@ async fn reviews<S: Store + ?Sized>(store: &S) {
         Some("reviewed"),
         "resolve_review saves the campaign too"
     );
+
+    // `decide_review` changes the campaign as stored: two decisions made from the same
+    // earlier read both stand.
+    let queued: Vec<ReviewItem> = ["r2", "r3", "r4"]
+        .into_iter()
+        .map(|id| ReviewItem {
+            id: ReviewId::new(id),
+            state: ReviewState::Pending,
+            reviewer: None,
+            resolved_at: None,
+            ..decided.clone()
+        })
+        .collect();
+    store.insert_reviews(&queued).await.unwrap();
+    let note = |mark: &'static str| {
+        move |c: &mut Campaign| {
+            let was = c.state_reason.clone().unwrap_or_default();
+            c.state_reason = Some(format!("{was}+{mark}"));
+            Ok(())
+        }
+    };
+    let approve = |item: &ReviewItem| ReviewItem {
+        state: ReviewState::Approved,
+        reviewer: Some("ana".into()),
+        resolved_at: Some(t(3)),
+        ..item.clone()
+    };
+    store
+        .decide_review(&approve(&queued[0]), &note("r2"))
+        .await
+        .unwrap();
+    let saved = store
+        .decide_review(&approve(&queued[1]), &note("r3"))
+        .await
+        .unwrap();
+    assert_eq!(saved.state_reason.as_deref(), Some("reviewed+r2+r3"));
+    assert_eq!(
+        store.campaign(&campaign.id).await.unwrap().unwrap(),
+        saved,
+        "decide_review returns the campaign as saved"
+    );
+    // A change that fails writes nothing.
+    let refused = store
+        .decide_review(&approve(&queued[2]), &|_: &mut Campaign| {
+            Err(Error::invalid("no"))
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.review(&queued[2].id).await.unwrap().unwrap().state,
+        ReviewState::Pending
+    );
+    assert_eq!(store.campaign(&campaign.id).await.unwrap().unwrap(), saved);
+    let late = store
+        .decide_review(&approve(&queued[0]), &note("again"))
+        .await;
+    assert!(matches!(late, Err(Error::InvalidInput(_))), "{late:?}");
+    assert_eq!(store.campaign(&campaign.id).await.unwrap().unwrap(), saved);
 }
 
 /// A decision on a held send releases its job in the same write; the first decision on an

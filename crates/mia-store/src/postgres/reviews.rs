@@ -1,7 +1,9 @@
 //! [`ReviewStore`] for [`PostgresStore`]: the human review queue, in insertion order.
 
 use async_trait::async_trait;
-use mia_core::{Campaign, Result, ReviewId, ReviewItem, ReviewStore, ReviewSubject};
+use mia_core::{
+    Campaign, CampaignChange, Error, Result, ReviewId, ReviewItem, ReviewStore, ReviewSubject,
+};
 use sqlx::{Executor, Postgres};
 
 use super::PostgresStore;
@@ -72,9 +74,47 @@ impl ReviewStore for PostgresStore {
     }
 
     async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        self.decide_review(item, &|stored| {
+            *stored = campaign.clone();
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn decide_review(
+        &self,
+        item: &ReviewItem,
+        change: &CampaignChange<'_>,
+    ) -> Result<Campaign> {
         const DOING: &str = "resolve a review";
         let at = item.decided_at()?;
         let mut tx = self.begin().await.context(DOING)?;
+        // The campaign as stored, in the transaction that saves it (locked `FOR UPDATE`, so another decision or an abort waits for this one and
+        // then reads what it saved).
+        let mut campaign = sqlx::query(concat!(
+            "SELECT ",
+            crate::rows::campaign_columns!(),
+            " FROM campaigns WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(item.campaign.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context(DOING)?
+        .map(|row| crate::rows::campaign(&row))
+        .transpose()
+        .context(DOING)?
+        .ok_or_else(|| Error::NotFound {
+            kind: "campaign",
+            id: item.campaign.to_string(),
+        })?;
+        change(&mut campaign)?;
+        if campaign.id != item.campaign {
+            return Err(Error::invalid(format!(
+                "review {} is about campaign {}, not {}",
+                item.id, item.campaign, campaign.id
+            )));
+        }
         if !save_review(&mut *tx, item, true).await.context(DOING)? {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reviews WHERE id = $1)")
@@ -84,14 +124,15 @@ impl ReviewStore for PostgresStore {
                     .context(DOING)?;
             return Err(crate::rows::undecided_review(&item.id, exists));
         }
-        campaigns::save(&mut *tx, campaign, DOING).await?;
+        campaigns::save(&mut *tx, &campaign, DOING).await?;
         if let ReviewSubject::Send { job } = &item.subject {
             // Not held any more (released by hand): nothing to do.
             super::outbox::release(&mut *tx, job, item.is_approved(), at)
                 .await
                 .context(DOING)?;
         }
-        tx.commit().await.context(DOING)
+        tx.commit().await.context(DOING)?;
+        Ok(campaign)
     }
 
     async fn review(&self, id: &ReviewId) -> Result<Option<ReviewItem>> {
