@@ -1927,9 +1927,23 @@ impl SendPolicy for EscalatesFor {
     }
 }
 
-/// Six of twelve consented contacts are on a list whose sends a human reviews: two are
-/// approved, two rejected, two left to expire. Each approved send goes out once, the others
-/// never, and every decision is in the audit log.
+/// Denies the sends to the contacts on a suppression list the test can change.
+struct SharedSuppression(Arc<std::sync::Mutex<BTreeSet<ContactId>>>);
+
+impl SendPolicy for SharedSuppression {
+    fn check(&self, ctx: &SendContext<'_>) -> Verdict {
+        if self.0.lock().unwrap().contains(&ctx.contact.id) {
+            Verdict::deny("suppression", "the contact is on the suppression list")
+        } else {
+            Verdict::allow()
+        }
+    }
+}
+
+/// Six of twelve consented contacts are on a list whose sends a human reviews: three are
+/// approved (one of them is also on a suppression list the policy chain checks after the
+/// escalation), two rejected, one left to expire. Each approved send that nothing else stops
+/// goes out once, the others never, and every decision is in the audit log.
 ///
 /// `clock` runs the agent; waiting on it moves it forward (a [`SimClock`] under tokio's paused
 /// time, or a [`VirtualClock`] with a store whose driver has a thread of its own).
@@ -1946,10 +1960,16 @@ async fn escalated_sends_wait_for_their_reviewer<C: Clock + 'static>(
     )
     .await;
     let listed: BTreeSet<ContactId> = w.consented.iter().take(6).cloned().collect();
+    // Empty for now: a contact is put on it after the reviews are queued.
+    let suppressed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let agent = Agent::builder(TemplateProvider::new(), telegram.clone())
         .shared_store(store.clone())
         .permissive_policies()
-        .send_policy(EscalatesFor(listed.clone()))
+        .send_policy(
+            SendPolicies::new()
+                .with(EscalatesFor(listed.clone()))
+                .with(SharedSuppression(suppressed.clone())),
+        )
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -1994,8 +2014,19 @@ async fn escalated_sends_wait_for_their_reviewer<C: Clock + 'static>(
     let who = |items: &[ReviewItem]| -> Vec<ContactId> {
         items.iter().map(|i| contact_of[&i.id].clone()).collect()
     };
-    let (approved, rest) = reviews.split_at(2);
+    let (approved, rest) = reviews.split_at(3);
     let (rejected, undecided) = rest.split_at(2);
+    // The third approved contact lands on the suppression list before the send is judged
+    // again.
+    let (approved, suppressed_one) = approved.split_at(2);
+    suppressed
+        .lock()
+        .unwrap()
+        .insert(contact_of[&suppressed_one[0].id].clone());
+    agent
+        .approve_review(&suppressed_one[0].id, "ana")
+        .await
+        .unwrap();
     for item in approved {
         agent.approve_review(&item.id, "ana").await.unwrap();
     }
@@ -2017,8 +2048,14 @@ async fn escalated_sends_wait_for_their_reviewer<C: Clock + 'static>(
     assert_eq!(second.held, 0);
     agent.run_until_idle().await.unwrap();
     assert_eq!(posts_to(&who(approved)), [1, 1]);
+    assert_eq!(
+        posts_to(&who(suppressed_one)),
+        [0],
+        "an approval does not pass the rules after the escalating one"
+    );
+    assert_eq!(second.skipped.get("suppression"), Some(&1), "{second:?}");
     assert_eq!(posts_to(&who(rejected)), [0, 0]);
-    assert_eq!(posts_to(&who(undecided)), [0, 0]);
+    assert_eq!(posts_to(&who(undecided)), [0]);
     let waiting: Vec<ReviewId> = agent
         .pending_reviews()
         .await
@@ -2047,7 +2084,7 @@ async fn escalated_sends_wait_for_their_reviewer<C: Clock + 'static>(
         .await;
     agent.run_until_idle().await.unwrap();
     assert!(agent.pending_reviews().await.unwrap().is_empty());
-    assert_eq!(posts_to(&who(undecided)), [0, 0]);
+    assert_eq!(posts_to(&who(undecided)), [0]);
     assert_eq!(posts_to(&who(approved)), [1, 1]);
     let counts = store.job_counts(&campaign.id).await.unwrap();
     assert_eq!(counts.held, 0, "{counts:?}");
@@ -2065,15 +2102,9 @@ async fn escalated_sends_wait_for_their_reviewer<C: Clock + 'static>(
             )
         })
         .collect();
-    let mut expected = vec![("reviewer:ana".to_owned(), "approved".to_owned()); 2];
+    let mut expected = vec![("reviewer:ana".to_owned(), "approved".to_owned()); 3];
     expected.extend(vec![("reviewer:ana".to_owned(), "rejected".to_owned()); 2]);
-    expected.extend(vec![
-        (
-            "reviewer:mia:deadline".to_owned(),
-            "rejected".to_owned()
-        );
-        2
-    ]);
+    expected.push(("reviewer:mia:deadline".to_owned(), "rejected".to_owned()));
     assert_eq!(decisions, expected);
     let allowed_by_reviewer = entries
         .iter()

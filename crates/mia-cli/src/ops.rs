@@ -321,6 +321,8 @@ fn serve_metrics(addr: std::net::SocketAddr) -> Result<()> {
 
 #[allow(clippy::print_stdout)]
 pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
+    // Listened for from the start, so a SIGTERM while the worker connects is not fatal.
+    let signals = Signals::listen()?;
     #[cfg(feature = "metrics")]
     if let Some(addr) = args.metrics {
         serve_metrics(addr)?;
@@ -355,7 +357,7 @@ pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
     let agent = builder.build()?;
     // SIGINT or SIGTERM: the batch under way is finished and its results written, then the
     // worker prints what it did and exits (see `Agent::run_until_idle_or`).
-    let mut signal = std::pin::pin!(shutdown());
+    let mut signal = std::pin::pin!(shutdown(signals));
     let signalled = std::cell::Cell::new(false);
     loop {
         let stats = agent
@@ -380,28 +382,55 @@ pub(crate) async fn worker(args: &WorkerArgs) -> Result<()> {
     }
 }
 
-/// Completes at the first SIGINT (Ctrl-C) or SIGTERM. A signal that cannot be listened for is
-/// left to its default action (the process ends at once).
-async fn shutdown() {
-    let interrupt = async {
+/// SIGINT (Ctrl-C) and SIGTERM, listened for once created.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind| {
+                signal(kind).map_err(|e| Error::Config(format!("cannot listen for signals: {e}")))
+            };
+            Ok(Self {
+                interrupt: listen(SignalKind::interrupt())?,
+                terminate: listen(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Completes at the next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => {}
+            Some(()) = self.terminate.recv() => {}
+            else => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
+}
+
+/// Completes at the first signal; a second one ends the process at once (exit code 130), for
+/// a batch that waits long for send slots (a FloodWait) when it must not.
+#[allow(clippy::print_stderr)]
+async fn shutdown(mut signals: Signals) {
+    signals.next().await;
+    eprintln!("mia worker: stopping after the batch under way; a second signal stops at once");
+    tokio::spawn(async move {
+        signals.next().await;
+        eprintln!("mia worker: stopped at once, mid-batch; leases return its claimed jobs");
+        std::process::exit(130);
+    });
 }

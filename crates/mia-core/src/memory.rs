@@ -137,8 +137,6 @@ fn held_by(job: &Job, token: u64) -> Result<()> {
     }
 }
 
-/// Writes what a worker did with a job it holds (see [`held_by`]). On a job an abort
-/// cancelled, only a send counts; any other result leaves it cancelled.
 /// Releases a held job: approved, pending and due at `now`; rejected, skipped.
 fn release(job: &mut Job, approve: bool, now: Timestamp) {
     if approve {
@@ -146,11 +144,13 @@ fn release(job: &mut Job, approve: bool, now: Timestamp) {
         job.due_at = now;
     } else {
         job.state = JobState::Skipped;
-        job.outcome = Some("rejected_by_reviewer".into());
+        job.outcome = Some(crate::REJECTED_BY_REVIEWER_RULE.into());
     }
     job.updated_at = now;
 }
 
+/// Writes what a worker did with a job it holds (see [`held_by`]). On a job an abort
+/// cancelled, only a send counts; any other result leaves it cancelled.
 fn apply_update(job: &mut Job, update: &JobUpdate, now: Timestamp) {
     job.lease_until = None;
     job.updated_at = now;
@@ -839,15 +839,6 @@ impl ReviewStore for MemoryStore {
             }
         }
         Ok(())
-    }
-
-    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
-        self.decide_review(item, &|stored| {
-            *stored = campaign.clone();
-            Ok(())
-        })
-        .await
-        .map(drop)
     }
 
     async fn decide_review(

@@ -244,9 +244,10 @@ impl Operator {
             })
             .and_then(|r| r.next_after(self.clock.now()))
             .map(|(_, at)| at);
+        // No ETA past what a `Duration` holds (a rate of a message a century, say).
         let eta = self
             .send_rate
-            .map(|rate| Duration::from_secs_f64(counts.open() as f64 / rate));
+            .and_then(|rate| Duration::try_from_secs_f64(counts.open() as f64 / rate).ok());
         Ok(CampaignStatus {
             campaign: id.clone(),
             state: campaign.state,

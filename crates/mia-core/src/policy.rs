@@ -185,6 +185,19 @@ pub struct SendContext<'a> {
 pub trait SendPolicy: Send + Sync {
     /// The verdict on this send. Must be deterministic and must not block.
     fn check(&self, ctx: &SendContext<'_>) -> Verdict;
+
+    /// The verdict on a send a reviewer approved for the escalating rules `approved` (by
+    /// name): a verdict that escalates for those rules alone allows instead (its hits stay in
+    /// the trace). The default judges with [`check`](Self::check); a chain
+    /// ([`SendPolicies`]) asks each of its policies in turn, so the policies after an approved
+    /// escalation (a suppression list, a frequency cap, quiet hours) still judge the send.
+    fn check_approving(&self, ctx: &SendContext<'_>, approved: &[String]) -> Verdict {
+        let mut verdict = self.check(ctx);
+        if escalates_only_for(&verdict, approved) {
+            verdict.decision = Decision::Allow;
+        }
+        verdict
+    }
 }
 
 impl<P: ContentPolicy + ?Sized> ContentPolicy for Arc<P> {
@@ -209,11 +222,17 @@ impl<P: SendPolicy + ?Sized> SendPolicy for Arc<P> {
     fn check(&self, ctx: &SendContext<'_>) -> Verdict {
         (**self).check(ctx)
     }
+    fn check_approving(&self, ctx: &SendContext<'_>, approved: &[String]) -> Verdict {
+        (**self).check_approving(ctx, approved)
+    }
 }
 
 impl<P: SendPolicy + ?Sized> SendPolicy for Box<P> {
     fn check(&self, ctx: &SendContext<'_>) -> Verdict {
         (**self).check(ctx)
+    }
+    fn check_approving(&self, ctx: &SendContext<'_>, approved: &[String]) -> Verdict {
+        (**self).check_approving(ctx, approved)
     }
 }
 
@@ -325,6 +344,19 @@ impl SendPolicy for SendPolicies {
     fn check(&self, ctx: &SendContext<'_>) -> Verdict {
         first_non_allow(self.0.iter().map(|p| p.check(ctx)))
     }
+    fn check_approving(&self, ctx: &SendContext<'_>, approved: &[String]) -> Verdict {
+        first_non_allow(self.0.iter().map(|p| p.check_approving(ctx, approved)))
+    }
+}
+
+/// Whether `verdict` escalates for rules of `approved` alone.
+fn escalates_only_for(verdict: &Verdict, approved: &[String]) -> bool {
+    verdict.decision == Decision::Escalate
+        && verdict
+            .trace
+            .iter()
+            .filter(|hit| hit.decision == Decision::Escalate)
+            .all(|hit| approved.contains(&hit.rule))
 }
 
 /// The rule name under which the [`ConsentRule`] refuses a campaign send to a contact whose

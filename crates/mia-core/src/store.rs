@@ -969,11 +969,22 @@ pub trait ReviewStore: Send + Sync {
     /// [`OutboxStore::release_held`] would leave it). A crash can therefore never leave a
     /// decision without its job, or a released job without its decision.
     ///
+    /// `campaign` replaces the stored campaign whatever changed it meanwhile; the default is
+    /// [`decide_review`](Self::decide_review) with that replacement, which a decision should
+    /// use instead to change only what it decides.
+    ///
     /// # Errors
-    /// [`Error::NotFound`] if no item has the id; [`Error::InvalidInput`] if the stored item
-    /// was decided already, or `item` is not decided or has no `resolved_at`; a store error.
-    /// Nothing is written then.
-    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()>;
+    /// [`Error::NotFound`] if no item or no campaign has the id; [`Error::InvalidInput`] if the
+    /// stored item was decided already, or `item` is not decided or has no `resolved_at`, or
+    /// `campaign` is not the item's; a store error. Nothing is written then.
+    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
+        self.decide_review(item, &|stored| {
+            *stored = campaign.clone();
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
     /// [`resolve_review`](Self::resolve_review) with the campaign as `change` makes it of the
     /// campaign as stored when the decision is written: the campaign is read and changed in the
     /// same transaction, so two decisions on one campaign's items (two reviewers, a reviewer and

@@ -321,13 +321,19 @@ impl Agent {
                 let expired_now = self
                     .resolve(&item.id, "mia:deadline", ReviewState::Rejected, Some(note))
                     .await;
-                if let Err(e) = expired_now {
-                    // A reviewer, or another worker's expiry, decided it meanwhile: the first
-                    // decision stands and this one has nothing left to do.
-                    match self.inner.store.review(&item.id).await? {
-                        Some(decided) if decided.state != ReviewState::Pending => continue,
-                        _ => return Err(e),
+                match expired_now {
+                    Ok(_) => {}
+                    // A reviewer, or another worker's expiry, decided it meanwhile (the store
+                    // refuses a second decision): the first one stands and this one has
+                    // nothing left to do. Any other error (an audit write that failed after
+                    // the decision) is the round's.
+                    Err(Error::InvalidInput(msg)) => {
+                        match self.inner.store.review(&item.id).await? {
+                            Some(decided) if decided.state != ReviewState::Pending => continue,
+                            _ => return Err(Error::InvalidInput(msg)),
+                        }
                     }
+                    Err(e) => return Err(e),
                 }
                 tracing::info!(review = %item.id, campaign = %item.campaign, "mia.review expired");
                 expired += 1;

@@ -130,6 +130,17 @@ impl Completions {
 /// (see [`Agent::result_hold`]).
 const HOLD_RESULTS: Duration = Duration::from_secs(1);
 
+/// A reviewer's decision on an escalated send.
+enum Reviewed {
+    /// Approved, for the escalating rules the reviewer saw.
+    Approved {
+        review: ReviewId,
+        rules: Vec<String>,
+    },
+    /// Rejected.
+    Rejected { review: ReviewId },
+}
+
 /// The rules of `trace` that escalate, by name, sorted, each once.
 fn escalating_rules(trace: &[RuleHit]) -> Vec<&str> {
     let mut rules: Vec<&str> = trace
@@ -146,7 +157,9 @@ fn escalating_rules(trace: &[RuleHit]) -> Vec<&str> {
 /// escalating rules, so a decision covers the send for the reasons its reviewer saw, and a send
 /// escalated for a new reason is asked about again.
 fn send_review_id(job: &Job, trace: &[RuleHit]) -> ReviewId {
-    let reasons = format!("review:{}", escalating_rules(trace).join(","));
+    // JSON keeps the list unambiguous, whatever the rule names hold.
+    let rules = serde_json::to_string(&escalating_rules(trace)).unwrap_or_default();
+    let reasons = format!("review:{rules}");
     ReviewId::new(format!(
         "rev_send_{}",
         EventId::derived(job.key.as_str(), &reasons).as_str()
@@ -397,7 +410,8 @@ impl Agent {
 
     /// [`run_until_idle`](Self::run_until_idle) that also ends once `stop` completes (a
     /// shutdown signal, say): a wait for the next job ends at once, and a batch under way is
-    /// finished first, its results written, so no send is left in flight for a lease to
+    /// finished first (with its own waits for send slots, which a FloodWait can make long),
+    /// its results written, so no send is left in flight for a lease to
     /// recover (on a transport that cannot recognise a resend, such a send would become an
     /// `outcome_unknown` dead letter for a human to check). `stop` is checked before each
     /// batch, so a stop that has already completed ends the run before anything is claimed.
@@ -817,27 +831,47 @@ impl Agent {
                 )
             })
         });
-        let mut verdict = policy_span.in_scope(|| {
-            if let Some(deferral) = outside_window {
-                return deferral;
-            }
-            self.inner.sends.check(&SendContext {
-                contact: &contact,
-                kind: SendKind::Campaign,
-                purpose: &job.purpose,
-                consent_history: &history,
-                recent_sends: &recent,
-                campaign: Some(&campaign.id),
-                now,
-            })
+        let send_ctx = SendContext {
+            contact: &contact,
+            kind: SendKind::Campaign,
+            purpose: &job.purpose,
+            consent_history: &history,
+            recent_sends: &recent,
+            campaign: Some(&campaign.id),
+            now,
+        };
+        let mut verdict = policy_span.in_scope(|| match outside_window {
+            Some(deferral) => deferral,
+            None => self.inner.sends.check(&send_ctx),
         });
-        // An escalated send that a reviewer has decided goes the reviewer's way (approved, it
-        // goes on to the checks below; rejected, it is skipped), for the reasons the reviewer
-        // saw: a send escalated for another reason waits for a review of its own.
-        if verdict.decision == Decision::Escalate
-            && let Some(decided) = self.reviewed_send(job, &verdict).await?
-        {
-            verdict = decided;
+        // An escalated send that a reviewer has decided goes the reviewer's way, for the
+        // reasons the reviewer saw. Rejected, it is skipped. Approved, the policies judge it
+        // again with those reasons allowed, so every rule after the escalating one (a
+        // suppression list, a cap, quiet hours) still has its say, and the checks below follow;
+        // a send escalated for another reason waits for a review of its own.
+        if verdict.decision == Decision::Escalate {
+            match self.reviewed_send(job, &verdict).await? {
+                Some(Reviewed::Approved { review, rules }) => {
+                    verdict = policy_span
+                        .in_scope(|| self.inner.sends.check_approving(&send_ctx, &rules));
+                    if verdict.decision == Decision::Allow {
+                        verdict.trace.push(RuleHit {
+                            rule: crate::APPROVED_BY_REVIEWER_RULE.to_owned(),
+                            decision: Decision::Allow,
+                            detail: format!("approved in review {review}"),
+                        });
+                    }
+                }
+                Some(Reviewed::Rejected { review }) => {
+                    verdict.decision = Decision::Deny;
+                    verdict.trace.push(RuleHit {
+                        rule: crate::REJECTED_BY_REVIEWER_RULE.to_owned(),
+                        decision: Decision::Deny,
+                        detail: format!("rejected in review {review}"),
+                    });
+                }
+                None => {}
+            }
         }
         let rule = verdict.deciding_rule().unwrap_or("policy").to_owned();
         let decision = metrics::decision_name(&verdict.decision);
@@ -893,9 +927,23 @@ impl Agent {
                     created_at: now,
                     resolved_at: None,
                 };
+                let review = item.id.clone();
                 store.insert_reviews(std::slice::from_ref(&item)).await?;
                 self.update(job, &JobUpdate::Held { rule: rule.clone() })
                     .await?;
+                // A decision that came between the item's queueing and the hold found the job
+                // not yet held, so it could not release it: release it now, as decided.
+                if let Some(decided) = store.review(&review).await?
+                    && decided.state != ReviewState::Pending
+                {
+                    match store
+                        .release_held(&job.key, decided.is_approved(), self.now())
+                        .await
+                    {
+                        Ok(()) | Err(Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 finish(JobOutcome::Held);
                 stats.held += 1;
                 return Ok(stats);
@@ -1130,22 +1178,19 @@ impl Agent {
         Ok(stats)
     }
 
-    /// The verdict on `job`'s send that a reviewer's decision makes of `verdict` (which
-    /// escalates it): the escalation's trace, then the reviewer's rule
-    /// ([`APPROVED_BY_REVIEWER_RULE`](crate::APPROVED_BY_REVIEWER_RULE) allows,
-    /// [`REJECTED_BY_REVIEWER_RULE`](crate::REJECTED_BY_REVIEWER_RULE) denies). `None` while
-    /// no reviewer has decided on these reasons.
-    async fn reviewed_send(&self, job: &Job, verdict: &Verdict) -> Result<Option<Verdict>> {
+    /// The decision a reviewer made on `job`'s send for the reasons `verdict` escalates it
+    /// (see [`send_review_id`]), if any.
+    async fn reviewed_send(&self, job: &Job, verdict: &Verdict) -> Result<Option<Reviewed>> {
         let store = &self.inner.store;
+        let now = escalating_rules(&verdict.trace);
         let mut found = store.review(&send_review_id(job, &verdict.trace)).await?;
-        if found.is_none() {
+        if found.is_none() && !now.is_empty() {
             // An item queued before review ids named their reasons (one per job) counts if it
             // saw every reason the send is escalated for now.
             let legacy = ReviewId::new(format!(
                 "rev_send_{}",
                 EventId::derived(job.key.as_str(), "review").as_str()
             ));
-            let now = escalating_rules(&verdict.trace);
             found = store.review(&legacy).await?.filter(|item| {
                 let seen = escalating_rules(&item.trace);
                 now.iter().all(|rule| seen.contains(rule))
@@ -1154,21 +1199,17 @@ impl Agent {
         let Some(item) = found else {
             return Ok(None);
         };
-        let (rule, decision) = match item.state {
-            ReviewState::Pending => return Ok(None),
-            ReviewState::Rejected => (crate::REJECTED_BY_REVIEWER_RULE, Decision::Deny),
-            ReviewState::Approved | ReviewState::Edited { .. } => {
-                (crate::APPROVED_BY_REVIEWER_RULE, Decision::Allow)
-            }
-        };
-        let mut decided = verdict.clone();
-        decided.decision = decision;
-        decided.trace.push(RuleHit {
-            rule: rule.to_owned(),
-            decision,
-            detail: format!("decided in review {}", item.id),
-        });
-        Ok(Some(decided))
+        Ok(match item.state {
+            ReviewState::Pending => None,
+            ReviewState::Rejected => Some(Reviewed::Rejected { review: item.id }),
+            ReviewState::Approved | ReviewState::Edited { .. } => Some(Reviewed::Approved {
+                rules: escalating_rules(&item.trace)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                review: item.id,
+            }),
+        })
     }
 
     /// Sets `job` aside as a dead letter after its send failed for `reason`: records its

@@ -73,15 +73,6 @@ impl ReviewStore for PostgresStore {
         tx.commit().await.context(DOING)
     }
 
-    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
-        self.decide_review(item, &|stored| {
-            *stored = campaign.clone();
-            Ok(())
-        })
-        .await
-        .map(drop)
-    }
-
     async fn decide_review(
         &self,
         item: &ReviewItem,
@@ -90,12 +81,13 @@ impl ReviewStore for PostgresStore {
         const DOING: &str = "resolve a review";
         let at = item.decided_at()?;
         let mut tx = self.begin().await.context(DOING)?;
-        // The campaign as stored, in the transaction that saves it (locked `FOR UPDATE`, so another decision or an abort waits for this one and
-        // then reads what it saved).
+        // The campaign as stored, in the transaction that saves it: locked as an abort locks
+        // it (`FOR NO KEY UPDATE`), so another decision or an abort waits for this one and
+        // then reads what it saved.
         let mut campaign = sqlx::query(concat!(
             "SELECT ",
             crate::rows::campaign_columns!(),
-            " FROM campaigns WHERE id = $1 FOR UPDATE"
+            " FROM campaigns WHERE id = $1 FOR NO KEY UPDATE"
         ))
         .bind(item.campaign.as_str())
         .fetch_optional(&mut *tx)

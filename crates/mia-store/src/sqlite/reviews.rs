@@ -66,15 +66,6 @@ impl ReviewStore for SqliteStore {
         tx.commit().await.context(DOING)
     }
 
-    async fn resolve_review(&self, item: &ReviewItem, campaign: &Campaign) -> Result<()> {
-        self.decide_review(item, &|stored| {
-            *stored = campaign.clone();
-            Ok(())
-        })
-        .await
-        .map(drop)
-    }
-
     async fn decide_review(
         &self,
         item: &ReviewItem,
@@ -83,8 +74,9 @@ impl ReviewStore for SqliteStore {
         const DOING: &str = "resolve a review";
         let at = item.decided_at()?;
         let mut tx = self.begin_write().await.context(DOING)?;
-        // The campaign as stored, in the transaction that saves it (`BEGIN IMMEDIATE` holds the database's write lock from the start, so no other
-        // write comes between the read and the save).
+        // The campaign as stored, in the transaction that saves it: `BEGIN IMMEDIATE` holds
+        // the database's write lock from the start, so no other write comes between the read
+        // and the save.
         let mut campaign = sqlx::query(concat!(
             "SELECT ",
             crate::rows::campaign_columns!(),
