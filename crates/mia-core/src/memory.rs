@@ -863,13 +863,7 @@ impl ReviewStore for MemoryStore {
             .get(&item.campaign)
             .cloned()
             .ok_or_else(|| Error::not_found("campaign", &item.campaign))?;
-        change(&mut campaign)?;
-        if campaign.id != item.campaign {
-            return Err(Error::invalid(format!(
-                "review {} is about campaign {}, not {}",
-                item.id, item.campaign, campaign.id
-            )));
-        }
+        item.change_campaign(&mut campaign, change)?;
         if let ReviewSubject::Send { job } = &item.subject
             && let Some(job) = inner
                 .jobs

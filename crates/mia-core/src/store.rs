@@ -467,6 +467,26 @@ impl ReviewItem {
         }
     }
 
+    /// Applies `change` to `campaign`, the item's campaign as stored: what a store's
+    /// [`ReviewStore::decide_review`] does before it saves both.
+    ///
+    /// # Errors
+    /// `change`'s error; [`Error::InvalidInput`] if `change` made it another campaign.
+    pub fn change_campaign(
+        &self,
+        campaign: &mut Campaign,
+        change: &CampaignChange<'_>,
+    ) -> Result<()> {
+        change(campaign)?;
+        if campaign.id != self.campaign {
+            return Err(Error::invalid(format!(
+                "review {} is about campaign {}, not {}",
+                self.id, self.campaign, campaign.id
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the decision lets its subject go ahead: approved, with or without an edit.
     pub fn is_approved(&self) -> bool {
         matches!(

@@ -398,11 +398,12 @@ impl Agent {
         }
         let read = self.campaign(&item.campaign).await?;
         let now = self.now();
-        // What the decision does to the campaign, applied by the store to the campaign as
-        // stored, in the transaction that saves the decision: two reviewers deciding two
-        // variants at once, or a decision and an abort, never undo each other's change.
         let mut recipient = None;
-        let change: Box<crate::store::CampaignChange<'_>> = match &item.subject {
+        // A variant's new status (and its edited text, if any), or `None` for a send. The
+        // store applies it to the campaign as stored, in the transaction that saves the
+        // decision: two reviewers deciding two variants at once, or a decision and an abort,
+        // never undo each other's change.
+        let variant_change = match &item.subject {
             ReviewSubject::Variant { variant } => {
                 let new_text = match &decision {
                     ReviewState::Edited { text } => {
@@ -427,21 +428,7 @@ impl Agent {
                 } else {
                     VariantStatus::Approved
                 };
-                let variant = variant.clone();
-                Box::new(move |campaign: &mut Campaign| {
-                    let v = campaign
-                        .variants
-                        .iter_mut()
-                        .find(|v| v.id == variant)
-                        .ok_or_else(|| Error::not_found("variant", &variant))?;
-                    v.status = status;
-                    if let Some((text, trace)) = &new_text {
-                        v.text.clone_from(text);
-                        v.trace.clone_from(trace);
-                    }
-                    settle_review(campaign, now);
-                    Ok(())
-                })
+                Some((variant.clone(), status, new_text))
             }
             ReviewSubject::Send { job } => {
                 if matches!(decision, ReviewState::Edited { .. }) {
@@ -454,13 +441,14 @@ impl Agent {
                 // decision, and a crash leaves neither without the other. The campaign does
                 // not change.
                 recipient = self.inner.store.job(job).await?.map(|j| j.contact);
-                Box::new(|_: &mut Campaign| Ok(()))
+                None
             }
         };
         item.state = decision;
         item.reviewer = Some(reviewer.to_owned());
         item.note = note;
         item.resolved_at = Some(now);
+        // The state the decision found the campaign in, for the audit of a state change.
         let was = std::sync::Mutex::new(read.state);
         let campaign = self
             .inner
@@ -468,7 +456,20 @@ impl Agent {
             .decide_review(&item, &|campaign: &mut Campaign| {
                 *was.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = campaign.state;
-                change(campaign)
+                if let Some((variant, status, new_text)) = &variant_change {
+                    let v = campaign
+                        .variants
+                        .iter_mut()
+                        .find(|v| &v.id == variant)
+                        .ok_or_else(|| Error::not_found("variant", variant))?;
+                    v.status = *status;
+                    if let Some((text, trace)) = new_text {
+                        v.text.clone_from(text);
+                        v.trace.clone_from(trace);
+                    }
+                    settle_review(campaign, now);
+                }
+                Ok(())
             })
             .await?;
         let was = was

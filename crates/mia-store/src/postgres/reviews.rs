@@ -100,13 +100,7 @@ impl ReviewStore for PostgresStore {
             kind: "campaign",
             id: item.campaign.to_string(),
         })?;
-        change(&mut campaign)?;
-        if campaign.id != item.campaign {
-            return Err(Error::invalid(format!(
-                "review {} is about campaign {}, not {}",
-                item.id, item.campaign, campaign.id
-            )));
-        }
+        item.change_campaign(&mut campaign, change)?;
         if !save_review(&mut *tx, item, true).await.context(DOING)? {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reviews WHERE id = $1)")
